@@ -1,0 +1,52 @@
+"""Batched sample-by-sample generation from Z with the decoder's cached incremental step."""
+
+from typing import Callable
+
+import numpy as np
+import torch
+
+from .audio import mu_law_decode
+from .wavenet import WaveNetAutoencoder
+
+ProgressCallback = Callable[[int, int], None]
+
+
+def sample_logits(logits: torch.Tensor, temperature: float, generator: torch.Generator | None) -> torch.Tensor:
+    """Class indices [B] from logits [B, 256]; temperature 0 is greedy (argmax)."""
+    if temperature <= 0:
+        return logits.argmax(dim=-1)
+    probs = torch.softmax(logits.float() / temperature, dim=-1)
+    return torch.multinomial(probs, 1, generator=generator)[:, 0]
+
+
+@torch.no_grad()
+def generate(model: WaveNetAutoencoder, z: torch.Tensor, pitch: torch.Tensor | None = None,
+             temperature: float = 1.0, seed: int | None = None, progress: ProgressCallback | None = None,
+             length: int | None = None) -> np.ndarray:
+    """Decode Z [B, frames, latent] into audio [B, length] (default frames * hop) in [-1, 1].
+
+    All B notes are generated together, one sample per step, each step reusing the cached past of every layer.
+    """
+    model.eval()
+    device = next(model.parameters()).device
+    z = z.to(device)
+    batch, frames, _ = z.shape
+    length = length or frames * model.config.hop_length
+    if length > frames * model.config.hop_length:
+        raise ValueError(f"Cannot decode {length} samples from {frames} frames of Z.")
+    condition = model.conditioning(z, None if pitch is None else pitch.to(device))
+    state = model.decoder.init_state(condition)
+    generator = None
+    if seed is not None:
+        generator = torch.Generator(device=device).manual_seed(seed)
+    x_t = torch.zeros(batch, device=device, dtype=z.dtype)  # the shifted-in sample before the first is silence
+    codes = torch.empty(batch, length, dtype=torch.long, device=device)
+    report_every = max(1, length // 100)
+    for t in range(length):
+        logits = model.decoder.step(x_t, state, t)
+        code = sample_logits(logits, temperature, generator) - 128  # mu-law code in [-128, 127]
+        codes[:, t] = code
+        x_t = code.to(z.dtype) / 128.0
+        if progress is not None and ((t + 1) % report_every == 0 or t + 1 == length):
+            progress(t + 1, length)
+    return mu_law_decode(codes.cpu().numpy()).astype(np.float32)

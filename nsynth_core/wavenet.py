@@ -1,0 +1,261 @@
+"""The WaveNet autoencoder of Engel et al. 2017 ("h512_bo16" in Magenta).
+
+audio --mu-law--> temporal encoder (non-causal dilated residual stack) --bottleneck, avg-pool 512--> Z [frames, 16]
+Z --per-layer bias--> causal WaveNet decoder (gated units, residual + skip paths) --> 256-way softmax per sample.
+
+Each causal convolution carries its own incremental `step`, so fast generation (generate.py) runs the very same
+weights one sample at a time; tests check the two paths agree.
+"""
+
+import math
+from dataclasses import dataclass, replace
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .audio import mu_law_encode
+
+
+@dataclass
+class WaveNetConfig:
+    # temporal encoder
+    encoder_channels: int = 128
+    encoder_layers: int = 30
+    encoder_cycle: int = 10  # dilation 2^(i mod cycle)
+    latent_channels: int = 16
+    hop_length: int = 512  # one Z frame per 32 ms at 16 kHz
+    # WaveNet decoder
+    residual_channels: int = 512  # gated units produce this many; the dilated conv outputs twice as many
+    skip_channels: int = 256
+    decoder_layers: int = 30
+    decoder_cycle: int = 10
+    kernel_size: int = 3
+    quantization_channels: int = 256
+    # optional pitch conditioning (the paper's one-hot pitch concatenated to Z); 0 = off
+    pitch_classes: int = 0
+
+    @staticmethod
+    def preset(name: str) -> "WaveNetConfig":
+        if name not in PRESETS:
+            raise ValueError(f"Unknown WaveNet preset {name!r}; choose one of {sorted(PRESETS)}.")
+        return replace(PRESETS[name])
+
+    @property
+    def condition_channels(self) -> int:
+        return self.latent_channels + self.pitch_classes
+
+    @property
+    def receptive_field(self) -> int:
+        """Samples of past audio the decoder sees for one prediction (start conv + dilated stack)."""
+        dilations = sum(2 ** (i % self.decoder_cycle) for i in range(self.decoder_layers))
+        return (self.kernel_size - 1) * (1 + dilations) + 1
+
+
+PRESETS = {
+    # Exactly Magenta's h512_bo16 (about 61.5 M parameters).
+    "paper": WaveNetConfig(),
+    # What fits two CPU cores: a 20-layer decoder (receptive field 4 095 samples, 256 ms) of 64 channels.
+    "cpu-small": WaveNetConfig(
+        encoder_channels=64, encoder_layers=20, encoder_cycle=10,
+        residual_channels=64, skip_channels=128, decoder_layers=20, decoder_cycle=10,
+    ),
+}
+
+
+class CausalConv1d(nn.Conv1d):
+    """Conv1d that only looks at the past, with an incremental step for sample-by-sample generation."""
+
+    def __init__(self, in_channels, out_channels, kernel_size, dilation=1):
+        super().__init__(in_channels, out_channels, kernel_size, dilation=dilation)
+        self.left_padding = (kernel_size - 1) * dilation
+
+    def forward(self, x):
+        return super().forward(F.pad(x, (self.left_padding, 0)))
+
+    # Incremental inference: a circular queue of the last `left_padding` inputs (the Fast-WaveNet cache).
+    def init_queue(self, batch_size: int, device=None, dtype=None) -> torch.Tensor:
+        return torch.zeros(batch_size, self.in_channels, self.left_padding, device=device, dtype=dtype)
+
+    def step(self, x_t: torch.Tensor, queue: torch.Tensor, t: int) -> torch.Tensor:
+        """Output at time t [B, C_out] from the newest input x_t [B, C_in]; updates `queue` in place.
+
+        Slot t % left_padding holds the input from t - left_padding, the oldest tap, so it is read before
+        being overwritten by x_t.
+        """
+        d, k, span = self.dilation[0], self.kernel_size[0], self.left_padding
+        past = [(t - (k - 1 - j) * d) % span for j in range(k - 1)]
+        taps = torch.cat([queue[:, :, past], x_t.unsqueeze(-1)], dim=-1)  # inputs at t-(k-1)d, ..., t-d, t
+        queue[:, :, t % span] = x_t
+        return torch.einsum("bik,oik->bo", taps, self.weight) + self.bias
+
+
+def pointwise(conv: nn.Conv1d, x_t: torch.Tensor) -> torch.Tensor:
+    """A 1x1 convolution applied to one time step [B, C_in] -> [B, C_out]."""
+    return F.linear(x_t, conv.weight[:, :, 0], conv.bias)
+
+
+class EncoderLayer(nn.Module):
+    def __init__(self, channels, kernel_size, dilation):
+        super().__init__()
+        self.dilated = nn.Conv1d(channels, channels, kernel_size, dilation=dilation,
+                                 padding=dilation * (kernel_size - 1) // 2)
+        self.residual = nn.Conv1d(channels, channels, 1)
+
+    def forward(self, x):
+        return x + self.residual(F.relu(self.dilated(F.relu(x))))
+
+
+class TemporalEncoder(nn.Module):
+    """Non-causal dilated residual stack, bottleneck to `latent_channels`, average pooling by `hop_length`."""
+
+    def __init__(self, config: WaveNetConfig):
+        super().__init__()
+        c, k = config.encoder_channels, config.kernel_size
+        self.hop_length = config.hop_length
+        self.start = nn.Conv1d(1, c, k, padding=(k - 1) // 2)
+        self.layers = nn.ModuleList(
+            EncoderLayer(c, k, 2 ** (i % config.encoder_cycle)) for i in range(config.encoder_layers))
+        self.bottleneck = nn.Conv1d(c, config.latent_channels, 1)
+
+    def forward(self, x_scaled: torch.Tensor) -> torch.Tensor:
+        """x_scaled [B, 1, T] (mu-law / 128) -> Z [B, latent, T // hop]."""
+        h = self.start(x_scaled)
+        for layer in self.layers:
+            h = layer(h)
+        return F.avg_pool1d(self.bottleneck(h), self.hop_length)
+
+
+class DecoderLayer(nn.Module):
+    def __init__(self, config: WaveNetConfig, dilation: int):
+        super().__init__()
+        r = config.residual_channels
+        self.dilated = CausalConv1d(r, 2 * r, config.kernel_size, dilation)
+        self.condition = nn.Conv1d(config.condition_channels, 2 * r, 1)
+        self.residual = nn.Conv1d(r, r, 1)
+        self.skip = nn.Conv1d(r, config.skip_channels, 1)
+
+    def gate(self, d):
+        sigmoid_half, tanh_half = d.chunk(2, dim=1)
+        return torch.sigmoid(sigmoid_half) * torch.tanh(tanh_half)
+
+    def forward(self, h, condition_bias):
+        """h [B, R, T]; condition_bias [B, 2R, T] (this layer's projection of Z, already upsampled)."""
+        g = self.gate(self.dilated(h) + condition_bias)
+        return h + self.residual(g), self.skip(g)
+
+    def step(self, h_t, queue, t, condition_bias_t):
+        """One sample of `forward`: h_t [B, R], condition_bias_t [B, 2R]."""
+        g = self.gate(self.dilated.step(h_t, queue, t) + condition_bias_t)
+        return h_t + pointwise(self.residual, g), pointwise(self.skip, g)
+
+
+class WaveNetDecoder(nn.Module):
+    """Causal WaveNet whose every layer is biased by a 1x1 projection of the conditioning (Z, optional pitch)."""
+
+    def __init__(self, config: WaveNetConfig):
+        super().__init__()
+        r, s = config.residual_channels, config.skip_channels
+        self.config = config
+        self.start = CausalConv1d(1, r, config.kernel_size)
+        self.skip_start = nn.Conv1d(r, s, 1)
+        self.layers = nn.ModuleList(
+            DecoderLayer(config, 2 ** (i % config.decoder_cycle)) for i in range(config.decoder_layers))
+        self.out1 = nn.Conv1d(s, s, 1)
+        self.condition_out = nn.Conv1d(config.condition_channels, s, 1)
+        self.logits = nn.Conv1d(s, config.quantization_channels, 1)
+
+    def condition_biases(self, condition: torch.Tensor) -> list[torch.Tensor]:
+        """Per-frame biases, one [B, C, frames] tensor per layer plus one for the output stage."""
+        return [layer.condition(condition) for layer in self.layers] + [self.condition_out(condition)]
+
+    def output(self, skip_sum, out_bias):
+        return self.logits(F.relu(self.out1(F.relu(skip_sum)) + out_bias))
+
+    def forward(self, x_scaled: torch.Tensor, condition: torch.Tensor) -> torch.Tensor:
+        """x_scaled [B, 1, T] (mu-law / 128), condition [B, C, frames] -> logits [B, 256, T]."""
+        # Shift right by one sample so the prediction for sample t sees only samples < t.
+        x = F.pad(x_scaled, (1, 0))[:, :, :-1]
+        upsample = lambda b: b.repeat_interleave(self.config.hop_length, dim=-1)[:, :, : x.shape[-1]]
+        *layer_biases, out_bias = self.condition_biases(condition)
+        h = self.start(x)
+        skip_sum = self.skip_start(h)
+        for layer, bias in zip(self.layers, layer_biases):
+            h, skip = layer(h, upsample(bias))
+            skip_sum = skip_sum + skip
+        return self.output(skip_sum, upsample(out_bias))
+
+    # Incremental inference (generate.py drives it one sample at a time).
+    def init_state(self, condition: torch.Tensor) -> "DecoderState":
+        batch = condition.shape[0]
+        biases = [b.transpose(1, 2).contiguous() for b in self.condition_biases(condition)]  # [B, F, C] each
+        convs = [self.start] + [layer.dilated for layer in self.layers]
+        queues = [conv.init_queue(batch, condition.device, condition.dtype) for conv in convs]
+        return DecoderState(biases, queues)
+
+    def step(self, x_t: torch.Tensor, state: "DecoderState", t: int) -> torch.Tensor:
+        """Logits [B, 256] for sample t, given the previous sample x_t [B] (mu-law / 128) and the cache."""
+        frame = t // self.config.hop_length
+        *layer_biases, out_bias = (b[:, frame] for b in state.biases)
+        h = self.start.step(x_t.unsqueeze(-1), state.queues[0], t)
+        skip_sum = pointwise(self.skip_start, h)
+        for layer, queue, bias in zip(self.layers, state.queues[1:], layer_biases):
+            h, skip = layer.step(h, queue, t, bias)
+            skip_sum = skip_sum + skip
+        return self.output(skip_sum.unsqueeze(-1), out_bias.unsqueeze(-1))[:, :, 0]
+
+
+@dataclass
+class DecoderState:
+    biases: list  # per layer (and output stage): conditioning bias per frame [B, frames, C]
+    queues: list  # per causal conv: circular queue of past inputs [B, C_in, (k-1)d]
+
+
+class WaveNetAutoencoder(nn.Module):
+    def __init__(self, config: WaveNetConfig):
+        super().__init__()
+        self.config = config
+        self.encoder = TemporalEncoder(config)
+        self.decoder = WaveNetDecoder(config)
+
+    @staticmethod
+    def scale_input(audio: torch.Tensor) -> torch.Tensor:
+        """Audio in [-1, 1] [B, T] -> the network's input: 8-bit mu-law code / 128, [B, 1, T]."""
+        return (mu_law_encode(audio).to(audio.dtype) / 128.0).unsqueeze(1)
+
+    def encode(self, audio: torch.Tensor) -> torch.Tensor:
+        """Audio [B, T] -> Z [B, T // hop, latent]."""
+        return self.encoder(self.scale_input(audio)).transpose(1, 2)
+
+    def conditioning(self, z: torch.Tensor, pitch: torch.Tensor | None = None) -> torch.Tensor:
+        """Z [B, F, latent] (+ MIDI pitch [B]) -> decoder conditioning [B, latent (+ pitch classes), F]."""
+        if self.config.pitch_classes:
+            if pitch is None:
+                raise ValueError("This model is pitch-conditioned: give the MIDI pitch of each note.")
+            one_hot = F.one_hot(pitch.long(), self.config.pitch_classes).to(z.dtype)
+            z = torch.cat([z, one_hot.unsqueeze(1).expand(-1, z.shape[1], -1)], dim=-1)
+        return z.transpose(1, 2)
+
+    def decode_logits(self, audio, z, pitch=None):
+        """Teacher-forced decoder pass: logits [B, 256, T] of each sample given the true past and Z."""
+        return self.decoder(self.scale_input(audio), self.conditioning(z, pitch))
+
+    def forward(self, audio: torch.Tensor, pitch: torch.Tensor | None = None) -> torch.Tensor:
+        return self.decode_logits(audio, self.encode(audio), pitch)
+
+    def loss(self, audio: torch.Tensor, pitch: torch.Tensor | None = None) -> torch.Tensor:
+        """Cross-entropy (nats) of the 256-way mu-law prediction of every sample."""
+        target = mu_law_encode(audio).long() + 128
+        return F.cross_entropy(self(audio, pitch), target)
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def decoder_flops_per_sample(config: WaveNetConfig) -> int:
+    """Multiply-adds x2 of one incremental decoder step (conditioning biases precomputed per frame)."""
+    r, s, k, q = config.residual_channels, config.skip_channels, config.kernel_size, config.quantization_channels
+    per_layer = k * r * 2 * r + r * r + r * s
+    macs = k * r + r * s + config.decoder_layers * per_layer + s * s + s * q
+    return 2 * macs
