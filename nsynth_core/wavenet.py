@@ -58,7 +58,7 @@ PRESETS = {
     # What fits two CPU cores: a 20-layer decoder (receptive field 4 095 samples, 256 ms) of 64 channels.
     "cpu-small": WaveNetConfig(
         encoder_channels=64, encoder_layers=20, encoder_cycle=10,
-        residual_channels=64, skip_channels=128, decoder_layers=20, decoder_cycle=10,
+        residual_channels=64, skip_channels=64, decoder_layers=20, decoder_cycle=10,
     ),
 }
 
