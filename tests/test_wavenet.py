@@ -1,0 +1,128 @@
+import math
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+from nsynth_core.generate import generate
+from nsynth_core.wavenet import WaveNetAutoencoder, WaveNetConfig, count_parameters
+
+
+def magenta_parameter_count() -> int:
+    """Sum over the variables of Magenta's h512_bo16 checkpoint (W [1, k, in, out] + biases [out])."""
+    shapes = [(3, 1, 128), (1, 128, 16), (3, 1, 512), (1, 512, 256), (1, 256, 256), (1, 16, 256), (1, 256, 256)]
+    shapes += [(3, 128, 128), (1, 128, 128)] * 30  # ae_dilatedconv_i, ae_res_i
+    shapes += [(3, 512, 1024), (1, 16, 1024), (1, 512, 512), (1, 512, 256)] * 30  # dilatedconv, cond_map, res, skip
+    return sum(k * i * o + o for k, i, o in shapes)
+
+
+def test_paper_preset_has_magentas_parameters():
+    model = WaveNetAutoencoder(WaveNetConfig.preset("paper"))
+    assert count_parameters(model) == magenta_parameter_count() == 61_804_048
+    assert model.config.receptive_field == 6141  # samples, about 384 ms at 16 kHz
+
+
+def test_note_encodes_to_125_frames_of_16():
+    model = WaveNetAutoencoder(WaveNetConfig.preset("cpu-small")).eval()
+    with torch.no_grad():
+        z = model.encode(torch.rand(2, 64000) * 2 - 1)
+    assert z.shape == (2, 125, 16)
+
+
+def test_forward_gives_256_logits_per_sample_and_causal_decoder():
+    torch.manual_seed(0)
+    config = replace(WaveNetConfig.preset("cpu-small"), decoder_layers=4, encoder_layers=2, hop_length=64)
+    model = WaveNetAutoencoder(config).eval()
+    audio = torch.rand(1, 256) * 2 - 1
+    z = model.encode(audio)
+    logits = model.decode_logits(audio, z)
+    assert logits.shape == (1, 256, 256)
+    # Changing sample 100 may only change predictions of samples after it (the input is shifted right).
+    changed = audio.clone()
+    changed[0, 100] = -changed[0, 100] + 0.5
+    diff = (model.decode_logits(changed, z) - logits).abs().amax(dim=1)[0]
+    assert diff[:101].max() == 0 and diff[101] > 0
+
+
+def test_pitch_conditioning_changes_the_prediction_and_is_required():
+    torch.manual_seed(0)
+    config = replace(WaveNetConfig.preset("cpu-small"), decoder_layers=2, encoder_layers=2, pitch_classes=128)
+    model = WaveNetAutoencoder(config).eval()
+    audio = torch.rand(1, 1024) * 2 - 1
+    with torch.no_grad():
+        low, high = model(audio, torch.tensor([40])), model(audio, torch.tensor([80]))
+    assert (low - high).abs().max() > 1e-3
+    with pytest.raises(ValueError, match="pitch"):
+        model(audio)
+
+
+def incremental_logits(model, audio, z, pitch=None):
+    """Teacher-forced incremental pass: the cached step fed the true previous sample each time."""
+    decoder = model.decoder
+    state = decoder.init_state(model.conditioning(z, pitch))
+    previous = torch.zeros(audio.shape[0])
+    inputs = model.scale_input(audio)[:, 0]
+    logits = []
+    for t in range(audio.shape[1]):
+        logits.append(decoder.step(previous, state, t))
+        previous = inputs[:, t]
+    return torch.stack(logits, dim=-1)
+
+
+@pytest.mark.parametrize("preset, changes, length", [
+    # The shipped preset at full depth: 3 frames, so frame boundaries and every queue's wrap-around are crossed.
+    ("cpu-small", {}, 1536),
+    # The paper's channels and kernel, fewer layers (dilations 1..8 then 1, 2), shorter hop for test time.
+    ("paper", {"decoder_layers": 6, "decoder_cycle": 4, "encoder_layers": 2, "hop_length": 128}, 300),
+    # Pitch-conditioned variant.
+    ("cpu-small", {"decoder_layers": 3, "encoder_layers": 2, "hop_length": 64, "pitch_classes": 128}, 200),
+])
+def test_incremental_decoder_matches_teacher_forced_forward(preset, changes, length):
+    torch.manual_seed(1)
+    model = WaveNetAutoencoder(replace(WaveNetConfig.preset(preset), **changes)).eval()
+    frames = math.ceil(length / model.config.hop_length)
+    audio = (torch.rand(2, frames * model.config.hop_length) * 2 - 1)
+    pitch = torch.tensor([30, 90]) if model.config.pitch_classes else None
+    with torch.no_grad():
+        z = model.encode(audio)
+        full = model.decode_logits(audio, z, pitch)[:, :, :length]
+        stepped = incremental_logits(model, audio[:, :length], z, pitch)
+    assert full.abs().max() > 0.1  # a meaningful comparison, not of zeros
+    assert (full - stepped).abs().max().item() < 1e-4
+
+
+def small_model(seed=0):
+    torch.manual_seed(seed)
+    config = replace(WaveNetConfig.preset("cpu-small"), decoder_layers=4, encoder_layers=2, hop_length=32)
+    return WaveNetAutoencoder(config).eval()
+
+
+def test_generate_is_reproducible_with_a_seed_and_reports_progress():
+    model = small_model()
+    z = torch.randn(3, 4, 16)
+    calls = []
+    first = generate(model, z, temperature=1.0, seed=7, progress=lambda done, total: calls.append((done, total)))
+    again = generate(model, z, temperature=1.0, seed=7)
+    other = generate(model, z, temperature=1.0, seed=8)
+    assert first.shape == (3, 128) and first.dtype == np.float32
+    assert np.abs(first).max() <= 1.0
+    np.testing.assert_array_equal(first, again)
+    assert not np.array_equal(first, other)
+    assert calls[-1] == (128, 128) and len(calls) > 1 and calls == sorted(calls)
+
+
+def test_greedy_generation_follows_the_argmax_of_the_teacher_forced_pass():
+    model = small_model(seed=3)
+    z = torch.randn(2, 3, 16)
+    audio = generate(model, z, temperature=0)
+    # Feeding the generated audio back through the full forward pass must predict exactly that audio.
+    with torch.no_grad():
+        logits = model.decode_logits(torch.from_numpy(audio), z)
+    from nsynth_core.audio import mu_law_encode
+    np.testing.assert_array_equal(logits.argmax(dim=1).numpy() - 128, mu_law_encode(audio))
+
+
+def test_generate_rejects_more_samples_than_z_covers():
+    with pytest.raises(ValueError, match="frames"):
+        generate(small_model(), torch.randn(1, 2, 16), length=65)

@@ -1,0 +1,306 @@
+"""Train the WaveNet autoencoder (or the spectral baseline) on NSynth-format notes.
+
+Single process:    python -m train.train --data DATA --out runs/wavenet --config cpu-small
+Several GPUs:      torchrun --nproc_per_node=8 -m train.train --data DATA --out runs/wavenet --config paper
+Resume:            the same command again; it continues from OUT/state.safetensors.
+
+DATA is a json/wav folder of the official layout (nsynth-train/, with a sibling nsynth-valid/) or a TFRecord file.
+Every `--save-minutes` the full training state is written (weights, EMA, optimizer, step, data RNG) and the
+model that would ship (EMA weights when EMA is on) is exported as OUT/model.{safetensors,json}.
+"""
+
+import argparse
+import csv
+import dataclasses
+import json
+import math
+import os
+import signal
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+from safetensors.torch import load_file, save_file
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from nsynth_core.checkpoint import save_checkpoint
+from nsynth_core.dataset import NoteCropDataset
+from nsynth_core.spectral import SpectralAutoencoder, SpectralConfig
+from nsynth_core.wavenet import WaveNetAutoencoder, WaveNetConfig
+
+# The paper's learning rate by step (a piecewise-constant schedule).
+PAPER_LR_SCHEDULE = ((0, 2e-4), (90_000, 1.33e-4), (120_000, 6e-5), (150_000, 4e-5), (180_000, 2e-5),
+                     (210_000, 6e-6), (240_000, 2e-6))
+
+
+@dataclass
+class TrainConfig:
+    model: str = "wavenet"  # "wavenet" or "spectral"
+    model_preset: str = "paper"
+    pitch_conditioning: bool = False
+    batch_size: int = 32  # total over all processes
+    crop_length: int = 6144
+    max_steps: int = 200_000
+    lr_schedule: tuple = PAPER_LR_SCHEDULE
+    adam_betas: tuple = (0.9, 0.999)
+    adam_eps: float = 1e-8
+    ema_decay: float = 0.9999  # 0 = no EMA
+    grad_clip: float = 0.0  # 0 = off
+    valid_every: int = 2000
+    valid_notes: int = 64
+
+
+TRAIN_CONFIGS = {
+    "paper": TrainConfig(),
+    # Two CPU cores: a small model, a higher learning rate that decays step-wise, a faster EMA.
+    "cpu-small": TrainConfig(
+        model_preset="cpu-small", batch_size=8, crop_length=6144, max_steps=100_000,
+        lr_schedule=((0, 1e-3), (20_000, 5e-4), (40_000, 2.5e-4), (60_000, 1e-4)),
+        ema_decay=0.999, grad_clip=1.0, valid_every=250, valid_notes=32),
+    "spectral-paper": TrainConfig(
+        model="spectral", model_preset="paper", batch_size=8, crop_length=64000, max_steps=200_000,
+        lr_schedule=((0, 1e-4),), adam_betas=(0.5, 0.999), ema_decay=0.0),
+    "spectral-cpu-small": TrainConfig(
+        model="spectral", model_preset="cpu-small", batch_size=8, crop_length=64000, max_steps=20_000,
+        lr_schedule=((0, 1e-4),), adam_betas=(0.5, 0.999), ema_decay=0.999, valid_every=250, valid_notes=32),
+}
+
+
+def learning_rate(schedule, step: int) -> float:
+    return [lr for start, lr in schedule if step >= start][-1]
+
+
+def build_model(config: TrainConfig) -> torch.nn.Module:
+    pitch_classes = 128 if config.pitch_conditioning else 0
+    if config.model == "wavenet":
+        return WaveNetAutoencoder(replace(WaveNetConfig.preset(config.model_preset), pitch_classes=pitch_classes))
+    if config.model == "spectral":
+        return SpectralAutoencoder(replace(SpectralConfig.preset(config.model_preset), pitch_classes=pitch_classes))
+    raise ValueError(f"Unknown model {config.model!r}.")
+
+
+def valid_source(train_source: Path) -> Path | None:
+    """nsynth-train -> nsynth-valid beside it (json/wav layout or TFRecord files named the same way)."""
+    sibling = train_source.with_name(train_source.name.replace("train", "valid"))
+    return sibling if sibling != train_source and sibling.exists() else None
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Training state on disk: safetensors for every tensor (no pickle), JSON for the rest.
+
+def save_state(out: Path, model, ema, optimizer, step: int, samples_seen: int, wall_seconds: float,
+               config: TrainConfig, data_rng: torch.Generator):
+    tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
+    if ema is not None:
+        tensors.update({f"ema.{k}": v for k, v in ema.state_dict().items()})
+    optim_state = optimizer.state_dict()
+    for index, param_state in optim_state["state"].items():
+        for key, value in param_state.items():
+            tensors[f"optim.{index}.{key}"] = value if torch.is_tensor(value) else torch.tensor(value)
+    tensors["data_rng"] = data_rng.get_state()
+    tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
+    tmp = out / "state.safetensors.tmp"
+    save_file(tensors, str(tmp))
+    info = {"step": step, "samples_seen": samples_seen, "wall_seconds": wall_seconds,
+            "train_config": dataclasses.asdict(config), "param_groups": optim_state["param_groups"]}
+    (out / "state.json.tmp").write_text(json.dumps(info, indent=2))
+    # Rename last so that a kill mid-save leaves the previous state intact.
+    os.replace(out / "state.json.tmp", out / "state.json")
+    os.replace(tmp, out / "state.safetensors")
+
+
+def load_state(out: Path, model, ema, optimizer, data_rng: torch.Generator) -> dict:
+    info = json.loads((out / "state.json").read_text())
+    tensors = load_file(str(out / "state.safetensors"))
+    model.load_state_dict({k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")})
+    if ema is not None:
+        ema.load_state_dict({k[len("ema."):]: v for k, v in tensors.items() if k.startswith("ema.")})
+    state = {}
+    for key, value in tensors.items():
+        if key.startswith("optim."):
+            _, index, name = key.split(".", 2)
+            state.setdefault(int(index), {})[name] = value
+    optimizer.load_state_dict({"state": state, "param_groups": info["param_groups"]})
+    data_rng.set_state(tensors["data_rng"])
+    return info
+
+
+# ---------------------------------------------------------------------------------------------------------------
+
+class LossOf(torch.nn.Module):
+    """Puts the model's loss in `forward`, so DistributedDataParallel sees (and syncs) the whole computation."""
+
+    def __init__(self, model, pitch_conditioning: bool):
+        super().__init__()
+        self.model, self.pitch_conditioning = model, pitch_conditioning
+
+    def forward(self, audio, pitch):
+        return self.model.loss(audio, pitch if self.pitch_conditioning else None)
+
+
+@torch.no_grad()
+def held_out_loss(model, loader, config, device) -> float:
+    model.eval()
+    loss_of = LossOf(model, config.pitch_conditioning)
+    total, count = 0.0, 0
+    for audio, pitch in loader:
+        total += loss_of(audio.to(device), pitch.to(device)).item() * len(audio)
+        count += len(audio)
+    model.train()
+    return total / max(count, 1)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, required=True, help="nsynth-train folder or TFRecord file")
+    parser.add_argument("--out", type=Path, required=True, help="run folder (state, exported model, metrics.csv)")
+    parser.add_argument("--config", choices=sorted(TRAIN_CONFIGS), default="cpu-small")
+    parser.add_argument("--pitch-conditioning", action="store_true", help="condition the decoder on MIDI pitch")
+    parser.add_argument("--max-steps", type=int, help="override the config's total steps")
+    parser.add_argument("--minutes", type=float, default=math.inf, help="stop (and save) after this long")
+    parser.add_argument("--save-minutes", type=float, default=5.0, help="save the training state this often")
+    parser.add_argument("--threads", type=int, help="torch CPU threads")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+
+    distributed = "RANK" in os.environ
+    if distributed:
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    rank, world = (dist.get_rank(), dist.get_world_size()) if distributed else (0, 1)
+    is_main = rank == 0
+    if torch.cuda.is_available():
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+        torch.cuda.set_device(device)
+    else:
+        device = torch.device("cpu")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    config = TRAIN_CONFIGS[args.config]
+    overrides = {"pitch_conditioning": args.pitch_conditioning}
+    if args.max_steps:
+        overrides["max_steps"] = args.max_steps
+    args.out.mkdir(parents=True, exist_ok=True)
+    if (args.out / "state.json").exists():  # a resumed run keeps the config it started with
+        saved = json.loads((args.out / "state.json").read_text())["train_config"]
+        saved["lr_schedule"] = tuple(tuple(p) for p in saved["lr_schedule"])
+        saved["adam_betas"] = tuple(saved["adam_betas"])
+        config = TrainConfig(**saved)
+        if args.max_steps:
+            config = replace(config, max_steps=args.max_steps)
+    else:
+        config = replace(config, **overrides)
+    if config.batch_size % world:
+        raise ValueError(f"Batch size {config.batch_size} does not split over {world} processes.")
+
+    torch.manual_seed(args.seed + rank)
+    model = build_model(config).to(device)
+    ema = build_model(config).to(device).eval() if config.ema_decay else None
+    if ema is not None:
+        ema.load_state_dict(model.state_dict())
+        ema.requires_grad_(False)
+    optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate(config.lr_schedule, 0),
+                                 betas=config.adam_betas, eps=config.adam_eps)
+    data_rng = torch.Generator().manual_seed(args.seed * 1000 + rank)
+    step, samples_seen, wall_before = 0, 0, 0.0
+    if (args.out / "state.json").exists():
+        info = load_state(args.out, model, ema, optimizer, data_rng)
+        step, samples_seen, wall_before = info["step"], info["samples_seen"], info["wall_seconds"]
+        if is_main:
+            print(f"Resumed from step {step} ({samples_seen:,} samples seen).")
+    trained = LossOf(model, config.pitch_conditioning)
+    if distributed:
+        trained = DistributedDataParallel(trained)
+
+    train_set = NoteCropDataset(args.data, crop_length=config.crop_length)
+    sampler = torch.utils.data.RandomSampler(train_set, replacement=True, num_samples=10**9, generator=data_rng)
+    loader = DataLoader(train_set, batch_size=config.batch_size // world, sampler=sampler, num_workers=1,
+                        persistent_workers=True, drop_last=True)
+    valid_path = valid_source(args.data)
+    valid_loader = None
+    if is_main and valid_path is not None:
+        # Fixed held-out crops, the same at every evaluation (and across resumed runs).
+        valid_set = NoteCropDataset(valid_path, crop_length=config.crop_length, seed=1234)
+        valid_subset = torch.utils.data.Subset(valid_set, range(0, len(valid_set), max(1, len(valid_set) // config.valid_notes)))
+        valid_loader = DataLoader(valid_subset, batch_size=config.batch_size)
+
+    metrics_path = args.out / "metrics.csv"
+    new_metrics = not metrics_path.exists()
+    metrics_file = open(metrics_path, "a", newline="") if is_main else None
+    metrics = csv.writer(metrics_file) if is_main else None
+    if is_main and new_metrics:
+        metrics.writerow(["step", "samples_seen", "wall_seconds", "lr", "train_loss", "valid_loss"])
+
+    stop_requested = False
+
+    def request_stop(*_):
+        nonlocal stop_requested
+        stop_requested = True
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+
+    def save():
+        if not is_main:
+            return
+        save_state(args.out, model, ema, optimizer, step, samples_seen, wall_before + time.time() - start, config,
+                   data_rng)
+        shipped = ema if ema is not None else model
+        save_checkpoint(shipped, args.out / "model", {
+            "train_config": args.config, "step": step, "samples_seen": samples_seen,
+            "wall_seconds": round(wall_before + time.time() - start), "ema": ema is not None,
+            "pitch_conditioning": config.pitch_conditioning, "data": str(args.data)})
+        metrics_file.flush()
+
+    use_autocast = device.type == "cuda"
+    start = last_save = time.time()
+    running_loss = None
+    progress = tqdm(total=config.max_steps, initial=step, disable=not is_main, dynamic_ncols=True)
+    batches = iter(loader)
+    while step < config.max_steps and not stop_requested and time.time() - start < args.minutes * 60:
+        lr = learning_rate(config.lr_schedule, step)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        audio, pitch = next(batches)
+        audio, pitch = audio.to(device, non_blocking=True), pitch.to(device, non_blocking=True)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_autocast):
+            loss = trained(audio, pitch)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if config.grad_clip:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+        optimizer.step()
+        if ema is not None:
+            with torch.no_grad():
+                torch._foreach_lerp_(list(ema.parameters()), list(model.parameters()), 1 - config.ema_decay)
+                for ema_buffer, buffer in zip(ema.buffers(), model.buffers()):  # e.g. BatchNorm statistics
+                    ema_buffer.copy_(buffer)
+        step += 1
+        samples_seen += config.batch_size * config.crop_length
+        running_loss = loss.item() if running_loss is None else 0.98 * running_loss + 0.02 * loss.item()
+        progress.update(1)
+        progress.set_postfix(loss=f"{running_loss:.3f}", lr=f"{lr:.1e}")
+        if is_main:
+            valid_loss = ""
+            if valid_loader is not None and step % config.valid_every == 0:
+                valid_loss = f"{held_out_loss(ema if ema is not None else model, valid_loader, config, device):.4f}"
+                tqdm.write(f"step {step}: held-out loss {valid_loss}")
+            metrics.writerow([step, samples_seen, round(wall_before + time.time() - start, 1), lr,
+                              f"{loss.item():.4f}", valid_loss])
+        if time.time() - last_save > args.save_minutes * 60:
+            save()
+            last_save = time.time()
+    save()
+    progress.close()
+    if is_main:
+        print(f"Stopped at step {step}; state and model saved in {args.out}.")
+    if distributed:
+        dist.destroy_process_group()
+
+
+if __name__ == "__main__":
+    main()
