@@ -1,0 +1,18 @@
+import numpy as np
+import pytest
+import soundfile as sf
+
+
+@pytest.fixture
+def write_tone(tmp_path):
+    """Write a sine (the same in every channel) to a file in tmp_path and return its path."""
+
+    def write(frequency=440.0, seconds=0.5, sample_rate=44100, channels=1, amplitude=0.5,
+              format="WAV", subtype="PCM_16", suffix=".wav"):
+        t = np.arange(round(seconds * sample_rate)) / sample_rate
+        tone = amplitude * np.sin(2 * np.pi * frequency * t)
+        path = tmp_path / f"tone_{sample_rate}_{channels}_{subtype}{suffix}"
+        sf.write(path, np.repeat(tone[:, None], channels, axis=1), sample_rate, format=format, subtype=subtype)
+        return path
+
+    return write
