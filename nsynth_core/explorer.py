@@ -1,0 +1,488 @@
+"""The timbre explorer's logic, free of any web page: notes, models, the map, grids, decoding and export.
+
+Notes are kept as `Note`s keyed by id: the bundled examples (assets/) are shared by everyone, a visitor's own
+uploads live in their session. Encodings and decodings are cached by input, so moving between notes, grids and
+reconstructions only computes what is new. A `Explorer` holds what is shared and costly: loaded models, the map,
+the caches.
+"""
+
+import hashlib
+import io
+import json
+import os
+import threading
+import time
+import weakref
+import zipfile
+from collections import OrderedDict
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Callable
+
+import librosa
+import numpy as np
+import plotly.graph_objects as go
+import torch
+
+from .audio import NOTE_LENGTH, SAMPLE_RATE, SILENCE_PEAK, load_audio, write_wav
+from .checkpoint import CheckpointError, checkpoint_paths, load_checkpoint, read_description
+from .embedding_map import EmbeddingMap, EmbeddingMapError, build_map, ensure_reducer, load_map, note_features
+from .generate import generate
+from .interpolation import grid_weights, line_weights, mix
+from .metrics import median_f0
+from .spectral import spectrogram_to_audio
+
+ASSETS_DIR = Path(__file__).resolve().parent.parent / "assets"
+CHECKPOINTS_ENV = "NSYNTH_CHECKPOINTS"
+DEFAULT_CHECKPOINTS_DIR = Path("checkpoints")
+NOTES_INDEX = "notes.json"
+ENCODE_BATCH = 8  # notes per encoder pass: bounds memory of the paper encoder's activations
+DECODE_CACHE_SIZE = 256  # decoded notes (4 s each, 256 kB): about 64 MB at most
+ENCODE_CACHE_SIZE = 1024
+SPEED_PROBE_SAMPLES = 256
+COLOR_BY = ("family", "pitch", "source")
+
+Progress = Callable[[int, int], None]
+
+
+class ExplorerError(ValueError):
+    pass
+
+
+@dataclass(frozen=True, eq=False)
+class Note:
+    id: str
+    name: str
+    audio: np.ndarray  # float32 [NOTE_LENGTH]
+    family: str = "unknown"
+    pitch: int | None = None  # MIDI
+    source: str = "upload"
+
+    @property
+    def label(self) -> str:
+        pitch = "" if self.pitch is None else f", {librosa.midi_to_note(self.pitch, unicode=False)}"
+        return f"{self.name} ({self.family}{pitch})"
+
+
+@dataclass(frozen=True, eq=False)
+class LoadedModel:
+    model: torch.nn.Module
+    kind: str  # "wavenet" | "spectral"
+    name: str
+    fingerprint: str  # digest of the weights: the same weights under any name share caches and maps
+    metadata: dict
+
+    @property
+    def needs_pitch(self) -> bool:
+        return bool(self.model.config.pitch_classes)
+
+
+def audio_digest(array: np.ndarray) -> str:
+    return hashlib.sha1(np.ascontiguousarray(array).tobytes()).hexdigest()[:16]
+
+
+class LRUCache:
+    """A bounded, thread-safe map that forgets the least recently used entry first."""
+
+    def __init__(self, size: int):
+        self.size = size
+        self._items = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key):
+        with self._lock:
+            if key not in self._items:
+                return None
+            self._items.move_to_end(key)
+            return self._items[key]
+
+    def put(self, key, value) -> None:
+        with self._lock:
+            self._items[key] = value
+            self._items.move_to_end(key)
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+# --- notes -------------------------------------------------------------------------------------------------------
+
+def estimate_pitch(audio: np.ndarray) -> int | None:
+    f0 = median_f0(audio)
+    return None if np.isnan(f0) else int(round(librosa.hz_to_midi(f0)))
+
+
+def note_from_file(path, name: str | None = None, source: str = "upload") -> Note:
+    """A user's file as a 4 s note; AudioError/ExplorerError (both ValueError) say what is wrong with it."""
+    name = name or Path(path).stem
+    audio = load_audio(path)
+    if np.abs(audio).max() < SILENCE_PEAK:
+        raise ExplorerError(f"'{name}' is silent: there is nothing to encode.")
+    return Note(id=f"{source}-{audio_digest(audio)}", name=name, audio=audio, pitch=estimate_pitch(audio),
+                source=source)
+
+
+def bundled_notes(assets_dir=ASSETS_DIR) -> list[Note]:
+    """The example notes listed in assets/notes.json (rendered by scripts/build_assets.py)."""
+    assets_dir = Path(assets_dir)
+    index = json.loads((assets_dir / NOTES_INDEX).read_text())
+    return [Note(id=entry["name"], name=entry["name"], audio=load_audio(assets_dir / entry["file"]),
+                 family=entry["family"], pitch=entry["pitch"], source=entry["source"]) for entry in index]
+
+
+def add_notes(session: dict[str, Note], new: list[Note], taken_names: set[str] = frozenset()) -> dict[str, Note]:
+    """The session's notes with `new` added; the same audio twice is kept once, clashing names get a suffix."""
+    session = dict(session)
+    names = set(taken_names) | {note.name for note in session.values()}
+    for note in new:
+        if note.id in session:
+            continue
+        name, copy = note.name, 2
+        while name in names:
+            name, copy = f"{note.name} ({copy})", copy + 1
+        names.add(name)
+        session[note.id] = Note(id=note.id, name=name, audio=note.audio, family=note.family, pitch=note.pitch,
+                                source=note.source)
+    return session
+
+
+# --- models ------------------------------------------------------------------------------------------------------
+
+def checkpoints_dir() -> Path:
+    return Path(os.environ.get(CHECKPOINTS_ENV, DEFAULT_CHECKPOINTS_DIR))
+
+
+def list_checkpoints(directory) -> dict[str, list[tuple[str, str]]]:
+    """{kind: [(name, path)]} of the readable checkpoints in `directory` (reads only their JSON halves)."""
+    found = {"wavenet": [], "spectral": []}
+    for json_path in sorted(Path(directory).glob("*.json")):
+        weights_path, _ = checkpoint_paths(json_path)
+        try:
+            kind = read_description(json_path)["kind"]
+        except CheckpointError:
+            continue  # some other JSON file, or a half-written checkpoint
+        if weights_path.is_file():
+            found[kind].append((json_path.stem, str(json_path.with_suffix(""))))
+    return found
+
+
+def weights_fingerprint(path) -> str:
+    digest = hashlib.sha256()
+    with open(checkpoint_paths(path)[0], "rb") as weights:
+        for block in iter(lambda: weights.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()[:16]
+
+
+@lru_cache(maxsize=4)
+def _load_model(path: str, modified: float) -> LoadedModel:
+    model, metadata = load_checkpoint(path)
+    return LoadedModel(model=model, kind=read_description(path)["kind"], name=Path(path).name,
+                       fingerprint=weights_fingerprint(path), metadata=metadata)
+
+
+def load_model(path) -> LoadedModel:
+    """Loaded once per file version (a retrained checkpoint under the same name is read again)."""
+    weights_path, _ = checkpoint_paths(path)
+    if not weights_path.is_file():
+        raise CheckpointError(f"Checkpoint weights {weights_path} are missing.")
+    return _load_model(str(Path(path)), weights_path.stat().st_mtime)
+
+
+# --- encoding and decoding ---------------------------------------------------------------------------------------
+
+_encodings = LRUCache(ENCODE_CACHE_SIZE)
+_decodings = LRUCache(DECODE_CACHE_SIZE)
+
+
+@torch.no_grad()
+def encode_notes(loaded: LoadedModel, notes: list[Note]) -> np.ndarray:
+    """Z of every note: [N, frames, 16] for WaveNet, [N, 1984] for the spectral baseline."""
+    keys = [(loaded.fingerprint, audio_digest(note.audio)) for note in notes]
+    missing = [i for i, key in enumerate(keys) if _encodings.get(key) is None]
+    for start in range(0, len(missing), ENCODE_BATCH):
+        chunk = missing[start:start + ENCODE_BATCH]
+        audio = torch.from_numpy(np.stack([notes[i].audio for i in chunk]))
+        z = loaded.model.encode(audio).numpy()
+        for i, z_i in zip(chunk, z):
+            _encodings.put(keys[i], z_i)
+    return np.stack([_encodings.get(key) for key in keys])
+
+
+def pitch_tensor(loaded: LoadedModel, pitches: list[int | None], names: list[str]) -> torch.Tensor | None:
+    if not loaded.needs_pitch:
+        return None
+    unknown = [name for name, pitch in zip(names, pitches) if pitch is None]
+    if unknown:
+        raise ExplorerError(f"{loaded.name} needs each note's pitch, but none was found for {unknown[0]}.")
+    return torch.tensor(pitches)
+
+
+@torch.no_grad()
+def _decode_batch(loaded, z, pitch, temperature, seed, length, progress):
+    if loaded.kind == "spectral":
+        if progress:
+            progress(0, 1)
+        audio = spectrogram_to_audio(loaded.model.decode(torch.from_numpy(z), pitch))[:, :length]
+        if progress:
+            progress(1, 1)
+        return audio
+    frames = -(-length // loaded.model.config.hop_length)
+    return generate(loaded.model, torch.from_numpy(z[:, :frames]).contiguous(), pitch=pitch,
+                    temperature=temperature, seed=seed, progress=progress, length=length)
+
+
+def decode(loaded: LoadedModel, z: np.ndarray, pitches: list[int | None] | None = None, names=None,
+           temperature: float = 1.0, length: int = NOTE_LENGTH, seed: int = 0,
+           progress: Progress | None = None) -> np.ndarray:
+    """Audio [N, length] of each Z; what was decoded before with the same settings comes from the cache,
+    everything else is decoded in one batch."""
+    z = np.asarray(z, dtype=np.float32)
+    pitches = list(pitches) if pitches is not None else [None] * len(z)
+    names = names or [f"note {i + 1}" for i in range(len(z))]
+    if not 1 <= length <= NOTE_LENGTH:
+        raise ExplorerError(f"Length must be between 1 sample and {NOTE_LENGTH / SAMPLE_RATE:g} s.")
+    keys = [(loaded.fingerprint, audio_digest(z_i), pitch, float(temperature), length, seed)
+            for z_i, pitch in zip(z, pitches)]
+    missing = [i for i, key in enumerate(keys) if _decodings.get(key) is None]
+    if missing:
+        pitch = pitch_tensor(loaded, [pitches[i] for i in missing], [names[i] for i in missing])
+        audio = _decode_batch(loaded, z[missing], pitch, temperature, seed, length, progress)
+        for i, audio_i in zip(missing, audio):
+            _decodings.put(keys[i], np.asarray(audio_i, dtype=np.float32))
+    return np.stack([_decodings.get(key) for key in keys])
+
+
+_speeds = weakref.WeakKeyDictionary()  # model -> (seconds per step at batch 1, extra seconds per step per note)
+
+
+def measure_decode_speed(loaded: LoadedModel) -> tuple[float, float]:
+    """Times a short decode at batch 1 and 4 (WaveNet: per sample step; spectral: per note)."""
+    if loaded.model in _speeds:
+        return _speeds[loaded.model]
+    if loaded.kind == "spectral":
+        z = np.zeros((1, loaded.model.config.latent_size), np.float32)
+        pitch = torch.zeros(1, dtype=torch.long) if loaded.needs_pitch else None
+        start = time.perf_counter()
+        _decode_batch(loaded, z, pitch, 0.0, None, NOTE_LENGTH, None)
+        speed = (0.0, time.perf_counter() - start)
+    else:
+        timings = []
+        for batch in (1, 4):
+            z = np.zeros((batch, 1, loaded.model.config.latent_channels), np.float32)
+            pitch = torch.zeros(batch, dtype=torch.long) if loaded.needs_pitch else None
+            _decode_batch(loaded, z, pitch, 1.0, 0, 8, None)  # first call pays one-off set-up costs
+            start = time.perf_counter()
+            _decode_batch(loaded, z, pitch, 1.0, 0, SPEED_PROBE_SAMPLES, None)
+            timings.append((time.perf_counter() - start) / SPEED_PROBE_SAMPLES)
+        speed = (timings[0], max(0.0, (timings[1] - timings[0]) / 3))
+    _speeds[loaded.model] = speed
+    return speed
+
+
+def estimate_decode_seconds(loaded: LoadedModel, n_notes: int, n_samples: int) -> float:
+    """Expected wall time of decoding n_notes notes of n_samples samples in one batch on this machine."""
+    per_step, per_note = measure_decode_speed(loaded)
+    if loaded.kind == "spectral":
+        return per_note * n_notes
+    return n_samples * (per_step + per_note * (n_notes - 1))
+
+
+def describe_duration(seconds: float) -> str:
+    if seconds < 60:
+        return f"about {max(seconds, 1):.0f} s"
+    return f"about {seconds / 60:.0f} min" if seconds < 3600 else f"about {seconds / 3600:.1f} h"
+
+
+# --- the map -----------------------------------------------------------------------------------------------------
+
+def compute_map(wavenet: LoadedModel, notes: list[Note]) -> EmbeddingMap:
+    """A fresh map of `notes` in the space of this WaveNet's encoder (slow: encodes every note, fits UMAP)."""
+    if wavenet.kind != "wavenet":
+        raise ExplorerError("The map is drawn in the WaveNet's embedding space; choose a WaveNet checkpoint.")
+    return build_map(encode_notes(wavenet, notes), checkpoint=wavenet.fingerprint,
+                     names=[note.id for note in notes], families=[note.family for note in notes],
+                     pitches=[note.pitch if note.pitch is not None else -1 for note in notes],
+                     sources=[note.source for note in notes])
+
+
+def map_figure(embedding_map: EmbeddingMap, color_by: str = "family", user_points=(), cells=(),
+               trajectory=None) -> go.Figure:
+    """Plotly scatter of the map.
+
+    user_points: [(Note, xy)] shown as stars; cells: [(label, xy)] of a grid; trajectory: (name, [frames, 2]).
+    Each bundled and user point carries its note id in customdata, which a click reports back to the page.
+    """
+    if color_by not in COLOR_BY:
+        raise ExplorerError(f"Colour by one of {COLOR_BY}, not {color_by!r}.")
+    figure = go.Figure()
+    hover = "<b>%{customdata[0]}</b><br>family: %{customdata[1]}<br>MIDI pitch: %{customdata[2]}<extra></extra>"
+    labels = np.stack([embedding_map.names, embedding_map.families, embedding_map.pitches.astype(str)], axis=-1)
+    x, y = embedding_map.positions.T
+    if color_by == "pitch":
+        figure.add_trace(go.Scatter(
+            x=x, y=y, mode="markers", name="examples", customdata=labels, hovertemplate=hover,
+            marker=dict(size=10, color=embedding_map.pitches, colorscale="Viridis",
+                        colorbar=dict(title="MIDI pitch", thickness=12))))
+    else:
+        groups = embedding_map.families if color_by == "family" else embedding_map.sources
+        for group in sorted(set(groups.tolist())):
+            keep = groups == group
+            figure.add_trace(go.Scatter(x=x[keep], y=y[keep], mode="markers", name=group, customdata=labels[keep],
+                                        hovertemplate=hover, marker=dict(size=10)))
+    if trajectory is not None:
+        name, path = trajectory
+        figure.add_trace(go.Scatter(
+            x=path[:, 0], y=path[:, 1], mode="lines+markers", name=f"{name} over time",
+            line=dict(color="rgba(60,60,60,0.5)"), hoverinfo="skip",
+            marker=dict(size=5, color=np.arange(len(path)), colorscale="Plasma")))
+    if len(user_points):
+        notes, xy = zip(*user_points)
+        xy = np.asarray(xy)
+        figure.add_trace(go.Scatter(
+            x=xy[:, 0], y=xy[:, 1], mode="markers+text", name="your notes", text=[n.name for n in notes],
+            textposition="top center", hovertemplate=hover,
+            customdata=[[n.id, n.family, "" if n.pitch is None else n.pitch] for n in notes],
+            marker=dict(size=16, symbol="star", color="black", line=dict(color="white", width=1))))
+    if len(cells):
+        cell_labels, xy = zip(*cells)
+        xy = np.asarray(xy)
+        figure.add_trace(go.Scatter(
+            x=xy[:, 0], y=xy[:, 1], mode="markers", name="grid cells", text=list(cell_labels),
+            hovertemplate="%{text}<extra></extra>",
+            marker=dict(size=9, symbol="square", color="rgba(0,0,0,0)", line=dict(color="crimson", width=2))))
+    figure.update_layout(margin=dict(l=10, r=10, t=30, b=10), height=480, legend=dict(itemsizing="constant"),
+                         xaxis=dict(showticklabels=False, title=None), yaxis=dict(showticklabels=False, title=None),
+                         title=dict(text="Notes in the embedding space (UMAP of Z averaged over time)",
+                                    font=dict(size=14)), clickmode="event")
+    return figure
+
+
+# --- grids and export --------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True, eq=False)
+class Grid:
+    corners: list[Note]
+    weights: np.ndarray  # [cells, corners]
+    labels: list[str]  # one per cell, row-major
+    rule: str
+
+
+def make_grid(corners: list[Note], size: int, rule: str = "bilinear") -> Grid:
+    """Two corners: a line of `size` steps; four corners (top-left, top-right, bottom-left, bottom-right): a
+    size x size grid mixed by `rule` ("bilinear" or "distance", Open NSynth Super's)."""
+    if len(corners) == 2:
+        weights = line_weights(size)
+        labels = [f"step{i + 1}" for i in range(size)]
+    elif len(corners) == 4:
+        weights = grid_weights(size, rule).reshape(size * size, 4)
+        labels = [f"r{row + 1}c{column + 1}" for row in range(size) for column in range(size)]
+    else:
+        raise ExplorerError(f"Choose 2 notes for a line or 4 for a grid, not {len(corners)}.")
+    return Grid(corners=list(corners), weights=weights, labels=labels, rule=rule if len(corners) == 4 else "line")
+
+
+def grid_pitches(grid: Grid) -> list[int | None]:
+    """Each cell takes the pitch of the corner it leans on most (a pitch-conditioned decoder needs one)."""
+    return [grid.corners[int(np.argmax(w))].pitch for w in grid.weights]
+
+
+def grid_z(loaded: LoadedModel, grid: Grid) -> np.ndarray:
+    return mix(encode_notes(loaded, grid.corners), grid.weights)
+
+
+def export_zip(path, grid: Grid, audio: np.ndarray, z: np.ndarray) -> Path:
+    """A zip of every cell as a 16-bit wav and its Z as .npy, with grid.json saying how each cell was mixed."""
+    path = Path(path)
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for label, audio_i, z_i in zip(grid.labels, audio, z):
+            wav, npy = io.BytesIO(), io.BytesIO()
+            write_wav(wav, audio_i)
+            np.save(npy, z_i)
+            archive.writestr(f"{label}.wav", wav.getvalue())
+            archive.writestr(f"{label}.npy", npy.getvalue())
+        description = {"rule": grid.rule, "corners": [note.name for note in grid.corners],
+                       "cells": {label: w.round(6).tolist() for label, w in zip(grid.labels, grid.weights)}}
+        archive.writestr("grid.json", json.dumps(description, indent=1))
+    return path
+
+
+# --- the shared state of the app ---------------------------------------------------------------------------------
+
+class Explorer:
+    """What all visitors share: the bundled notes, the checkpoints, and one map per WaveNet encoder."""
+
+    def __init__(self, checkpoints=None, assets_dir=ASSETS_DIR):
+        self.checkpoints_dir = Path(checkpoints) if checkpoints is not None else checkpoints_dir()
+        self.assets_dir = Path(assets_dir)
+        self.bundled = {note.id: note for note in bundled_notes(self.assets_dir)}
+        try:
+            self.stored_map = load_map(self.assets_dir)
+        except EmbeddingMapError:
+            self.stored_map = None
+        self._maps = {}
+        self._map_lock = threading.Lock()
+
+    def checkpoints(self) -> dict[str, list[tuple[str, str]]]:
+        return list_checkpoints(self.checkpoints_dir)
+
+    def status(self) -> str:
+        """A sentence for the page about which trained models are available."""
+        found = self.checkpoints()
+        missing = [label for kind, label in (("wavenet", "WaveNet"), ("spectral", "spectral baseline"))
+                   if not found[kind]]
+        if not missing:
+            return ""
+        return (f"**No trained {' or '.join(missing)} checkpoint found in `{self.checkpoints_dir}/`.** "
+                "Encoding and decoding need one: train a model with the scripts in `train/` "
+                "(see the About tab) and put its `.safetensors` and `.json` files there.")
+
+    def notes(self, session: dict[str, Note]) -> dict[str, Note]:
+        return {**self.bundled, **session}
+
+    def note(self, session: dict[str, Note], note_id: str) -> Note:
+        notes = self.notes(session)
+        if note_id not in notes:
+            raise ExplorerError("That note is no longer available; choose another one.")
+        return notes[note_id]
+
+    def map_for(self, wavenet: LoadedModel | None) -> EmbeddingMap | None:
+        """The bundled notes' map in this WaveNet's space: the precomputed one when it was made with the same
+        weights, else computed here once. Without a WaveNet, the precomputed positions alone (no placing)."""
+        if wavenet is None:
+            return self.stored_map
+        with self._map_lock:
+            if wavenet.fingerprint not in self._maps:
+                if self.stored_map is not None and self.stored_map.checkpoint == wavenet.fingerprint:
+                    self._maps[wavenet.fingerprint] = ensure_reducer(self.stored_map, self.assets_dir)
+                else:
+                    self._maps[wavenet.fingerprint] = compute_map(wavenet, list(self.bundled.values()))
+            return self._maps[wavenet.fingerprint]
+
+    def place_notes(self, wavenet: LoadedModel, notes: list[Note]) -> np.ndarray:
+        if not notes:
+            return np.zeros((0, 2), np.float32)
+        return self.map_for(wavenet).place(note_features(encode_notes(wavenet, notes)))
+
+    def place_grid(self, wavenet: LoadedModel, grid: Grid) -> np.ndarray:
+        """Where each cell's mixture lies: the time average is linear, so mixing features mixes Z."""
+        features = note_features(encode_notes(wavenet, grid.corners))
+        return self.map_for(wavenet).place(grid.weights.astype(np.float32) @ features)
+
+    def trajectory(self, wavenet: LoadedModel, note: Note) -> np.ndarray:
+        return self.map_for(wavenet).trajectory(encode_notes(wavenet, [note])[0])
+
+    def decode_grid(self, loaded: LoadedModel, grid: Grid, temperature: float, length: int,
+                    progress: Progress | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(audio [cells, length], Z [cells, ...]) of every cell, decoded in one batch."""
+        z = grid_z(loaded, grid)
+        audio = decode(loaded, z, grid_pitches(grid), grid.labels, temperature, length, progress=progress)
+        return audio, z
+
+    def reconstruct(self, loaded: LoadedModel, note: Note, temperature: float, length: int,
+                    progress: Progress | None = None) -> np.ndarray:
+        z = encode_notes(loaded, [note])
+        return decode(loaded, z, [note.pitch], [note.name], temperature, length, progress=progress)[0]

@@ -1,0 +1,187 @@
+import json
+import zipfile
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from nsynth_core import explorer
+from nsynth_core.audio import AudioError, NOTE_LENGTH, SAMPLE_RATE
+from nsynth_core.checkpoint import CheckpointError
+from nsynth_core.explorer import (
+    Explorer, ExplorerError, add_notes, bundled_notes, decode, encode_notes, estimate_decode_seconds, export_zip,
+    list_checkpoints, load_model, make_grid, map_figure, note_from_file,
+)
+from tiny_checkpoints import write_tiny_checkpoints
+
+SHORT = 1600  # 0.1 s: enough to exercise every path of the decoder
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    # Per-sample generation is many tiny ops; on a busy 2-core machine two threads only wait on each other.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("checkpoints")
+    wavenet, spectral = write_tiny_checkpoints(directory)
+    return directory, load_model(wavenet), load_model(spectral)
+
+
+@pytest.fixture(scope="module")
+def small_assets(tmp_path_factory):
+    """Eight short tones in two families, as assets/ lays them out."""
+    directory = tmp_path_factory.mktemp("assets")
+    (directory / "notes").mkdir()
+    index = []
+    for i, pitch in enumerate([48, 50, 52, 55, 72, 74, 76, 79]):
+        family = "low" if pitch < 60 else "high"
+        t = np.arange(NOTE_LENGTH) / SAMPLE_RATE
+        tone = 0.5 * np.sin(2 * np.pi * 440 * 2 ** ((pitch - 69) / 12) * t) * np.exp(-t * (1 + i % 3))
+        sf.write(directory / "notes" / f"n{i}.wav", tone, SAMPLE_RATE)
+        index.append({"name": f"n{i}", "file": f"notes/n{i}.wav", "family": family, "pitch": pitch, "source": "test"})
+    (directory / "notes.json").write_text(json.dumps(index))
+    return directory
+
+
+def test_bundled_examples_cover_the_families():
+    notes = bundled_notes()
+    assert len(notes) >= 16
+    assert {note.family for note in notes} >= {"bass", "brass", "flute", "keyboard", "string", "vocal"}
+    assert all(note.audio.shape == (NOTE_LENGTH,) and np.abs(note.audio).max() > 0.1 for note in notes)
+
+
+def test_uploads_become_named_pitched_notes(write_tone):
+    note = note_from_file(write_tone(frequency=220.0, seconds=1.5, sample_rate=44100, channels=2))
+    assert note.audio.shape == (NOTE_LENGTH,) and note.source == "upload"
+    assert note.pitch == 57 and note.name.startswith("tone_44100")
+
+
+def test_bad_uploads_say_what_is_wrong(write_tone, tmp_path):
+    with pytest.raises(ExplorerError, match="silent"):
+        note_from_file(write_tone(amplitude=0.0))
+    text = tmp_path / "notes.txt"
+    text.write_text("not audio at all")
+    with pytest.raises(AudioError):
+        note_from_file(text)
+
+
+def test_add_notes_keeps_one_copy_and_unique_names(write_tone):
+    a = note_from_file(write_tone(frequency=220.0), name="take")
+    b = note_from_file(write_tone(frequency=330.0), name="take")
+    session = add_notes({}, [a, a, b], taken_names={"bundled"})
+    assert len(session) == 2
+    assert sorted(note.name for note in session.values()) == ["take", "take (2)"]
+
+
+def test_checkpoints_are_listed_by_kind(checkpoints, tmp_path):
+    directory, wavenet, spectral = checkpoints
+    (directory / "notes.json").write_text("{}")  # not a checkpoint: skipped
+    found = list_checkpoints(directory)
+    assert [name for name, _ in found["wavenet"]] == ["tiny-wavenet"]
+    assert [name for name, _ in found["spectral"]] == ["tiny-spectral"]
+    assert wavenet.kind == "wavenet" and spectral.kind == "spectral"
+    assert load_model(found["wavenet"][0][1]) is wavenet  # loaded once
+    with pytest.raises(CheckpointError):
+        load_model(tmp_path / "absent")
+
+
+def test_encodings_are_cached(checkpoints, write_tone, monkeypatch):
+    _, wavenet, spectral = checkpoints
+    note = note_from_file(write_tone(frequency=261.6))
+    z = encode_notes(wavenet, [note])
+    assert z.shape == (1, NOTE_LENGTH // 512, 16)
+    assert encode_notes(spectral, [note]).shape == (1, 1984)
+    monkeypatch.setattr(wavenet.model, "encode", lambda audio: pytest.fail("encoded twice"))
+    np.testing.assert_array_equal(encode_notes(wavenet, [note]), z)
+
+
+@pytest.mark.parametrize("kind", ["wavenet", "spectral"])
+def test_decode_batches_and_caches(checkpoints, monkeypatch, kind):
+    _, wavenet, spectral = checkpoints
+    loaded = wavenet if kind == "wavenet" else spectral
+    shape = (3, 4, 16) if kind == "wavenet" else (3, 1984)
+    z = np.random.default_rng(0).normal(size=shape).astype(np.float32)
+    calls = []
+    audio = decode(loaded, z, length=SHORT, progress=lambda done, total: calls.append((done, total)))
+    assert audio.shape == (3, SHORT) and np.abs(audio).max(axis=1).min() > 0
+    assert calls and calls[-1][0] == calls[-1][1]
+    monkeypatch.setattr(explorer, "_decode_batch", lambda *args: pytest.fail("decoded twice"))
+    np.testing.assert_array_equal(decode(loaded, z[::-1], length=SHORT), audio[::-1])
+    with pytest.raises(ExplorerError, match="Length"):
+        decode(loaded, z, length=NOTE_LENGTH + 1)
+
+
+def test_decode_time_estimate_scales_with_the_work(checkpoints):
+    _, wavenet, spectral = checkpoints
+    one = estimate_decode_seconds(wavenet, 1, SAMPLE_RATE)
+    assert one > 0
+    assert estimate_decode_seconds(wavenet, 1, 2 * SAMPLE_RATE) == pytest.approx(2 * one)
+    assert estimate_decode_seconds(wavenet, 9, SAMPLE_RATE) >= one
+    assert estimate_decode_seconds(spectral, 4, SAMPLE_RATE) == pytest.approx(
+        4 * estimate_decode_seconds(spectral, 1, SAMPLE_RATE))
+
+
+def test_grids_mix_the_corners(checkpoints, small_assets, tmp_path):
+    directory, wavenet, _ = checkpoints
+    app = Explorer(directory, small_assets)
+    corners = list(app.bundled.values())[:4]
+    grid = make_grid(corners, 3, "distance")
+    assert grid.labels[0] == "r1c1" and len(grid.labels) == 9
+    audio, z = app.decode_grid(wavenet, grid, temperature=1.0, length=SHORT)
+    assert audio.shape == (9, SHORT) and z.shape == (9, NOTE_LENGTH // 512, 16)
+    corner_z = encode_notes(wavenet, corners)
+    np.testing.assert_allclose(z[[0, 2, 6, 8]], corner_z, atol=1e-6)
+    np.testing.assert_allclose(z[4], corner_z.mean(0), atol=1e-5)  # the centre weighs all four equally
+
+    archive = export_zip(tmp_path / "grid.zip", grid, audio, z)
+    with zipfile.ZipFile(archive) as opened:
+        names = set(opened.namelist())
+        assert {"r1c1.wav", "r3c3.npy", "grid.json"} <= names and len(names) == 19
+        with opened.open("r2c2.wav") as wav:
+            sound, rate = sf.read(wav)
+        assert rate == SAMPLE_RATE and len(sound) == SHORT
+        assert json.loads(opened.read("grid.json"))["corners"] == [note.name for note in corners]
+
+    line = make_grid(corners[:2], 4)
+    assert line.labels == ["step1", "step2", "step3", "step4"]
+    with pytest.raises(ExplorerError, match="2 notes"):
+        make_grid(corners[:3], 3)
+
+
+def test_map_places_user_notes_grids_and_trajectories(checkpoints, small_assets, write_tone):
+    directory, wavenet, spectral = checkpoints
+    app = Explorer(directory, small_assets)
+    assert app.stored_map is None  # no precomputed map here: it is computed for this encoder
+    embedding_map = app.map_for(wavenet)
+    assert app.map_for(wavenet) is embedding_map
+    assert sorted(embedding_map.names) == sorted(app.bundled)
+    note = note_from_file(write_tone(frequency=300.0))
+    placed = app.place_notes(wavenet, [note])
+    grid = make_grid(list(app.bundled.values())[:4], 2)
+    cells = app.place_grid(wavenet, grid)
+    path = app.trajectory(wavenet, note)
+    assert placed.shape == (1, 2) and cells.shape == (4, 2) and path.shape == (NOTE_LENGTH // 512, 2)
+
+    figure = map_figure(embedding_map, "family", user_points=[(note, placed[0])],
+                        cells=list(zip(grid.labels, cells)), trajectory=(note.name, path))
+    names = [trace.name for trace in figure.data]
+    assert {"low", "high", "your notes", "grid cells", f"{note.name} over time"} <= set(names)
+    clickable_ids = {row[0] for trace in figure.data if trace.customdata is not None for row in trace.customdata}
+    assert clickable_ids == set(app.bundled) | {note.id}
+    assert len(map_figure(embedding_map, "pitch").data) == 1
+    with pytest.raises(ExplorerError):
+        map_figure(embedding_map, "colour")
+    with pytest.raises(ExplorerError, match="WaveNet"):
+        app.map_for(spectral)
+
+
+def test_status_says_when_no_trained_model_exists(tmp_path, small_assets, checkpoints):
+    assert "No trained WaveNet or spectral baseline checkpoint" in Explorer(tmp_path, small_assets).status()
+    assert Explorer(checkpoints[0], small_assets).status() == ""
