@@ -17,14 +17,13 @@ import math
 import os
 import signal
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
 import torch.distributed as dist
 from safetensors.torch import load_file, save_file
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from nsynth_core.checkpoint import save_checkpoint
@@ -41,9 +40,11 @@ PAPER_LR_SCHEDULE = ((0, 2e-4), (90_000, 1.33e-4), (120_000, 6e-5), (150_000, 4e
 class TrainConfig:
     model: str = "wavenet"  # "wavenet" or "spectral"
     model_preset: str = "paper"
+    model_changes: dict = field(default_factory=dict)  # preset fields to override, e.g. {"decoder_layers": 10}
     pitch_conditioning: bool = False
     batch_size: int = 32  # total over all processes
     crop_length: int = 6144
+    crop_within_seconds: float | None = 3.0  # crops from the held part of the note, not the release
     max_steps: int = 200_000
     lr_schedule: tuple = PAPER_LR_SCHEDULE
     adam_betas: tuple = (0.9, 0.999)
@@ -62,10 +63,12 @@ TRAIN_CONFIGS = {
         lr_schedule=((0, 1e-3), (20_000, 5e-4), (40_000, 2.5e-4), (60_000, 1e-4)),
         ema_decay=0.999, grad_clip=1.0, valid_every=250, valid_notes=32),
     "spectral-paper": TrainConfig(
-        model="spectral", model_preset="paper", batch_size=8, crop_length=64000, max_steps=200_000,
+        model="spectral", model_preset="paper", batch_size=8, crop_length=64000, crop_within_seconds=None,
+        max_steps=200_000,
         lr_schedule=((0, 1e-4),), adam_betas=(0.5, 0.999), ema_decay=0.0),
     "spectral-cpu-small": TrainConfig(
-        model="spectral", model_preset="cpu-small", batch_size=8, crop_length=64000, max_steps=20_000,
+        model="spectral", model_preset="cpu-small", batch_size=8, crop_length=64000, crop_within_seconds=None,
+        max_steps=20_000,
         lr_schedule=((0, 1e-4),), adam_betas=(0.5, 0.999), ema_decay=0.999, valid_every=250, valid_notes=32),
 }
 
@@ -75,12 +78,24 @@ def learning_rate(schedule, step: int) -> float:
 
 
 def build_model(config: TrainConfig) -> torch.nn.Module:
-    pitch_classes = 128 if config.pitch_conditioning else 0
+    changes = dict(config.model_changes, pitch_classes=128 if config.pitch_conditioning else 0)
     if config.model == "wavenet":
-        return WaveNetAutoencoder(replace(WaveNetConfig.preset(config.model_preset), pitch_classes=pitch_classes))
+        return WaveNetAutoencoder(replace(WaveNetConfig.preset(config.model_preset), **changes))
     if config.model == "spectral":
-        return SpectralAutoencoder(replace(SpectralConfig.preset(config.model_preset), pitch_classes=pitch_classes))
+        return SpectralAutoencoder(replace(SpectralConfig.preset(config.model_preset), **changes))
     raise ValueError(f"Unknown model {config.model!r}.")
+
+
+def parse_changes(pairs: list[str]) -> dict:
+    """["decoder_layers=10", ...] -> {"decoder_layers": 10, ...} (integer or float values)."""
+    changes = {}
+    for pair in pairs:
+        name, _, value = pair.partition("=")
+        try:
+            changes[name] = int(value)
+        except ValueError:
+            changes[name] = float(value)
+    return changes
 
 
 def valid_source(train_source: Path) -> Path | None:
@@ -93,7 +108,7 @@ def valid_source(train_source: Path) -> Path | None:
 # Training state on disk: safetensors for every tensor (no pickle), JSON for the rest.
 
 def save_state(out: Path, model, ema, optimizer, step: int, samples_seen: int, wall_seconds: float,
-               config: TrainConfig, data_rng: torch.Generator):
+               config: TrainConfig):
     tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
     if ema is not None:
         tensors.update({f"ema.{k}": v for k, v in ema.state_dict().items()})
@@ -101,7 +116,6 @@ def save_state(out: Path, model, ema, optimizer, step: int, samples_seen: int, w
     for index, param_state in optim_state["state"].items():
         for key, value in param_state.items():
             tensors[f"optim.{index}.{key}"] = value if torch.is_tensor(value) else torch.tensor(value)
-    tensors["data_rng"] = data_rng.get_state()
     tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
     tmp = out / "state.safetensors.tmp"
     save_file(tensors, str(tmp))
@@ -113,7 +127,7 @@ def save_state(out: Path, model, ema, optimizer, step: int, samples_seen: int, w
     os.replace(tmp, out / "state.safetensors")
 
 
-def load_state(out: Path, model, ema, optimizer, data_rng: torch.Generator) -> dict:
+def load_state(out: Path, model, ema, optimizer) -> dict:
     info = json.loads((out / "state.json").read_text())
     tensors = load_file(str(out / "state.safetensors"))
     model.load_state_dict({k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")})
@@ -125,7 +139,6 @@ def load_state(out: Path, model, ema, optimizer, data_rng: torch.Generator) -> d
             _, index, name = key.split(".", 2)
             state.setdefault(int(index), {})[name] = value
     optimizer.load_state_dict({"state": state, "param_groups": info["param_groups"]})
-    data_rng.set_state(tensors["data_rng"])
     return info
 
 
@@ -142,16 +155,34 @@ class LossOf(torch.nn.Module):
         return self.model.loss(audio, pitch if self.pitch_conditioning else None)
 
 
+def crop_batch(dataset, indices, generator: torch.Generator, device):
+    """Stacked crops of the notes `indices`, crop offsets drawn from `generator`."""
+    dataset.generator = generator
+    items = [dataset[i] for i in indices]
+    audio = torch.stack([crop for crop, _ in items]).to(device)
+    return audio, torch.tensor([pitch for _, pitch in items], device=device)
+
+
+def training_batch(dataset, batch_size: int, seed: int, step: int, rank: int, device):
+    """The batch of `step` depends only on (seed, step, rank): a resumed run sees exactly the data it would have."""
+    generator = torch.Generator().manual_seed(seed * 1_000_003 + step * 1009 + rank)
+    indices = torch.randint(len(dataset), (batch_size,), generator=generator).tolist()
+    return crop_batch(dataset, indices, generator, device)
+
+
 @torch.no_grad()
-def held_out_loss(model, loader, config, device) -> float:
+def held_out_loss(model, dataset, config, device) -> float:
+    """Mean loss over fixed crops of evenly spaced held-out notes (the same at every evaluation and run)."""
     model.eval()
     loss_of = LossOf(model, config.pitch_conditioning)
-    total, count = 0.0, 0
-    for audio, pitch in loader:
-        total += loss_of(audio.to(device), pitch.to(device)).item() * len(audio)
-        count += len(audio)
+    generator = torch.Generator().manual_seed(1234)
+    notes = list(range(0, len(dataset), max(1, len(dataset) // config.valid_notes)))
+    total = 0.0
+    for first in range(0, len(notes), config.batch_size):
+        indices = notes[first: first + config.batch_size]
+        total += loss_of(*crop_batch(dataset, indices, generator, device)).item() * len(indices)
     model.train()
-    return total / max(count, 1)
+    return total / len(notes)
 
 
 def main():
@@ -160,6 +191,8 @@ def main():
     parser.add_argument("--out", type=Path, required=True, help="run folder (state, exported model, metrics.csv)")
     parser.add_argument("--config", choices=sorted(TRAIN_CONFIGS), default="cpu-small")
     parser.add_argument("--pitch-conditioning", action="store_true", help="condition the decoder on MIDI pitch")
+    parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                        help="override a field of the model preset (repeatable), e.g. --set decoder_layers=10")
     parser.add_argument("--max-steps", type=int, help="override the config's total steps")
     parser.add_argument("--minutes", type=float, default=math.inf, help="stop (and save) after this long")
     parser.add_argument("--save-minutes", type=float, default=5.0, help="save the training state this often")
@@ -181,7 +214,7 @@ def main():
         torch.set_num_threads(args.threads)
 
     config = TRAIN_CONFIGS[args.config]
-    overrides = {"pitch_conditioning": args.pitch_conditioning}
+    overrides = {"pitch_conditioning": args.pitch_conditioning, "model_changes": parse_changes(args.set)}
     if args.max_steps:
         overrides["max_steps"] = args.max_steps
     args.out.mkdir(parents=True, exist_ok=True)
@@ -205,10 +238,9 @@ def main():
         ema.requires_grad_(False)
     optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate(config.lr_schedule, 0),
                                  betas=config.adam_betas, eps=config.adam_eps)
-    data_rng = torch.Generator().manual_seed(args.seed * 1000 + rank)
     step, samples_seen, wall_before = 0, 0, 0.0
     if (args.out / "state.json").exists():
-        info = load_state(args.out, model, ema, optimizer, data_rng)
+        info = load_state(args.out, model, ema, optimizer)
         step, samples_seen, wall_before = info["step"], info["samples_seen"], info["wall_seconds"]
         if is_main:
             print(f"Resumed from step {step} ({samples_seen:,} samples seen).")
@@ -216,19 +248,19 @@ def main():
     if distributed:
         trained = DistributedDataParallel(trained)
 
-    train_set = NoteCropDataset(args.data, crop_length=config.crop_length)
-    sampler = torch.utils.data.RandomSampler(train_set, replacement=True, num_samples=10**9, generator=data_rng)
-    loader = DataLoader(train_set, batch_size=config.batch_size // world, sampler=sampler, num_workers=1,
-                        persistent_workers=True, drop_last=True)
+    train_set = NoteCropDataset(args.data, crop_length=config.crop_length, within_seconds=config.crop_within_seconds)
     valid_path = valid_source(args.data)
-    valid_loader = None
+    valid_set = None
     if is_main and valid_path is not None:
-        # Fixed held-out crops, the same at every evaluation (and across resumed runs).
-        valid_set = NoteCropDataset(valid_path, crop_length=config.crop_length, seed=1234)
-        valid_subset = torch.utils.data.Subset(valid_set, range(0, len(valid_set), max(1, len(valid_set) // config.valid_notes)))
-        valid_loader = DataLoader(valid_subset, batch_size=config.batch_size)
+        valid_set = NoteCropDataset(valid_path, crop_length=config.crop_length,
+                                    within_seconds=config.crop_within_seconds)
 
     metrics_path = args.out / "metrics.csv"
+    if is_main and metrics_path.exists():  # drop rows logged after the state we resumed from (a killed run's)
+        with open(metrics_path, newline="") as file:
+            rows = list(csv.reader(file))
+        with open(metrics_path, "w", newline="") as file:
+            csv.writer(file).writerows(rows[:1] + [row for row in rows[1:] if int(row[0]) <= step])
     new_metrics = not metrics_path.exists()
     metrics_file = open(metrics_path, "a", newline="") if is_main else None
     metrics = csv.writer(metrics_file) if is_main else None
@@ -247,8 +279,7 @@ def main():
     def save():
         if not is_main:
             return
-        save_state(args.out, model, ema, optimizer, step, samples_seen, wall_before + time.time() - start, config,
-                   data_rng)
+        save_state(args.out, model, ema, optimizer, step, samples_seen, wall_before + time.time() - start, config)
         shipped = ema if ema is not None else model
         save_checkpoint(shipped, args.out / "model", {
             "train_config": args.config, "step": step, "samples_seen": samples_seen,
@@ -260,13 +291,11 @@ def main():
     start = last_save = time.time()
     running_loss = None
     progress = tqdm(total=config.max_steps, initial=step, disable=not is_main, dynamic_ncols=True)
-    batches = iter(loader)
     while step < config.max_steps and not stop_requested and time.time() - start < args.minutes * 60:
         lr = learning_rate(config.lr_schedule, step)
         for group in optimizer.param_groups:
             group["lr"] = lr
-        audio, pitch = next(batches)
-        audio, pitch = audio.to(device, non_blocking=True), pitch.to(device, non_blocking=True)
+        audio, pitch = training_batch(train_set, config.batch_size // world, args.seed, step, rank, device)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_autocast):
             loss = trained(audio, pitch)
         optimizer.zero_grad(set_to_none=True)
@@ -286,8 +315,8 @@ def main():
         progress.set_postfix(loss=f"{running_loss:.3f}", lr=f"{lr:.1e}")
         if is_main:
             valid_loss = ""
-            if valid_loader is not None and step % config.valid_every == 0:
-                valid_loss = f"{held_out_loss(ema if ema is not None else model, valid_loader, config, device):.4f}"
+            if valid_set is not None and step % config.valid_every == 0:
+                valid_loss = f"{held_out_loss(ema if ema is not None else model, valid_set, config, device):.4f}"
                 tqdm.write(f"step {step}: held-out loss {valid_loss}")
             metrics.writerow([step, samples_seen, round(wall_before + time.time() - start, 1), lr,
                               f"{loss.item():.4f}", valid_loss])

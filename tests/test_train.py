@@ -1,0 +1,125 @@
+"""Training: the loop learns, and a run that is stopped or killed resumes exactly where it was."""
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from nsynth_core.audio import write_wav
+from nsynth_core.checkpoint import load_checkpoint
+from train.train import TRAIN_CONFIGS, LossOf, build_model, training_batch
+from nsynth_core.dataset import NoteCropDataset
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ["--set", "encoder_layers=2", "--set", "decoder_layers=3", "--set", "residual_channels=16",
+        "--set", "skip_channels=16", "--set", "encoder_channels=16", "--threads", "1"]
+
+
+def write_split(folder: Path, pitches, instrument: int):
+    """A minimal NSynth json/wav split of 1 s harmonic tones."""
+    (folder / "audio").mkdir(parents=True)
+    examples = {}
+    t = np.arange(16000) / 16000
+    for pitch in pitches:
+        f0 = 440 * 2 ** ((pitch - 69) / 12)
+        audio = sum(np.sin(2 * np.pi * f0 * k * t) / k for k in range(1, 4)) * np.exp(-2 * t) * 0.4
+        name = f"keyboard_acoustic_{instrument:03d}-{pitch:03d}-100"
+        write_wav(folder / "audio" / f"{name}.wav", audio)
+        examples[name] = {"note": pitch, "note_str": name, "instrument": instrument,
+                          "instrument_str": f"keyboard_acoustic_{instrument:03d}", "pitch": pitch, "velocity": 100,
+                          "sample_rate": 16000, "qualities": [0] * 10, "qualities_str": [],
+                          "instrument_family": 4, "instrument_family_str": "keyboard",
+                          "instrument_source": 0, "instrument_source_str": "acoustic"}
+    (folder / "examples.json").write_text(json.dumps(examples))
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    root = tmp_path_factory.mktemp("nsynth")
+    write_split(root / "nsynth-train", [48, 55, 60, 67], instrument=0)
+    write_split(root / "nsynth-valid", [50, 62], instrument=1)
+    return root / "nsynth-train"
+
+
+@pytest.mark.parametrize("config_name", ["cpu-small", "spectral-cpu-small"])
+def test_a_training_step_decreases_the_loss(dataset, config_name):
+    torch.manual_seed(0)
+    config = TRAIN_CONFIGS[config_name]
+    changes = {"encoder_layers": 2, "decoder_layers": 3} if config.model == "wavenet" else {}
+    from dataclasses import replace
+    config = replace(config, model_changes=changes)
+    model = build_model(config)
+    loss_of = LossOf(model, pitch_conditioning=False)
+    data = NoteCropDataset(dataset, crop_length=config.crop_length if config.model == "wavenet" else 16000)
+    audio, pitch = training_batch(data, 2, seed=0, step=0, rank=0, device="cpu")
+    if config.model == "spectral":  # the spectral model takes whole 4 s notes
+        audio = torch.nn.functional.pad(audio, (0, 64000 - audio.shape[1]))
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    model.eval()  # fixed BatchNorm statistics, so before/after compare the same function
+    with torch.no_grad():
+        before = loss_of(audio, pitch).item()
+    model.train()
+    for _ in range(3):
+        optimizer.zero_grad()
+        loss_of(audio, pitch).backward()
+        optimizer.step()
+    model.eval()
+    with torch.no_grad():
+        after = loss_of(audio, pitch).item()
+    assert after < before
+
+
+def run_training(data, out, *extra, wait=True):
+    command = [sys.executable, "-m", "train.train", "--data", str(data), "--out", str(out), "--config",
+               "cpu-small", "--save-minutes", "0", *TINY, *extra]
+    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    if wait:
+        output, _ = process.communicate(timeout=300)
+        assert process.returncode == 0, output
+    return process
+
+
+def losses(out: Path) -> list[tuple[int, str]]:
+    with open(out / "metrics.csv") as file:
+        return [(int(row["step"]), row["train_loss"]) for row in csv.DictReader(file)]
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(dataset, tmp_path_factory):
+    out = tmp_path_factory.mktemp("uninterrupted")
+    run_training(dataset, out, "--max-steps", "8")
+    return losses(out)
+
+
+def test_resume_restores_step_optimizer_and_data(dataset, uninterrupted, tmp_path):
+    run_training(dataset, tmp_path, "--max-steps", "3")
+    assert json.loads((tmp_path / "state.json").read_text())["step"] == 3
+    run_training(dataset, tmp_path, "--max-steps", "8")
+    # The resumed run's steps 4-8 repeat the uninterrupted run's losses: same weights, Adam moments and batches.
+    assert losses(tmp_path) == uninterrupted
+    model, metadata = load_checkpoint(tmp_path / "model")
+    assert metadata["step"] == 8 and metadata["ema"] is True
+
+
+def test_a_killed_run_resumes_from_its_last_save(dataset, uninterrupted, tmp_path):
+    process = run_training(dataset, tmp_path, "--max-steps", "1000", wait=False)
+    state = tmp_path / "state.json"
+    deadline = time.time() + 240
+    while time.time() < deadline and not (state.exists() and json.loads(state.read_text())["step"] >= 2):
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    saved_step = json.loads(state.read_text())["step"]
+    assert 2 <= saved_step < 8
+    run_training(dataset, tmp_path, "--max-steps", "8")
+    assert json.loads(state.read_text())["step"] == 8
+    # Rows the killed run logged after its last save are dropped; the resumed run continues the same trajectory.
+    assert losses(tmp_path) == uninterrupted
