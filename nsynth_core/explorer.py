@@ -22,6 +22,7 @@ from typing import Callable
 
 import librosa
 import numpy as np
+import plotly
 import plotly.graph_objects as go
 import torch
 
@@ -355,6 +356,7 @@ def map_figure(embedding_map: EmbeddingMap, color_by: str = "family", user_point
             hovertemplate="%{text}<extra></extra>",
             marker=dict(size=9, symbol="square", color="rgba(0,0,0,0)", line=dict(color="crimson", width=2))))
     figure.update_layout(margin=dict(l=10, r=10, t=30, b=10), height=480, legend=dict(itemsizing="constant"),
+                         colorway=plotly.colors.qualitative.Dark24,  # 11 families need more than 10 colours
                          xaxis=dict(showticklabels=False, title=None), yaxis=dict(showticklabels=False, title=None),
                          title=dict(text="Notes in the embedding space (UMAP of Z averaged over time)",
                                     font=dict(size=14)), clickmode="event")
@@ -486,3 +488,21 @@ class Explorer:
                     progress: Progress | None = None) -> np.ndarray:
         z = encode_notes(loaded, [note])
         return decode(loaded, z, [note.pitch], [note.name], temperature, length, progress=progress)[0]
+
+
+def message_figure(text: str) -> go.Figure:
+    """An empty map that says why there is nothing to show."""
+    figure = go.Figure()
+    figure.add_annotation(text=text, showarrow=False, font=dict(size=14), x=0.5, y=0.5, xref="paper", yref="paper")
+    figure.update_layout(height=480, xaxis=dict(visible=False), yaxis=dict(visible=False))
+    return figure
+
+
+def describe_model(loaded: LoadedModel) -> str:
+    """One line for the page: what the checkpoint is and, for a WaveNet, how far back its decoder hears."""
+    parameters = sum(p.numel() for p in loaded.model.parameters())
+    line = f"`{loaded.name}`: {loaded.kind}, {parameters:,} parameters"
+    if loaded.kind == "wavenet":
+        samples = loaded.model.config.receptive_field
+        line += f", receptive field {samples} samples ({1000 * samples / SAMPLE_RATE:.0f} ms)"
+    return line

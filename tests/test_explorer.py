@@ -13,7 +13,7 @@ from nsynth_core.explorer import (
     Explorer, ExplorerError, add_notes, bundled_notes, decode, encode_notes, estimate_decode_seconds, export_zip,
     list_checkpoints, load_model, make_grid, map_figure, note_from_file,
 )
-from tiny_checkpoints import write_tiny_checkpoints
+from app_helpers import write_tiny_checkpoints
 
 SHORT = 1600  # 0.1 s: enough to exercise every path of the decoder
 

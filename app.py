@@ -1,0 +1,317 @@
+"""NSynth timbre explorer: a web page over nsynth_core.explorer.
+
+    python app.py            # http://127.0.0.1:7860 (GRADIO_SERVER_NAME / GRADIO_SERVER_PORT override)
+
+Checkpoints are read from checkpoints/ (or the folder named by NSYNTH_CHECKPOINTS).
+"""
+
+import functools
+import json
+import os
+import tempfile
+import threading
+from pathlib import Path
+
+import gradio as gr
+import numpy as np
+import torch
+
+from nsynth_core import explorer as ex
+from nsynth_core.audio import SAMPLE_RATE
+from nsynth_core.interpolation import GRID_SIZES
+from nsynth_core.rainbowgram import rainbowgram
+
+MAX_SIZE = max(GRID_SIZES)
+DECODERS = {"WaveNet": "wavenet", "Spectral baseline": "spectral"}
+CORNERS = ("A (top left)", "B (top right)", "C (bottom left)", "D (bottom right)")
+# Generation is a long chain of small tensor operations: on a shared 2-core machine a second thread mostly waits.
+torch.set_num_threads(int(os.environ.get("NSYNTH_THREADS", "1")))
+
+app = ex.Explorer()
+CLICK_BRIDGE = """
+() => {
+  const report = (event) => {
+    const point = event.points[0];
+    const id = Array.isArray(point.customdata) ? point.customdata[0] : point.customdata;
+    const box = document.querySelector("#map-click textarea");
+    if (!id || !box) return;
+    box.value = JSON.stringify({id: id, x: point.x, y: point.y, time: Date.now()});
+    box.dispatchEvent(new Event("input", {bubbles: true}));
+    box.dispatchEvent(new Event("change", {bubbles: true}));
+  };
+  const attach = () => document.querySelectorAll(".js-plotly-plot").forEach((plot) => {
+    const listening = plot._ev && plot._ev.listeners("plotly_click").includes(report);
+    if (plot.on && !listening) plot.on("plotly_click", report);
+  });
+  new MutationObserver(attach).observe(document.body, {childList: true, subtree: true});
+  attach();
+}
+"""
+CSS = "#map-click {display: none !important}"
+
+
+def friendly(handler):
+    """Bad input becomes a message in the page instead of a traceback."""
+    @functools.wraps(handler)
+    def wrapped(*args, **kwargs):
+        try:
+            return handler(*args, **kwargs)
+        except ValueError as error:
+            raise gr.Error(str(error)) from None
+    return wrapped
+
+
+def playable(audio: np.ndarray) -> tuple[int, np.ndarray]:
+    return SAMPLE_RATE, np.round(np.clip(audio, -1, 1) * 32767).astype(np.int16)
+
+
+def model(path: str | None, kind: str) -> ex.LoadedModel:
+    if not path:
+        raise ex.ExplorerError(f"No trained {kind} checkpoint is available: put one in {app.checkpoints_dir}/.")
+    return ex.load_model(path)
+
+
+def default_checkpoint(kind: str) -> str | None:
+    found = app.checkpoints()[kind]
+    return found[0][1] if found else None
+
+
+def note_choices(session) -> list[tuple[str, str]]:
+    return [(note.label, note.id) for note in app.notes(session).values()]
+
+
+def session_summary(session) -> str:
+    if not session:
+        return "Your notes will be listed here."
+    return "**Your notes:** " + ", ".join(note.label for note in session.values())
+
+
+@friendly
+def draw_map(session, color_by, selected, show_path, grid_cells, wavenet_path):
+    wavenet = ex.load_model(wavenet_path) if wavenet_path else None
+    embedding_map = app.map_for(wavenet)
+    if embedding_map is None:
+        return ex.message_figure("No map yet: it needs a trained WaveNet checkpoint.")
+    if wavenet is None:
+        return ex.map_figure(embedding_map, color_by)
+    own = list(session.values())
+    user_points = list(zip(own, app.place_notes(wavenet, own)))
+    trajectory = None
+    if show_path and selected:
+        note = app.note(session, selected)
+        trajectory = (note.name, app.trajectory(wavenet, note))
+    return ex.map_figure(embedding_map, color_by, user_points, grid_cells or (), trajectory)
+
+
+def with_new_notes(session, notes, color_by, show_path, grid_cells, wavenet_path):
+    session = ex.add_notes(session, notes, {note.name for note in app.bundled.values()})
+    choices = note_choices(session)
+    selected = next((n.id for n in reversed(list(session.values())) if any(n.id == m.id for m in notes)), None)
+    figure = draw_map(session, color_by, selected, show_path, grid_cells, wavenet_path)
+    dropdowns = [gr.update(choices=choices) for _ in range(len(CORNERS) + 1)]
+    return [session, session_summary(session), figure, gr.update(choices=choices, value=selected), *dropdowns]
+
+
+@friendly
+def add_uploads(files, session, color_by, show_path, grid_cells, wavenet_path):
+    notes = []
+    for path in files or []:
+        try:
+            notes.append(ex.note_from_file(path))
+        except ValueError as error:
+            gr.Warning(str(error))
+    return with_new_notes(session, notes, color_by, show_path, grid_cells, wavenet_path)
+
+
+@friendly
+def add_recording(path, session, color_by, show_path, grid_cells, wavenet_path):
+    if not path:
+        return [session, session_summary(session), gr.skip(), gr.skip(), *[gr.skip()] * (len(CORNERS) + 1)]
+    taken = sum(note.source == "microphone" for note in session.values())
+    note = ex.note_from_file(path, name=f"recording {taken + 1}", source="microphone")
+    return with_new_notes(session, [note], color_by, show_path, grid_cells, wavenet_path)
+
+
+@friendly
+def select_note(note_id, session):
+    if not note_id:
+        return None
+    return playable(app.note(session, note_id).audio)
+
+
+def clicked_note(payload):
+    try:
+        return json.loads(payload)["id"]
+    except (ValueError, KeyError, TypeError):
+        return gr.skip()
+
+
+def grid_settings(shape, size):
+    notes = 2 if shape.startswith("line") else 4
+    cells = size if notes == 2 else size * size
+    return notes, cells
+
+
+def estimate(shape, size, decoder, seconds, wavenet_path, spectral_path):
+    path = wavenet_path if DECODERS[decoder] == "wavenet" else spectral_path
+    if not path:
+        return f"No {decoder} checkpoint to decode with."
+    _, cells = grid_settings(shape, size)
+    seconds_needed = ex.estimate_decode_seconds(ex.load_model(path), cells, int(seconds * SAMPLE_RATE))
+    return (f"Decoding {cells} cells of {seconds:g} s with the {decoder} decoder takes "
+            f"**{ex.describe_duration(seconds_needed)}** on this machine (less for cells decoded before).")
+
+
+@friendly
+def run_grid(a, b, c, d, shape, size, rule, decoder, temperature, seconds, session, wavenet_path, spectral_path,
+             progress=gr.Progress()):
+    kind = DECODERS[decoder]
+    loaded = model(wavenet_path if kind == "wavenet" else spectral_path, decoder)
+    count, _ = grid_settings(shape, size)
+    chosen = [a, b, c, d][:count]
+    if not all(chosen):
+        raise ex.ExplorerError(f"Choose {'notes A and B' if count == 2 else 'all four corner notes'} first.")
+    grid = ex.make_grid([app.note(session, note_id) for note_id in chosen], size, rule)
+    audio, z = app.decode_grid(loaded, grid, temperature, int(seconds * SAMPLE_RATE),
+                               progress=lambda done, total: progress((done, total), desc="Decoding", unit="samples"))
+    archive = ex.export_zip(Path(tempfile.mkdtemp()) / "nsynth_grid.zip", grid, audio, z)
+    cells = list(zip(grid.labels, app.place_grid(model(wavenet_path, "WaveNet"), grid).tolist()))
+    players = [gr.update(value=None, visible=False) for _ in range(MAX_SIZE * MAX_SIZE)]
+    rows = 1 if count == 2 else size
+    for index, label in enumerate(grid.labels):
+        row, column = divmod(index, size) if rows > 1 else (0, index)
+        players[row * MAX_SIZE + column] = gr.update(value=playable(audio[index]), label=label, visible=True)
+    return [*players, str(archive), cells]
+
+
+@friendly
+def reconstruct(note_id, session, temperature, seconds, wavenet_path, spectral_path, progress=gr.Progress()):
+    if not note_id:
+        raise ex.ExplorerError("Choose a note to reconstruct.")
+    note = app.note(session, note_id)
+    length = int(seconds * SAMPLE_RATE)
+    outputs = [playable(note.audio[:length]), rainbowgram(note.audio[:length])]
+    for path, kind in ((wavenet_path, "WaveNet"), (spectral_path, "spectral baseline")):
+        if not path:
+            gr.Warning(f"No {kind} checkpoint: that reconstruction is skipped.")
+            outputs += [None, None]
+            continue
+        audio = app.reconstruct(ex.load_model(path), note, temperature, length,
+                                progress=lambda done, total: progress((done, total), desc=f"{kind}", unit="samples"))
+        outputs += [playable(audio), rainbowgram(audio)]
+    return outputs
+
+
+def describe_models(wavenet_path, spectral_path):
+    lines = [ex.describe_model(ex.load_model(path)) for path in (wavenet_path, spectral_path) if path]
+    return "  \n".join(lines) or app.status()
+
+
+def warm_up():
+    """Load the default WaveNet, its map (the first UMAP placement compiles for seconds) and time its decoder."""
+    path = default_checkpoint("wavenet")
+    if path:
+        loaded = ex.load_model(path)
+        app.map_for(loaded)
+        ex.measure_decode_speed(loaded)
+
+
+with gr.Blocks(title="NSynth timbre explorer") as demo:
+    session = gr.State({})  # note id -> Note: this visitor's own notes
+    grid_cells = gr.State([])  # [(label, [x, y])] of the last grid, drawn on the map
+    gr.Markdown("# NSynth timbre explorer\nBring notes, see where they sit in the embedding space, and mix them "
+                "into new sounds with a WaveNet autoencoder.")
+    status = gr.Markdown(app.status())
+    with gr.Row():
+        wavenet_path = gr.Dropdown([(name, path) for name, path in app.checkpoints()["wavenet"]],
+                                   value=default_checkpoint("wavenet"), label="WaveNet checkpoint")
+        spectral_path = gr.Dropdown([(name, path) for name, path in app.checkpoints()["spectral"]],
+                                    value=default_checkpoint("spectral"), label="Spectral baseline checkpoint")
+        model_info = gr.Markdown()
+
+    with gr.Tab("Explore"):
+        with gr.Row():
+            with gr.Column(scale=1):
+                uploads = gr.File(label="Upload notes", file_count="multiple", file_types=["audio"])
+                recorder = gr.Audio(sources=["microphone"], type="filepath", label="Or record one")
+                summary = gr.Markdown(session_summary({}))
+                selected = gr.Dropdown(note_choices({}), value=None, label="Note (or click one on the map)")
+                player = gr.Audio(label="Selected note", interactive=False)
+                with gr.Row():
+                    corner_buttons = [gr.Button(f"Use as {corner[0]}", size="sm") for corner in CORNERS]
+            with gr.Column(scale=2):
+                with gr.Row():
+                    color_by = gr.Radio(list(ex.COLOR_BY), value="family", label="Colour by")
+                    show_path = gr.Checkbox(label="Show the selected note's path over time")
+                map_plot = gr.Plot(label="Map")
+                click = gr.Textbox(elem_id="map-click", show_label=False)
+
+    with gr.Tab("Grid"):
+        with gr.Row():
+            corners = [gr.Dropdown(note_choices({}), value=None, label=f"Corner {corner}") for corner in CORNERS]
+        with gr.Row():
+            shape = gr.Radio(["grid (4 notes)", "line (A to B)"], value="grid (4 notes)", label="Shape")
+            size = gr.Slider(min(GRID_SIZES), MAX_SIZE, value=2, step=1, label="Cells per side")
+            rule = gr.Radio([("bilinear", "bilinear"), ("Open NSynth Super distance", "distance")],
+                            value="bilinear", label="Mixing")
+        with gr.Row():
+            decoder = gr.Radio(list(DECODERS), value="WaveNet", label="Decoder")
+            temperature = gr.Slider(0.0, 1.5, value=1.0, step=0.05, label="Temperature (0 = most likely sample)")
+            seconds = gr.Slider(0.1, 4.0, value=1.0, step=0.1, label="Length (s)")
+        expected = gr.Markdown()
+        generate_button = gr.Button("Generate grid", variant="primary")
+        players = []
+        for _ in range(MAX_SIZE):
+            with gr.Row():
+                players += [gr.Audio(visible=False, interactive=False, min_width=120) for _ in range(MAX_SIZE)]
+        archive = gr.File(label="Download every cell (wav + Z as .npy)")
+
+    with gr.Tab("Reconstruct"):
+        with gr.Row():
+            source_note = gr.Dropdown(note_choices({}), value=None, label="Note")
+            reconstruct_button = gr.Button("Reconstruct", variant="primary")
+        outputs = []
+        with gr.Row():
+            for title in ("Original", "WaveNet", "Spectral baseline"):
+                with gr.Column():
+                    outputs += [gr.Audio(label=title, interactive=False), gr.Image(label=f"{title} rainbowgram")]
+
+    with gr.Tab("About"):
+        gr.Markdown((ex.ASSETS_DIR / "about.md").read_text())
+
+    note_dropdowns = [selected, *corners, source_note]
+    map_inputs = [session, color_by, show_path, grid_cells, wavenet_path]
+    new_note_outputs = [session, summary, map_plot, selected, *corners, source_note]
+    uploads.upload(add_uploads, [uploads, *map_inputs], new_note_outputs, api_name="add_uploads")
+    recorder.stop_recording(add_recording, [recorder, *map_inputs], new_note_outputs, api_name="add_recording")
+
+    map_args = [session, color_by, selected, show_path, grid_cells, wavenet_path]
+    color_by.change(draw_map, map_args, map_plot, api_name="map")
+    for trigger in (show_path.change, wavenet_path.change):
+        trigger(draw_map, map_args, map_plot)
+    selected.change(select_note, [selected, session], player, api_name="select_note")
+    selected.change(lambda *args: draw_map(*args) if args[3] else gr.skip(), map_args, map_plot)
+    click.change(clicked_note, click, selected)
+    for button, corner in zip(corner_buttons, corners):
+        button.click(lambda note_id: note_id, selected, corner)
+
+    estimate_inputs = [shape, size, decoder, seconds, wavenet_path, spectral_path]
+    for trigger in (shape.change, size.change, decoder.change, seconds.change):
+        trigger(estimate, estimate_inputs, expected)
+    generate_button.click(
+        run_grid, [*corners, shape, size, rule, decoder, temperature, seconds, session, wavenet_path, spectral_path],
+        [*players, archive, grid_cells], api_name="grid", concurrency_id="decode", concurrency_limit=1).then(
+        draw_map, map_args, map_plot)
+    reconstruct_button.click(
+        reconstruct, [source_note, session, temperature, seconds, wavenet_path, spectral_path], outputs,
+        api_name="reconstruct", concurrency_id="decode", concurrency_limit=1)
+    for trigger in (wavenet_path.change, spectral_path.change):
+        trigger(describe_models, [wavenet_path, spectral_path], model_info)
+
+    demo.load(None, js=CLICK_BRIDGE)
+    demo.load(draw_map, map_args, map_plot).then(
+        describe_models, [wavenet_path, spectral_path], model_info).then(estimate, estimate_inputs, expected)
+
+if __name__ == "__main__":
+    threading.Thread(target=warm_up, daemon=True).start()
+    demo.queue(default_concurrency_limit=2, max_size=32).launch(css=CSS, max_file_size="20mb")

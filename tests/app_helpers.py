@@ -1,0 +1,67 @@
+"""Tiny randomly initialised checkpoints and a running app, so app tests take seconds, not a trained model."""
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from contextlib import contextmanager
+from pathlib import Path
+
+import torch
+
+from nsynth_core.checkpoint import save_checkpoint
+from nsynth_core.spectral import SpectralAutoencoder, SpectralConfig
+from nsynth_core.wavenet import WaveNetAutoencoder, WaveNetConfig
+
+REPO = Path(__file__).resolve().parent.parent
+TINY_WAVENET = WaveNetConfig(encoder_channels=8, encoder_layers=2, encoder_cycle=2, residual_channels=8,
+                             skip_channels=8, decoder_layers=2, decoder_cycle=2)
+STARTUP_SECONDS = 180  # imports and the first UMAP compilation on a busy 2-core machine
+
+
+def write_tiny_checkpoints(directory, seed=0):
+    """Writes directory/tiny-wavenet and directory/tiny-spectral; returns their paths (without suffix)."""
+    torch.manual_seed(seed)
+    wavenet = directory / "tiny-wavenet"
+    spectral = directory / "tiny-spectral"
+    save_checkpoint(WaveNetAutoencoder(TINY_WAVENET), wavenet, {"note": "random weights for tests"})
+    save_checkpoint(SpectralAutoencoder(SpectralConfig.preset("cpu-small")).eval(), spectral)
+    return wavenet, spectral
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@contextmanager
+def running_app(checkpoints_dir, log_path):
+    """`python app.py` on a free local port with the given checkpoints; yields its URL."""
+    port = free_port()
+    env = {**os.environ, "NSYNTH_CHECKPOINTS": str(checkpoints_dir), "GRADIO_SERVER_PORT": str(port),
+           "GRADIO_SERVER_NAME": "127.0.0.1", "GRADIO_ANALYTICS_ENABLED": "False"}
+    with open(log_path, "w") as log:
+        server = subprocess.Popen([sys.executable, "app.py"], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        deadline = time.monotonic() + STARTUP_SECONDS
+        while True:
+            if server.poll() is not None:
+                raise RuntimeError(f"app.py exited with {server.returncode}:\n{Path(log_path).read_text()}")
+            try:
+                urllib.request.urlopen(url, timeout=5)
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"app.py did not answer within {STARTUP_SECONDS} s")
+                time.sleep(0.5)
+        yield url
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()

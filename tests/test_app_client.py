@@ -1,0 +1,74 @@
+"""The app as a program: `python app.py` driven through its API with gradio_client."""
+
+import zipfile
+
+import numpy as np
+import pytest
+import soundfile as sf
+from gradio_client import Client, handle_file
+
+from app_helpers import running_app, write_tiny_checkpoints
+
+FIRST_NOTES = ["bass_electronic_fluidr3_gm033-036-100", "brass_acoustic_fluidr3_gm056-055-100",
+               "flute_acoustic_fluidr3_gm073-067-100"]
+
+
+@pytest.fixture(scope="module")
+def client(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("checkpoints")
+    write_tiny_checkpoints(directory)
+    with running_app(directory, directory / "app.log") as url:
+        yield Client(url, verbose=False)
+
+
+def loudness(path):
+    audio, rate = sf.read(path)
+    return rate, len(audio), float(np.abs(audio).max())
+
+
+def test_upload_map_grid_and_reconstruction(client, write_tone, tmp_path):
+    bad = tmp_path / "not_audio.wav"
+    bad.write_text("this is text")
+    tone = write_tone(frequency=220.0, seconds=1.0)
+    summary, figure, picker, *_ = client.predict(
+        [handle_file(str(tone)), handle_file(str(bad))], "family", False, api_name="/add_uploads")
+    selected = picker["value"]  # the picker is updated to list the new note and select it
+    assert tone.stem in summary and "not_audio" not in summary  # the bad file is skipped with a warning
+    assert selected.startswith("upload-")
+    assert "your notes" in figure["plot"] and selected in figure["plot"]
+
+    pitch_map = client.predict("pitch", selected, True, api_name="/map")
+    assert "MIDI pitch" in pitch_map["plot"] and "over time" in pitch_map["plot"]
+
+    played = client.predict(selected, api_name="/select_note")
+    assert loudness(played)[2] > 0.5
+
+    *players, archive = client.predict(
+        selected, *FIRST_NOTES, "grid (4 notes)", 2, "distance", "WaveNet", 1.0, 0.1, api_name="/grid")
+    shown = [player["value"] for player in players if player.get("visible")]  # players are updated, not replaced
+    assert len(players) == 25 and len(shown) == 4
+    for player in shown:
+        rate, length, peak = loudness(player)
+        assert rate == 16000 and length == 1600 and peak > 0
+    with zipfile.ZipFile(archive) as opened:
+        assert {"r1c1.wav", "r2c2.npy", "grid.json"} <= set(opened.namelist())
+    assert "grid cells" in client.predict("family", selected, False, api_name="/map")["plot"]
+
+    original, original_image, wavenet, wavenet_image, spectral, spectral_image = client.predict(
+        selected, 1.0, 0.1, api_name="/reconstruct")
+    for path in (original, wavenet, spectral):
+        _, length, peak = loudness(path)
+        assert length == 1600 and peak > 0
+    assert all(image for image in (original_image, wavenet_image, spectral_image))
+
+
+def test_bad_requests_leave_the_app_working(client, tmp_path):
+    silent = tmp_path / "silence.wav"
+    sf.write(silent, np.zeros(16000), 16000)
+    summary, *_ = client.predict([handle_file(str(silent))], "family", False, api_name="/add_uploads")
+    assert "silence" not in summary
+    with pytest.raises(Exception, match="all four corner notes"):
+        client.predict(None, *FIRST_NOTES, "grid (4 notes)", 2, "bilinear", "WaveNet", 1.0, 0.1, api_name="/grid")
+    *players, _ = client.predict(*FIRST_NOTES[:2], None, None, "line (A to B)", 3, "bilinear",
+                                    "Spectral baseline", 1.0, 0.1, api_name="/grid")
+    assert sum(1 for player in players if player.get("visible")) == 3
