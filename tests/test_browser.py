@@ -1,0 +1,80 @@
+"""A visitor in a real browser (Debian's chromium, driven by Playwright): upload -> map -> grid -> play."""
+
+import io
+import shutil
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from app_helpers import running_app, write_tiny_checkpoints
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+WAIT_MS = 120_000  # a busy 2-core machine; every wait ends as soon as its element appears
+
+playwright = pytest.importorskip("playwright.sync_api")
+pytestmark = pytest.mark.skipif(shutil.which(CHROMIUM) is None, reason="needs Debian's chromium")
+
+
+@pytest.fixture(scope="module")
+def page(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("checkpoints")
+    write_tiny_checkpoints(directory)
+    with running_app(directory, directory / "app.log") as url, playwright.sync_playwright() as driver:
+        browser = driver.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1100})
+        page.set_default_timeout(WAIT_MS)
+        page.goto(url)
+        yield page
+        browser.close()
+
+
+def click_first_example(page):
+    """Click a bundled note where it is drawn (plotly listens on its drag layer, not on the point itself)."""
+    point = page.locator(".js-plotly-plot .scatterlayer .trace").first.locator(".points path").first
+    box = point.bounding_box()
+    page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+
+
+def downloaded_audio(page, player):
+    """The audio a player offers for download, fetched the way the browser would."""
+    href = player.locator("a[download]").first.get_attribute("href")
+    response = page.request.get(href if href.startswith("http") else page.url.rstrip("/") + "/" + href.lstrip("/"))
+    assert response.ok
+    audio, rate = sf.read(io.BytesIO(response.body()))
+    return audio, rate
+
+
+def test_upload_map_grid_play(page, tmp_path):
+    page.wait_for_selector(".js-plotly-plot .scatterlayer .points path")  # the bundled map is drawn on load
+    tone = tmp_path / "my_tone.wav"
+    sf.write(tone, 0.5 * np.sin(2 * np.pi * 330 * np.arange(16000) / 16000), 16000)
+    page.locator("input[type=file]").first.set_input_files(str(tone))
+    page.get_by_text("Your notes:").wait_for()
+    page.get_by_text("your notes", exact=True).wait_for()  # the upload is placed in the map
+    page.get_by_role("button", name="Use as A", exact=True).click()
+
+    click_first_example(page)
+    page.wait_for_function("document.querySelector('#map-click textarea').value.includes('fluidr3')")
+    page.get_by_role("button", name="Use as B", exact=True).click()
+
+    page.get_by_role("tab", name="Grid").click()
+    page.get_by_label("line (A to B)").check()
+    length = page.get_by_label("number input for Length (s)")
+    length.fill("0.1")
+    length.press("Enter")
+    page.get_by_text("Decoding 2 cells of 0.1 s").wait_for()  # the expected time is stated before decoding
+    page.get_by_role("button", name="Generate grid", exact=True).click()
+
+    for label in ("step1", "step2"):
+        player = page.locator(".block", has=page.get_by_text(label, exact=True)).last
+        player.locator("a[download]").first.wait_for(state="attached")
+        audio, rate = downloaded_audio(page, player)
+        assert rate == 16000 and len(audio) == 1600 and np.abs(audio).max() > 0
+    first = page.locator(".block", has=page.get_by_text("step1", exact=True)).last
+    first.get_by_role("button", name="Play", exact=True).click()
+    first.get_by_role("button", name="Pause", exact=True).wait_for()
+    archive = page.locator(".block", has=page.get_by_text("Download every cell")).last
+    assert archive.locator("a[download]").first.get_attribute("href").endswith("nsynth_grid.zip")
