@@ -68,8 +68,8 @@ TRAIN_CONFIGS = {
         lr_schedule=((0, 1e-4),), adam_betas=(0.5, 0.999), ema_decay=0.0),
     "spectral-cpu-small": TrainConfig(
         model="spectral", model_preset="cpu-small", batch_size=8, crop_length=64000, crop_within_seconds=None,
-        max_steps=20_000,
-        lr_schedule=((0, 1e-4),), adam_betas=(0.5, 0.999), ema_decay=0.999, valid_every=250, valid_notes=32),
+        max_steps=20_000, lr_schedule=((0, 5e-4), (5_000, 2.5e-4), (10_000, 1e-4)), adam_betas=(0.5, 0.999),
+        ema_decay=0.999, valid_every=250, valid_notes=32),
 }
 
 
