@@ -5,7 +5,7 @@ acoustic = a physical instrument, electronic = an electric one with pickups or t
 synthesizer). A General-MIDI SoundFont has 128 melodic programs in 16 groups of 8; this table says which
 family and source each program stands for, and the range of MIDI pitches it really sounds in, so a rendered
 dataset never asks a tuba for pitch 108. Programs that fit no NSynth family (synth and sound effects, drums,
-hits, unpitched percussion) are left out of the table.
+hits, unpitched percussion) or have no single pitch per key are left out of the table.
 """
 
 from dataclasses import dataclass
@@ -57,7 +57,7 @@ _TABLE = (
     (28, "Electric Guitar (muted)", "guitar", "electronic", 40, 86),
     (29, "Overdriven Guitar", "guitar", "electronic", 40, 86),
     (30, "Distortion Guitar", "guitar", "electronic", 40, 86),
-    (31, "Guitar Harmonics", "guitar", "electronic", 52, 96),
+    # Guitar harmonics (31) sound one or two octaves above the key depending on the key: no single pitch label.
     # Bass
     (32, "Acoustic Bass", "bass", "acoustic", 28, 67),
     (33, "Electric Bass (finger)", "bass", "electronic", 28, 67),
@@ -117,7 +117,7 @@ _TABLE = (
     (83, "Lead 4 (chiff)", "synth_lead", "synthetic", 36, 96),
     (84, "Lead 5 (charang)", "synth_lead", "synthetic", 36, 96),
     (85, "Lead 6 (voice)", "synth_lead", "synthetic", 36, 96),
-    (86, "Lead 7 (fifths)", "synth_lead", "synthetic", 36, 96),
+    # Lead 7 (fifths, 86) sounds two pitches at once; pitch trackers hear their common root an octave below.
     (87, "Lead 8 (bass + lead)", "synth_lead", "synthetic", 36, 96),
     # Synth pad: NSynth has no pad family; pads are sustained synthesizer tones, closest to synth_lead,
     # except the choir and halo pads, which are voice-like.

@@ -159,13 +159,14 @@ def envelope_qualities(audio):
 def split_instruments(instruments, seed):
     """{instrument id: split name}, shuffling each family's instruments and holding out ~10% for valid and
     ~10% for test (at least one each once a family has three instruments)."""
-    rng = np.random.default_rng(seed)
     by_family = defaultdict(list)
     for instrument in instruments:
         by_family[instrument.family].append(instrument.id)
     splits = {}
-    for family in sorted(by_family):
-        ids = sorted(by_family[family])
+    for family, ids in by_family.items():
+        # One generator per family, so adding or removing a program reshuffles its own family only.
+        rng = np.random.default_rng([seed, FAMILIES.index(family)])
+        ids = sorted(ids)
         ids = [ids[i] for i in rng.permutation(len(ids))]
         held_out = round(HELD_OUT_FRACTION * len(ids))
         if len(ids) >= 3:
