@@ -11,12 +11,26 @@ from .wavenet import WaveNetAutoencoder
 ProgressCallback = Callable[[int, int], None]
 
 
-def sample_logits(logits: torch.Tensor, temperature: float, generator: torch.Generator | None) -> torch.Tensor:
-    """Class indices [B] from logits [B, 256]; temperature 0 is greedy (argmax)."""
+def sample_logits(logits: torch.Tensor, temperature: float, uniform: torch.Tensor | None) -> torch.Tensor:
+    """Class indices [B] from logits [B, 256]; temperature 0 is greedy (argmax).
+
+    Otherwise inverse-CDF sampling of softmax(logits / temperature) with one uniform [B] in [0, 1) per row:
+    a scheme a compiled engine can repeat exactly (nsynth_core/fastgen.py).
+    """
     if temperature <= 0:
         return logits.argmax(dim=-1)
-    probs = torch.softmax(logits.float() / temperature, dim=-1)
-    return torch.multinomial(probs, 1, generator=generator)[:, 0]
+    cdf = torch.softmax(logits.float() / temperature, dim=-1).cumsum(dim=-1)
+    index = torch.searchsorted(cdf, uniform.unsqueeze(-1) * cdf[:, -1:], right=True)[:, 0]
+    return index.clamp(max=logits.shape[-1] - 1)
+
+
+def sampling_uniforms(length: int, batch: int, temperature: float, seed: int | None,
+                      device=None) -> torch.Tensor | None:
+    """The uniforms [length, batch] that draw every sample (None when greedy), all drawn up front from `seed`."""
+    if temperature <= 0:
+        return None
+    generator = None if seed is None else torch.Generator(device=device).manual_seed(seed)
+    return torch.rand(length, batch, generator=generator, device=device)
 
 
 @torch.no_grad()
@@ -36,15 +50,14 @@ def generate(model: WaveNetAutoencoder, z: torch.Tensor, pitch: torch.Tensor | N
         raise ValueError(f"Cannot decode {length} samples from {frames} frames of Z.")
     condition = model.conditioning(z, None if pitch is None else pitch.to(device))
     state = model.decoder.init_state(condition)
-    generator = None
-    if seed is not None:
-        generator = torch.Generator(device=device).manual_seed(seed)
+    uniforms = sampling_uniforms(length, batch, temperature, seed, device)
     x_t = torch.zeros(batch, device=device, dtype=z.dtype)  # the shifted-in sample before the first is silence
     codes = torch.empty(batch, length, dtype=torch.long, device=device)
     report_every = max(1, length // 100)
     for t in range(length):
         logits = model.decoder.step(x_t, state, t)
-        code = sample_logits(logits, temperature, generator) - 128  # mu-law code in [-128, 127]
+        uniform = None if uniforms is None else uniforms[t]
+        code = sample_logits(logits, temperature, uniform) - 128  # mu-law code in [-128, 127]
         codes[:, t] = code
         x_t = code.to(z.dtype) / 128.0
         if progress is not None and ((t + 1) % report_every == 0 or t + 1 == length):

@@ -1,0 +1,299 @@
+// Fast incremental WaveNet decoding: the whole sample loop of WaveNetDecoder.step (nsynth_core/wavenet.py) in C++.
+//
+// A C ABI, loaded with ctypes, so this file needs no PyTorch headers and compiles in seconds on first use.
+// Every product of a step is a small batched mat-vec y[b] += x[b] . W. Weights are packed in column blocks so
+// the inner loop streams one contiguous block while a tile of (batch rows x block columns) stays in registers.
+// Threads split the batch: each runs its notes through all the steps of a call without synchronising.
+
+#include <algorithm>
+#include <array>
+#include <cstdint>
+#include <cstring>
+#include <thread>
+#include <utility>
+#include <vector>
+
+namespace {
+
+// Register tiles: a tile of rows x vecs accumulators plus vecs weight vectors fit the vector register file.
+#if defined(__AVX512F__)
+constexpr int W = 16;  // floats per vector register
+constexpr int REGISTERS = 30, MAX_ROWS = 9, MAX_VECS = 4;  // of 32 registers
+#elif defined(__AVX__)
+constexpr int W = 8;
+constexpr int REGISTERS = 15, MAX_ROWS = 4, MAX_VECS = 3;  // of 16
+#else
+constexpr int W = 4;
+constexpr int REGISTERS = 15, MAX_ROWS = 4, MAX_VECS = 3;
+#endif
+
+// GCC vector extensions compile to the widest instructions -march allows; aligned(4) permits unaligned access.
+typedef float vec __attribute__((vector_size(W * sizeof(float)), aligned(4), may_alias));
+typedef int32_t ivec __attribute__((vector_size(W * sizeof(int32_t)), aligned(4), may_alias));
+
+inline vec load(const float* p) { return *reinterpret_cast<const vec*>(p); }
+inline void store(float* p, vec v) { *reinterpret_cast<vec*>(p) = v; }
+inline vec splat(float x) { return vec{} + x; }
+inline vec clamp(vec x, float low, float high) {
+  x = x < high ? x : splat(high);
+  return x > low ? x : splat(low);
+}
+
+// exp with Cephes' single-precision polynomial (about 1 ulp) for x in [-87, 88].
+inline vec vexp(vec x) {
+  const float round_magic = 12582912.f;  // 1.5 * 2^23: adding it rounds to the nearest integer
+  vec n = (x * 1.44269504088896341f + round_magic) - round_magic;
+  vec r = x - n * 0.693359375f + n * 2.12194440e-4f;
+  vec p = splat(1.9875691500e-4f);
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * (r * r) + r + 1.f;
+  ivec exponent = (__builtin_convertvector(n, ivec) + 127) << 23;
+  return p * reinterpret_cast<vec&>(exponent);
+}
+
+// sigmoid(a) * tanh(b) = (1 - e^-2b) / ((1 + e^-a) (1 + e^-2b)): one division. The clamps keep the product
+// finite and change neither factor in float32 (sigmoid(40) and tanh(20) round to 1).
+inline vec gate(vec a, vec b) {
+  const vec ea = vexp(-clamp(a, -40.f, 40.f)), eb = vexp(-2.f * clamp(b, -20.f, 20.f));
+  return (1.f - eb) / ((1.f + ea) * (1.f + eb));
+}
+inline vec vrelu(vec x) { return x > 0.f ? x : vec{}; }
+
+// Inputs of a product: K values per row, rows `stride` floats apart.
+struct Rows {
+  const float* x;
+  int64_t stride, K;
+};
+
+// y[r, :] = init[r, :] (+ bias) + sum over inputs of x[r, :K] . w, for ROWS rows from r0 and VECS columns of
+// vectors. The inputs follow one another along w's K; column vectors of w are w_stride floats apart.
+template <int ROWS, int VECS>
+void tile_kernel(const Rows* inputs, int n_inputs, int64_t r0, const float* w, int64_t w_stride,
+                 const float* init, int64_t init_stride, const float* bias, float* y, int64_t y_stride) {
+  vec acc[ROWS][VECS];
+#pragma GCC unroll 16
+  for (int r = 0; r < ROWS; ++r)
+#pragma GCC unroll 4
+    for (int v = 0; v < VECS; ++v)
+      acc[r][v] = load(init + r * init_stride + v * W) + (bias ? load(bias + v * W) : vec{});
+  for (int i = 0; i < n_inputs; ++i) {
+    const float* x = inputs[i].x + r0 * inputs[i].stride;
+    const int64_t stride = inputs[i].stride;
+    for (int64_t k = 0; k < inputs[i].K; ++k, ++x, w += W) {
+      vec wk[VECS];
+#pragma GCC unroll 4
+      for (int v = 0; v < VECS; ++v) wk[v] = load(w + v * w_stride);
+#pragma GCC unroll 16
+      for (int r = 0; r < ROWS; ++r) {
+        const float xk = x[r * stride];
+#pragma GCC unroll 4
+        for (int v = 0; v < VECS; ++v) acc[r][v] += xk * wk[v];
+      }
+    }
+  }
+#pragma GCC unroll 16
+  for (int r = 0; r < ROWS; ++r)
+#pragma GCC unroll 4
+    for (int v = 0; v < VECS; ++v) store(y + r * y_stride + v * W, acc[r][v]);
+}
+
+using TileFn = void (*)(const Rows*, int, int64_t, const float*, int64_t, const float*, int64_t, const float*,
+                        float*, int64_t);
+
+template <int ROWS, int... V>
+constexpr std::array<TileFn, sizeof...(V)> tiles_of_rows(std::integer_sequence<int, V...>) {
+  return {tile_kernel<ROWS, V + 1>...};
+}
+template <int... R>
+constexpr auto tile_table(std::integer_sequence<int, R...>) {
+  return std::array{tiles_of_rows<R + 1>(std::make_integer_sequence<int, MAX_VECS>{})...};
+}
+constexpr auto TILES = tile_table(std::make_integer_sequence<int, MAX_ROWS>{});  // TILES[rows - 1][vecs - 1]
+
+// A [K, N] matrix (input-major) stored column vector by column vector: [N / W][K][W], each streamed in order.
+struct Packed {
+  int64_t K, N;
+  std::vector<float> data;
+
+  Packed(const float* matrix, int64_t K, int64_t N) : K(K), N(N), data(K * N) {
+    for (int64_t c = 0; c < N / W; ++c)
+      for (int64_t k = 0; k < K; ++k) std::memcpy(&data[(c * K + k) * W], matrix + k * N + c * W, W * sizeof(float));
+  }
+};
+
+// y[r] = init[r] (+ bias) + [inputs of row r] . m for r < rows, in balanced tiles of rows x column vectors.
+// Tiles take turns on each group of columns, so the later ones find its weights in L1.
+void matmul(int64_t rows, const Rows* inputs, int n_inputs, const Packed& m, const float* init,
+            int64_t init_stride, const float* bias, float* y, int64_t y_stride) {
+  const int64_t tiles = (rows + MAX_ROWS - 1) / MAX_ROWS, columns = m.N / W;
+  const int64_t most_vecs = std::min<int64_t>(MAX_VECS, REGISTERS / ((rows + tiles - 1) / tiles + 1));
+  for (int64_t c = 0; c < columns; c += most_vecs) {
+    const int64_t vecs = std::min(most_vecs, columns - c);
+    for (int64_t tile = 0, r0 = 0; tile < tiles; ++tile) {
+      const int64_t tile_rows = rows / tiles + (tile < rows % tiles);
+      TILES[tile_rows - 1][vecs - 1](inputs, n_inputs, r0, &m.data[c * m.K * W], m.K * W,
+                                     init + r0 * init_stride + c * W, init_stride, bias ? bias + c * W : nullptr,
+                                     y + r0 * y_stride + c * W, y_stride);
+      r0 += tile_rows;
+    }
+  }
+}
+
+inline int64_t wrap(int64_t i, int64_t n) { return ((i % n) + n) % n; }
+
+// Class index drawn from softmax(logits / temperature) by inverse CDF with one uniform u in [0, 1), the same
+// scheme as generate.py's sample_logits (cumulative sum in double like torch.cumsum; first CDF value > u * total).
+int64_t sample(const float* logits, int64_t Q, float temperature, float u, float* probs) {
+  vec top = splat(-__builtin_inff());
+  for (int64_t i = 0; i < Q; i += W) {
+    const vec x = load(logits + i) / temperature;
+    top = top > x ? top : x;
+  }
+  float max = top[0];
+  for (int i = 1; i < W; ++i) max = std::max(max, top[i]);
+  vec total = {};
+  for (int64_t i = 0; i < Q; i += W) {
+    const vec e = vexp(clamp(load(logits + i) / temperature - max, -87.f, 0.f));
+    store(probs + i, e);
+    total += e;
+  }
+  float sum = 0.f;
+  for (int i = 0; i < W; ++i) sum += total[i];
+  double cumulative = 0.0;
+  for (int64_t i = 0; i < Q; ++i) probs[i] = static_cast<float>(cumulative += probs[i] / sum);
+  const float threshold = u * probs[Q - 1];
+  return std::min<int64_t>(std::upper_bound(probs, probs + Q, threshold) - probs, Q - 1);
+}
+
+int64_t argmax(const float* logits, int64_t Q) { return std::max_element(logits, logits + Q) - logits; }
+
+struct Decoder {
+  int64_t batch, frames, hop, R, S, Q, k;
+  std::vector<int64_t> dilations;
+  std::vector<float> start_w, start_b, skip_start_b, res_skip_b, logits_b;  // start_w [k][R]; res_skip_b [L][R+S]
+  Packed skip_start, out1, logits;
+  std::vector<Packed> dilated, res_skip;  // [kR, 2R] (taps oldest first) and [R, R+S] (residual | skip)
+  std::vector<float> layer_bias, out_bias;  // [L][B][F][2R] and [B][F][S]: conditioning + conv biases per frame
+  // Decoding state.
+  int64_t t = 0;
+  std::vector<float> previous;            // [B] the sample fed at the next step (mu-law code / 128)
+  std::vector<float> input_queue;         // [B][k-1] past input samples of the start conv
+  std::vector<std::vector<float>> queues;  // per layer [B][(k-1)d][R]: past layer inputs
+
+  int64_t layers() const { return static_cast<int64_t>(dilations.size()); }
+
+  void run_rows(int64_t b0, int64_t b1, int64_t steps, const float* uniforms, float temperature, int64_t* codes,
+                float* logits_out) {
+    const int64_t rows = b1 - b0, C = R + S;
+    // Per row: h | skip sum; a dilated conv's output; the gate; the output stage's vectors.
+    std::vector<float> state(rows * C), conv(rows * 2 * R), gated(rows * R), skip(rows * S), hidden(rows * S),
+        out(rows * Q), probs(Q), x(k);
+    std::vector<Rows> taps(k);
+    const Rows h_rows{state.data(), C, R}, gated_rows{gated.data(), R, R}, skip_rows{skip.data(), S, S},
+        hidden_rows{hidden.data(), S, S};
+    for (int64_t step = 0; step < steps; ++step) {
+      const int64_t now = t + step, frame = now / hop;
+      for (int64_t r = 0; r < rows; ++r) {
+        const int64_t b = b0 + r;
+        float* past = input_queue.data() + b * (k - 1);
+        for (int64_t j = 0; j < k - 1; ++j) x[j] = past[wrap(now - (k - 1 - j), k - 1)];
+        x[k - 1] = previous[b];
+        past[now % (k - 1)] = previous[b];
+        for (int64_t o = 0; o < R; o += W) {
+          vec acc = {};
+          for (int64_t j = 0; j < k; ++j) acc += x[j] * load(start_w.data() + j * R + o);
+          store(state.data() + r * C + o, acc + load(start_b.data() + o));
+        }
+      }
+      matmul(rows, &h_rows, 1, skip_start, skip_start_b.data(), 0, nullptr, state.data() + R, C);
+
+      for (int64_t l = 0; l < layers(); ++l) {
+        const int64_t d = dilations[l], span = (k - 1) * d;
+        float* queue = queues[l].data() + b0 * span * R;  // row r's queue starts r * span * R further
+        for (int64_t j = 0; j < k - 1; ++j) taps[j] = {queue + wrap(now - (k - 1 - j) * d, span) * R, span * R, R};
+        taps[k - 1] = h_rows;
+        matmul(rows, taps.data(), static_cast<int>(k), dilated[l],
+               layer_bias.data() + ((l * batch + b0) * frames + frame) * 2 * R, frames * 2 * R, nullptr,
+               conv.data(), 2 * R);
+        for (int64_t r = 0; r < rows; ++r) {  // h becomes the newest entry, in the slot of the oldest tap just read
+          std::memcpy(queue + (r * span + now % span) * R, state.data() + r * C, R * sizeof(float));
+          const float* c = conv.data() + r * 2 * R;
+          for (int64_t i = 0; i < R; i += W) store(gated.data() + r * R + i, gate(load(c + i), load(c + R + i)));
+        }
+        matmul(rows, &gated_rows, 1, res_skip[l], state.data(), C, res_skip_b.data() + l * C, state.data(), C);
+      }
+
+      for (int64_t r = 0; r < rows; ++r)
+        for (int64_t i = 0; i < S; i += W) store(skip.data() + r * S + i, vrelu(load(state.data() + r * C + R + i)));
+      matmul(rows, &skip_rows, 1, out1, out_bias.data() + (b0 * frames + frame) * S, frames * S, nullptr,
+             hidden.data(), S);
+      for (int64_t i = 0; i < rows * S; i += W) store(hidden.data() + i, vrelu(load(hidden.data() + i)));
+      matmul(rows, &hidden_rows, 1, logits, logits_b.data(), 0, nullptr, out.data(), Q);
+
+      for (int64_t r = 0; r < rows; ++r) {
+        const int64_t b = b0 + r;
+        const float* row = out.data() + r * Q;
+        const int64_t index = uniforms ? sample(row, Q, temperature, uniforms[step * batch + b], probs.data())
+                                       : argmax(row, Q);
+        const int64_t code = index - Q / 2;  // mu-law code in [-Q/2, Q/2)
+        codes[b * steps + step] = code;
+        previous[b] = static_cast<float>(code) / static_cast<float>(Q / 2);
+        if (logits_out) std::memcpy(logits_out + (step * batch + b) * Q, row, Q * sizeof(float));
+      }
+    }
+  }
+};
+
+}  // namespace
+
+extern "C" {
+
+// Weights as in nsynth_core/fastgen.py: matrices input-major [K, N]; `layer_bias` [L, B, F, 2R] and
+// `out_bias` [B, F, S] already include the dilated conv and out1 biases. All float32, contiguous; copied.
+void* fastgen_create(int64_t batch, int64_t frames, int64_t hop, int64_t R, int64_t S, int64_t Q, int64_t k,
+                     int64_t layers, const int64_t* dilations, const float* start_w, const float* start_b,
+                     const float* skip_start_w, const float* skip_start_b, const float* dilated_w,
+                     const float* res_skip_w, const float* res_skip_b, const float* out1_w, const float* logits_w,
+                     const float* logits_b, const float* layer_bias, const float* out_bias) {
+  auto copy = [](const float* p, int64_t n) { return std::vector<float>(p, p + n); };
+  const int64_t C = R + S;
+  auto* decoder = new Decoder{batch, frames, hop, R, S, Q, k,
+                              std::vector<int64_t>(dilations, dilations + layers),
+                              copy(start_w, k * R), copy(start_b, R), copy(skip_start_b, S),
+                              copy(res_skip_b, layers * C), copy(logits_b, Q),
+                              Packed(skip_start_w, R, S), Packed(out1_w, S, S), Packed(logits_w, S, Q),
+                              {}, {},
+                              copy(layer_bias, layers * batch * frames * 2 * R), copy(out_bias, batch * frames * S),
+                              0, std::vector<float>(batch), std::vector<float>(batch * (k - 1)), {}};
+  for (int64_t l = 0; l < layers; ++l) {
+    decoder->dilated.emplace_back(dilated_w + l * k * R * 2 * R, k * R, 2 * R);
+    decoder->res_skip.emplace_back(res_skip_w + l * R * C, R, C);
+    decoder->queues.emplace_back(batch * (k - 1) * dilations[l] * R, 0.f);
+  }
+  return decoder;
+}
+
+// Decodes the next `steps` samples of every note into codes [B, steps] (mu-law codes). `uniforms` [steps, B]
+// draws the samples (null: greedy); `logits_out` [steps, B, Q] receives the logits when not null.
+void fastgen_run(void* handle, int64_t steps, const float* uniforms, double temperature, int64_t threads,
+                 int64_t* codes, float* logits_out) {
+  auto* decoder = static_cast<Decoder*>(handle);
+  const int64_t batch = decoder->batch, parts = std::max<int64_t>(1, std::min(threads, batch));
+  std::vector<std::thread> workers;
+  for (int64_t part = parts - 1; part >= 0; --part) {
+    const int64_t b0 = part * batch / parts, b1 = (part + 1) * batch / parts;
+    auto work = [=] { decoder->run_rows(b0, b1, steps, uniforms, static_cast<float>(temperature), codes, logits_out); };
+    if (part > 0) workers.emplace_back(work);
+    else work();
+  }
+  for (auto& worker : workers) worker.join();
+  decoder->t += steps;
+}
+
+void fastgen_free(void* handle) { delete static_cast<Decoder*>(handle); }
+
+}  // extern "C"
