@@ -65,8 +65,8 @@ class SpectralConfig:
     def preset(cls, name, **overrides):
         presets = {
             "paper": {},
-            # A training step at batch 8 (forward, backward, Adam) takes ~0.3 s on one CPU core
-            # (torch 2.13, 1 thread); the paper preset takes ~40 s there.
+            # A training step at batch 8 (forward, backward, Adam) took ~0.45 s on one otherwise idle
+            # CPU core (torch 2.13, 1 thread); most of it goes to the two full-size decoder layers.
             "cpu-small": dict(
                 encoder_channels=(8, 16, 16, 32, 32, 32, 64, 64, 64),
                 bottleneck_channels=128,
