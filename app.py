@@ -87,9 +87,10 @@ def session_summary(session) -> str:
 
 
 @friendly
-def draw_map(session, color_by, selected, show_path, grid_cells, wavenet_path):
+def draw_map(session, color_by, selected, show_path, grid_cells, wavenet_path, progress=gr.Progress()):
     wavenet = ex.load_model(wavenet_path) if wavenet_path else None
-    embedding_map = app.map_for(wavenet)
+    embedding_map = app.map_for(wavenet, lambda done, total: progress(
+        (done, total), desc="First use of this checkpoint: encoding the example notes", unit="notes"))
     if embedding_map is None:
         return ex.message_figure("No map yet: it needs a trained WaveNet checkpoint.")
     if wavenet is None:

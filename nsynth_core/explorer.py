@@ -41,6 +41,7 @@ NOTES_INDEX = "notes.json"
 ENCODE_BATCH = 8  # notes per encoder pass: bounds memory of the paper encoder's activations
 DECODE_CACHE_SIZE = 256  # decoded notes (4 s each, 256 kB): about 64 MB at most
 ENCODE_CACHE_SIZE = 1024
+MAX_SESSION_NOTES = 48  # a visitor's own notes live in server memory (256 kB each)
 SPEED_PROBE_SAMPLES = 256
 COLOR_BY = ("family", "pitch", "source")
 
@@ -137,6 +138,9 @@ def bundled_notes(assets_dir=ASSETS_DIR) -> list[Note]:
 def add_notes(session: dict[str, Note], new: list[Note], taken_names: set[str] = frozenset()) -> dict[str, Note]:
     """The session's notes with `new` added; the same audio twice is kept once, clashing names get a suffix."""
     session = dict(session)
+    if len(session) + len({note.id for note in new} - set(session)) > MAX_SESSION_NOTES:
+        raise ExplorerError(f"Up to {MAX_SESSION_NOTES} notes of your own can be kept; this would make "
+                            f"{len(session) + len(new)}. Reload the page to start afresh.")
     names = set(taken_names) | {note.name for note in session.values()}
     for note in new:
         if note.id in session:
@@ -200,7 +204,7 @@ _decodings = LRUCache(DECODE_CACHE_SIZE)
 
 
 @torch.no_grad()
-def encode_notes(loaded: LoadedModel, notes: list[Note]) -> np.ndarray:
+def encode_notes(loaded: LoadedModel, notes: list[Note], progress: Progress | None = None) -> np.ndarray:
     """Z of every note: [N, frames, 16] for WaveNet, [N, 1984] for the spectral baseline."""
     keys = [(loaded.fingerprint, audio_digest(note.audio)) for note in notes]
     missing = [i for i, key in enumerate(keys) if _encodings.get(key) is None]
@@ -210,6 +214,8 @@ def encode_notes(loaded: LoadedModel, notes: list[Note]) -> np.ndarray:
         z = loaded.model.encode(audio).numpy()
         for i, z_i in zip(chunk, z):
             _encodings.put(keys[i], z_i)
+        if progress:
+            progress(start + len(chunk), len(missing))
     return np.stack([_encodings.get(key) for key in keys])
 
 
@@ -251,7 +257,9 @@ def decode(loaded: LoadedModel, z: np.ndarray, pitches: list[int | None] | None 
     missing = [i for i, key in enumerate(keys) if _decodings.get(key) is None]
     if missing:
         pitch = pitch_tensor(loaded, [pitches[i] for i in missing], [names[i] for i in missing])
+        start = time.perf_counter()
         audio = _decode_batch(loaded, z[missing], pitch, temperature, seed, length, progress)
+        record_decode_time(loaded, len(missing), length, time.perf_counter() - start)
         for i, audio_i in zip(missing, audio):
             _decodings.put(keys[i], np.asarray(audio_i, dtype=np.float32))
     return np.stack([_decodings.get(key) for key in keys])
@@ -292,6 +300,15 @@ def estimate_decode_seconds(loaded: LoadedModel, n_notes: int, n_samples: int) -
     return n_samples * (per_step + per_note * (n_notes - 1))
 
 
+def record_decode_time(loaded: LoadedModel, n_notes: int, n_samples: int, seconds: float) -> None:
+    """Rescales the measured speed so the next estimate matches a decode that really ran: the start-up probe
+    is short and the machine's load changes."""
+    if loaded.model in _speeds:
+        per_step, per_note = _speeds[loaded.model]
+        ratio = seconds / max(estimate_decode_seconds(loaded, n_notes, n_samples), 1e-9)
+        _speeds[loaded.model] = (per_step * ratio, per_note * ratio)
+
+
 def describe_duration(seconds: float) -> str:
     if seconds < 60:
         return f"about {max(seconds, 1):.0f} s"
@@ -300,11 +317,11 @@ def describe_duration(seconds: float) -> str:
 
 # --- the map -----------------------------------------------------------------------------------------------------
 
-def compute_map(wavenet: LoadedModel, notes: list[Note]) -> EmbeddingMap:
+def compute_map(wavenet: LoadedModel, notes: list[Note], progress: Progress | None = None) -> EmbeddingMap:
     """A fresh map of `notes` in the space of this WaveNet's encoder (slow: encodes every note, fits UMAP)."""
     if wavenet.kind != "wavenet":
         raise ExplorerError("The map is drawn in the WaveNet's embedding space; choose a WaveNet checkpoint.")
-    return build_map(encode_notes(wavenet, notes), checkpoint=wavenet.fingerprint,
+    return build_map(encode_notes(wavenet, notes, progress), checkpoint=wavenet.fingerprint,
                      names=[note.id for note in notes], families=[note.family for note in notes],
                      pitches=[note.pitch if note.pitch is not None else -1 for note in notes],
                      sources=[note.source for note in notes])
@@ -451,9 +468,10 @@ class Explorer:
             raise ExplorerError("That note is no longer available; choose another one.")
         return notes[note_id]
 
-    def map_for(self, wavenet: LoadedModel | None) -> EmbeddingMap | None:
+    def map_for(self, wavenet: LoadedModel | None, progress: Progress | None = None) -> EmbeddingMap | None:
         """The bundled notes' map in this WaveNet's space: the precomputed one when it was made with the same
-        weights, else computed here once. Without a WaveNet, the precomputed positions alone (no placing)."""
+        weights, else computed here once (progress reports the examples encoded). Without a WaveNet, the
+        precomputed positions alone (no placing)."""
         if wavenet is None:
             return self.stored_map
         with self._map_lock:
@@ -461,7 +479,7 @@ class Explorer:
                 if self.stored_map is not None and self.stored_map.checkpoint == wavenet.fingerprint:
                     self._maps[wavenet.fingerprint] = ensure_reducer(self.stored_map, self.assets_dir)
                 else:
-                    self._maps[wavenet.fingerprint] = compute_map(wavenet, list(self.bundled.values()))
+                    self._maps[wavenet.fingerprint] = compute_map(wavenet, list(self.bundled.values()), progress)
             return self._maps[wavenet.fingerprint]
 
     def place_notes(self, wavenet: LoadedModel, notes: list[Note]) -> np.ndarray:

@@ -11,7 +11,7 @@ from nsynth_core.audio import AudioError, NOTE_LENGTH, SAMPLE_RATE
 from nsynth_core.checkpoint import CheckpointError
 from nsynth_core.explorer import (
     Explorer, ExplorerError, add_notes, bundled_notes, decode, encode_notes, estimate_decode_seconds, export_zip,
-    list_checkpoints, load_model, make_grid, map_figure, note_from_file,
+    list_checkpoints, load_model, make_grid, map_figure, note_from_file, record_decode_time,
 )
 from app_helpers import write_tiny_checkpoints
 
@@ -126,6 +126,8 @@ def test_decode_time_estimate_scales_with_the_work(checkpoints):
     assert estimate_decode_seconds(wavenet, 9, SAMPLE_RATE) >= one
     assert estimate_decode_seconds(spectral, 4, SAMPLE_RATE) == pytest.approx(
         4 * estimate_decode_seconds(spectral, 1, SAMPLE_RATE))
+    record_decode_time(wavenet, 1, SAMPLE_RATE, 3 * one)  # a real decode ran three times slower
+    assert estimate_decode_seconds(wavenet, 1, SAMPLE_RATE) == pytest.approx(3 * one)
 
 
 def test_grids_mix_the_corners(checkpoints, small_assets, tmp_path):
@@ -185,3 +187,28 @@ def test_map_places_user_notes_grids_and_trajectories(checkpoints, small_assets,
 def test_status_says_when_no_trained_model_exists(tmp_path, small_assets, checkpoints):
     assert "No trained WaveNet or spectral baseline checkpoint" in Explorer(tmp_path, small_assets).status()
     assert Explorer(checkpoints[0], small_assets).status() == ""
+
+
+def test_pitch_conditioned_models_get_each_cells_pitch(tmp_path, small_assets):
+    from dataclasses import replace
+
+    from nsynth_core.checkpoint import save_checkpoint
+    from nsynth_core.wavenet import WaveNetAutoencoder
+    from app_helpers import TINY_WAVENET
+
+    save_checkpoint(WaveNetAutoencoder(replace(TINY_WAVENET, pitch_classes=128)), tmp_path / "pitched")
+    loaded = load_model(tmp_path / "pitched")
+    corners = list(Explorer(tmp_path, small_assets).bundled.values())[:4]
+    grid = make_grid(corners, 3, "bilinear")
+    assert explorer.grid_pitches(grid) == [48, 48, 50, 48, 48, 50, 52, 52, 55]  # the heaviest corner's pitch
+    assert decode(loaded, explorer.grid_z(loaded, grid), explorer.grid_pitches(grid), length=64).shape == (9, 64)
+    unpitched = explorer.Note(id="x", name="noise", audio=corners[0].audio, pitch=None)
+    with pytest.raises(ExplorerError, match="pitch"):
+        decode(loaded, encode_notes(loaded, [unpitched]), [None], ["noise"], length=64)
+
+
+def test_a_session_holds_a_bounded_number_of_notes(write_tone):
+    note = note_from_file(write_tone())
+    many = {f"n{i}": note for i in range(explorer.MAX_SESSION_NOTES)}
+    with pytest.raises(ExplorerError, match="Up to"):
+        add_notes(many, [note_from_file(write_tone(frequency=300.0))])
