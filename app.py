@@ -89,8 +89,9 @@ def session_summary(session) -> str:
 @friendly
 def draw_map(session, color_by, selected, show_path, grid_cells, wavenet_path, progress=gr.Progress()):
     wavenet = ex.load_model(wavenet_path) if wavenet_path else None
+    placing = bool(session or grid_cells or (show_path and selected))
     embedding_map = app.map_for(wavenet, lambda done, total: progress(
-        (done, total), desc="First use of this checkpoint: encoding the example notes", unit="notes"))
+        (done, total), desc="First use of this checkpoint: encoding the example notes", unit="notes"), placing)
     if embedding_map is None:
         return ex.message_figure("No map yet: it needs a trained WaveNet checkpoint.")
     if wavenet is None:

@@ -468,15 +468,20 @@ class Explorer:
             raise ExplorerError("That note is no longer available; choose another one.")
         return notes[note_id]
 
-    def map_for(self, wavenet: LoadedModel | None, progress: Progress | None = None) -> EmbeddingMap | None:
+    def map_for(self, wavenet: LoadedModel | None, progress: Progress | None = None,
+                placing: bool = True) -> EmbeddingMap | None:
         """The bundled notes' map in this WaveNet's space: the precomputed one when it was made with the same
         weights, else computed here once (progress reports the examples encoded). Without a WaveNet, the
-        precomputed positions alone (no placing)."""
+        precomputed positions alone. `placing=False` is for drawing the examples only: it never waits for
+        the reducer to load and warm up."""
         if wavenet is None:
             return self.stored_map
+        stored_matches = self.stored_map is not None and self.stored_map.checkpoint == wavenet.fingerprint
+        if not placing and stored_matches:
+            return self._maps.get(wavenet.fingerprint, self.stored_map)
         with self._map_lock:
             if wavenet.fingerprint not in self._maps:
-                if self.stored_map is not None and self.stored_map.checkpoint == wavenet.fingerprint:
+                if stored_matches:
                     self._maps[wavenet.fingerprint] = ensure_reducer(self.stored_map, self.assets_dir)
                 else:
                     self._maps[wavenet.fingerprint] = compute_map(wavenet, list(self.bundled.values()), progress)

@@ -1,11 +1,12 @@
 """Build the app's bundled assets: example notes rendered from General-MIDI SoundFonts, and the map.
 
-    python scripts/build_assets.py --checkpoint checkpoints/<name>
+    python scripts/build_assets.py --notes --checkpoint checkpoints/<name>
 
-writes assets/notes/*.ogg with assets/notes.json (name, family, pitch, source of every note), then encodes
-every note with the checkpoint's WaveNet encoder and stores the fitted map (assets/map.npz, map_reducer.joblib).
-Notes follow NSynth's shape: 4 s at 16 kHz, held for 3 s at velocity 100, then released. `--notes-only` skips
-the map (no checkpoint needed).
+--notes writes assets/notes/*.ogg with assets/notes.json (name, family, pitch, source of every note); notes
+follow NSynth's shape: 4 s at 16 kHz, held for 3 s at velocity 100, then released. --checkpoint encodes every
+note with that WaveNet's encoder and stores the fitted map (assets/map.npz, assets/map_reducer.joblib); the app
+uses it whenever it runs the same weights. Either may be given alone (re-rendering changes the Ogg files' bytes,
+so leave --notes out when only the checkpoint changed).
 """
 
 import argparse
@@ -19,7 +20,9 @@ import tinysoundfont  # rendering never touches its optional pyaudio dependency
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from nsynth_core import explorer  # noqa: E402
 from nsynth_core.audio import NOTE_LENGTH, SAMPLE_RATE, normalize_loudness  # noqa: E402
+from nsynth_core.embedding_map import save_map  # noqa: E402
 
 SOUNDFONTS = {"FluidR3_GM": "/usr/share/sounds/sf2/FluidR3_GM.sf2", "TimGM6mb": "/usr/share/sounds/sf2/TimGM6mb.sf2"}
 # NSynth family -> (General-MIDI program, NSynth instrument source, three MIDI pitches in the instrument's range)
@@ -73,29 +76,25 @@ def render_notes(assets: Path) -> list[dict]:
 
 
 def build_bundled_map(assets: Path, checkpoint: Path) -> None:
-    from nsynth_core import explorer
-
     wavenet = explorer.load_model(checkpoint)
-    notes = explorer.bundled_notes(assets)
-    embedding_map = explorer.compute_map(wavenet, notes)
-    from nsynth_core.embedding_map import save_map
-    save_map(embedding_map, assets)
+    save_map(explorer.compute_map(wavenet, explorer.bundled_notes(assets)), assets)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--assets", type=Path, default=Path(__file__).resolve().parent.parent / "assets")
+    parser.add_argument("--notes", action="store_true", help="render the example notes from the SoundFonts")
     parser.add_argument("--checkpoint", type=Path, help="WaveNet checkpoint whose encoder places the notes")
-    parser.add_argument("--notes-only", action="store_true", help="render the notes, leave the map as it is")
     args = parser.parse_args()
-    if not args.notes_only and args.checkpoint is None:
-        parser.error("give --checkpoint (or --notes-only)")
-    index = render_notes(args.assets)
-    size = sum((args.assets / note["file"]).stat().st_size for note in index)
-    print(f"rendered {len(index)} notes ({size / 1e6:.2f} MB) into {args.assets / NOTES_DIR}")
-    if not args.notes_only:
+    if not args.notes and args.checkpoint is None:
+        parser.error("give --notes, --checkpoint or both")
+    if args.notes:
+        index = render_notes(args.assets)
+        size = sum((args.assets / note["file"]).stat().st_size for note in index)
+        print(f"rendered {len(index)} notes ({size / 1e6:.2f} MB) into {args.assets / NOTES_DIR}")
+    if args.checkpoint:
         build_bundled_map(args.assets, args.checkpoint)
-        print(f"map of {len(index)} notes written to {args.assets}")
+        print(f"map written to {args.assets}")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
 import json
+import shutil
 import zipfile
 
 import numpy as np
@@ -9,6 +10,7 @@ import torch
 from nsynth_core import explorer
 from nsynth_core.audio import AudioError, NOTE_LENGTH, SAMPLE_RATE
 from nsynth_core.checkpoint import CheckpointError
+from nsynth_core.embedding_map import save_map
 from nsynth_core.explorer import (
     Explorer, ExplorerError, add_notes, bundled_notes, decode, encode_notes, estimate_decode_seconds, export_zip,
     list_checkpoints, load_model, make_grid, map_figure, note_from_file, record_decode_time,
@@ -182,6 +184,18 @@ def test_map_places_user_notes_grids_and_trajectories(checkpoints, small_assets,
         map_figure(embedding_map, "colour")
     with pytest.raises(ExplorerError, match="WaveNet"):
         app.map_for(spectral)
+
+
+def test_a_precomputed_map_draws_at_once_and_places_after_warm_up(checkpoints, small_assets, tmp_path):
+    directory, wavenet, _ = checkpoints
+    shutil.copytree(small_assets, tmp_path, dirs_exist_ok=True)
+    save_map(Explorer(directory, small_assets).map_for(wavenet), tmp_path)  # as scripts/build_assets.py does
+    app = Explorer(directory, tmp_path)
+    drawn = app.map_for(wavenet, placing=False)
+    assert drawn.reducer is None  # the examples are drawn without waiting for the reducer
+    placing = app.map_for(wavenet)
+    np.testing.assert_array_equal(placing.positions, drawn.positions)
+    assert app.place_notes(wavenet, list(app.bundled.values())[:2]).shape == (2, 2)
 
 
 def test_status_says_when_no_trained_model_exists(tmp_path, small_assets, checkpoints):
