@@ -26,10 +26,10 @@ import plotly
 import plotly.graph_objects as go
 import torch
 
+from . import fastgen
 from .audio import NOTE_LENGTH, SAMPLE_RATE, SILENCE_PEAK, load_audio, write_wav
 from .checkpoint import CheckpointError, checkpoint_paths, load_checkpoint, read_description
 from .embedding_map import EmbeddingMap, EmbeddingMapError, build_map, ensure_reducer, load_map, note_features
-from .generate import generate
 from .interpolation import grid_weights, line_weights, mix
 from .metrics import median_f0
 from .spectral import spectrogram_to_audio
@@ -238,8 +238,8 @@ def _decode_batch(loaded, z, pitch, temperature, seed, length, progress):
             progress(1, 1)
         return audio
     frames = -(-length // loaded.model.config.hop_length)
-    return generate(loaded.model, torch.from_numpy(z[:, :frames]).contiguous(), pitch=pitch,
-                    temperature=temperature, seed=seed, progress=progress, length=length)
+    return fastgen.decode(loaded.model, torch.from_numpy(z[:, :frames]).contiguous(), pitch=pitch,
+                          temperature=temperature, seed=seed, progress=progress, length=length)
 
 
 def decode(loaded: LoadedModel, z: np.ndarray, pitches: list[int | None] | None = None, names=None,
