@@ -205,8 +205,17 @@ def reconstruct(note_id, session, temperature, seconds, wavenet_path, spectral_p
 
 
 def describe_models(wavenet_path, spectral_path):
-    lines = [ex.describe_model(ex.load_model(path)) for path in (wavenet_path, spectral_path) if path]
-    return "  \n".join(lines) or app.status()
+    return "  \n".join(ex.describe_model(ex.load_model(path)) for path in (wavenet_path, spectral_path) if path)
+
+
+def refresh_checkpoints(wavenet_path, spectral_path):
+    """Each page load lists the checkpoints on disk now, so a newly trained model shows up without a restart."""
+    found = app.checkpoints()
+    pickers = []
+    for kind, current in (("wavenet", wavenet_path), ("spectral", spectral_path)):
+        paths = [path for _, path in found[kind]]
+        pickers.append(gr.update(choices=found[kind], value=current if current in paths else default_checkpoint(kind)))
+    return [app.status(), *pickers]
 
 
 def warm_up():
@@ -238,7 +247,7 @@ with gr.Blocks(title="NSynth timbre explorer") as demo:
                 recorder = gr.Audio(sources=["microphone"], type="filepath", label="Or record one")
                 summary = gr.Markdown(session_summary({}))
                 selected = gr.Dropdown(note_choices({}), value=None, label="Note (or click one on the map)")
-                player = gr.Audio(label="Selected note", interactive=False)
+                player = gr.Audio(label="Selected note", interactive=False, autoplay=True)
                 with gr.Row():
                     corner_buttons = [gr.Button(f"Use as {corner[0]}", size="sm") for corner in CORNERS]
             with gr.Column(scale=2):
@@ -311,6 +320,7 @@ with gr.Blocks(title="NSynth timbre explorer") as demo:
         trigger(describe_models, [wavenet_path, spectral_path], model_info)
 
     demo.load(None, js=CLICK_BRIDGE)
+    demo.load(refresh_checkpoints, [wavenet_path, spectral_path], [status, wavenet_path, spectral_path])
     demo.load(draw_map, map_args, map_plot).then(
         describe_models, [wavenet_path, spectral_path], model_info).then(estimate, estimate_inputs, expected)
 

@@ -62,6 +62,12 @@ def test_upload_map_grid_and_reconstruction(client, write_tone, tmp_path):
     assert all(image for image in (original_image, wavenet_image, spectral_image))
 
 
+def test_a_recording_becomes_a_note(client, write_tone):
+    summary, *_ = client.predict(handle_file(str(write_tone(frequency=440.0))), "family", False,
+                                 api_name="/add_recording")
+    assert "recording 1" in summary
+
+
 def test_bad_requests_leave_the_app_working(client, tmp_path):
     silent = tmp_path / "silence.wav"
     sf.write(silent, np.zeros(16000), 16000)
