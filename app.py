@@ -2,13 +2,14 @@
 
     python app.py            # http://127.0.0.1:7860 (GRADIO_SERVER_NAME / GRADIO_SERVER_PORT override)
 
-Checkpoints are read from checkpoints/ (or the folder named by NSYNTH_CHECKPOINTS).
+Checkpoints are read from checkpoints/ (or the folder named by NSYNTH_CHECKPOINTS); files handed to visitors are
+written to a temporary folder (NSYNTH_OUTPUTS) and deleted after an hour.
 """
 
 import functools
 import json
 import os
-import tempfile
+import sys
 import threading
 from pathlib import Path
 
@@ -17,13 +18,20 @@ import numpy as np
 import torch
 
 from nsynth_core import explorer as ex
-from nsynth_core.audio import SAMPLE_RATE
+from nsynth_core.audio import NOTE_LENGTH, SAMPLE_RATE
 from nsynth_core.interpolation import GRID_SIZES
 from nsynth_core.rainbowgram import rainbowgram
 
 MAX_SIZE = max(GRID_SIZES)
 DECODERS = {"WaveNet": "wavenet", "Spectral baseline": "spectral"}
 CORNERS = ("A (top left)", "B (top right)", "C (bottom left)", "D (bottom right)")
+REPO = Path(__file__).resolve().parent
+MAX_UPLOAD_MB = 20
+SESSION_TTL = 3 * 3600  # s without a new note before a visitor's notes are dropped from server memory
+MAX_SESSIONS = 500  # sessions kept in memory, each holding up to ex.MAX_SESSION_NOTES notes of 256 kB
+UPLOAD_LIMITS = (f"WAV, FLAC, OGG or MP3, up to {MAX_UPLOAD_MB} MB each. Only the first "
+                 f"{NOTE_LENGTH / SAMPLE_RATE:g} s are used; a shorter sound is padded with silence, as NSynth "
+                 "notes end in silence.")
 # Generation is a long chain of small tensor operations: on a shared 2-core machine a second thread mostly waits.
 torch.set_num_threads(int(os.environ.get("NSYNTH_THREADS", "1")))
 
@@ -116,12 +124,16 @@ def with_new_notes(session, notes, color_by, show_path, grid_cells, wavenet_path
 
 @friendly
 def add_uploads(files, session, color_by, show_path, grid_cells, wavenet_path):
-    notes = []
+    notes, problems = [], []
     for path in files or []:
         try:
             notes.append(ex.note_from_file(path))
         except ValueError as error:
-            gr.Warning(str(error))
+            problems.append(str(error))
+    if problems and not notes:  # nothing usable: the request fails, so API callers get the reason too
+        raise ex.ExplorerError(" ".join(problems))
+    for problem in problems:
+        gr.Warning(problem)
     return with_new_notes(session, notes, color_by, show_path, grid_cells, wavenet_path)
 
 
@@ -176,7 +188,7 @@ def run_grid(a, b, c, d, shape, size, rule, decoder, temperature, seconds, sessi
     grid = ex.make_grid([app.note(session, note_id) for note_id in chosen], size, rule)
     audio, z = app.decode_grid(loaded, grid, temperature, int(seconds * SAMPLE_RATE),
                                progress=lambda done, total: progress((done, total), desc="Decoding", unit="samples"))
-    archive = ex.export_zip(Path(tempfile.mkdtemp()) / "nsynth_grid.zip", grid, audio, z)
+    archive = ex.export_zip(ex.output_path(app.outputs_dir, "nsynth_grid.zip"), grid, audio, z)
     cells = list(zip(grid.labels, app.place_grid(model(wavenet_path, "WaveNet"), grid).tolist()))
     players = [gr.update(value=None, visible=False) for _ in range(MAX_SIZE * MAX_SIZE)]
     rows = 1 if count == 2 else size
@@ -227,9 +239,10 @@ def warm_up():
         ex.measure_decode_speed(loaded)
 
 
-with gr.Blocks(title="NSynth timbre explorer") as demo:
-    session = gr.State({})  # note id -> Note: this visitor's own notes
-    grid_cells = gr.State([])  # [(label, [x, y])] of the last grid, drawn on the map
+# Gradio keeps a copy of every file it serves (uploads, players' wavs, zips): drop those older than an hour.
+with gr.Blocks(title="NSynth timbre explorer", delete_cache=(600, ex.OUTPUT_MAX_AGE)) as demo:
+    session = gr.State({}, time_to_live=SESSION_TTL)  # note id -> Note: this visitor's own notes
+    grid_cells = gr.State([], time_to_live=SESSION_TTL)  # [(label, [x, y])] of the last grid, drawn on the map
     gr.Markdown("# NSynth timbre explorer\nBring notes, see where they sit in the embedding space, and mix them "
                 "into new sounds with a WaveNet autoencoder.")
     status = gr.Markdown(app.status())
@@ -244,6 +257,7 @@ with gr.Blocks(title="NSynth timbre explorer") as demo:
         with gr.Row():
             with gr.Column(scale=1):
                 uploads = gr.File(label="Upload notes", file_count="multiple", file_types=["audio"])
+                gr.Markdown(UPLOAD_LIMITS)
                 recorder = gr.Audio(sources=["microphone"], type="filepath", label="Or record one")
                 summary = gr.Markdown(session_summary({}))
                 selected = gr.Dropdown(note_choices({}), value=None, label="Note (or click one on the map)")
@@ -325,5 +339,11 @@ with gr.Blocks(title="NSynth timbre explorer") as demo:
         describe_models, [wavenet_path, spectral_path], model_info).then(estimate, estimate_inputs, expected)
 
 if __name__ == "__main__":
+    for name, problem in ex.broken_checkpoints(app.checkpoints_dir).items():
+        print(f"Skipped checkpoint {name}: {problem}", file=sys.stderr)
     threading.Thread(target=warm_up, daemon=True).start()
-    demo.queue(default_concurrency_limit=2, max_size=32).launch(css=CSS, max_file_size="20mb")
+    # Gradio serves only its own cache and uploads; blocking the code and the weights keeps it so whatever
+    # allowed_paths or GRADIO_ALLOWED_PATHS say (Gradio's cache, GRADIO_TEMP_DIR, must lie outside both).
+    demo.queue(default_concurrency_limit=2, max_size=32).launch(
+        css=CSS, max_file_size=f"{MAX_UPLOAD_MB}mb", state_session_capacity=MAX_SESSIONS,
+        blocked_paths=[str(REPO), str(app.checkpoints_dir.resolve())])

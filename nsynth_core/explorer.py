@@ -10,6 +10,8 @@ import hashlib
 import io
 import json
 import os
+import shutil
+import tempfile
 import threading
 import time
 import weakref
@@ -37,10 +39,15 @@ from .spectral import spectrogram_to_audio
 ASSETS_DIR = Path(__file__).resolve().parent.parent / "assets"
 CHECKPOINTS_ENV = "NSYNTH_CHECKPOINTS"
 DEFAULT_CHECKPOINTS_DIR = Path("checkpoints")
+OUTPUTS_ENV = "NSYNTH_OUTPUTS"
+DEFAULT_OUTPUTS_DIR = Path(tempfile.gettempdir()) / "nsynth-explorer"
+OUTPUT_MAX_AGE = 3600  # s; the page serves its own copy of a returned file, ours is only needed until then
 NOTES_INDEX = "notes.json"
 ENCODE_BATCH = 8  # notes per encoder pass: bounds memory of the paper encoder's activations
 DECODE_CACHE_SIZE = 256  # decoded notes (4 s each, 256 kB): about 64 MB at most
-ENCODE_CACHE_SIZE = 1024
+ENCODE_CACHE_SIZE = 1024  # Z of a note: 8 kB, so about 8 MB at most
+MAPS_KEPT = 4  # like the loaded models: one map per recently used WaveNet encoder
+CHECKS_KEPT = 64  # checkpoint file versions whose loadability is remembered
 MAX_SESSION_NOTES = 48  # a visitor's own notes live in server memory (256 kB each)
 SPEED_PROBE_SAMPLES = 256
 COLOR_BY = ("family", "pitch", "source")
@@ -195,6 +202,37 @@ def load_model(path) -> LoadedModel:
     if not weights_path.is_file():
         raise CheckpointError(f"Checkpoint weights {weights_path} are missing.")
     return _load_model(str(Path(path)), weights_path.stat().st_mtime)
+
+
+_checked = LRUCache(CHECKS_KEPT)  # (path, versions of both files) -> "" or why it cannot be loaded
+
+
+def file_version(path: Path) -> tuple[int, int] | None:
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        return None
+    return stat.st_mtime_ns, stat.st_size
+
+
+def checkpoint_problem(path) -> str:
+    """Why the checkpoint at `path` cannot be used, or "" when it loads; each version of its files is tried once."""
+    key = (str(path), *(file_version(file) for file in checkpoint_paths(path)))
+    problem = _checked.get(key)
+    if problem is None:
+        try:
+            load_model(path)
+            problem = ""
+        except (ValueError, TypeError, RuntimeError) as error:  # CheckpointError, or a config the model rejects
+            problem = str(error)
+        _checked.put(key, problem)
+    return problem
+
+
+def broken_checkpoints(directory) -> dict[str, str]:
+    """{name: why it cannot be used} of each checkpoint in `directory` whose weights exist but do not load."""
+    return {path.stem: problem for path in sorted(Path(directory).glob("*.safetensors"))
+            if (problem := checkpoint_problem(path.with_suffix("")))}
 
 
 # --- encoding and decoding ---------------------------------------------------------------------------------------
@@ -413,6 +451,33 @@ def grid_z(loaded: LoadedModel, grid: Grid) -> np.ndarray:
     return mix(encode_notes(loaded, grid.corners), grid.weights)
 
 
+def outputs_dir() -> Path:
+    return Path(os.environ.get(OUTPUTS_ENV, DEFAULT_OUTPUTS_DIR))
+
+
+def remove_old_outputs(directory, max_age: float = OUTPUT_MAX_AGE) -> int:
+    """Deletes the output folders in `directory` last changed more than max_age seconds ago; returns how many."""
+    cutoff = time.time() - max_age
+    removed = 0
+    for folder in Path(directory).iterdir():
+        try:
+            if folder.is_dir() and folder.stat().st_mtime < cutoff:
+                shutil.rmtree(folder)
+                removed += 1
+        except FileNotFoundError:  # another process sharing the folder removed it first
+            continue
+    return removed
+
+
+def output_path(directory, filename: str) -> Path:
+    """A fresh path for a file handed to a visitor: a folder of its own (so two visitors' files never clash and
+    the name stays readable) in `directory`, after clearing out the old ones."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    remove_old_outputs(directory)
+    return Path(tempfile.mkdtemp(dir=directory)) / filename
+
+
 def export_zip(path, grid: Grid, audio: np.ndarray, z: np.ndarray) -> Path:
     """A zip of every cell as a 16-bit wav and its Z as .npy, with grid.json saying how each cell was mixed."""
     path = Path(path)
@@ -434,30 +499,35 @@ def export_zip(path, grid: Grid, audio: np.ndarray, z: np.ndarray) -> Path:
 class Explorer:
     """What all visitors share: the bundled notes, the checkpoints, and one map per WaveNet encoder."""
 
-    def __init__(self, checkpoints=None, assets_dir=ASSETS_DIR):
+    def __init__(self, checkpoints=None, assets_dir=ASSETS_DIR, outputs=None):
         self.checkpoints_dir = Path(checkpoints) if checkpoints is not None else checkpoints_dir()
+        self.outputs_dir = Path(outputs) if outputs is not None else outputs_dir()
         self.assets_dir = Path(assets_dir)
         self.bundled = {note.id: note for note in bundled_notes(self.assets_dir)}
         try:
             self.stored_map = load_map(self.assets_dir)
         except EmbeddingMapError:
             self.stored_map = None
-        self._maps = {}
+        self._maps = LRUCache(MAPS_KEPT)
         self._map_lock = threading.Lock()
 
     def checkpoints(self) -> dict[str, list[tuple[str, str]]]:
-        return list_checkpoints(self.checkpoints_dir)
+        """{kind: [(name, path)]} of the checkpoints that load; broken ones are left out (see status())."""
+        return {kind: [(name, path) for name, path in found if not checkpoint_problem(path)]
+                for kind, found in list_checkpoints(self.checkpoints_dir).items()}
 
     def status(self) -> str:
-        """A sentence for the page about which trained models are available."""
+        """Sentences for the page about which trained models are available and which files were skipped."""
         found = self.checkpoints()
         missing = [label for kind, label in (("wavenet", "WaveNet"), ("spectral", "spectral baseline"))
                    if not found[kind]]
-        if not missing:
-            return ""
-        return (f"**No trained {' or '.join(missing)} checkpoint found in `{self.checkpoints_dir}/`.** "
-                "Encoding and decoding need one: train a model with the scripts in `train/` "
-                "(see the About tab) and put its `.safetensors` and `.json` files there.")
+        lines = [f"**Skipped checkpoint `{name}`:** {problem}"
+                 for name, problem in broken_checkpoints(self.checkpoints_dir).items()]
+        if missing:
+            lines.append(f"**No trained {' or '.join(missing)} checkpoint found in `{self.checkpoints_dir}/`.** "
+                         "Encoding and decoding need one: train a model with the scripts in `train/` "
+                         "(see the About tab) and put its `.safetensors` and `.json` files there.")
+        return "  \n".join(lines)
 
     def notes(self, session: dict[str, Note]) -> dict[str, Note]:
         return {**self.bundled, **session}
@@ -478,14 +548,17 @@ class Explorer:
             return self.stored_map
         stored_matches = self.stored_map is not None and self.stored_map.checkpoint == wavenet.fingerprint
         if not placing and stored_matches:
-            return self._maps.get(wavenet.fingerprint, self.stored_map)
+            computed = self._maps.get(wavenet.fingerprint)
+            return computed if computed is not None else self.stored_map
         with self._map_lock:
-            if wavenet.fingerprint not in self._maps:
+            embedding_map = self._maps.get(wavenet.fingerprint)
+            if embedding_map is None:
                 if stored_matches:
-                    self._maps[wavenet.fingerprint] = ensure_reducer(self.stored_map, self.assets_dir)
+                    embedding_map = ensure_reducer(self.stored_map, self.assets_dir)
                 else:
-                    self._maps[wavenet.fingerprint] = compute_map(wavenet, list(self.bundled.values()), progress)
-            return self._maps[wavenet.fingerprint]
+                    embedding_map = compute_map(wavenet, list(self.bundled.values()), progress)
+                self._maps.put(wavenet.fingerprint, embedding_map)
+            return embedding_map
 
     def place_notes(self, wavenet: LoadedModel, notes: list[Note]) -> np.ndarray:
         if not notes:

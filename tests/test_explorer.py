@@ -226,3 +226,54 @@ def test_a_session_holds_a_bounded_number_of_notes(write_tone):
     many = {f"n{i}": note for i in range(explorer.MAX_SESSION_NOTES)}
     with pytest.raises(ExplorerError, match="Up to"):
         add_notes(many, [note_from_file(write_tone(frequency=300.0))])
+
+
+def test_lru_cache_forgets_the_least_recently_used_first():
+    cache = explorer.LRUCache(2)
+    cache.put("a", 1)
+    cache.put("b", 2)
+    assert cache.get("a") == 1  # "a" is now the most recently used
+    cache.put("c", 3)
+    assert len(cache) == 2 and cache.get("b") is None and cache.get("a") == 1 and cache.get("c") == 3
+
+
+def test_the_codec_caches_are_bounded(checkpoints, monkeypatch):
+    _, wavenet, _ = checkpoints
+    assert isinstance(explorer._encodings, explorer.LRUCache) and isinstance(explorer._decodings, explorer.LRUCache)
+    monkeypatch.setattr(explorer, "_decodings", explorer.LRUCache(2))
+    monkeypatch.setattr(explorer, "_encodings", explorer.LRUCache(2))
+    z = np.random.default_rng(1).normal(size=(3, 1, 16)).astype(np.float32)
+    for z_i in z:
+        decode(wavenet, z_i[None], length=64)
+    notes = [explorer.Note(id=str(i), name=str(i), audio=np.full(NOTE_LENGTH, 0.1 * (i + 1), np.float32))
+             for i in range(3)]
+    for note in notes:
+        encode_notes(wavenet, [note])
+    assert len(explorer._decodings) == 2 and len(explorer._encodings) == 2
+    decoded, encoded = [], []
+
+    def count_decodes(loaded, z, *args):
+        decoded.append(len(z))
+        return np.zeros((len(z), 64), np.float32)
+
+    def count_encodes(audio):
+        encoded.append(len(audio))
+        return torch.zeros(len(audio), NOTE_LENGTH // 512, 16)
+
+    monkeypatch.setattr(explorer, "_decode_batch", count_decodes)
+    monkeypatch.setattr(wavenet.model, "encode", count_encodes)
+    decode(wavenet, z[1:], length=64)
+    encode_notes(wavenet, notes[1:])
+    assert decoded == [] and encoded == []  # the two most recent are kept
+    decode(wavenet, z[:1], length=64)
+    encode_notes(wavenet, notes[:1])
+    assert decoded == [1] and encoded == [1]  # the oldest was evicted and is computed again
+
+
+def test_maps_are_kept_for_a_bounded_number_of_encoders(checkpoints, small_assets, monkeypatch):
+    directory, wavenet, _ = checkpoints
+    app = Explorer(directory, small_assets)
+    monkeypatch.setattr(explorer, "compute_map", lambda loaded, notes, progress=None: object())
+    for i in range(explorer.MAPS_KEPT + 1):
+        app.map_for(explorer.LoadedModel(wavenet.model, "wavenet", f"w{i}", f"fingerprint{i}", {}))
+    assert len(app._maps) == explorer.MAPS_KEPT and app._maps.get("fingerprint0") is None

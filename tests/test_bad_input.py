@@ -1,0 +1,226 @@
+"""Hostile and unlucky input: odd uploads, broken checkpoints, requests for files the app must not serve.
+
+Uploads go through what the upload handler calls (explorer.note_from_file) and, for a representative subset,
+through gradio_client against a launched app, checking after each bad request that a good upload still works.
+"""
+
+import os
+import shutil
+import time
+import urllib.error
+import urllib.request
+import zipfile
+
+import httpx
+import numpy as np
+import pytest
+import soundfile as sf
+from gradio_client import Client, handle_file
+from gradio_client.exceptions import AppError
+
+from nsynth_core import explorer
+from nsynth_core.audio import NOTE_LENGTH, SAMPLE_RATE
+from nsynth_core.explorer import Explorer, note_from_file
+from app_helpers import REPO, running_app, write_tiny_checkpoints
+
+MAX_UPLOAD_BYTES = 20 * 1024 * 1024  # app.py's limit
+CLICK_SECONDS = 0.05
+TONE_HZ, TONE_MIDI = 220.0, 57
+
+
+def tone(seconds, rate=SAMPLE_RATE, amplitude=0.5):
+    return amplitude * np.sin(2 * np.pi * TONE_HZ * np.arange(round(seconds * rate)) / rate)
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    """Each odd upload under the name a visitor would give it."""
+    directory = tmp_path_factory.mktemp("uploads")
+    sf.write(directory / "good.wav", tone(1.0), SAMPLE_RATE)
+    good = (directory / "good.wav").read_bytes()
+    (directory / "not_audio.wav").write_text("Dear visitor, this is a letter, not a sound.")
+    (directory / "empty.wav").write_bytes(b"")
+    (directory / "truncated_header.wav").write_bytes(good[:30])
+    (directory / "header_only.wav").write_bytes(good[:44])
+    sf.write(directory / "silence.wav", np.zeros(SAMPLE_RATE), SAMPLE_RATE)
+    click = np.zeros(round(CLICK_SECONDS * SAMPLE_RATE))
+    click[:16] = 0.8
+    sf.write(directory / "click.wav", click, SAMPLE_RATE)
+    sf.write(directory / "ten_minutes.wav", tone(600.0, rate=8000), 8000)  # 9.6 MB: under the upload limit
+    sf.write(directory / "surround_96k.wav", np.repeat(tone(0.5, rate=96000)[:, None], 6, axis=1), 96000,
+             subtype="FLOAT")
+    broken = tone(1.0)
+    broken[[100, 200]] = np.nan, np.inf
+    sf.write(directory / "nan_inf.wav", broken, SAMPLE_RATE, subtype="FLOAT")
+    sf.write(directory / "huge.wav", tone(1.0, amplitude=1e30).astype(np.float32), SAMPLE_RATE, subtype="FLOAT")
+    sf.write(directory / "real.mp3", tone(1.0), SAMPLE_RATE, format="MP3")
+    shutil.copy(directory / "real.mp3", directory / "mp3_named.wav")
+    shutil.copy(directory / "good.wav", directory / "wav_named.mp3")
+    with open(directory / "too_big.wav", "wb") as sparse:  # takes no disk space: only its size matters
+        sparse.truncate(MAX_UPLOAD_BYTES + 1)
+    return directory
+
+
+REJECTED = {
+    "not_audio.wav": r"Could not decode 'not_audio.wav' \(Format not recognised\)\. Supported files include WAV",
+    "empty.wav": r"'empty.wav' is empty \(0 bytes\)",
+    "truncated_header.wav": r"Could not decode 'truncated_header.wav'",
+    "header_only.wav": r"There are no audio samples in 'header_only.wav'",
+    "silence.wav": r"'silence' is silent: there is nothing to encode",
+    "nan_inf.wav": r"Found NaN or infinite samples in 'nan_inf.wav'; the file is probably corrupt",
+}
+ACCEPTED_TONES = ["ten_minutes.wav", "surround_96k.wav", "huge.wav", "mp3_named.wav", "wav_named.mp3"]
+
+
+@pytest.mark.parametrize("name", REJECTED)
+def test_unusable_uploads_are_refused_with_a_reason(files, name):
+    with pytest.raises(ValueError, match=REJECTED[name]):
+        note_from_file(files / name)
+
+
+@pytest.mark.parametrize("name", ACCEPTED_TONES)
+def test_odd_but_real_audio_becomes_a_normal_note(files, name):
+    note = note_from_file(files / name)
+    assert note.audio.shape == (NOTE_LENGTH,) and note.audio.dtype == np.float32
+    assert np.isfinite(note.audio).all() and np.abs(note.audio).max() == pytest.approx(0.9)
+    assert note.pitch == TONE_MIDI
+
+
+def test_a_long_file_gives_its_first_seconds(files):
+    note = note_from_file(files / "ten_minutes.wav")
+    assert np.abs(note.audio[-SAMPLE_RATE // 10:]).max() > 0.5  # the tone runs to the end: cut, never padded
+
+
+def test_a_click_is_kept_and_padded_with_silence(files):
+    # Accepted: NSynth notes themselves end in silence and drum hits are this short; refusing would lose them.
+    note = note_from_file(files / "click.wav")
+    click_end = round(CLICK_SECONDS * SAMPLE_RATE)
+    assert np.abs(note.audio[:16]).max() == pytest.approx(0.9)
+    assert not note.audio[click_end:].any()
+
+
+# --- files handed out ----------------------------------------------------------------------------------------
+
+def test_outputs_get_their_own_folder_and_old_ones_are_removed(tmp_path):
+    old = explorer.output_path(tmp_path, "nsynth_grid.zip")
+    old.write_bytes(b"zip")
+    an_hour_ago = time.time() - explorer.OUTPUT_MAX_AGE - 1
+    os.utime(old.parent, (an_hour_ago, an_hour_ago))
+    recent = explorer.output_path(tmp_path, "nsynth_grid.zip")  # making a new one clears out the old
+    recent.write_bytes(b"zip")
+    assert recent.parent.parent == tmp_path and recent.parent != old.parent
+    assert not old.parent.exists() and recent.exists()
+    assert explorer.remove_old_outputs(tmp_path, max_age=0) == 1 and not recent.parent.exists()
+
+
+# --- checkpoints ---------------------------------------------------------------------------------------------
+
+def add_broken_checkpoints(directory):
+    """Next to good tiny-wavenet and tiny-spectral: garbage weights, weights of another model, a broken JSON."""
+    shutil.copy(directory / "tiny-wavenet.json", directory / "corrupt.json")
+    (directory / "corrupt.safetensors").write_bytes(b"\x00" * 64)
+    shutil.copy(directory / "tiny-wavenet.json", directory / "mismatched.json")
+    shutil.copy(directory / "tiny-spectral.safetensors", directory / "mismatched.safetensors")
+    (directory / "half_written.json").write_text('{"kind": "wavenet", "config": {')
+    shutil.copy(directory / "tiny-wavenet.safetensors", directory / "half_written.safetensors")
+
+
+def test_broken_checkpoints_are_skipped_and_reported(tmp_path):
+    write_tiny_checkpoints(tmp_path)
+    add_broken_checkpoints(tmp_path)
+    app = Explorer(tmp_path)
+    assert {kind: [name for name, _ in found] for kind, found in app.checkpoints().items()} == {
+        "wavenet": ["tiny-wavenet"], "spectral": ["tiny-spectral"]}
+    status = app.status()
+    assert "**Skipped checkpoint `corrupt`:**" in status and "cannot be read" in status
+    assert "**Skipped checkpoint `mismatched`:**" in status and "does not match its config" in status
+    assert "**Skipped checkpoint `half_written`:**" in status and "not valid JSON" in status
+    assert "tiny-" not in status and "No trained" not in status
+
+
+# --- a launched app ------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    """(url, client, checkpoints folder, outputs folder) of `python app.py` with good and broken checkpoints."""
+    checkpoints = tmp_path_factory.mktemp("checkpoints")
+    outputs = tmp_path_factory.mktemp("outputs")
+    write_tiny_checkpoints(checkpoints)
+    add_broken_checkpoints(checkpoints)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(explorer.OUTPUTS_ENV, str(outputs))
+        with running_app(checkpoints, checkpoints / "app.log") as url:
+            yield url, Client(url, verbose=False), checkpoints, outputs
+
+
+def upload(client, *paths):
+    summary, *_ = client.predict([handle_file(str(path)) for path in paths], "family", False,
+                                 api_name="/add_uploads")
+    return summary
+
+
+@pytest.mark.parametrize("name", ["not_audio.wav", "empty.wav", "truncated_header.wav", "silence.wav",
+                                  "nan_inf.wav"])
+def test_bad_uploads_fail_with_their_reason_and_the_next_one_works(served, files, name):
+    _, client, _, _ = served
+    with pytest.raises(AppError, match=REJECTED[name]):
+        upload(client, files / name)
+    assert "good" in upload(client, files / "good.wav")
+
+
+def test_mislabelled_and_long_files_are_read(served, files):
+    _, client, _, _ = served
+    assert "mp3_named" in upload(client, files / "mp3_named.wav")
+    assert "ten_minutes" in upload(client, files / "ten_minutes.wav")
+
+
+def test_files_over_the_size_limit_are_refused(served, files):
+    url, client, _, _ = served
+    with pytest.raises(ValueError, match="exceeds the maximum file size of 20971520 bytes"):
+        upload(client, files / "too_big.wav")
+    with open(files / "too_big.wav", "rb") as big:  # a client that skips the check meets the server's
+        answer = httpx.post(f"{url}gradio_api/upload", files=[("files", ("too_big.wav", big))], timeout=60)
+    assert answer.status_code == 413
+    assert "good" in upload(client, files / "good.wav")
+
+
+def fetch(url):
+    try:
+        with urllib.request.urlopen(url, timeout=30) as answer:
+            return answer.status, answer.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
+
+
+def test_only_uploads_and_outputs_are_served(served, files):
+    url, _, checkpoints, _ = served
+    with open(files / "good.wav", "rb") as good:
+        stored = httpx.post(f"{url}gradio_api/upload", files=[("files", ("good.wav", good))], timeout=60).json()[0]
+    assert fetch(f"{url}gradio_api/file={stored}") == (200, (files / "good.wav").read_bytes())
+    upload_dir = os.path.dirname(os.path.dirname(stored))
+    for path in (REPO / "app.py", "app.py", checkpoints / "tiny-wavenet.safetensors",
+                 f"{upload_dir}/../..{REPO}/app.py", f"{upload_dir}/..%2F..{REPO}/app.py", "/etc/passwd"):
+        status, body = fetch(f"{url}gradio_api/file={path}")
+        assert status == 403 and b"File not allowed" in body, path
+
+
+def test_a_grid_zip_is_written_to_the_outputs_folder(served):
+    _, client, _, outputs = served
+    notes = ["bass_electronic_fluidr3_gm033-036-100", "brass_acoustic_fluidr3_gm056-055-100"]
+    *_, archive = client.predict(*notes, None, None, "line (A to B)", 2, "bilinear", "WaveNet", 1.0, 0.1,
+                                 api_name="/grid")
+    written = list(outputs.glob("*/nsynth_grid.zip"))
+    assert len(written) == 1 and written[0].read_bytes() == open(archive, "rb").read()
+    with zipfile.ZipFile(archive) as opened:
+        assert {"step1.wav", "step2.wav", "grid.json"} <= set(opened.namelist())
+
+
+def test_the_page_names_the_skipped_checkpoints_and_serves_the_rest(served):
+    _, client, checkpoints, _ = served
+    texts = [c["props"].get("value") for c in client.config["components"] if c.get("type") == "markdown"]
+    status = next(text for text in texts if text and "Skipped checkpoint" in text)
+    for name in ("corrupt", "mismatched", "half_written"):
+        assert f"`{name}`" in status
+    pickers = [c["props"] for c in client.config["components"] if c["props"].get("label") == "WaveNet checkpoint"]
+    assert [name for name, _ in pickers[0]["choices"]] == ["tiny-wavenet"]
+    assert "Skipped checkpoint corrupt" in (checkpoints / "app.log").read_text()
