@@ -1,8 +1,8 @@
 // Fast incremental WaveNet decoding: the whole sample loop of WaveNetDecoder.step (nsynth_core/wavenet.py) in C++.
 //
 // A C ABI, loaded with ctypes, so this file needs no PyTorch headers and compiles in seconds on first use.
-// Every product of a step is a small batched mat-vec y[b] += x[b] . W. Weights are packed in column blocks so
-// the inner loop streams one contiguous block while a tile of (batch rows x block columns) stays in registers.
+// Every product of a step is a small batched mat-vec y[b] += x[b] . W, computed by register tiles of
+// (batch rows x a few column vectors) while the weights, stored column vector by column vector, stream in order.
 // Threads split the batch: each runs its notes through all the steps of a call without synchronising.
 
 #include <algorithm>

@@ -1,0 +1,145 @@
+"""Decoding speed of the WaveNet decoder: naive recomputation, the reference incremental generator, the C++ engine.
+
+Random weights (speed does not depend on their values). For each engine, batch and preset it prints the aggregate
+samples/s over all notes of the batch, the ratio to real time (16 kHz), the samples per CPU-second (the work
+rate, less sensitive than wall time to other work on the machine) and the achieved GFLOP/s against a measured
+float32 matmul peak. Each row is the best of `--repeats` runs; the table also goes to decode_results.md.
+
+    python -m benchmarks.decode [--repeats 2]
+"""
+
+import argparse
+import os
+import platform
+import time
+from pathlib import Path
+
+import torch
+
+from nsynth_core.audio import SAMPLE_RATE, mu_law_decode
+from nsynth_core.fastgen import build_error, fast_generate, load_library
+from nsynth_core.generate import generate
+from nsynth_core.wavenet import WaveNetAutoencoder, WaveNetConfig, decoder_flops_per_sample
+
+RESULTS = Path(__file__).with_name("decode_results.md")
+FRAMES = 125  # a 4 s note
+
+
+@torch.no_grad()
+def naive_generate(model, z, length, start=0):
+    """Samples start..start+length-1 (after silence), each from a teacher-forced pass over all audio so far."""
+    hop = model.config.hop_length
+    audio = torch.zeros(z.shape[0], start + length)
+    for t in range(start, start + length):
+        # Sample t itself is shifted out of view; only the frames of Z reaching sample t are needed.
+        logits = model.decode_logits(audio[:, :t + 1], z[:, :t // hop + 1])[:, :, t]
+        audio[:, t] = mu_law_decode(logits.argmax(dim=-1) - 128)
+    return audio
+
+
+def matmul_peak(threads: int, size: int = 2048, repeats: int = 5) -> tuple[float, float]:
+    """GFLOP/s of torch.mm on large float32 matrices: per second of wall time and per CPU-second."""
+    torch.set_num_threads(threads)
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    torch.mm(a, b)
+    wall, cpu = min(timed(lambda: torch.mm(a, b)) for _ in range(repeats))
+    return 2 * size ** 3 / wall / 1e9, 2 * size ** 3 / cpu / 1e9
+
+
+def cpu_name() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").exists() else []:
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.machine()
+
+
+def timed(run):
+    wall, cpu = time.perf_counter(), time.process_time()
+    run()
+    return time.perf_counter() - wall, time.process_time() - cpu
+
+
+def measure(engine, model, batch, start, length, threads, repeats):
+    torch.manual_seed(0)
+    z = torch.randn(batch, FRAMES, model.config.latent_channels)
+    torch.set_num_threads(threads)
+    runs = {
+        "naive": lambda: naive_generate(model, z, length, start),
+        "reference": lambda: generate(model, z, seed=0, length=length),
+        "fast": lambda: fast_generate(model, z, seed=0, length=length),
+    }
+    return min(timed(runs[engine]) for _ in range(repeats))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=2, help="runs per row; the best is kept")
+    args = parser.parse_args()
+    if load_library() is None:
+        raise SystemExit(f"The fast engine is unavailable: {build_error()}")
+    cores = os.cpu_count()
+    load_before = os.getloadavg()
+    peaks = {threads: matmul_peak(threads) for threads in sorted({1, cores})}
+    models = {name: WaveNetAutoencoder(WaveNetConfig.preset(name)).eval() for name in ("cpu-small", "paper")}
+
+    # The eager engines run on one thread: on two their per-op overhead only grows, and it collapses when other
+    # work shares the cores. The fast engine is given `cores` threads and tunes between one and that.
+    # engine, preset, batch, first sample, samples per note, threads
+    plan = [
+        ("naive", "cpu-small", 9, 0, 64, 1),
+        ("naive", "cpu-small", 9, 16000, 2, 1),  # at 1 s into a note
+        ("reference", "cpu-small", 1, 0, 200, 1),
+        ("reference", "cpu-small", 9, 0, 200, 1),
+        ("reference", "cpu-small", 16, 0, 200, 1),
+        ("fast", "cpu-small", 1, 0, 16000, cores),
+        ("fast", "cpu-small", 9, 0, 64000, cores),  # a 3 x 3 grid of 4 s notes
+        ("fast", "cpu-small", 9, 0, 16000, 1),
+        ("fast", "cpu-small", 16, 0, 16000, cores),
+        ("reference", "paper", 9, 0, 16, 1),
+        ("fast", "paper", 9, 0, 100, 1),
+    ]
+    header = ("| engine | preset | batch | threads | samples | wall s | samples/s | x real time | GFLOP/s "
+              "| samples/CPU-s | GFLOP/CPU-s | % of matmul GFLOP/CPU-s |")
+    lines = [header, "|" + "---|" * (header.count("|") - 1)]
+    print(header, flush=True)
+    for engine, preset, batch, start, length, threads in plan:
+        model = models[preset]
+        wall, cpu = measure(engine, model, batch, start, length, threads, args.repeats)
+        flops = decoder_flops_per_sample(model.config)
+        rate, cpu_rate = batch * length / wall, batch * length / cpu
+        samples = f"{start}-{start + length}" if start else f"{length}"
+        usable = min(threads, batch)
+        threads_used = f"1-{usable} tuned" if engine == "fast" and usable > 1 else "1"
+        gflops, cpu_gflops = rate * flops / 1e9, cpu_rate * flops / 1e9
+        line = (f"| {engine} | {preset} | {batch} | {threads_used} | {samples} | {wall:.2f} | {rate:,.0f} "
+                f"| {rate / SAMPLE_RATE:.3g} | {gflops:.3g} | {cpu_rate:,.0f} | {cpu_gflops:.3g} "
+                f"| {100 * cpu_gflops / peaks[1][1]:.2g} |")
+        lines.append(line)
+        print(line, flush=True)
+    load_after = os.getloadavg()
+
+    context = [
+        f"Machine: {cpu_name()}, {cores} cores; torch {torch.__version__}.",
+        "Matmul peak (torch.mm, 2048 x 2048 float32): "
+        + ", ".join(f"{wall:.0f} GFLOP/s and {cpu:.0f} GFLOP/CPU-s on {threads} thread(s)"
+                    for threads, (wall, cpu) in peaks.items()) + ".",
+        f"Load average (1, 5, 15 min) before: {load_before[0]:.1f}, {load_before[1]:.1f}, {load_before[2]:.1f}; "
+        f"after: {load_after[0]:.1f}, {load_after[1]:.1f}, {load_after[2]:.1f} (over {cores} means other work "
+        "shared the cores and wall times are longer than on an idle machine).",
+        f"Best of {args.repeats} runs per row. Decoder work: "
+        + ", ".join(f"{name} {decoder_flops_per_sample(m.config) / 1e6:.2f} MFLOP/sample"
+                    for name, m in models.items()) + ".",
+        "naive recomputes the teacher-forced forward over all samples so far at every step, so its rate falls as "
+        "the note grows: it is measured over the first 64 samples and over two samples 1 s into a note. "
+        "x real time is the aggregate rate over all notes of the batch divided by 16 kHz. "
+        "Per CPU-second figures count the work done per second that the process actually ran, "
+        "so they change less than wall-time figures with other load on the machine.",
+    ]
+    for text in context:
+        print(text)
+    RESULTS.write_text("# Decoding speed\n\nWritten by `python -m benchmarks.decode`.\n\n"
+                       + "\n\n".join(context) + "\n\n" + "\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()
