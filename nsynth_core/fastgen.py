@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 SOURCE = Path(__file__).parent / "csrc" / "fastgen.cpp"
 CHUNK = 1600  # samples per call into C++: progress is reported between calls (40 times for a 4 s note)
 CHANNEL_MULTIPLE = 16  # the engine works on whole vector registers of channels
-RETRY_EVERY = 10  # chunks between re-measurements of the thread count not in use
+RETRY_EVERY = 20  # chunks between re-measurements of the thread count not in use
 
 _build_lock = threading.Lock()
 _library = None
