@@ -305,7 +305,9 @@ def main():
         optimizer.step()
         if ema is not None:
             with torch.no_grad():
-                torch._foreach_lerp_(list(ema.parameters()), list(model.parameters()), 1 - config.ema_decay)
+                # TF's ExponentialMovingAverage with num_updates (as Magenta used it): a short memory early on.
+                decay = min(config.ema_decay, (1 + step) / (10 + step))
+                torch._foreach_lerp_(list(ema.parameters()), list(model.parameters()), 1 - decay)
                 for ema_buffer, buffer in zip(ema.buffers(), model.buffers()):  # e.g. BatchNorm statistics
                     ema_buffer.copy_(buffer)
         step += 1
