@@ -121,7 +121,7 @@ class FastDecoder:
             *(a.data_ptr() for a in arrays))  # the engine copies everything it keeps
         weakref.finalize(self, self._library.fastgen_free, self._handle)
         self.quantization_channels, self.hop_length = config.quantization_channels, config.hop_length
-        self.time = 0
+        self.decoded = 0  # samples of each note decoded so far
 
     def run(self, steps: int, uniforms: torch.Tensor | None = None, temperature: float = 1.0,
             logits: torch.Tensor | None = None, threads: int | None = None) -> torch.Tensor:
@@ -137,14 +137,14 @@ class FastDecoder:
         if logits is not None and (logits.shape != logits_shape or logits.dtype != torch.float32
                                    or not logits.is_contiguous()):
             raise ValueError(f"Expected a contiguous float32 tensor of shape {logits_shape} for the logits.")
-        if self.time + steps > self.frames * self.hop_length:
+        if self.decoded + steps > self.frames * self.hop_length:
             raise ValueError(f"Cannot decode past sample {self.frames * self.hop_length} from {self.frames} frames.")
         codes = torch.empty(self.batch, steps, dtype=torch.int64)
         threads = threads or torch.get_num_threads()
         self._library.fastgen_run(
             self._handle, steps, None if uniforms is None else uniforms.data_ptr(), temperature, threads,
             codes.data_ptr(), None if logits is None else logits.data_ptr())
-        self.time += steps
+        self.decoded += steps
         return codes
 
 
