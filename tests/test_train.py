@@ -123,3 +123,12 @@ def test_a_killed_run_resumes_from_its_last_save(dataset, uninterrupted, tmp_pat
     assert json.loads(state.read_text())["step"] == 8
     # Rows the killed run logged after its last save are dropped; the resumed run continues the same trajectory.
     assert losses(tmp_path) == uninterrupted
+
+
+def test_a_shipped_checkpoint_can_be_trained_further(dataset, tmp_path):
+    run_training(dataset, tmp_path / "first", "--max-steps", "2")
+    shipped, _ = load_checkpoint(tmp_path / "first" / "model")
+    run_training(dataset, tmp_path / "second", "--init-from", str(tmp_path / "first" / "model"), "--max-steps", "4")
+    assert [step for step, _ in losses(tmp_path / "second")] == [3, 4]
+    continued, metadata = load_checkpoint(tmp_path / "second" / "model")
+    assert metadata["step"] == 4 and continued.config == shipped.config

@@ -26,7 +26,7 @@ from safetensors.torch import load_file, save_file
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from nsynth_core.checkpoint import save_checkpoint
+from nsynth_core.checkpoint import load_checkpoint, save_checkpoint
 from nsynth_core.dataset import NoteCropDataset
 from nsynth_core.spectral import SpectralAutoencoder, SpectralConfig
 from nsynth_core.wavenet import WaveNetAutoencoder, WaveNetConfig
@@ -71,6 +71,12 @@ TRAIN_CONFIGS = {
         max_steps=20_000, lr_schedule=((0, 5e-4), (5_000, 2.5e-4), (10_000, 1e-4)), adam_betas=(0.5, 0.999),
         ema_decay=0.999, valid_every=250, valid_notes=32),
 }
+
+
+def train_config_from_json(fields: dict) -> TrainConfig:
+    fields = dict(fields, lr_schedule=tuple(tuple(p) for p in fields["lr_schedule"]),
+                  adam_betas=tuple(fields["adam_betas"]))
+    return TrainConfig(**fields)
 
 
 def learning_rate(schedule, step: int) -> float:
@@ -197,6 +203,9 @@ def main():
     parser.add_argument("--minutes", type=float, default=math.inf, help="stop (and save) after this long")
     parser.add_argument("--save-minutes", type=float, default=5.0, help="save the training state this often")
     parser.add_argument("--threads", type=int, help="torch CPU threads")
+    parser.add_argument("--init-from", type=Path, metavar="CHECKPOINT",
+                        help="when OUT holds no state yet, continue a shipped checkpoint (its weights, step and "
+                             "training config; Adam starts afresh)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
@@ -218,15 +227,17 @@ def main():
     if args.max_steps:
         overrides["max_steps"] = args.max_steps
     args.out.mkdir(parents=True, exist_ok=True)
-    if (args.out / "state.json").exists():  # a resumed run keeps the config it started with
-        saved = json.loads((args.out / "state.json").read_text())["train_config"]
-        saved["lr_schedule"] = tuple(tuple(p) for p in saved["lr_schedule"])
-        saved["adam_betas"] = tuple(saved["adam_betas"])
-        config = TrainConfig(**saved)
-        if args.max_steps:
-            config = replace(config, max_steps=args.max_steps)
+    resume = (args.out / "state.json").exists()
+    initial = None
+    if resume:  # a resumed run keeps the config it started with
+        config = train_config_from_json(json.loads((args.out / "state.json").read_text())["train_config"])
+    elif args.init_from:
+        initial, initial_metadata = load_checkpoint(args.init_from)
+        config = train_config_from_json(initial_metadata["train_config"])
     else:
         config = replace(config, **overrides)
+    if args.max_steps:
+        config = replace(config, max_steps=args.max_steps)
     if config.batch_size % world:
         raise ValueError(f"Batch size {config.batch_size} does not split over {world} processes.")
 
@@ -239,11 +250,15 @@ def main():
     optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate(config.lr_schedule, 0),
                                  betas=config.adam_betas, eps=config.adam_eps)
     step, samples_seen, wall_before = 0, 0, 0.0
-    if (args.out / "state.json").exists():
+    if resume:
         info = load_state(args.out, model, ema, optimizer)
         step, samples_seen, wall_before = info["step"], info["samples_seen"], info["wall_seconds"]
-        if is_main:
-            print(f"Resumed from step {step} ({samples_seen:,} samples seen).")
+    elif initial is not None:
+        for network in (model, ema) if ema is not None else (model,):
+            network.load_state_dict(initial.state_dict())
+        step, samples_seen, wall_before = (initial_metadata[k] for k in ("step", "samples_seen", "wall_seconds"))
+    if step and is_main:
+        print(f"Continuing from step {step} ({samples_seen:,} samples seen).")
     trained = LossOf(model, config.pitch_conditioning)
     if distributed:
         trained = DistributedDataParallel(trained)
@@ -279,13 +294,13 @@ def main():
     def save():
         if not is_main:
             return
+        metrics_file.flush()  # before the state, so the log always covers the saved step
         save_state(args.out, model, ema, optimizer, step, samples_seen, wall_before + time.time() - start, config)
         shipped = ema if ema is not None else model
         save_checkpoint(shipped, args.out / "model", {
-            "train_config": args.config, "step": step, "samples_seen": samples_seen,
+            "train_config": dataclasses.asdict(config), "step": step, "samples_seen": samples_seen,
             "wall_seconds": round(wall_before + time.time() - start), "ema": ema is not None,
-            "pitch_conditioning": config.pitch_conditioning, "data": str(args.data)})
-        metrics_file.flush()
+            "pitch_conditioning": config.pitch_conditioning, "data": args.data.name})
 
     use_autocast = device.type == "cuda"
     start = last_save = time.time()
