@@ -1,0 +1,298 @@
+"""The paper's evaluation table on held-out instruments: original audio, WaveNet and spectral-baseline reconstructions.
+
+    python -m train.evaluate --data DATA/nsynth-test --train-data DATA/nsynth-train \
+        --wavenet checkpoints/wavenet --spectral checkpoints/spectral --notes 24 --out results.md
+
+N notes of the test split (spread over families, instruments and pitches; the same notes for the same --seed)
+are reconstructed by both models, and each of the three rows reports
+- pitch accuracy: the median pYIN f0 of the note lies within 50 cents of its labelled pitch;
+- family accuracy: a classifier trained on real notes of the training split (family_classifier.py) names the
+  note's instrument family, the analogue of the paper's Inception-style score;
+- STFT distance: the multi-resolution STFT distance to the original, mean over notes.
+The WaveNet's teacher-forced cross-entropy on the same notes and its decoding time are reported beside the table.
+Z comes from the whole note, but only its first --length-seconds are decoded and measured, because sample-by-sample
+decoding is the expensive part. A pitch-conditioned model is given each note's labelled pitch. The markdown table
+goes to --out and stdout, the raw numbers (per note too) to --out with the suffix .json.
+"""
+
+import argparse
+import json
+import math
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from nsynth_core import default_device
+from nsynth_core.audio import NOTE_LENGTH, SAMPLE_RATE, SILENCE_PEAK, mu_law_encode
+from nsynth_core.checkpoint import load_checkpoint
+from nsynth_core.dataset import FAMILIES, read_examples_json, read_wav
+from nsynth_core.fastgen import decode
+from nsynth_core.metrics import PITCH_FRAME_LENGTH, cents_error, median_f0, multiscale_stft_distance
+from nsynth_core.spectral import SpectralAutoencoder
+from nsynth_core.wavenet import WaveNetAutoencoder
+from train.family_classifier import FEATURE_SECONDS, round_robin, train_family_classifier
+
+PITCH_TOLERANCE_CENTS = 50
+SHORTEST_WINDOW = max(2048, PITCH_FRAME_LENGTH)  # the largest FFT of the STFT distance, and one pYIN frame
+ENCODE_BATCH = 8  # notes per encoder or spectral-model pass, which bounds memory for the paper-sized models
+ROWS = (("original", "Original audio"), ("wavenet", "WaveNet reconstruction"),
+        ("spectral", "Spectral baseline reconstruction"))
+
+
+class EvaluationError(ValueError):
+    """Options or inputs the evaluation cannot work with."""
+
+
+def choose_notes(examples: dict, count: int, seed: int) -> list[str]:
+    """`count` note names spread over families, instruments and pitches; the same names for the same seed.
+
+    Instruments take turns, ordered so that families alternate; each turn takes the instrument's note nearest
+    the next of `count` pitch targets, which are quantiles of the split's pitches dealt in random order.
+    """
+    if not 0 < count <= len(examples):
+        raise EvaluationError(f"Cannot evaluate {count} notes: the test split holds {len(examples)}.")
+    rng = np.random.default_rng(seed)
+    by_family = defaultdict(lambda: defaultdict(list))
+    for name, example in sorted(examples.items()):
+        by_family[int(example["instrument_family"])][int(example["instrument"])].append((name, int(example["pitch"])))
+    families = [by_family[family] for family in rng.permutation(sorted(by_family))]
+    remaining = round_robin([[list(family[i]) for i in rng.permutation(sorted(family))] for family in families])
+    pitches = np.sort([int(example["pitch"]) for example in examples.values()])
+    targets = rng.permutation(pitches[((np.arange(count) + 0.5) * len(pitches) / count).astype(int)])
+    chosen, turn = [], 0
+    for target in targets:
+        while not remaining[turn % len(remaining)]:
+            turn += 1
+        notes = remaining[turn % len(remaining)]
+        # A random fraction of a semitone only breaks ties, e.g. between the velocities of one pitch.
+        nearest = int(np.argmin([abs(pitch - target) + 0.5 * rng.random() for _, pitch in notes]))
+        chosen.append(notes.pop(nearest)[0])
+        turn += 1
+    return chosen
+
+
+def load_notes(root: Path, names: list[str]) -> np.ndarray:
+    """Audio [N, NOTE_LENGTH] of the named notes, shorter ones padded with silence."""
+    audio = np.zeros((len(names), NOTE_LENGTH), dtype=np.float32)
+    for row, name in zip(audio, names):
+        note = read_wav(root / "audio" / f"{name}.wav")[:NOTE_LENGTH]
+        row[:len(note)] = note
+    return audio
+
+
+def load_model(path, kind, device) -> tuple[torch.nn.Module, dict]:
+    model, metadata = load_checkpoint(path, device)
+    if not isinstance(model, kind):
+        raise EvaluationError(f"'{path}' holds a {type(model).__name__}, not a {kind.__name__}.")
+    return model, metadata
+
+
+@torch.no_grad()
+def wavenet_reconstructions(model: WaveNetAutoencoder, audio: np.ndarray, pitches: list[int], length: int,
+                            seed: int) -> tuple[np.ndarray, float, float]:
+    """(reconstructions [N, length], teacher-forced cross-entropy in nats per sample, decoding seconds).
+
+    All notes are decoded in one batch, the way the decoder is fastest per note.
+    """
+    device = next(model.parameters()).device
+    notes = torch.from_numpy(audio).to(device)
+    pitch = torch.tensor(pitches, device=device) if model.config.pitch_classes else None
+    z = torch.cat([model.encode(batch) for batch in notes.split(ENCODE_BATCH)])
+    window = notes[:, :length]
+    total_nats = 0.0
+    # One note at a time: the decoder's activations span every sample.
+    for index in tqdm(range(len(notes)), desc="cross-entropy", unit="note"):
+        note_pitch = None if pitch is None else pitch[index:index + 1]
+        logits = model.decode_logits(window[index:index + 1], z[index:index + 1], note_pitch)
+        target = mu_law_encode(window[index:index + 1]) + 128
+        total_nats += F.cross_entropy(logits.float(), target, reduction="sum").item()
+    start = time.perf_counter()
+    with tqdm(total=length, unit="sample", unit_scale=True, desc=f"decoding {len(notes)} notes") as bar:
+        reconstructions = decode(model, z, pitch, seed=seed, length=length,
+                                 progress=lambda done, _: bar.update(done - bar.n))
+    return reconstructions, total_nats / window.numel(), time.perf_counter() - start
+
+
+@torch.no_grad()
+def spectral_reconstructions(model: SpectralAutoencoder, audio: np.ndarray, pitches: list[int],
+                             griffin_lim_iters: int) -> np.ndarray:
+    """Reconstructions [N, NOTE_LENGTH] through the spectrogram autoencoder and Griffin-Lim."""
+    batches = []
+    for start in tqdm(range(0, len(audio), ENCODE_BATCH), desc="spectral baseline", unit="batch"):
+        batch = torch.from_numpy(audio[start:start + ENCODE_BATCH])
+        pitch = torch.tensor(pitches[start:start + ENCODE_BATCH]) if model.config.pitch_classes else None
+        batches.append(model.reconstruct(batch, pitch, griffin_lim_iters))
+    return np.concatenate(batches)
+
+
+def matched_peak(reconstructions: np.ndarray, originals: np.ndarray) -> np.ndarray:
+    """Each reconstruction scaled to its original's peak (silence left as it is).
+
+    Griffin-Lim output is peak-normalised whatever the note's loudness, so without this the STFT distance
+    would mostly measure gain.
+    """
+    peak = np.abs(reconstructions).max(axis=1, keepdims=True)
+    target = np.abs(originals).max(axis=1, keepdims=True)
+    gain = np.where(peak > SILENCE_PEAK, target / np.maximum(peak, SILENCE_PEAK), 1.0)
+    return (reconstructions * gain).astype(np.float32)
+
+
+def score(audio: np.ndarray, originals: np.ndarray, pitches: list[int], families: list[int], classifier) -> dict:
+    """One row of the table, and the per-note figures behind it."""
+    f0 = np.array([median_f0(note) for note in tqdm(audio, desc="pitch", unit="note", leave=False)])
+    errors = cents_error(f0, np.array(pitches))
+    pitch_kept = np.abs(errors) <= PITCH_TOLERANCE_CENTS  # False where no pitch was found (nan)
+    predicted = classifier.predict(audio)
+    distances = np.array([multiscale_stft_distance(original, note) for original, note in zip(originals, audio)])
+    return {
+        "pitch_accuracy": 100.0 * pitch_kept.mean(),
+        "family_accuracy": 100.0 * np.mean(predicted == np.array(families)),
+        "stft_distance": float(distances.mean()),
+        "per_note": {
+            "median_f0_hz": [None if math.isnan(f) else round(float(f), 2) for f in f0],
+            "pitch_kept": pitch_kept.tolist(),
+            "predicted_family": [FAMILIES[p] for p in predicted],
+            "stft_distance": distances.round(4).tolist(),
+        },
+    }
+
+
+def markdown_table(results: dict) -> str:
+    lines = ["| Audio | Pitch accuracy (%) | Family accuracy (%) | STFT distance |",
+             "|---|---:|---:|---:|"]
+    for key, label in ROWS:
+        row = results["rows"][key]
+        lines.append(f"| {label} | {row['pitch_accuracy']:.1f} | {row['family_accuracy']:.1f} "
+                     f"| {row['stft_distance']:.3f} |")
+    wavenet, spectral, classifier = results["wavenet"], results["spectral"], results["classifier"]
+    step = lambda model: "unknown step" if model["step"] is None else f"step {model['step']}"
+    conditioning = lambda model: "given the labelled pitch" if model["pitch_conditioned"] else "no pitch input"
+    notes = len(results["notes"])
+    lines += [
+        "",
+        f"{notes} test notes of {results['instruments']} held-out instruments (MIDI {min(results['pitches'])}–"
+        f"{max(results['pitches'])}), the first {results['length_seconds']:g} s of each. "
+        f"WaveNet: {step(wavenet)}, {conditioning(wavenet)}, teacher-forced cross-entropy "
+        f"{wavenet['cross_entropy_nats']:.3f} nats per sample, decoded in {wavenet['decode_seconds']:.1f} s "
+        f"({wavenet['decode_seconds'] / notes:.2f} s per note, one batch, temperature 1, seed {results['seed']}). "
+        f"Spectral baseline: {step(spectral)}, {conditioning(spectral)}, "
+        f"Griffin-Lim with {spectral['griffin_lim_iters']} iterations.",
+        "",
+        f"Family accuracy: a random forest on spectral and envelope features of the first "
+        f"{classifier['feature_seconds']:g} s, trained on {classifier['training_notes']} real notes of the training "
+        f"split in {classifier['seconds']:.1f} s{' (features cached)' if classifier['features_cached'] else ''}. "
+        f"Pitch: median pYIN f0 within {PITCH_TOLERANCE_CENTS} cents of the label. Reconstructions are scaled to "
+        "the original's peak before the STFT distance.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def evaluate(args) -> dict:
+    started = time.perf_counter()
+    length = round(args.length_seconds * SAMPLE_RATE)
+    if not SHORTEST_WINDOW <= length <= NOTE_LENGTH:
+        raise EvaluationError(f"--length-seconds must be from {SHORTEST_WINDOW / SAMPLE_RATE:g} to "
+                              f"{NOTE_LENGTH / SAMPLE_RATE:g}, got {args.length_seconds:g}.")
+    if args.device == "cuda" and not torch.cuda.is_available():
+        raise EvaluationError("--device cuda was asked for, but PyTorch sees no CUDA GPU here.")
+    device = default_device() if args.device == "auto" else torch.device(args.device)
+    wavenet, wavenet_metadata = load_model(args.wavenet, WaveNetAutoencoder, device)
+    spectral, spectral_metadata = load_model(args.spectral, SpectralAutoencoder, device)
+
+    examples = read_examples_json(args.data)
+    names = choose_notes(examples, args.notes, args.seed)
+    pitches = [int(examples[name]["pitch"]) for name in names]
+    families = [int(examples[name]["instrument_family"]) for name in names]
+    notes = load_notes(Path(args.data), names)
+    originals = notes[:, :length]
+
+    classifier = train_family_classifier(args.train_data, min(FEATURE_SECONDS, length / SAMPLE_RATE), args.seed,
+                                         cache_dir=Path(args.out).parent)
+    wavenet_audio, cross_entropy, decode_seconds = wavenet_reconstructions(wavenet, notes, pitches, length,
+                                                                           args.seed)
+    spectral_audio = spectral_reconstructions(spectral, notes, pitches, args.griffin_lim_iters)[:, :length]
+    rows = {
+        "original": score(originals, originals, pitches, families, classifier),
+        "wavenet": score(matched_peak(wavenet_audio, originals), originals, pitches, families, classifier),
+        "spectral": score(matched_peak(spectral_audio, originals), originals, pitches, families, classifier),
+    }
+    return {
+        "notes": names,
+        "pitches": pitches,
+        "families": [FAMILIES[family] for family in families],
+        "instruments": len({examples[name]["instrument"] for name in names}),
+        "length_seconds": length / SAMPLE_RATE,
+        "seed": args.seed,
+        "rows": rows,
+        "wavenet": {"checkpoint": str(args.wavenet), "step": wavenet_metadata.get("step"),
+                    "pitch_conditioned": bool(wavenet.config.pitch_classes),
+                    "cross_entropy_nats": cross_entropy, "decode_seconds": decode_seconds},
+        "spectral": {"checkpoint": str(args.spectral), "step": spectral_metadata.get("step"),
+                     "pitch_conditioned": bool(spectral.config.pitch_classes),
+                     "griffin_lim_iters": args.griffin_lim_iters},
+        "classifier": {"feature_seconds": classifier.feature_seconds, "training_notes": classifier.training_notes,
+                       "seconds": classifier.seconds, "features_cached": classifier.features_cached},
+        "total_seconds": time.perf_counter() - started,
+    }
+
+
+def positive(kind):
+    def parse(text):
+        value = kind(text)
+        if not (value > 0 and math.isfinite(value)):
+            raise argparse.ArgumentTypeError(f"must be a number greater than 0, got {text}")
+        return value
+    return parse
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m train.evaluate",
+        description="Pitch accuracy, family accuracy and STFT distance of original audio, WaveNet and spectral "
+                    "reconstructions of held-out NSynth notes, as a markdown table.")
+    parser.add_argument("--data", required=True, type=Path, help="the test split (json/wav folder)")
+    parser.add_argument("--train-data", required=True, type=Path,
+                        help="the training split (json/wav folder), for the family classifier")
+    parser.add_argument("--wavenet", required=True, help="WaveNet autoencoder checkpoint")
+    parser.add_argument("--spectral", required=True, help="spectral baseline checkpoint")
+    parser.add_argument("--notes", type=positive(int), default=24, help="test notes to evaluate (default 24)")
+    parser.add_argument("--out", required=True, type=Path,
+                        help="markdown table to write; the raw numbers go beside it with the suffix .json, "
+                             "and the classifier's cached features into the same folder")
+    parser.add_argument("--seed", type=int, default=0, help="chooses the notes and WaveNet's samples (default 0)")
+    parser.add_argument("--length-seconds", type=positive(float), default=NOTE_LENGTH / SAMPLE_RATE,
+                        help="seconds of each note to decode and measure (default 4)")
+    parser.add_argument("--griffin-lim-iters", type=positive(int), default=100,
+                        help="phase reconstruction iterations for the spectral baseline (default 100)")
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                        help="where the models run (default: CUDA when present); the fast WaveNet decoder "
+                             "needs the CPU")
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.out.suffix == ".json":
+        print("error: --out is the markdown table; its raw numbers are written beside it as .json.", file=sys.stderr)
+        return 2
+    try:
+        results = evaluate(args)
+    except ValueError as error:  # each project error says in a sentence what is wrong
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    table = markdown_table(results)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(table)
+    args.out.with_suffix(".json").write_text(json.dumps(results, indent=2) + "\n")
+    print(table, end="")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
