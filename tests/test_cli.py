@@ -174,9 +174,9 @@ def test_reconstruct_wavenet_estimates_the_pitch_when_not_given(tmp_path, checkp
     outputs = {}
     for label, pitch in (("estimated", ()), ("69", ("--pitch", 69)), ("40", ("--pitch", 40))):
         status, err = run(capsys, "reconstruct", tone, *([silence] if not pitch else []), "--checkpoint", path,
-                          "--out", tmp_path / label, "--seconds", 0.15, "--seed", 3, *pitch)
+                          "--out", tmp_path / label, "--seconds", 0.3, "--seed", 3, *pitch)
         outputs[label] = read_wav(tmp_path / label / "a440.wav")
-        assert outputs[label].shape == (2400 // 512 * 512,)
+        assert outputs[label].shape == (4800 // 512 * 512,)
         if not pitch:
             assert status == 1 and "silence.wav" in err and "no pitch" in err
             assert not (tmp_path / label / "silence.wav").exists()
