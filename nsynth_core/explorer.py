@@ -601,4 +601,6 @@ def describe_model(loaded: LoadedModel) -> str:
     if loaded.kind == "wavenet":
         samples = loaded.model.config.receptive_field
         line += f", receptive field {samples} samples ({1000 * samples / SAMPLE_RATE:.0f} ms)"
+    if "step" in loaded.metadata:  # written by train/train.py; an imported checkpoint may not say
+        line += f", trained for {loaded.metadata['step']:,} steps"
     return line

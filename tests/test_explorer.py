@@ -277,3 +277,11 @@ def test_maps_are_kept_for_a_bounded_number_of_encoders(checkpoints, small_asset
     for i in range(explorer.MAPS_KEPT + 1):
         app.map_for(explorer.LoadedModel(wavenet.model, "wavenet", f"w{i}", f"fingerprint{i}", {}))
     assert len(app._maps) == explorer.MAPS_KEPT and app._maps.get("fingerprint0") is None
+
+
+def test_model_description_names_the_training_steps(checkpoints, tmp_path):
+    _, wavenet, _ = checkpoints
+    from nsynth_core.checkpoint import save_checkpoint
+    save_checkpoint(wavenet.model, tmp_path / "trained", {"step": 1234})
+    assert "1,234 steps" in explorer.describe_model(load_model(tmp_path / "trained"))
+    assert "steps" not in explorer.describe_model(wavenet)  # random test weights carry no step
