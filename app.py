@@ -6,6 +6,7 @@ Checkpoints are read from checkpoints/ (or the folder named by NSYNTH_CHECKPOINT
 written to a temporary folder (NSYNTH_OUTPUTS) and deleted after an hour.
 """
 
+import ctypes
 import functools
 import json
 import os
@@ -29,6 +30,7 @@ REPO = Path(__file__).resolve().parent
 MAX_UPLOAD_MB = 20
 SESSION_TTL = 3 * 3600  # s without a new note before a visitor's notes are dropped from server memory
 MAX_SESSIONS = 500  # sessions kept in memory, each holding up to ex.MAX_SESSION_NOTES notes of 256 kB
+M_MMAP_THRESHOLD, M_ARENA_MAX = -3, -8  # glibc's mallopt parameters (malloc.h)
 UPLOAD_LIMITS = (f"WAV, FLAC, OGG or MP3, up to {MAX_UPLOAD_MB} MB each. Only the first "
                  f"{NOTE_LENGTH / SAMPLE_RATE:g} s are used; a shorter sound is padded with silence, as NSynth "
                  "notes end in silence.")
@@ -230,6 +232,19 @@ def refresh_checkpoints(wavenet_path, spectral_path):
     return [app.status(), *pickers]
 
 
+def keep_memory_flat():
+    """glibc keeps freed large arrays in per-thread arenas and raises its mmap threshold after each big free, so
+    a threaded server's memory creeps up request after request (benchmarks/load_test.py: about +35 MB a round of
+    8 visitors). Two arenas and a fixed threshold, which hands large arrays back to the system when freed, leave
+    only the visitors' own notes to grow it."""
+    try:
+        mallopt = ctypes.CDLL("libc.so.6").mallopt
+    except (OSError, AttributeError):  # not glibc
+        return
+    mallopt(M_ARENA_MAX, 2)
+    mallopt(M_MMAP_THRESHOLD, 128 * 1024)
+
+
 def warm_up():
     """Load the default WaveNet, its map (the first UMAP placement compiles for seconds) and time its decoder."""
     path = default_checkpoint("wavenet")
@@ -339,6 +354,7 @@ with gr.Blocks(title="NSynth timbre explorer", delete_cache=(600, ex.OUTPUT_MAX_
         describe_models, [wavenet_path, spectral_path], model_info).then(estimate, estimate_inputs, expected)
 
 if __name__ == "__main__":
+    keep_memory_flat()  # before the server's threads start
     for name, problem in ex.broken_checkpoints(app.checkpoints_dir).items():
         print(f"Skipped checkpoint {name}: {problem}", file=sys.stderr)
     threading.Thread(target=warm_up, daemon=True).start()
