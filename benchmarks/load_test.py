@@ -18,6 +18,7 @@ round it should grow only by the visitors' own notes (256 kB each), bounded cach
 import argparse
 import json
 import os
+import shutil
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -150,6 +151,7 @@ def main():
     own_notes = args.clients * (args.rounds - 1) * 0.25
     print(f"RSS growth from round 1 to round {args.rounds}: {last - first:+.1f} MiB "
           f"(of which visitors' own notes: {own_notes:.1f} MiB)")
+    shutil.rmtree(work)  # kept, with the app's log, only when something failed
 
 
 if __name__ == "__main__":
