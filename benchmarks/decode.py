@@ -19,7 +19,7 @@ import torch
 from nsynth_core.audio import SAMPLE_RATE, mu_law_decode
 from nsynth_core.fastgen import build_error, fast_generate, load_library
 from nsynth_core.generate import generate
-from nsynth_core.wavenet import WaveNetAutoencoder, WaveNetConfig, decoder_flops_per_sample
+from nsynth_core.wavenet import WaveNetAutoencoder, WaveNetConfig, count_parameters, decoder_flops_per_sample
 
 RESULTS = Path(__file__).with_name("decode_results.md")
 FRAMES = 125  # a 4 s note
@@ -86,6 +86,7 @@ def main():
     # work shares the cores. The fast engine is given `cores` threads and tunes between one and that.
     # engine, preset, batch, first sample, samples per note, threads
     plan = [
+        ("naive", "cpu-small", 1, 0, 64, 1),
         ("naive", "cpu-small", 9, 0, 64, 1),
         ("naive", "cpu-small", 9, 4000, 1, 1),  # a quarter of a second into a note
         ("reference", "cpu-small", 1, 0, 200, 1),
@@ -128,7 +129,8 @@ def main():
         "shared the cores and wall times are longer than on an idle machine).",
         f"Best of {args.repeats} runs per row. Decoder work: "
         + ", ".join(f"{name} {decoder_flops_per_sample(m.config) / 1e6:.2f} MFLOP/sample"
-                    for name, m in models.items()) + ".",
+                    for name, m in models.items()) + ". Parameters: "
+        + ", ".join(f"{name} {count_parameters(m):,}" for name, m in models.items()) + ".",
         "naive recomputes the teacher-forced forward over all samples so far at every step, so its rate falls as "
         "the note grows: it is measured over the first 64 samples and at one sample 0.25 s into a note. "
         "x real time is the aggregate rate over all notes of the batch divided by 16 kHz. "
