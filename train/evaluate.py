@@ -31,6 +31,7 @@ from tqdm import tqdm
 from nsynth_core import default_device
 from nsynth_core.audio import NOTE_LENGTH, SAMPLE_RATE, SILENCE_PEAK, mu_law_encode
 from nsynth_core.checkpoint import load_checkpoint
+from nsynth_core.cli import positive
 from nsynth_core.dataset import FAMILIES, read_examples_json, read_wav
 from nsynth_core.fastgen import decode
 from nsynth_core.metrics import PITCH_FRAME_LENGTH, cents_error, median_f0, multiscale_stft_distance
@@ -240,15 +241,6 @@ def evaluate(args) -> dict:
                        "seconds": classifier.seconds, "features_cached": classifier.features_cached},
         "total_seconds": time.perf_counter() - started,
     }
-
-
-def positive(kind):
-    def parse(text):
-        value = kind(text)
-        if not (value > 0 and math.isfinite(value)):
-            raise argparse.ArgumentTypeError(f"must be a number greater than 0, got {text}")
-        return value
-    return parse
 
 
 def build_parser() -> argparse.ArgumentParser:
