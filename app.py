@@ -174,8 +174,7 @@ def estimate(shape, size, decoder, seconds, wavenet_path, spectral_path):
         return f"No {decoder} checkpoint to decode with."
     _, cells = grid_settings(shape, size)
     seconds_needed = ex.estimate_decode_seconds(ex.load_model(path), cells, int(seconds * SAMPLE_RATE))
-    return (f"Decoding {cells} cells of {seconds:g} s with the {decoder} decoder takes "
-            f"**{ex.describe_duration(seconds_needed)}** on this machine (less for cells decoded before).")
+    return ex.decode_cost_message(seconds_needed, cells, seconds, decoder)
 
 
 @friendly

@@ -306,6 +306,9 @@ def decode(loaded: LoadedModel, z: np.ndarray, pitches: list[int | None] | None 
 _speeds = weakref.WeakKeyDictionary()  # model -> (seconds per step at batch 1, extra seconds per step per note)
 
 
+SLOW_DECODE_SECONDS = 300  # beyond this a decode is no longer something to wait for in a browser
+
+
 def measure_decode_speed(loaded: LoadedModel) -> tuple[float, float]:
     """Times a short decode at batch 1 and 4 (WaveNet: per sample step; spectral: per note)."""
     if loaded.model in _speeds:
@@ -351,6 +354,16 @@ def describe_duration(seconds: float) -> str:
     if seconds < 60:
         return f"about {max(seconds, 1):.0f} s"
     return f"about {seconds / 60:.0f} min" if seconds < 3600 else f"about {seconds / 3600:.1f} h"
+
+
+def decode_cost_message(seconds: float, cells: int, cell_seconds: float, decoder: str) -> str:
+    """What the page says before a decode; a model this machine cannot run interactively gets a warning."""
+    message = (f"Decoding {cells} cells of {cell_seconds:g} s with the {decoder} decoder takes "
+               f"**{describe_duration(seconds)}** on this machine (less for cells decoded before).")
+    if seconds > SLOW_DECODE_SECONDS:
+        message = ("⚠️ **This model is too slow for this machine to use interactively** (the paper-size WaveNet "
+                   "needs a GPU): shorten the length or use the small model. " + message)
+    return message
 
 
 # --- the map -----------------------------------------------------------------------------------------------------

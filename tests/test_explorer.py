@@ -285,3 +285,10 @@ def test_model_description_names_the_training_steps(checkpoints, tmp_path):
     save_checkpoint(wavenet.model, tmp_path / "trained", {"step": 1234})
     assert "1,234 steps" in explorer.describe_model(load_model(tmp_path / "trained"))
     assert "steps" not in explorer.describe_model(wavenet)  # random test weights carry no step
+
+
+def test_a_decode_too_slow_for_the_machine_is_flagged():
+    quick = explorer.decode_cost_message(20, 4, 1.0, "WaveNet")
+    slow = explorer.decode_cost_message(40 * 60, 4, 4.0, "WaveNet")
+    assert quick.startswith("Decoding 4 cells of 1 s") and "too slow" not in quick
+    assert "too slow" in slow and "about 40 min" in slow
