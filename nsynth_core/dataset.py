@@ -17,6 +17,7 @@ import numpy as np
 import soundfile as sf
 import torch
 
+from nsynth_core import protobuf
 from nsynth_core.audio import SAMPLE_RATE, SILENCE_PEAK
 
 FAMILIES = ("bass", "brass", "flute", "guitar", "keyboard", "mallet", "organ", "reed", "string", "synth_lead", "vocal")
@@ -207,14 +208,14 @@ def parse_note_example(record, path="<bytes>", with_audio=True):
 def parse_example(data):
     """{feature name: list of bytes | np.float32 array | list of int} from a serialized tf.train.Example."""
     features = {}
-    for field, _, example_value in _fields(data):
+    for field, _, example_value in protobuf.fields(data):
         if field != 1:
             continue
-        for entry_field, _, entry in _fields(example_value):
+        for entry_field, _, entry in protobuf.fields(example_value):
             if entry_field != 1:
                 continue
             name, feature = b"", b""
-            for key_field, _, value in _fields(entry):
+            for key_field, _, value in protobuf.fields(entry):
                 if key_field == 1:
                     name = value
                 elif key_field == 2:
@@ -225,13 +226,12 @@ def parse_example(data):
 
 def _parse_feature(data):
     """A Feature's values: a list of bytes, a float32 array or a list of ints."""
-    for kind, _, value_list in _fields(data):  # a Feature holds one list, of one of three kinds
-        values = [(wire_type, value) for field, wire_type, value in _fields(value_list) if field == 1]
+    for kind, _, value_list in protobuf.fields(data):  # a Feature holds one list, of one of three kinds
+        values = [(wire_type, value) for field, wire_type, value in protobuf.fields(value_list) if field == 1]
         if kind == 1:
             return [value for _, value in values]
         if kind == 2:  # packed little-endian float32 (wire type 2), or one fixed32 per value (wire type 5)
-            return np.concatenate([np.frombuffer(value, dtype="<f4") if wire_type == 2
-                                   else np.array([value], dtype="<f4") for wire_type, value in values]
+            return np.concatenate([np.frombuffer(value, dtype="<f4") for _, value in values]
                                   or [np.zeros(0, dtype="<f4")])
         if kind == 3:  # packed varints (wire type 2), or one varint per value (wire type 0)
             return [_signed(number) for wire_type, value in values
@@ -239,48 +239,10 @@ def _parse_feature(data):
     return []
 
 
-def _fields(data):
-    """(field number, wire type, value) for each field of a protobuf message; value is an int for varints,
-    a float for fixed32 (numbers read as little-endian), bytes for length-delimited fields."""
-    data = memoryview(data)
-    position = 0
-    while position < len(data):
-        tag, position = _varint(data, position)
-        field, wire_type = tag >> 3, tag & 7
-        if wire_type == 0:
-            value, position = _varint(data, position)
-        elif wire_type == 1:
-            value = struct.unpack_from("<d", data, position)[0]
-            position += 8
-        elif wire_type == 2:
-            length, position = _varint(data, position)
-            if position + length > len(data):
-                raise ValueError("length-delimited field runs past the end of the message")
-            value = bytes(data[position: position + length])
-            position += length
-        elif wire_type == 5:
-            value = struct.unpack_from("<f", data, position)[0]
-            position += 4
-        else:
-            raise ValueError(f"unsupported wire type {wire_type}")
-        yield field, wire_type, value
-
-
-def _varint(data, position):
-    result = shift = 0
-    while True:
-        byte = data[position]
-        position += 1
-        result |= (byte & 0x7F) << shift
-        if byte < 0x80:
-            return result, position
-        shift += 7
-
-
 def _varints(data):
     position, values = 0, []
     while position < len(data):
-        value, position = _varint(data, position)
+        value, position = protobuf.read_varint(data, position)
         values.append(value)
     return values
 

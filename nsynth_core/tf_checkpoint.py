@@ -13,6 +13,9 @@ from pathlib import Path
 import crc32c
 import numpy as np
 
+from nsynth_core import protobuf
+from nsynth_core.protobuf import ProtobufError
+
 TABLE_MAGIC = 0xDB4775248B80FB57
 FOOTER_LENGTH = 48  # two varint block handles padded to 40 bytes, then the 8-byte magic
 BLOCK_TRAILER_LENGTH = 5  # compression type byte + masked CRC32C
@@ -57,36 +60,19 @@ def unmask_crc(masked: int) -> int:
 
 
 def read_varint(buffer: bytes, position: int) -> tuple[int, int]:
-    value, shift = 0, 0
-    while True:
-        if position >= len(buffer):
-            raise CheckpointFormatError("The checkpoint index is truncated (a number runs past its end).")
-        byte = buffer[position]
-        position += 1
-        value |= (byte & 0x7F) << shift
-        if byte < 0x80:
-            return value, position
-        shift += 7
+    try:
+        return protobuf.read_varint(buffer, position)
+    except ProtobufError:
+        raise CheckpointFormatError("The checkpoint index is truncated (a number runs past its end).") from None
 
 
 def protobuf_fields(message: bytes):
     """Yield (field_number, value) of a serialized protobuf; value is an int or the bytes of a sub-message."""
-    position = 0
-    while position < len(message):
-        tag, position = read_varint(message, position)
-        field, wire_type = tag >> 3, tag & 7
-        if wire_type == 0:
-            value, position = read_varint(message, position)
-        elif wire_type == 1:
-            value, position = struct.unpack_from("<Q", message, position)[0], position + 8
-        elif wire_type == 2:
-            length, position = read_varint(message, position)
-            value, position = message[position : position + length], position + length
-        elif wire_type == 5:
-            value, position = struct.unpack_from("<I", message, position)[0], position + 4
-        else:
-            raise CheckpointFormatError(f"The checkpoint index holds an unreadable entry (wire type {wire_type}).")
-        yield field, value
+    try:
+        for field, wire_type, value in protobuf.fields(message):
+            yield field, int.from_bytes(value, "little") if wire_type in protobuf.FIXED_WIDTH else value
+    except ProtobufError as error:
+        raise CheckpointFormatError(f"The checkpoint index holds an unreadable entry ({error}).") from None
 
 
 def parse_shape(message: bytes) -> tuple[int, ...]:
