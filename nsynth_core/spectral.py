@@ -3,6 +3,11 @@
 A 4 s note becomes a [512 x 256] image (frequency x time) scaled to [0, 1]; nine strided convolutions
 shrink it to a single 1x1 cell of 1984 channels (Z), and mirrored transposed convolutions grow it back
 to a sigmoid magnitude. Phase is not modelled, so audio comes back through Griffin-Lim.
+
+With pitch conditioning, an optional harmonic comb (off in the paper preset) lets a small decoder draw the
+partials: besides the log-magnitude envelope, the last layer predicts a comb depth per bin, and the output is
+sigmoid(envelope + depth * cos(2 pi f / f0)), peaking at every multiple of the conditioned pitch's f0. Without
+it, a decoder whose top layers have 8-16 channels learns only the average envelope and loses the pitch.
 """
 
 from dataclasses import dataclass
@@ -43,6 +48,7 @@ class SpectralConfig:
     decoder_channels: tuple = (512, 512, 256, 256, 256, 128, 128, 128, 128)
     leak: float = 0.1
     pitch_classes: int = 0  # 0: no pitch input; else the decoder also sees a one-hot MIDI pitch
+    harmonic_comb: bool = False  # needs pitch_classes; see the module docstring
     # Frequency-weighted MSE: the weight falls linearly from low_frequency_weight at 0 Hz to 1 at
     # flat_weight_above_hz and stays 1 above, so the loss cares most where pitch lives.
     low_frequency_weight: float = 10.0
@@ -60,6 +66,8 @@ class SpectralConfig:
                 )
         if self.pitch_classes < 0:
             raise SpectralError(f"pitch_classes must be 0 (off) or positive, got {self.pitch_classes}.")
+        if self.harmonic_comb and not self.pitch_classes:
+            raise SpectralError("The harmonic comb is placed by the conditioned pitch: it needs pitch_classes.")
 
     @classmethod
     def preset(cls, name, **overrides):
@@ -112,6 +120,16 @@ def frequency_weights(low_frequency_weight, flat_weight_above_hz):
     return torch.tensor(ramp, dtype=torch.float32).view(1, 1, -1, 1)
 
 
+def harmonic_comb(pitch):
+    """cos(2 pi f / f0) per bin for MIDI pitches [B] -> [B, 1, 512, 1]: +1 on every partial, -1 halfway
+    between partials, and -1 below f0 / 2, where a note has no partial."""
+    f0 = 440.0 * 2.0 ** ((pitch.float() - 69.0) / 12.0)
+    frequencies = torch.arange(FREQUENCY_BINS, device=pitch.device) * (SAMPLE_RATE / N_FFT)
+    harmonic = frequencies[None, :] / f0[:, None]
+    comb = torch.where(harmonic >= 0.5, torch.cos(2 * torch.pi * harmonic), -1.0)
+    return comb[:, None, :, None]
+
+
 def spectrogram_to_audio(magnitude, griffin_lim_iters=100):
     """Scaled magnitudes [B, 1, 512, 256] in [0, 1] -> peak-normalised audio [B, 64000] by Griffin-Lim."""
     magnitude = torch.as_tensor(magnitude).detach().float().cpu().numpy()
@@ -153,8 +171,8 @@ class SpectralAutoencoder(nn.Module):
         self.decoder = nn.Sequential(
             transposed_block(c.latent_size + c.pitch_classes, c.bottleneck_channels, (1, 1), (1, 1), c.leak),
             *[transposed_block(i, o, k, s, c.leak) for i, o, k, s in zip(decoder_in, c.decoder_channels, DECODER_KERNELS, DECODER_STRIDES)],
-            nn.Conv2d(c.decoder_channels[-1], 1, 1),
-            nn.Sigmoid(),
+            # Log-magnitude envelope, and with the harmonic comb also the comb depth.
+            nn.Conv2d(c.decoder_channels[-1], 2 if c.harmonic_comb else 1, 1),
         )
         self.register_buffer("window", torch.hann_window(N_FFT), persistent=False)
         self.register_buffer(
@@ -182,10 +200,15 @@ class SpectralAutoencoder(nn.Module):
         if z.ndim != 2 or z.shape[1] != self.config.latent_size:
             raise SpectralError(f"Expected Z shaped [batch, {self.config.latent_size}], got {list(z.shape)}.")
         z = z[:, :, None, None]
-        pitch = self._pitch_one_hot(pitch, len(z))
+        pitch = self._pitch_labels(pitch, len(z))
         if pitch is not None:
-            z = torch.cat([z, pitch.to(z.dtype)[:, :, None, None]], dim=1)
-        return self.decoder(z)
+            one_hot = F.one_hot(pitch, self.config.pitch_classes).to(z.dtype)
+            z = torch.cat([z, one_hot[:, :, None, None]], dim=1)
+        logits = self.decoder(z)
+        if self.config.harmonic_comb:
+            envelope, depth = logits.split(1, dim=1)
+            logits = envelope + depth * harmonic_comb(pitch)
+        return torch.sigmoid(logits)
 
     def forward(self, audio, pitch=None):
         target = self.spectrogram(audio)
@@ -209,7 +232,7 @@ class SpectralAutoencoder(nn.Module):
             )
         return audio
 
-    def _pitch_one_hot(self, pitch, batch_size):
+    def _pitch_labels(self, pitch, batch_size):
         classes = self.config.pitch_classes
         if classes == 0:
             if pitch is not None:
@@ -220,4 +243,4 @@ class SpectralAutoencoder(nn.Module):
         pitch = torch.as_tensor(pitch, device=self.window.device).long().reshape(-1)
         if len(pitch) != batch_size or pitch.min() < 0 or pitch.max() >= classes:
             raise SpectralError(f"Expected {batch_size} MIDI pitches in 0-{classes - 1}, got {pitch.tolist()}.")
-        return F.one_hot(pitch, classes)
+        return pitch

@@ -11,6 +11,7 @@ from nsynth_core.spectral import (
     SpectralAutoencoder,
     SpectralConfig,
     SpectralError,
+    harmonic_comb,
     spectrogram_to_audio,
 )
 
@@ -116,6 +117,24 @@ def test_pitch_conditioning_changes_the_decoded_magnitude():
         model.decode(z)
     with pytest.raises(SpectralError, match="0-127"):
         model.decode(z, torch.tensor([128]))
+
+
+def test_harmonic_comb_peaks_on_the_partials_of_the_conditioned_pitch():
+    comb = harmonic_comb(torch.tensor([69]))[0, 0, :, 0]  # A4: partials every 440 Hz = 28.16 bins
+    assert comb[round(440 / 15.625)] > 0.9 and comb[round(880 / 15.625)] > 0.9
+    assert comb[round(660 / 15.625)] < -0.9  # halfway between the first two partials
+    assert torch.all(comb[: round(220 / 15.625)] == -1)  # nothing below f0 / 2
+    torch.manual_seed(0)
+    model = SpectralAutoencoder(SpectralConfig.preset("cpu-small", pitch_classes=128, harmonic_comb=True)).eval()
+    output = model.decoder[-1]
+    with torch.no_grad():  # a flat envelope with a deep comb: the pitch must come from the comb alone
+        output.weight.zero_()
+        output.bias.copy_(torch.tensor([-2.0, 3.0]))
+        magnitude = model.decode(torch.randn(2, 1984), torch.tensor([52, 67]))
+    audio = spectrogram_to_audio(magnitude, griffin_lim_iters=16)
+    assert metrics.pitch_kept(audio[0], 52) and metrics.pitch_kept(audio[1], 67)
+    with pytest.raises(SpectralError, match="needs pitch_classes"):
+        SpectralConfig.preset("cpu-small", harmonic_comb=True)
 
 
 def test_config_survives_a_json_round_trip(small_model):
