@@ -19,7 +19,7 @@ import torch
 from torch.utils import cpp_extension
 
 from .audio import mu_law_decode
-from .generate import ProgressCallback, generate, sampling_uniforms
+from .generate import ProgressCallback, generate, generation_excitation, sampling_uniforms
 from .wavenet import WaveNetAutoencoder
 
 log = logging.getLogger(__name__)
@@ -58,9 +58,9 @@ def build_error() -> str | None:
 def _bind(library: ctypes.CDLL) -> ctypes.CDLL:
     i64, f64, ptr = ctypes.c_int64, ctypes.c_double, ctypes.c_void_p
     library.fastgen_create.restype = ptr
-    library.fastgen_create.argtypes = [i64] * 8 + [ptr] * 13
+    library.fastgen_create.argtypes = [i64] * 9 + [ptr] * 13
     library.fastgen_run.restype = None
-    library.fastgen_run.argtypes = [ptr, i64, ptr, f64, i64, ptr, ptr]
+    library.fastgen_run.argtypes = [ptr, i64, ptr, ptr, f64, i64, ptr, ptr]
     library.fastgen_free.restype = None
     library.fastgen_free.argtypes = [ptr]
     return library
@@ -100,12 +100,14 @@ class FastDecoder:
                                       for b, layer in zip(layer_biases, decoder.layers)])
             out_bias = out_bias.transpose(1, 2) + decoder.out1.bias
             matrix = lambda conv: conv.weight[:, :, 0].t()  # a 1x1 conv as an input-major [in, out] matrix
-            # Dilated taps oldest first, as the rows of one [k * R, 2R] matrix.
-            taps = lambda conv: conv.weight.permute(2, 1, 0).reshape(-1, conv.out_channels)
+            # Dilated taps oldest first, as the rows of one [k * R, 2R] matrix, then the excitation's [E, 2R].
+            taps = lambda layer: torch.cat(
+                [layer.dilated.weight.permute(2, 1, 0).reshape(-1, layer.dilated.out_channels)]
+                + ([] if layer.excitation is None else [matrix(layer.excitation)]))
             arrays = [
                 decoder.start.weight[:, 0, :].t(), decoder.start.bias,
                 matrix(decoder.skip_start), decoder.skip_start.bias,
-                torch.stack([taps(layer.dilated) for layer in decoder.layers]),
+                torch.stack([taps(layer) for layer in decoder.layers]),
                 torch.stack([torch.cat([matrix(layer.residual), matrix(layer.skip)], dim=1)
                              for layer in decoder.layers]),
                 torch.stack([torch.cat([layer.residual.bias, layer.skip.bias]) for layer in decoder.layers]),
@@ -117,10 +119,12 @@ class FastDecoder:
         self._library = load_library()
         self._handle = self._library.fastgen_create(
             self.batch, self.frames, config.hop_length, config.residual_channels, config.skip_channels,
-            config.quantization_channels, config.kernel_size, len(decoder.layers), dilations.data_ptr(),
+            config.quantization_channels, config.kernel_size, config.excitation_channels, len(decoder.layers),
+            dilations.data_ptr(),
             *(a.data_ptr() for a in arrays))  # the engine copies everything it keeps
         weakref.finalize(self, self._library.fastgen_free, self._handle)
         self.quantization_channels, self.hop_length = config.quantization_channels, config.hop_length
+        self._model, self._pitch = model, pitch
         self.decoded = 0  # samples of each note decoded so far
 
     def run(self, steps: int, uniforms: torch.Tensor | None = None, temperature: float = 1.0,
@@ -141,8 +145,12 @@ class FastDecoder:
             raise ValueError(f"Cannot decode past sample {self.frames * self.hop_length} from {self.frames} frames.")
         codes = torch.empty(self.batch, steps, dtype=torch.int64)
         threads = threads or torch.get_num_threads()
+        drive = generation_excitation(self._model, self._pitch, self.decoded, steps)
+        if drive is not None:
+            drive = drive.permute(2, 0, 1).float().contiguous()  # [steps, B, E]
         self._library.fastgen_run(
-            self._handle, steps, None if uniforms is None else uniforms.data_ptr(), temperature, threads,
+            self._handle, steps, None if drive is None else drive.data_ptr(),
+            None if uniforms is None else uniforms.data_ptr(), temperature, threads,
             codes.data_ptr(), None if logits is None else logits.data_ptr())
         self.decoded += steps
         return codes

@@ -6,7 +6,7 @@ import numpy as np
 import torch
 
 from .audio import mu_law_decode
-from .wavenet import WaveNetAutoencoder
+from .wavenet import WaveNetAutoencoder, steady_phase
 
 ProgressCallback = Callable[[int, int], None]
 
@@ -22,6 +22,15 @@ def sample_logits(logits: torch.Tensor, temperature: float, uniform: torch.Tenso
     cdf = torch.softmax(logits.float() / temperature, dim=-1).cumsum(dim=-1)
     index = torch.searchsorted(cdf, uniform.unsqueeze(-1) * cdf[:, -1:], right=True)[:, 0]
     return index.clamp(max=logits.shape[-1] - 1)
+
+
+def generation_excitation(model: WaveNetAutoencoder, pitch: torch.Tensor | None, start: int,
+                          length: int) -> torch.Tensor | None:
+    """The excitation [B, E, length] from sample `start` of a generated note (phase 0 at its first sample), or
+    None when the model has none."""
+    if not model.config.excitation_harmonics:
+        return None
+    return model.excitation(pitch, steady_phase(pitch, start, length, model.config.sample_rate))
 
 
 def sampling_uniforms(length: int, batch: int, temperature: float, seed: int | None,
@@ -48,14 +57,16 @@ def generate(model: WaveNetAutoencoder, z: torch.Tensor, pitch: torch.Tensor | N
     length = length or frames * model.config.hop_length
     if length > frames * model.config.hop_length:
         raise ValueError(f"Cannot decode {length} samples from {frames} frames of Z.")
-    condition = model.conditioning(z, None if pitch is None else pitch.to(device))
+    pitch = None if pitch is None else pitch.to(device)
+    condition = model.conditioning(z, pitch)
     state = model.decoder.init_state(condition)
+    drive = generation_excitation(model, pitch, 0, length)
     uniforms = sampling_uniforms(length, batch, temperature, seed, device)
     x_t = torch.zeros(batch, device=device, dtype=z.dtype)  # the shifted-in sample before the first is silence
     codes = torch.empty(batch, length, dtype=torch.long, device=device)
     report_every = max(1, length // 100)
     for t in range(length):
-        logits = model.decoder.step(x_t, state, t)
+        logits = model.decoder.step(x_t, state, t, None if drive is None else drive[:, :, t].to(z.dtype))
         uniform = None if uniforms is None else uniforms[t]
         code = sample_logits(logits, temperature, uniform) - 128  # mu-law code in [-128, 127]
         codes[:, t] = code

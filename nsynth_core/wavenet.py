@@ -3,6 +3,11 @@
 audio --mu-law--> temporal encoder (non-causal dilated residual stack) --bottleneck, avg-pool 512--> Z [frames, 16]
 Z --per-layer bias--> causal WaveNet decoder (gated units, residual + skip paths) --> 256-way softmax per sample.
 
+Optional, beyond the paper (off in its preset): a pitch-conditioned decoder can also be driven by a harmonic
+excitation, the cosine and sine of the first few harmonics of the note's f0 at every sample, as in
+neural source-filter vocoders. In training its phase follows the note's own fundamental (measured by
+heterodyning); in generation it starts at zero, so the generated waveform locks to it and keeps the pitch.
+
 Each causal convolution carries its own incremental `step`, so fast generation (generate.py) runs the very same
 weights one sample at a time; tests check the two paths agree.
 """
@@ -34,12 +39,23 @@ class WaveNetConfig:
     quantization_channels: int = 256
     # optional pitch conditioning (the paper's one-hot pitch concatenated to Z); 0 = off
     pitch_classes: int = 0
+    # optional harmonic excitation (needs pitch conditioning): cos and sin of this many harmonics; 0 = off
+    excitation_harmonics: int = 0
+    sample_rate: int = 16000
 
     @staticmethod
     def preset(name: str) -> "WaveNetConfig":
         if name not in PRESETS:
             raise ValueError(f"Unknown WaveNet preset {name!r}; choose one of {sorted(PRESETS)}.")
         return replace(PRESETS[name])
+
+    def __post_init__(self):
+        if self.excitation_harmonics and not self.pitch_classes:
+            raise ValueError("The harmonic excitation follows the conditioned pitch: it needs pitch_classes.")
+
+    @property
+    def excitation_channels(self) -> int:
+        return 2 * self.excitation_harmonics
 
     @property
     def condition_channels(self) -> int:
@@ -61,6 +77,44 @@ PRESETS = {
         residual_channels=64, skip_channels=64, decoder_layers=20, decoder_cycle=10,
     ),
 }
+
+
+def midi_to_hz(pitch: torch.Tensor) -> torch.Tensor:
+    return 440.0 * 2.0 ** ((pitch.double() - 69.0) / 12.0)
+
+
+def steady_phase(pitch: torch.Tensor, start: int, length: int, sample_rate: int) -> torch.Tensor:
+    """Phase [B, length] (radians, float64) of a fundamental at each note's MIDI pitch, 0 at sample 0."""
+    t = torch.arange(start, start + length, dtype=torch.float64, device=pitch.device)
+    cycles = torch.remainder(midi_to_hz(pitch)[:, None] * t / sample_rate, 1.0)
+    return 2 * math.pi * cycles
+
+
+def fundamental_phase(audio: torch.Tensor, pitch: torch.Tensor, sample_rate: int, periods: int = 4):
+    """Phase [B, T] (radians, float64) of each note's own fundamental near its MIDI pitch.
+
+    The note is shifted down by f0 (heterodyned) and averaged over a window of `periods` periods centred on each
+    sample, which keeps the fundamental's slowly varying phase offset and cancels every harmonic.
+    """
+    batch, length = audio.shape
+    f0 = midi_to_hz(pitch)
+    phase = steady_phase(pitch, 0, length, sample_rate)
+    baseband = audio.double() * torch.polar(torch.ones_like(phase), -phase)
+    summed = F.pad(torch.cumsum(baseband, dim=1), (1, 0))
+    half = torch.round(periods * sample_rate / f0 / 2).long().clamp(min=1)[:, None]
+    t = torch.arange(length, device=audio.device)[None, :]
+    lower, upper = (t - half).clamp(min=0), (t + half).clamp(max=length)
+    offset = summed.gather(1, upper) - summed.gather(1, lower)
+    return phase + torch.angle(offset)
+
+
+def excitation(phase: torch.Tensor, pitch: torch.Tensor, harmonics: int, sample_rate: int) -> torch.Tensor:
+    """cos and sin of harmonics 1..H of the phase [B, T] -> [B, 2H, T] float32; harmonics at or above the
+    Nyquist frequency are left out (zero)."""
+    k = torch.arange(1, harmonics + 1, dtype=torch.float64, device=phase.device)
+    audible = (k[None, :] * midi_to_hz(pitch)[:, None] < sample_rate / 2)[:, :, None]
+    angles = k[None, :, None] * phase[:, None, :]
+    return (torch.cat([torch.cos(angles), torch.sin(angles)], dim=1) * audible.repeat(1, 2, 1)).float()
 
 
 class CausalConv1d(nn.Conv1d):
@@ -132,6 +186,9 @@ class DecoderLayer(nn.Module):
         r = config.residual_channels
         self.dilated = CausalConv1d(r, 2 * r, config.kernel_size, dilation)
         self.condition = nn.Conv1d(config.condition_channels, 2 * r, 1)
+        # Per-sample, unlike the per-frame conditioning; added to the same bias.
+        self.excitation = (nn.Conv1d(config.excitation_channels, 2 * r, 1, bias=False)
+                           if config.excitation_channels else None)
         self.residual = nn.Conv1d(r, r, 1)
         self.skip = nn.Conv1d(r, config.skip_channels, 1)
 
@@ -139,14 +196,21 @@ class DecoderLayer(nn.Module):
         sigmoid_half, tanh_half = d.chunk(2, dim=1)
         return torch.sigmoid(sigmoid_half) * torch.tanh(tanh_half)
 
-    def forward(self, h, condition_bias):
-        """h [B, R, T]; condition_bias [B, 2R, T] (this layer's projection of Z, already upsampled)."""
-        g = self.gate(self.dilated(h) + condition_bias)
+    def forward(self, h, condition_bias, excitation=None):
+        """h [B, R, T]; condition_bias [B, 2R, T] (this layer's projection of Z, already upsampled);
+        excitation [B, E, T] when the model has one."""
+        d = self.dilated(h) + condition_bias
+        if self.excitation is not None:
+            d = d + self.excitation(excitation)
+        g = self.gate(d)
         return h + self.residual(g), self.skip(g)
 
-    def step(self, h_t, queue, t, condition_bias_t):
-        """One sample of `forward`: h_t [B, R], condition_bias_t [B, 2R]."""
-        g = self.gate(self.dilated.step(h_t, queue, t) + condition_bias_t)
+    def step(self, h_t, queue, t, condition_bias_t, excitation_t=None):
+        """One sample of `forward`: h_t [B, R], condition_bias_t [B, 2R], excitation_t [B, E]."""
+        d = self.dilated.step(h_t, queue, t) + condition_bias_t
+        if self.excitation is not None:
+            d = d + pointwise(self.excitation, excitation_t)
+        g = self.gate(d)
         return h_t + pointwise(self.residual, g), pointwise(self.skip, g)
 
 
@@ -172,8 +236,9 @@ class WaveNetDecoder(nn.Module):
     def output(self, skip_sum, out_bias):
         return self.logits(F.relu(self.out1(F.relu(skip_sum)) + out_bias))
 
-    def forward(self, x_scaled: torch.Tensor, condition: torch.Tensor) -> torch.Tensor:
-        """x_scaled [B, 1, T] (mu-law / 128), condition [B, C, frames] -> logits [B, 256, T]."""
+    def forward(self, x_scaled: torch.Tensor, condition: torch.Tensor, excitation=None) -> torch.Tensor:
+        """x_scaled [B, 1, T] (mu-law / 128), condition [B, C, frames] (, excitation [B, E, T]) -> logits
+        [B, 256, T]."""
         # Shift right by one sample so the prediction for sample t sees only samples < t.
         x = F.pad(x_scaled, (1, 0))[:, :, :-1]
         upsample = lambda b: b.repeat_interleave(self.config.hop_length, dim=-1)[:, :, : x.shape[-1]]
@@ -181,7 +246,7 @@ class WaveNetDecoder(nn.Module):
         h = self.start(x)
         skip_sum = self.skip_start(h)
         for layer, bias in zip(self.layers, layer_biases):
-            h, skip = layer(h, upsample(bias))
+            h, skip = layer(h, upsample(bias), excitation)
             skip_sum = skip_sum + skip
         return self.output(skip_sum, upsample(out_bias))
 
@@ -193,14 +258,15 @@ class WaveNetDecoder(nn.Module):
         queues = [conv.init_queue(batch, condition.device, condition.dtype) for conv in convs]
         return DecoderState(biases, queues)
 
-    def step(self, x_t: torch.Tensor, state: "DecoderState", t: int) -> torch.Tensor:
-        """Logits [B, 256] for sample t, given the previous sample x_t [B] (mu-law / 128) and the cache."""
+    def step(self, x_t: torch.Tensor, state: "DecoderState", t: int, excitation_t=None) -> torch.Tensor:
+        """Logits [B, 256] for sample t, given the previous sample x_t [B] (mu-law / 128), the cache and
+        (when the model has one) the excitation at t [B, E]."""
         frame = t // self.config.hop_length
         *layer_biases, out_bias = (b[:, frame] for b in state.biases)
         h = self.start.step(x_t.unsqueeze(-1), state.queues[0], t)
         skip_sum = pointwise(self.skip_start, h)
         for layer, queue, bias in zip(self.layers, state.queues[1:], layer_biases):
-            h, skip = layer.step(h, queue, t, bias)
+            h, skip = layer.step(h, queue, t, bias, excitation_t)
             skip_sum = skip_sum + skip
         return self.output(skip_sum.unsqueeze(-1), out_bias.unsqueeze(-1))[:, :, 0]
 
@@ -236,9 +302,22 @@ class WaveNetAutoencoder(nn.Module):
             z = torch.cat([z, one_hot.unsqueeze(1).expand(-1, z.shape[1], -1)], dim=-1)
         return z.transpose(1, 2)
 
-    def decode_logits(self, audio, z, pitch=None):
-        """Teacher-forced decoder pass: logits [B, 256, T] of each sample given the true past and Z."""
-        return self.decoder(self.scale_input(audio), self.conditioning(z, pitch))
+    def excitation(self, pitch: torch.Tensor, phase: torch.Tensor) -> torch.Tensor | None:
+        """The decoder's excitation [B, E, T] for a fundamental phase [B, T]; None when the model has none."""
+        c = self.config
+        return excitation(phase, pitch, c.excitation_harmonics, c.sample_rate) if c.excitation_harmonics else None
+
+    def decode_logits(self, audio, z, pitch=None, phase=None):
+        """Teacher-forced decoder pass: logits [B, 256, T] of each sample given the true past and Z.
+
+        With an excitation, its phase [B, T] defaults to the one measured on `audio`'s fundamental.
+        """
+        drive = None
+        if self.config.excitation_harmonics:
+            if phase is None:
+                phase = fundamental_phase(audio, pitch, self.config.sample_rate)
+            drive = self.excitation(pitch, phase).to(audio.dtype)
+        return self.decoder(self.scale_input(audio), self.conditioning(z, pitch), drive)
 
     def forward(self, audio: torch.Tensor, pitch: torch.Tensor | None = None) -> torch.Tensor:
         return self.decode_logits(audio, self.encode(audio), pitch)
@@ -256,6 +335,6 @@ def count_parameters(model: nn.Module) -> int:
 def decoder_flops_per_sample(config: WaveNetConfig) -> int:
     """Multiply-adds x2 of one incremental decoder step (conditioning biases precomputed per frame)."""
     r, s, k, q = config.residual_channels, config.skip_channels, config.kernel_size, config.quantization_channels
-    per_layer = k * r * 2 * r + r * r + r * s
+    per_layer = (k * r + config.excitation_channels) * 2 * r + r * r + r * s
     macs = k * r + r * s + config.decoder_layers * per_layer + s * s + s * q
     return 2 * macs

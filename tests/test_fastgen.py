@@ -9,7 +9,7 @@ import torch
 from nsynth_core import fastgen
 from nsynth_core.audio import mu_law_decode
 from nsynth_core.generate import generate, sampling_uniforms
-from nsynth_core.wavenet import WaveNetAutoencoder, WaveNetConfig
+from nsynth_core.wavenet import WaveNetAutoencoder, WaveNetConfig, steady_phase
 
 
 @pytest.fixture(scope="module")
@@ -33,6 +33,8 @@ LOGIT_CASES = [
     # The paper's channels and kernel; fewer layers and a shorter hop for test time.
     pytest.param("paper", {"decoder_layers": 4, "decoder_cycle": 4, "hop_length": 32}, 100, id="paper-4-layers"),
     pytest.param("cpu-small", {"decoder_layers": 3, "hop_length": 64, "pitch_classes": 128}, 200, id="pitched"),
+    pytest.param("cpu-small", {"decoder_layers": 3, "hop_length": 64, "pitch_classes": 128,
+                               "excitation_harmonics": 4}, 1700, id="excited"),  # crosses a chunk boundary
 ]
 
 
@@ -47,7 +49,8 @@ def test_logits_match_the_teacher_forced_forward_over_the_generated_audio(preset
     codes = engine.run(length, sampling_uniforms(length, 2, 1.0, seed=5), temperature=1.0, logits=logits)
     with torch.no_grad():
         audio = torch.from_numpy(mu_law_decode(codes.numpy()).astype(np.float32))
-        expected = model.decode_logits(audio, z, pitch)[:, :, :length]
+        phase = None if pitch is None else steady_phase(pitch, 0, audio.shape[1], model.config.sample_rate)
+        expected = model.decode_logits(audio, z, pitch, phase)[:, :, :length]
     assert expected.abs().max() > 0.1  # a meaningful comparison, not of zeros
     assert (logits.permute(1, 2, 0) - expected).abs().max().item() < 1e-4
 
@@ -58,6 +61,8 @@ def test_logits_match_the_teacher_forced_forward_over_the_generated_audio(preset
     pytest.param("cpu-small", {"hop_length": 64}, 100, 0.0, id="cpu-small-greedy"),
     pytest.param("paper", {"decoder_layers": 4, "decoder_cycle": 4, "hop_length": 16}, 30, 0.8, id="paper-4-layers"),
     pytest.param("cpu-small", {"decoder_layers": 3, "hop_length": 64, "pitch_classes": 128}, 100, 1.0, id="pitched"),
+    pytest.param("cpu-small", {"decoder_layers": 3, "hop_length": 64, "pitch_classes": 128,
+                               "excitation_harmonics": 4}, 100, 1.0, id="excited"),
 ])
 @pytest.mark.usefixtures("engine")
 def test_samples_match_the_reference_generator(preset, changes, length, temperature):

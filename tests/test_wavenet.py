@@ -6,7 +6,14 @@ import pytest
 import torch
 
 from nsynth_core.generate import generate
-from nsynth_core.wavenet import WaveNetAutoencoder, WaveNetConfig, count_parameters
+from nsynth_core.wavenet import (
+    WaveNetAutoencoder,
+    WaveNetConfig,
+    count_parameters,
+    excitation,
+    fundamental_phase,
+    midi_to_hz,
+)
 
 
 def magenta_parameter_count() -> int:
@@ -57,7 +64,7 @@ def test_pitch_conditioning_changes_the_prediction_and_is_required():
         model(audio)
 
 
-def incremental_logits(model, audio, z, pitch=None):
+def incremental_logits(model, audio, z, pitch=None, drive=None):
     """Teacher-forced incremental pass: the cached step fed the true previous sample each time."""
     decoder = model.decoder
     state = decoder.init_state(model.conditioning(z, pitch))
@@ -65,7 +72,7 @@ def incremental_logits(model, audio, z, pitch=None):
     inputs = model.scale_input(audio)[:, 0]
     logits = []
     for t in range(audio.shape[1]):
-        logits.append(decoder.step(previous, state, t))
+        logits.append(decoder.step(previous, state, t, None if drive is None else drive[:, :, t]))
         previous = inputs[:, t]
     return torch.stack(logits, dim=-1)
 
@@ -75,8 +82,10 @@ def incremental_logits(model, audio, z, pitch=None):
     ("cpu-small", {}, 1536),
     # The paper's channels and kernel, fewer layers (dilations 1..8 then 1, 2), shorter hop for test time.
     ("paper", {"decoder_layers": 6, "decoder_cycle": 4, "encoder_layers": 2, "hop_length": 128}, 300),
-    # Pitch-conditioned variant.
+    # Pitch-conditioned variant, and with the harmonic excitation.
     ("cpu-small", {"decoder_layers": 3, "encoder_layers": 2, "hop_length": 64, "pitch_classes": 128}, 200),
+    ("cpu-small", {"decoder_layers": 3, "encoder_layers": 2, "hop_length": 64, "pitch_classes": 128,
+                   "excitation_harmonics": 3}, 200),
 ])
 def test_incremental_decoder_matches_teacher_forced_forward(preset, changes, length):
     torch.manual_seed(1)
@@ -86,8 +95,10 @@ def test_incremental_decoder_matches_teacher_forced_forward(preset, changes, len
     pitch = torch.tensor([30, 90]) if model.config.pitch_classes else None
     with torch.no_grad():
         z = model.encode(audio)
-        full = model.decode_logits(audio, z, pitch)[:, :, :length]
-        stepped = incremental_logits(model, audio[:, :length], z, pitch)
+        phase = fundamental_phase(audio, pitch, 16000) if model.config.excitation_harmonics else None
+        full = model.decode_logits(audio, z, pitch, phase)[:, :, :length]
+        drive = None if phase is None else model.excitation(pitch, phase)
+        stepped = incremental_logits(model, audio[:, :length], z, pitch, drive)
     assert full.abs().max() > 0.1  # a meaningful comparison, not of zeros
     assert (full - stepped).abs().max().item() < 1e-4
 
@@ -126,3 +137,34 @@ def test_greedy_generation_follows_the_argmax_of_the_teacher_forced_pass():
 def test_generate_rejects_more_samples_than_z_covers():
     with pytest.raises(ValueError, match="frames"):
         generate(small_model(), torch.randn(1, 2, 16), length=65)
+
+
+def test_fundamental_phase_follows_the_note_and_excitation_drives_the_decoder():
+    t = torch.arange(16000, dtype=torch.float64)
+    pitch = torch.tensor([45, 69])
+    f0 = midi_to_hz(pitch)[:, None]
+    offset = torch.tensor([[1.0], [-2.5]], dtype=torch.float64)
+    # A fundamental with a known phase offset under louder harmonics, 20 cents sharp.
+    fundamental = 2 * math.pi * f0 * 2 ** (20 / 1200) * t / 16000 + offset
+    audio = (0.3 * torch.cos(fundamental) + 0.5 * torch.cos(2 * fundamental + 0.7)
+             + 0.2 * torch.cos(3 * fundamental)).float()
+    measured = fundamental_phase(audio, pitch, 16000)
+    error = torch.remainder(measured - fundamental + math.pi, 2 * math.pi) - math.pi
+    assert error[:, 1000:-1000].abs().max() < 0.1  # radians; away from the edges, where the window is cut short
+    drive = excitation(measured, pitch, 3, 16000)
+    assert drive.shape == (2, 6, 16000)
+    assert torch.allclose(drive[:, 0], torch.cos(measured).float(), atol=1e-5)
+    assert torch.equal(excitation(measured, torch.tensor([104, 104]), 3, 16000)[:, [2, 5]],
+                       torch.zeros(2, 2, 16000))  # the third harmonic of MIDI 104 is above 8 kHz
+
+    torch.manual_seed(0)
+    config = replace(WaveNetConfig.preset("cpu-small"), decoder_layers=2, encoder_layers=2, pitch_classes=128,
+                     excitation_harmonics=3)
+    model = WaveNetAutoencoder(config).eval()
+    z = torch.randn(2, 32, 16)
+    with torch.no_grad():
+        own = model.decode_logits(audio, z, pitch)
+        shifted = model.decode_logits(audio, z, pitch, measured + math.pi / 2)
+    assert (own - shifted).abs().max() > 1e-3
+    with pytest.raises(ValueError, match="needs pitch_classes"):
+        replace(WaveNetConfig.preset("cpu-small"), excitation_harmonics=3)

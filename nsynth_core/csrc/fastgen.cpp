@@ -172,11 +172,12 @@ int64_t sample(const float* logits, int64_t Q, float temperature, float u, float
 int64_t argmax(const float* logits, int64_t Q) { return std::max_element(logits, logits + Q) - logits; }
 
 struct Decoder {
-  int64_t batch, frames, hop, R, S, Q, k;
+  int64_t batch, frames, hop, R, S, Q, k, E;  // E: excitation channels (0: none)
   std::vector<int64_t> dilations;
   std::vector<float> start_w, start_b, skip_start_b, res_skip_b, logits_b;  // start_w [k][R]; res_skip_b [L][R+S]
   Packed skip_start, out1, logits;
-  std::vector<Packed> dilated, res_skip;  // [kR, 2R] (taps oldest first) and [R, R+S] (residual | skip)
+  std::vector<Packed> dilated, res_skip;  // [kR + E, 2R] (taps oldest first, then the excitation's weights)
+                                          // and [R, R+S] (residual | skip)
   std::vector<float> layer_bias, out_bias;  // [L][B][F][2R] and [B][F][S]: conditioning + conv biases per frame
   // Decoding state.
   int64_t t = 0;
@@ -186,13 +187,13 @@ struct Decoder {
 
   int64_t layers() const { return static_cast<int64_t>(dilations.size()); }
 
-  void run_rows(int64_t b0, int64_t b1, int64_t steps, const float* uniforms, float temperature, int64_t* codes,
-                float* logits_out) {
+  void run_rows(int64_t b0, int64_t b1, int64_t steps, const float* excitation, const float* uniforms,
+                float temperature, int64_t* codes, float* logits_out) {
     const int64_t rows = b1 - b0, C = R + S;
     // Per row: h | skip sum; a dilated conv's output; the gate; the output stage's vectors.
     std::vector<float> state(rows * C), conv(rows * 2 * R), gated(rows * R), skip(rows * S), hidden(rows * S),
         out(rows * Q), probs(Q), x(k);
-    std::vector<Rows> taps(k);
+    std::vector<Rows> taps(k + (E > 0));  // the excitation enters the dilated product as one more input
     const Rows h_rows{state.data(), C, R}, gated_rows{gated.data(), R, R}, skip_rows{skip.data(), S, S},
         hidden_rows{hidden.data(), S, S};
     for (int64_t step = 0; step < steps; ++step) {
@@ -216,7 +217,8 @@ struct Decoder {
         float* queue = queues[l].data() + b0 * span * R;  // row r's queue starts r * span * R further
         for (int64_t j = 0; j < k - 1; ++j) taps[j] = {queue + wrap(now - (k - 1 - j) * d, span) * R, span * R, R};
         taps[k - 1] = h_rows;
-        matmul(rows, taps.data(), static_cast<int>(k), dilated[l],
+        if (E > 0) taps[k] = {excitation + (step * batch + b0) * E, E, E};
+        matmul(rows, taps.data(), static_cast<int>(taps.size()), dilated[l],
                layer_bias.data() + ((l * batch + b0) * frames + frame) * 2 * R, frames * 2 * R, nullptr,
                conv.data(), 2 * R);
         for (int64_t r = 0; r < rows; ++r) {  // h becomes the newest entry, in the slot of the oldest tap just read
@@ -252,16 +254,17 @@ struct Decoder {
 
 extern "C" {
 
-// Weights as in nsynth_core/fastgen.py: matrices input-major [K, N]; `layer_bias` [L, B, F, 2R] and
+// Weights as in nsynth_core/fastgen.py: matrices input-major [K, N], `dilated_w` [L, kR + E, 2R] with the E rows of
+// the excitation's weights after the taps; `layer_bias` [L, B, F, 2R] and
 // `out_bias` [B, F, S] already include the dilated conv and out1 biases. All float32, contiguous; copied.
 void* fastgen_create(int64_t batch, int64_t frames, int64_t hop, int64_t R, int64_t S, int64_t Q, int64_t k,
-                     int64_t layers, const int64_t* dilations, const float* start_w, const float* start_b,
+                     int64_t E, int64_t layers, const int64_t* dilations, const float* start_w, const float* start_b,
                      const float* skip_start_w, const float* skip_start_b, const float* dilated_w,
                      const float* res_skip_w, const float* res_skip_b, const float* out1_w, const float* logits_w,
                      const float* logits_b, const float* layer_bias, const float* out_bias) {
   auto copy = [](const float* p, int64_t n) { return std::vector<float>(p, p + n); };
   const int64_t C = R + S;
-  auto* decoder = new Decoder{batch, frames, hop, R, S, Q, k,
+  auto* decoder = new Decoder{batch, frames, hop, R, S, Q, k, E,
                               std::vector<int64_t>(dilations, dilations + layers),
                               copy(start_w, k * R), copy(start_b, R), copy(skip_start_b, S),
                               copy(res_skip_b, layers * C), copy(logits_b, Q),
@@ -270,23 +273,26 @@ void* fastgen_create(int64_t batch, int64_t frames, int64_t hop, int64_t R, int6
                               copy(layer_bias, layers * batch * frames * 2 * R), copy(out_bias, batch * frames * S),
                               0, std::vector<float>(batch), std::vector<float>(batch * (k - 1)), {}};
   for (int64_t l = 0; l < layers; ++l) {
-    decoder->dilated.emplace_back(dilated_w + l * k * R * 2 * R, k * R, 2 * R);
+    decoder->dilated.emplace_back(dilated_w + l * (k * R + E) * 2 * R, k * R + E, 2 * R);
     decoder->res_skip.emplace_back(res_skip_w + l * R * C, R, C);
     decoder->queues.emplace_back(batch * (k - 1) * dilations[l] * R, 0.f);
   }
   return decoder;
 }
 
-// Decodes the next `steps` samples of every note into codes [B, steps] (mu-law codes). `uniforms` [steps, B]
-// draws the samples (null: greedy); `logits_out` [steps, B, Q] receives the logits when not null.
-void fastgen_run(void* handle, int64_t steps, const float* uniforms, double temperature, int64_t threads,
-                 int64_t* codes, float* logits_out) {
+// Decodes the next `steps` samples of every note into codes [B, steps] (mu-law codes). `excitation`
+// [steps, B, E] drives the decoder when E > 0; `uniforms` [steps, B] draws the samples (null: greedy);
+// `logits_out` [steps, B, Q] receives the logits when not null.
+void fastgen_run(void* handle, int64_t steps, const float* excitation, const float* uniforms, double temperature,
+                 int64_t threads, int64_t* codes, float* logits_out) {
   auto* decoder = static_cast<Decoder*>(handle);
   const int64_t batch = decoder->batch, parts = std::max<int64_t>(1, std::min(threads, batch));
   std::vector<std::thread> workers;
   for (int64_t part = parts - 1; part >= 0; --part) {
     const int64_t b0 = part * batch / parts, b1 = (part + 1) * batch / parts;
-    auto work = [=] { decoder->run_rows(b0, b1, steps, uniforms, static_cast<float>(temperature), codes, logits_out); };
+    auto work = [=] {
+      decoder->run_rows(b0, b1, steps, excitation, uniforms, static_cast<float>(temperature), codes, logits_out);
+    };
     if (part > 0) workers.emplace_back(work);
     else work();
   }
