@@ -55,23 +55,23 @@ def test_a_training_step_decreases_the_loss(dataset, config_name):
     config = TRAIN_CONFIGS[config_name]
     changes = {"encoder_layers": 2, "decoder_layers": 3} if config.model == "wavenet" else {}
     from dataclasses import replace
-    config = replace(config, model_changes=changes)
+    # As shipped: pitch-conditioned, with the excitation (WaveNet) or the harmonic comb (spectral).
+    config = replace(config, model_changes={**config.model_changes, **changes}, pitch_conditioning=True)
     model = build_model(config)
-    loss_of = LossOf(model, pitch_conditioning=False)
+    loss_of = LossOf(model, pitch_conditioning=True)
     data = NoteCropDataset(dataset, crop_length=config.crop_length if config.model == "wavenet" else 16000)
     audio, pitch = training_batch(data, 2, seed=0, step=0, rank=0, device="cpu")
     if config.model == "spectral":  # the spectral model takes whole 4 s notes
         audio = torch.nn.functional.pad(audio, (0, 64000 - audio.shape[1]))
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-    model.eval()  # fixed BatchNorm statistics, so before/after compare the same function
+    # Training mode throughout: BatchNorm normalises by the batch's own statistics, the same batch before and
+    # after, so both losses are of the same function of the weights.
     with torch.no_grad():
         before = loss_of(audio, pitch).item()
-    model.train()
     for _ in range(3):
         optimizer.zero_grad()
         loss_of(audio, pitch).backward()
         optimizer.step()
-    model.eval()
     with torch.no_grad():
         after = loss_of(audio, pitch).item()
     assert after < before
@@ -79,7 +79,7 @@ def test_a_training_step_decreases_the_loss(dataset, config_name):
 
 def run_training(data, out, *extra, wait=True):
     command = [sys.executable, "-m", "train.train", "--data", str(data), "--out", str(out), "--config",
-               "cpu-small", "--save-minutes", "0", *TINY, *extra]
+               "cpu-small", "--pitch-conditioning", "--save-minutes", "0", *TINY, *extra]
     process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     if wait:
         output, _ = process.communicate(timeout=300)
@@ -132,3 +132,12 @@ def test_a_shipped_checkpoint_can_be_trained_further(dataset, tmp_path):
     assert [step for step, _ in losses(tmp_path / "second")] == [3, 4]
     continued, metadata = load_checkpoint(tmp_path / "second" / "model")
     assert metadata["step"] == 4 and continued.config == shipped.config
+
+
+def test_a_pitch_driven_config_without_pitch_conditioning_says_what_to_add(dataset, tmp_path):
+    command = [sys.executable, "-m", "train.train", "--data", str(dataset), "--out", str(tmp_path), "--config",
+               "spectral-cpu-small", "--max-steps", "1"]
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert "harmonic_comb" in result.stderr and "--pitch-conditioning" in result.stderr
+    assert not (tmp_path / "state.json").exists()

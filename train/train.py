@@ -57,17 +57,20 @@ class TrainConfig:
 
 TRAIN_CONFIGS = {
     "paper": TrainConfig(),
-    # Two CPU cores: a small model, a higher learning rate that decays step-wise, a faster EMA.
+    # Two CPU cores: a small model, a higher learning rate that decays step-wise, a faster EMA; meant with
+    # --pitch-conditioning, which the harmonic excitation follows.
     "cpu-small": TrainConfig(
-        model_preset="cpu-small", batch_size=8, crop_length=6144, max_steps=100_000,
+        model_preset="cpu-small", model_changes={"excitation_harmonics": 4}, batch_size=8, crop_length=6144, max_steps=100_000,
         lr_schedule=((0, 1e-3), (20_000, 5e-4), (40_000, 2.5e-4), (60_000, 1e-4)),
         ema_decay=0.999, grad_clip=1.0, valid_every=250, valid_notes=32),
     "spectral-paper": TrainConfig(
         model="spectral", model_preset="paper", batch_size=8, crop_length=64000, crop_within_seconds=None,
         max_steps=200_000,
         lr_schedule=((0, 1e-4),), adam_betas=(0.5, 0.999), ema_decay=0.0),
+    # Meant with --pitch-conditioning: the harmonic comb lets its narrow top layers draw partials.
     "spectral-cpu-small": TrainConfig(
-        model="spectral", model_preset="cpu-small", batch_size=8, crop_length=64000, crop_within_seconds=None,
+        model="spectral", model_preset="cpu-small", model_changes={"harmonic_comb": True},
+        batch_size=8, crop_length=64000, crop_within_seconds=None,
         max_steps=20_000, lr_schedule=((0, 5e-4), (5_000, 2.5e-4), (10_000, 1e-4)), adam_betas=(0.5, 0.999),
         ema_decay=0.999, valid_every=250, valid_notes=32),
 }
@@ -93,10 +96,13 @@ def build_model(config: TrainConfig) -> torch.nn.Module:
 
 
 def parse_changes(pairs: list[str]) -> dict:
-    """["decoder_layers=10", ...] -> {"decoder_layers": 10, ...} (integer or float values)."""
+    """["decoder_layers=10", ...] -> {"decoder_layers": 10, ...} (true/false, integer or float values)."""
     changes = {}
     for pair in pairs:
         name, _, value = pair.partition("=")
+        if value.lower() in ("true", "false"):
+            changes[name] = value.lower() == "true"
+            continue
         try:
             changes[name] = int(value)
         except ValueError:
@@ -200,6 +206,7 @@ def main():
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                         help="override a field of the model preset (repeatable), e.g. --set decoder_layers=10")
     parser.add_argument("--max-steps", type=int, help="override the config's total steps")
+    parser.add_argument("--batch-size", type=int, help="override the config's batch size (a new run only)")
     parser.add_argument("--minutes", type=float, default=math.inf, help="stop (and save) after this long")
     parser.add_argument("--save-minutes", type=float, default=5.0, help="save the training state this often")
     parser.add_argument("--threads", type=int, help="torch CPU threads")
@@ -223,9 +230,12 @@ def main():
         torch.set_num_threads(args.threads)
 
     config = TRAIN_CONFIGS[args.config]
-    overrides = {"pitch_conditioning": args.pitch_conditioning, "model_changes": parse_changes(args.set)}
+    overrides = {"pitch_conditioning": args.pitch_conditioning,
+                 "model_changes": {**config.model_changes, **parse_changes(args.set)}}
     if args.max_steps:
         overrides["max_steps"] = args.max_steps
+    if args.batch_size:
+        overrides["batch_size"] = args.batch_size
     args.out.mkdir(parents=True, exist_ok=True)
     resume = (args.out / "state.json").exists()
     initial = None
@@ -238,6 +248,10 @@ def main():
         config = replace(config, **overrides)
     if args.max_steps:
         config = replace(config, max_steps=args.max_steps)
+    pitch_driven = [name for name in ("excitation_harmonics", "harmonic_comb") if config.model_changes.get(name)]
+    if pitch_driven and not config.pitch_conditioning:
+        parser.error(f"--config {args.config} sets {pitch_driven[0]}, which follows the conditioned pitch: add "
+                     f"--pitch-conditioning (or --set {pitch_driven[0]}=0 to leave it out).")
     if config.batch_size % world:
         raise ValueError(f"Batch size {config.batch_size} does not split over {world} processes.")
 
