@@ -139,6 +139,18 @@ def test_pitch_conditioned_wavenet_gets_the_labelled_pitch(setup, evaluated):
     assert "WaveNet: step 7, given the labelled pitch" in markdown_table(results)
 
 
+def test_sampling_temperature_reaches_the_decoder_and_the_table(setup, evaluated):
+    model, _ = load_checkpoint(setup["wavenet"])
+    notes = load_notes(setup["test"], evaluated[2]["notes"][:2])
+    decoded = lambda temperature, seed: wavenet_reconstructions(model, notes, [55, 72], 600, seed, temperature)[0]
+    np.testing.assert_array_equal(decoded(0.0, 0), decoded(0.0, 1))  # the most likely sample, whatever the seed
+    assert not np.array_equal(decoded(1.0, 0), decoded(1.0, 1))
+    assert "temperature 1, seed 0" in evaluated[1]
+    results = copy.deepcopy(evaluated[2])
+    results["wavenet"]["temperature"] = 0.6
+    assert "temperature 0.6, seed 0" in markdown_table(results)
+
+
 def test_notes_spread_over_families_and_instruments():
     examples = {f"note{instrument}-{pitch}": {"instrument": instrument, "instrument_family": instrument % 3,
                                               "pitch": pitch}

@@ -31,7 +31,7 @@ from tqdm import tqdm
 from nsynth_core import default_device
 from nsynth_core.audio import NOTE_LENGTH, SAMPLE_RATE, SILENCE_PEAK, mu_law_encode
 from nsynth_core.checkpoint import load_checkpoint
-from nsynth_core.cli import positive
+from nsynth_core.cli import non_negative_float, positive
 from nsynth_core.dataset import FAMILIES, read_examples_json, read_wav
 from nsynth_core.fastgen import decode
 from nsynth_core.metrics import PITCH_FRAME_LENGTH, cents_error, median_f0, multiscale_stft_distance
@@ -96,7 +96,7 @@ def load_model(path, kind, device) -> tuple[torch.nn.Module, dict]:
 
 @torch.no_grad()
 def wavenet_reconstructions(model: WaveNetAutoencoder, audio: np.ndarray, pitches: list[int], length: int,
-                            seed: int) -> tuple[np.ndarray, float, float]:
+                            seed: int, temperature: float = 1.0) -> tuple[np.ndarray, float, float]:
     """(reconstructions [N, length], teacher-forced cross-entropy in nats per sample, decoding seconds).
 
     All notes are decoded in one batch, the way the decoder is fastest per note.
@@ -115,7 +115,7 @@ def wavenet_reconstructions(model: WaveNetAutoencoder, audio: np.ndarray, pitche
         total_nats += F.cross_entropy(logits.float(), target, reduction="sum").item()
     start = time.perf_counter()
     with tqdm(total=length, unit="sample", unit_scale=True, desc=f"decoding {len(notes)} notes") as bar:
-        reconstructions = decode(model, z, pitch, seed=seed, length=length,
+        reconstructions = decode(model, z, pitch, temperature=temperature, seed=seed, length=length,
                                  progress=lambda done, _: bar.update(done - bar.n))
     return reconstructions, total_nats / window.numel(), time.perf_counter() - start
 
@@ -181,7 +181,7 @@ def markdown_table(results: dict) -> str:
         f"{max(results['pitches'])}), the first {results['length_seconds']:g} s of each. "
         f"WaveNet: {step(wavenet)}, {conditioning(wavenet)}, teacher-forced cross-entropy "
         f"{wavenet['cross_entropy_nats']:.3f} nats per sample, decoded in {wavenet['decode_seconds']:.1f} s "
-        f"({wavenet['decode_seconds'] / notes:.2f} s per note, one batch, temperature 1, seed {results['seed']}). "
+        f"({wavenet['decode_seconds'] / notes:.2f} s per note, one batch, temperature {wavenet['temperature']:g}, seed {results['seed']}). "
         f"Spectral baseline: {step(spectral)}, {conditioning(spectral)}, "
         f"Griffin-Lim with {spectral['griffin_lim_iters']} iterations.",
         "",
@@ -216,7 +216,7 @@ def evaluate(args) -> dict:
     classifier = train_family_classifier(args.train_data, min(FEATURE_SECONDS, length / SAMPLE_RATE), args.seed,
                                          cache_dir=Path(args.out).parent)
     wavenet_audio, cross_entropy, decode_seconds = wavenet_reconstructions(wavenet, notes, pitches, length,
-                                                                           args.seed)
+                                                                           args.seed, args.temperature)
     spectral_audio = spectral_reconstructions(spectral, notes, pitches, args.griffin_lim_iters)[:, :length]
     rows = {
         "original": score(originals, originals, pitches, families, classifier),
@@ -233,7 +233,8 @@ def evaluate(args) -> dict:
         "rows": rows,
         "wavenet": {"checkpoint": str(args.wavenet), "step": wavenet_metadata.get("step"),
                     "pitch_conditioned": bool(wavenet.config.pitch_classes),
-                    "cross_entropy_nats": cross_entropy, "decode_seconds": decode_seconds},
+                    "cross_entropy_nats": cross_entropy, "decode_seconds": decode_seconds,
+                    "temperature": args.temperature},
         "spectral": {"checkpoint": str(args.spectral), "step": spectral_metadata.get("step"),
                      "pitch_conditioned": bool(spectral.config.pitch_classes),
                      "griffin_lim_iters": args.griffin_lim_iters},
@@ -260,6 +261,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=0, help="chooses the notes and WaveNet's samples (default 0)")
     parser.add_argument("--length-seconds", type=positive(float), default=NOTE_LENGTH / SAMPLE_RATE,
                         help="seconds of each note to decode and measure (default 4)")
+    parser.add_argument("--temperature", type=non_negative_float, default=1.0,
+                        help="WaveNet sampling temperature, 0 = always the most likely sample (default 1)")
     parser.add_argument("--griffin-lim-iters", type=positive(int), default=100,
                         help="phase reconstruction iterations for the spectral baseline (default 100)")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
