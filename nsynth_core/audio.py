@@ -110,6 +110,11 @@ def normalize_loudness(x, peak=DEFAULT_PEAK):
     return (x * (peak / current)).astype(np.float32)
 
 
+def midi_to_hz(pitch: torch.Tensor) -> torch.Tensor:
+    """Equal-tempered frequency (float64, Hz) of MIDI pitches, A4 = 69 = 440 Hz."""
+    return 440.0 * 2.0 ** ((pitch.double() - 69.0) / 12.0)
+
+
 def mu_law_encode(x):
     """Audio in [-1, 1] -> integer codes in [-128, 127] (Magenta's 8-bit mu-law); numpy or torch in and out."""
     if isinstance(x, torch.Tensor):

@@ -147,7 +147,7 @@ class FastDecoder:
         threads = threads or torch.get_num_threads()
         drive = generation_excitation(self._model, self._pitch, self.decoded, steps)
         if drive is not None:
-            drive = drive.permute(2, 0, 1).float().contiguous()  # [steps, B, E]
+            drive = drive.permute(2, 0, 1).contiguous()  # [steps, B, E]
         self._library.fastgen_run(
             self._handle, steps, None if drive is None else drive.data_ptr(),
             None if uniforms is None else uniforms.data_ptr(), temperature, threads,

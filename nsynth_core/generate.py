@@ -61,12 +61,13 @@ def generate(model: WaveNetAutoencoder, z: torch.Tensor, pitch: torch.Tensor | N
     condition = model.conditioning(z, pitch)
     state = model.decoder.init_state(condition)
     drive = generation_excitation(model, pitch, 0, length)
+    drive = None if drive is None else drive.to(z.dtype)
     uniforms = sampling_uniforms(length, batch, temperature, seed, device)
     x_t = torch.zeros(batch, device=device, dtype=z.dtype)  # the shifted-in sample before the first is silence
     codes = torch.empty(batch, length, dtype=torch.long, device=device)
     report_every = max(1, length // 100)
     for t in range(length):
-        logits = model.decoder.step(x_t, state, t, None if drive is None else drive[:, :, t].to(z.dtype))
+        logits = model.decoder.step(x_t, state, t, None if drive is None else drive[:, :, t])
         uniform = None if uniforms is None else uniforms[t]
         code = sample_logits(logits, temperature, uniform) - 128  # mu-law code in [-128, 127]
         codes[:, t] = code

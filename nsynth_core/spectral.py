@@ -18,6 +18,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .audio import midi_to_hz
+
 SAMPLE_RATE = 16000
 NOTE_LENGTH = 64000
 N_FFT = 1024
@@ -123,7 +125,7 @@ def frequency_weights(low_frequency_weight, flat_weight_above_hz):
 def harmonic_comb(pitch):
     """cos(2 pi f / f0) per bin for MIDI pitches [B] -> [B, 1, 512, 1]: +1 on every partial, -1 halfway
     between partials, and -1 below f0 / 2, where a note has no partial."""
-    f0 = 440.0 * 2.0 ** ((pitch.float() - 69.0) / 12.0)
+    f0 = midi_to_hz(pitch).float()
     frequencies = torch.arange(FREQUENCY_BINS, device=pitch.device) * (SAMPLE_RATE / N_FFT)
     harmonic = frequencies[None, :] / f0[:, None]
     comb = torch.where(harmonic >= 0.5, torch.cos(2 * torch.pi * harmonic), -1.0)

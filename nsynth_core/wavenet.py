@@ -19,7 +19,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .audio import mu_law_encode
+from .audio import midi_to_hz, mu_law_encode
 
 
 @dataclass
@@ -77,10 +77,6 @@ PRESETS = {
         residual_channels=64, skip_channels=64, decoder_layers=20, decoder_cycle=10,
     ),
 }
-
-
-def midi_to_hz(pitch: torch.Tensor) -> torch.Tensor:
-    return 440.0 * 2.0 ** ((pitch.double() - 69.0) / 12.0)
 
 
 def steady_phase(pitch: torch.Tensor, start: int, length: int, sample_rate: int) -> torch.Tensor:

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import torch
 
+from nsynth_core.audio import midi_to_hz
 from nsynth_core.generate import generate
 from nsynth_core.wavenet import (
     WaveNetAutoencoder,
@@ -12,7 +13,6 @@ from nsynth_core.wavenet import (
     count_parameters,
     excitation,
     fundamental_phase,
-    midi_to_hz,
 )
 
 
