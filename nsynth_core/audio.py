@@ -54,7 +54,9 @@ def load_audio(source, sample_rate=SAMPLE_RATE, length=NOTE_LENGTH, normalize=Tr
     if audio.size == 0:
         raise AudioError(f"There are no audio samples in {what}.")
     if source_rate != sample_rate:
-        audio = soxr.resample(audio, source_rate, sample_rate)
+        # soxr overflows on huge float samples (about 1e36 gave inf and nan), so it resamples unit-peak audio.
+        peak = max(np.max(np.abs(audio)), 1.0)
+        audio = soxr.resample(audio / peak, source_rate, sample_rate) * peak
     if length is not None:
         kept = audio[:length]
         audio = np.zeros(length)

@@ -287,6 +287,14 @@ def test_written_wav_loads_back(tmp_path):
     np.testing.assert_allclose(load_audio(path, length=None, normalize=False), tone, atol=1 / 32768)
 
 
+def test_huge_float_samples_at_another_rate_load_finite(tmp_path):
+    path = tmp_path / "huge.wav"
+    sf.write(path, np.full(800, 4.25e36, dtype=np.float32), 8000, subtype="FLOAT")
+    normalized, clipped = load_audio(path, length=1600), load_audio(path, length=1600, normalize=False)
+    assert np.all(np.isfinite(normalized)) and np.all(np.isfinite(clipped))
+    assert np.abs(normalized).max() > 0 and clipped[800] == 1.0
+
+
 # --- fuzzing: a finite float32 array of the requested length, or an AudioError ---
 
 def assert_loads_cleanly_or_rejects(data, length):
