@@ -182,6 +182,13 @@ def training_batch(dataset, batch_size: int, seed: int, step: int, rank: int, de
     return crop_batch(dataset, indices, generator, device)
 
 
+def native_bf16(device) -> bool:
+    """Whether bfloat16 matmuls run in hardware here (on a 2-core AVX512-BF16 CPU, a 1.5x faster step)."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    return torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+
+
 @torch.no_grad()
 def held_out_loss(model, dataset, config, device) -> float:
     """Mean loss over fixed crops of evenly spaced held-out notes (the same at every evaluation and run)."""
@@ -210,6 +217,9 @@ def main():
     parser.add_argument("--minutes", type=float, default=math.inf, help="stop (and save) after this long")
     parser.add_argument("--save-minutes", type=float, default=5.0, help="save the training state this often")
     parser.add_argument("--threads", type=int, help="torch CPU threads")
+    parser.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="auto",
+                        help="precision of the training step's matmuls (weights and Adam stay float32); auto: "
+                             "bf16 where the hardware has it (CUDA, CPUs with AVX512-BF16 or AMX), else fp32")
     parser.add_argument("--init-from", type=Path, metavar="CHECKPOINT",
                         help="when OUT holds no state yet, continue a shipped checkpoint (its weights, step and "
                              "training config; Adam starts afresh)")
@@ -316,7 +326,9 @@ def main():
             "wall_seconds": round(wall_before + time.time() - start), "ema": ema is not None,
             "pitch_conditioning": config.pitch_conditioning, "data": args.data.name})
 
-    use_autocast = device.type == "cuda"
+    use_autocast = args.precision == "bf16" or (args.precision == "auto" and native_bf16(device))
+    if is_main:
+        print(f"Training step in {'bfloat16' if use_autocast else 'float32'} (--precision {args.precision}).")
     start = last_save = time.time()
     running_loss = None
     progress = tqdm(total=config.max_steps, initial=step, disable=not is_main, dynamic_ncols=True)
