@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from benchmarks.decode import cpu_name, timed
-from train.train import TRAIN_CONFIGS, LossOf, build_model, native_bf16
+from train.train import TRAIN_CONFIGS, LossOf, build_model, native_bf16, training_step
 
 RESULTS = Path(__file__).with_name("train_step_results.md")
 
@@ -32,12 +32,7 @@ def step_seconds(config, precision: str, threads: int, repeats: int) -> tuple[fl
     pitch = torch.randint(24, 96, (config.batch_size,))
 
     def step():
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
-            loss = loss_of(audio, pitch)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-        optimizer.step()
+        training_step(loss_of, model, optimizer, audio, pitch, config.grad_clip, bf16=precision == "bf16")
 
     step()
     return min((timed(step) for _ in range(repeats)), key=lambda t: t[0])
