@@ -14,8 +14,8 @@ from nsynth_core.checkpoint import load_checkpoint, save_checkpoint
 from nsynth_core.dataset import FAMILIES
 from nsynth_core.spectral import SpectralAutoencoder, SpectralConfig
 from nsynth_core.wavenet import WaveNetAutoencoder, WaveNetConfig
-from train.evaluate import (EvaluationError, choose_notes, load_notes, main, markdown_table,
-                            wavenet_reconstructions)
+from train.evaluate import (ORIGINAL, SPECTRAL, EvaluationError, choose_notes, load_notes, main, markdown_table,
+                            wavenet_reconstructions, wavenet_row)
 from train.family_classifier import train_family_classifier
 
 TINY_WAVENET = WaveNetConfig(encoder_channels=8, encoder_layers=2, encoder_cycle=2, residual_channels=8,
@@ -76,10 +76,11 @@ def setup(tmp_path_factory):
     return paths
 
 
-def arguments(setup, out, wavenet="wavenet", notes=4, length_seconds=0.3):
+def arguments(setup, out, wavenet="wavenet", notes=4, length_seconds=0.3, temperatures=("1", "0.5")):
     return ["--data", str(setup["test"]), "--train-data", str(setup["train"]), "--wavenet", str(setup[wavenet]),
             "--spectral", str(setup["spectral"]), "--notes", str(notes), "--out", str(out),
-            "--length-seconds", str(length_seconds), "--griffin-lim-iters", "8", "--device", "cpu"]
+            "--length-seconds", str(length_seconds), "--griffin-lim-iters", "8", "--device", "cpu",
+            "--temperature", *temperatures]
 
 
 @pytest.fixture(scope="module")
@@ -92,33 +93,35 @@ def evaluated(setup):
     return stdout.getvalue(), out.read_text(), json.loads(out.with_suffix(".json").read_text())
 
 
-def test_writes_a_table_of_three_rows(evaluated):
+def test_writes_a_table_of_original_wavenet_per_temperature_and_spectral_rows(evaluated):
     printed, written, results = evaluated
     assert printed == written
     rows = [line for line in written.splitlines() if line.startswith("| ") and "---" not in line]
     assert rows[0].startswith("| Audio | Pitch accuracy (%) | Family accuracy (%) | STFT distance |")
     assert [row.split("|")[1].strip() for row in rows[1:]] == [
-        "Original audio", "WaveNet reconstruction", "Spectral baseline reconstruction"]
+        "Original audio", "WaveNet reconstruction, temperature 1", "WaveNet reconstruction, temperature 0.5",
+        "Spectral baseline reconstruction"]
     assert "4 test notes of 2 held-out instruments" in written
     assert "step 7" in written and "step 3" in written and "no pitch input" in written
-    assert len(results["notes"]) == 4 and results["wavenet"]["decode_seconds"] > 0
+    assert len(results["notes"]) == 4 and min(results["wavenet"]["decode_seconds"]) > 0
     assert np.isfinite(results["wavenet"]["cross_entropy_nats"]) and results["wavenet"]["cross_entropy_nats"] > 0
 
 
 def test_original_audio_keeps_its_pitch(evaluated):
-    original = evaluated[2]["rows"]["original"]
+    original = evaluated[2]["rows"][ORIGINAL]
     assert original["pitch_accuracy"] == 100.0
     assert original["stft_distance"] == 0.0
 
 
 def test_random_wavenet_is_spectrally_further_than_the_original(evaluated):
     rows = evaluated[2]["rows"]
-    assert rows["wavenet"]["stft_distance"] > rows["original"]["stft_distance"]
-    assert rows["spectral"]["stft_distance"] > rows["original"]["stft_distance"]
+    for temperature in (1, 0.5):
+        assert rows[wavenet_row(temperature)]["stft_distance"] > rows[ORIGINAL]["stft_distance"]
+    assert rows[SPECTRAL]["stft_distance"] > rows[ORIGINAL]["stft_distance"]
 
 
 def test_classifier_tells_sine_from_square(evaluated):
-    assert evaluated[2]["rows"]["original"]["family_accuracy"] > 50.0
+    assert evaluated[2]["rows"][ORIGINAL]["family_accuracy"] > 50.0
 
 
 def test_classifier_features_are_cached(setup, evaluated):
@@ -131,8 +134,8 @@ def test_classifier_features_are_cached(setup, evaluated):
 def test_pitch_conditioned_wavenet_gets_the_labelled_pitch(setup, evaluated):
     model, _ = load_checkpoint(setup["pitched_wavenet"])
     notes = load_notes(setup["test"], evaluated[2]["notes"][:2])
-    as_labelled, _, _ = wavenet_reconstructions(model, notes, [55, 72], length=600, seed=0)
-    other_pitch, _, _ = wavenet_reconstructions(model, notes, [60, 60], length=600, seed=0)
+    [as_labelled], _, _ = wavenet_reconstructions(model, notes, [55, 72], length=600, seed=0)
+    [other_pitch], _, _ = wavenet_reconstructions(model, notes, [60, 60], length=600, seed=0)
     assert not np.array_equal(as_labelled, other_pitch)
     results = copy.deepcopy(evaluated[2])
     results["wavenet"]["pitch_conditioned"] = True
@@ -142,13 +145,17 @@ def test_pitch_conditioned_wavenet_gets_the_labelled_pitch(setup, evaluated):
 def test_sampling_temperature_reaches_the_decoder_and_the_table(setup, evaluated):
     model, _ = load_checkpoint(setup["wavenet"])
     notes = load_notes(setup["test"], evaluated[2]["notes"][:2])
-    decoded = lambda temperature, seed: wavenet_reconstructions(model, notes, [55, 72], 600, seed, temperature)[0]
-    np.testing.assert_array_equal(decoded(0.0, 0), decoded(0.0, 1))  # the most likely sample, whatever the seed
-    assert not np.array_equal(decoded(1.0, 0), decoded(1.0, 1))
-    assert "temperature 1, seed 0" in evaluated[1]
-    results = copy.deepcopy(evaluated[2])
-    results["wavenet"]["temperature"] = 0.6
-    assert "temperature 0.6, seed 0" in markdown_table(results)
+    decoded = lambda temperatures, seed: wavenet_reconstructions(model, notes, [55, 72], 600, seed, temperatures)
+    np.testing.assert_array_equal(*decoded((0.0,), 0)[0], *decoded((0.0,), 1)[0])  # the most likely sample always
+    assert not np.array_equal(*decoded((1.0,), 0)[0], *decoded((1.0,), 1)[0])
+    [at_1, at_0], cross_entropy, seconds = decoded((1.0, 0.0), 0)
+    np.testing.assert_array_equal(at_1, *decoded((1.0,), 0)[0])  # each temperature starts from the seed
+    np.testing.assert_array_equal(at_0, *decoded((0.0,), 0)[0])
+    assert cross_entropy == decoded((0.0,), 0)[1] and len(seconds) == 2
+    results = evaluated[2]
+    assert results["wavenet"]["temperatures"] == [1.0, 0.5]
+    assert "s at temperature 1 (" in evaluated[1] and "s at temperature 0.5 (" in evaluated[1]
+    assert results["rows"][wavenet_row(1)] != results["rows"][wavenet_row(0.5)]
 
 
 def test_notes_spread_over_families_and_instruments():
@@ -173,3 +180,5 @@ def test_bad_options_are_explained(setup, tmp_path, capsys):
     swapped[swapped.index("--wavenet") + 1] = str(setup["spectral"])
     assert main(swapped) == 1
     assert "holds a SpectralAutoencoder, not a WaveNetAutoencoder" in capsys.readouterr().err
+    assert main(arguments(setup, tmp_path / "r.md", temperatures=("0.5", "1", "0.5"))) == 1
+    assert "--temperature lists a value twice: 0.5 1 0.5." in capsys.readouterr().err

@@ -9,7 +9,8 @@ are reconstructed by both models, and each of the three rows reports
 - family accuracy: a classifier trained on real notes of the training split (family_classifier.py) names the
   note's instrument family, the analogue of the paper's Inception-style score;
 - STFT distance: the multi-resolution STFT distance to the original, mean over notes.
-The WaveNet's teacher-forced cross-entropy on the same notes and its decoding time are reported beside the table.
+The WaveNet gets one row per sampling temperature (--temperature 1 0.5: two rows, one encoding of the notes);
+its teacher-forced cross-entropy on the same notes and its decoding times are reported beside the table.
 Z comes from the whole note, but only its first --length-seconds are decoded and measured, because sample-by-sample
 decoding is the expensive part. A pitch-conditioned model is given each note's labelled pitch. The markdown table
 goes to --out and stdout, the raw numbers (per note too) to --out with the suffix .json.
@@ -42,8 +43,11 @@ from train.family_classifier import FEATURE_SECONDS, round_robin, train_family_c
 PITCH_TOLERANCE_CENTS = 50
 SHORTEST_WINDOW = max(2048, PITCH_FRAME_LENGTH)  # the largest FFT of the STFT distance, and one pYIN frame
 ENCODE_BATCH = 8  # notes per encoder or spectral-model pass, which bounds memory for the paper-sized models
-ROWS = (("original", "Original audio"), ("wavenet", "WaveNet reconstruction"),
-        ("spectral", "Spectral baseline reconstruction"))
+ORIGINAL, SPECTRAL = "Original audio", "Spectral baseline reconstruction"
+
+
+def wavenet_row(temperature: float) -> str:
+    return f"WaveNet reconstruction, temperature {temperature:g}"
 
 
 class EvaluationError(ValueError):
@@ -96,10 +100,12 @@ def load_model(path, kind, device) -> tuple[torch.nn.Module, dict]:
 
 @torch.no_grad()
 def wavenet_reconstructions(model: WaveNetAutoencoder, audio: np.ndarray, pitches: list[int], length: int,
-                            seed: int, temperature: float = 1.0) -> tuple[np.ndarray, float, float]:
-    """(reconstructions [N, length], teacher-forced cross-entropy in nats per sample, decoding seconds).
+                            seed: int, temperatures=(1.0,)) -> tuple[list[np.ndarray], float, list[float]]:
+    """(reconstructions [N, length] and decoding seconds per temperature, teacher-forced cross-entropy in nats
+    per sample).
 
-    All notes are decoded in one batch, the way the decoder is fastest per note.
+    All notes are decoded in one batch, the way the decoder is fastest per note; each temperature starts from the
+    same seed.
     """
     device = next(model.parameters()).device
     notes = torch.from_numpy(audio).to(device)
@@ -113,11 +119,15 @@ def wavenet_reconstructions(model: WaveNetAutoencoder, audio: np.ndarray, pitche
         logits = model.decode_logits(window[index:index + 1], z[index:index + 1], note_pitch)
         target = mu_law_encode(window[index:index + 1]) + 128
         total_nats += F.cross_entropy(logits.float(), target, reduction="sum").item()
-    start = time.perf_counter()
-    with tqdm(total=length, unit="sample", unit_scale=True, desc=f"decoding {len(notes)} notes") as bar:
-        reconstructions = decode(model, z, pitch, temperature=temperature, seed=seed, length=length,
-                                 progress=lambda done, _: bar.update(done - bar.n))
-    return reconstructions, total_nats / window.numel(), time.perf_counter() - start
+    reconstructions, seconds = [], []
+    for temperature in temperatures:
+        start = time.perf_counter()
+        with tqdm(total=length, unit="sample", unit_scale=True,
+                  desc=f"decoding {len(notes)} notes at temperature {temperature:g}") as bar:
+            reconstructions.append(decode(model, z, pitch, temperature=temperature, seed=seed, length=length,
+                                          progress=lambda done, _: bar.update(done - bar.n)))
+        seconds.append(time.perf_counter() - start)
+    return reconstructions, total_nats / window.numel(), seconds
 
 
 @torch.no_grad()
@@ -167,21 +177,22 @@ def score(audio: np.ndarray, originals: np.ndarray, pitches: list[int], families
 def markdown_table(results: dict) -> str:
     lines = ["| Audio | Pitch accuracy (%) | Family accuracy (%) | STFT distance |",
              "|---|---:|---:|---:|"]
-    for key, label in ROWS:
-        row = results["rows"][key]
+    for label, row in results["rows"].items():
         lines.append(f"| {label} | {row['pitch_accuracy']:.1f} | {row['family_accuracy']:.1f} "
                      f"| {row['stft_distance']:.3f} |")
     wavenet, spectral, classifier = results["wavenet"], results["spectral"], results["classifier"]
     step = lambda model: "unknown step" if model["step"] is None else f"step {model['step']}"
     conditioning = lambda model: "given the labelled pitch" if model["pitch_conditioned"] else "no pitch input"
     notes = len(results["notes"])
+    decode_times = ", ".join(f"in {seconds:.1f} s at temperature {temperature:g} ({seconds / notes:.2f} s per note)"
+                             for temperature, seconds in zip(wavenet["temperatures"], wavenet["decode_seconds"]))
     lines += [
         "",
         f"{notes} test notes of {results['instruments']} held-out instruments (MIDI {min(results['pitches'])}–"
         f"{max(results['pitches'])}), the first {results['length_seconds']:g} s of each. "
         f"WaveNet: {step(wavenet)}, {conditioning(wavenet)}, teacher-forced cross-entropy "
-        f"{wavenet['cross_entropy_nats']:.3f} nats per sample, decoded in {wavenet['decode_seconds']:.1f} s "
-        f"({wavenet['decode_seconds'] / notes:.2f} s per note, one batch, temperature {wavenet['temperature']:g}, seed {results['seed']}). "
+        f"{wavenet['cross_entropy_nats']:.3f} nats per sample; all notes decoded in one batch, seed "
+        f"{results['seed']}, {decode_times}. "
         f"Spectral baseline: {step(spectral)}, {conditioning(spectral)}, "
         f"Griffin-Lim with {spectral['griffin_lim_iters']} iterations.",
         "",
@@ -200,6 +211,8 @@ def evaluate(args) -> dict:
     if not SHORTEST_WINDOW <= length <= NOTE_LENGTH:
         raise EvaluationError(f"--length-seconds must be from {SHORTEST_WINDOW / SAMPLE_RATE:g} to "
                               f"{NOTE_LENGTH / SAMPLE_RATE:g}, got {args.length_seconds:g}.")
+    if len(set(args.temperature)) < len(args.temperature):
+        raise EvaluationError(f"--temperature lists a value twice: {' '.join(f'{t:g}' for t in args.temperature)}.")
     if args.device == "cuda" and not torch.cuda.is_available():
         raise EvaluationError("--device cuda was asked for, but PyTorch sees no CUDA GPU here.")
     device = default_device() if args.device == "auto" else torch.device(args.device)
@@ -218,11 +231,11 @@ def evaluate(args) -> dict:
     wavenet_audio, cross_entropy, decode_seconds = wavenet_reconstructions(wavenet, notes, pitches, length,
                                                                            args.seed, args.temperature)
     spectral_audio = spectral_reconstructions(spectral, notes, pitches, args.griffin_lim_iters)[:, :length]
-    rows = {
-        "original": score(originals, originals, pitches, families, classifier),
-        "wavenet": score(matched_peak(wavenet_audio, originals), originals, pitches, families, classifier),
-        "spectral": score(matched_peak(spectral_audio, originals), originals, pitches, families, classifier),
-    }
+    measure = lambda audio: score(matched_peak(audio, originals), originals, pitches, families, classifier)
+    rows = {ORIGINAL: score(originals, originals, pitches, families, classifier)}
+    rows.update((wavenet_row(temperature), measure(audio)) for temperature, audio in zip(args.temperature,
+                                                                                          wavenet_audio))
+    rows[SPECTRAL] = measure(spectral_audio)
     return {
         "notes": names,
         "pitches": pitches,
@@ -234,7 +247,7 @@ def evaluate(args) -> dict:
         "wavenet": {"checkpoint": str(args.wavenet), "step": wavenet_metadata.get("step"),
                     "pitch_conditioned": bool(wavenet.config.pitch_classes),
                     "cross_entropy_nats": cross_entropy, "decode_seconds": decode_seconds,
-                    "temperature": args.temperature},
+                    "temperatures": args.temperature},
         "spectral": {"checkpoint": str(args.spectral), "step": spectral_metadata.get("step"),
                      "pitch_conditioned": bool(spectral.config.pitch_classes),
                      "griffin_lim_iters": args.griffin_lim_iters},
@@ -261,8 +274,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=0, help="chooses the notes and WaveNet's samples (default 0)")
     parser.add_argument("--length-seconds", type=positive(float), default=NOTE_LENGTH / SAMPLE_RATE,
                         help="seconds of each note to decode and measure (default 4)")
-    parser.add_argument("--temperature", type=non_negative_float, default=1.0,
-                        help="WaveNet sampling temperature, 0 = always the most likely sample (default 1)")
+    parser.add_argument("--temperature", type=non_negative_float, nargs="+", default=[1.0],
+                        help="WaveNet sampling temperatures, one table row each; 0 = always the most likely "
+                             "sample (default 1)")
     parser.add_argument("--griffin-lim-iters", type=positive(int), default=100,
                         help="phase reconstruction iterations for the spectral baseline (default 100)")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
