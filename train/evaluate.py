@@ -233,8 +233,8 @@ def evaluate(args) -> dict:
     spectral_audio = spectral_reconstructions(spectral, notes, pitches, args.griffin_lim_iters)[:, :length]
     measure = lambda audio: score(matched_peak(audio, originals), originals, pitches, families, classifier)
     rows = {ORIGINAL: score(originals, originals, pitches, families, classifier)}
-    rows.update((wavenet_row(temperature), measure(audio)) for temperature, audio in zip(args.temperature,
-                                                                                          wavenet_audio))
+    for temperature, audio in zip(args.temperature, wavenet_audio):
+        rows[wavenet_row(temperature)] = measure(audio)
     rows[SPECTRAL] = measure(spectral_audio)
     return {
         "notes": names,
