@@ -29,7 +29,7 @@ import plotly.graph_objects as go
 import torch
 
 from . import fastgen
-from .audio import NOTE_LENGTH, SAMPLE_RATE, SILENCE_PEAK, load_audio, write_wav
+from .audio import NOTE_LENGTH, PLAYBACK_PEAK, SAMPLE_RATE, SILENCE_PEAK, load_audio, normalize_loudness, write_wav
 from .checkpoint import CheckpointError, checkpoint_paths, load_checkpoint, read_description
 from .embedding_map import EmbeddingMap, EmbeddingMapError, build_map, ensure_reducer, load_map, note_features
 from .interpolation import grid_weights, line_weights, mix
@@ -492,12 +492,12 @@ def output_path(directory, filename: str) -> Path:
 
 
 def export_zip(path, grid: Grid, audio: np.ndarray, z: np.ndarray) -> Path:
-    """A zip of every cell as a 16-bit wav and its Z as .npy, with grid.json saying how each cell was mixed."""
+    """A zip of every cell as a 16-bit wav (each at the playback peak) and its Z as .npy, with grid.json saying how each cell was mixed."""
     path = Path(path)
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         for label, audio_i, z_i in zip(grid.labels, audio, z):
             wav, npy = io.BytesIO(), io.BytesIO()
-            write_wav(wav, audio_i)
+            write_wav(wav, normalize_loudness(audio_i, PLAYBACK_PEAK))
             np.save(npy, z_i)
             archive.writestr(f"{label}.wav", wav.getvalue())
             archive.writestr(f"{label}.npy", npy.getvalue())

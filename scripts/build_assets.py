@@ -21,7 +21,7 @@ import tinysoundfont  # rendering never touches its optional pyaudio dependency
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from nsynth_core import explorer  # noqa: E402
-from nsynth_core.audio import NOTE_LENGTH, SAMPLE_RATE, normalize_loudness  # noqa: E402
+from nsynth_core.audio import NOTE_LENGTH, PLAYBACK_PEAK, SAMPLE_RATE, normalize_loudness  # noqa: E402
 from nsynth_core.embedding_map import save_map  # noqa: E402
 
 SOUNDFONTS = {"FluidR3_GM": "/usr/share/sounds/sf2/FluidR3_GM.sf2", "TimGM6mb": "/usr/share/sounds/sf2/TimGM6mb.sf2"}
@@ -54,7 +54,7 @@ def render_note(synth: tinysoundfont.Synth, font_id: int, program: int, pitch: i
     synth.sounds_off()  # nothing of this note may ring into the next one
     synth.generate(SAMPLE_RATE // 10)
     stereo = np.concatenate([held, released]).reshape(-1, 2)
-    return normalize_loudness(stereo.mean(axis=1))
+    return normalize_loudness(stereo.mean(axis=1), PLAYBACK_PEAK)
 
 
 def render_notes(assets: Path) -> list[dict]:

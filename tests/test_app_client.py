@@ -8,6 +8,7 @@ import soundfile as sf
 from gradio_client import Client, handle_file
 
 from app_helpers import running_app, write_tiny_checkpoints
+from nsynth_core.audio import PLAYBACK_PEAK
 
 FIRST_NOTES = ["bass_electronic_fluidr3_gm033-036-100", "brass_acoustic_fluidr3_gm056-055-100",
                "flute_acoustic_fluidr3_gm073-067-100"]
@@ -26,6 +27,10 @@ def loudness(path):
     return rate, len(audio), float(np.abs(audio).max())
 
 
+def at_playback_peak(peak):
+    return peak == pytest.approx(PLAYBACK_PEAK, abs=1e-4)  # 16-bit samples
+
+
 def test_upload_map_grid_and_reconstruction(client, write_tone, tmp_path):
     bad = tmp_path / "not_audio.wav"
     bad.write_text("this is text")
@@ -41,7 +46,7 @@ def test_upload_map_grid_and_reconstruction(client, write_tone, tmp_path):
     assert "MIDI pitch" in pitch_map["plot"] and "over time" in pitch_map["plot"]
 
     played = client.predict(selected, api_name="/select_note")
-    assert loudness(played)[2] > 0.5
+    assert at_playback_peak(loudness(played)[2])
 
     *players, archive = client.predict(
         selected, *FIRST_NOTES, "grid (4 notes)", 2, "distance", "WaveNet", 1.0, 0.1, api_name="/grid")
@@ -49,7 +54,7 @@ def test_upload_map_grid_and_reconstruction(client, write_tone, tmp_path):
     assert len(players) == 25 and len(shown) == 4
     for player in shown:
         rate, length, peak = loudness(player)
-        assert rate == 16000 and length == 1600 and peak > 0
+        assert rate == 16000 and length == 1600 and at_playback_peak(peak)
     with zipfile.ZipFile(archive) as opened:
         assert {"r1c1.wav", "r2c2.npy", "grid.json"} <= set(opened.namelist())
     assert "grid cells" in client.predict("family", selected, False, api_name="/map")["plot"]
@@ -58,7 +63,7 @@ def test_upload_map_grid_and_reconstruction(client, write_tone, tmp_path):
         selected, 1.0, 0.1, api_name="/reconstruct")
     for path in (original, wavenet, spectral):
         _, length, peak = loudness(path)
-        assert length == 1600 and peak > 0
+        assert length == 1600 and at_playback_peak(peak)
     assert all(image for image in (original_image, wavenet_image, spectral_image))
 
 

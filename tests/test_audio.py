@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from nsynth_core import audio
-from nsynth_core.audio import (DEFAULT_PEAK, NOTE_LENGTH, SAMPLE_RATE, AudioError, load_audio, mu_law_decode,
+from nsynth_core.audio import (NOTE_LENGTH, NOTE_PEAK, SAMPLE_RATE, AudioError, load_audio, mu_law_decode,
                                mu_law_encode, normalize_loudness, write_wav)
 
 
@@ -96,7 +96,7 @@ def test_loads_every_common_format(write_tone, format, subtype, suffix, sample_r
     x = load_audio(path, length=8000)
     assert x.dtype == np.float32 and x.shape == (8000,)
     assert np.all(np.isfinite(x))
-    assert np.max(np.abs(x)) == pytest.approx(DEFAULT_PEAK, rel=1e-5)
+    assert np.max(np.abs(x)) == pytest.approx(NOTE_PEAK, rel=1e-5)
     assert dominant_frequency(x) == pytest.approx(440, abs=2)
 
 
@@ -116,7 +116,7 @@ def test_channels_are_averaged(tmp_path):
     left = sine(440, 0.25, 16000, amplitude=0.5)
     path = tmp_path / "left_only.wav"
     sf.write(path, np.stack([left, np.zeros_like(left)], axis=1), 16000, subtype="FLOAT")
-    x = load_audio(path, length=None, normalize=False)
+    x = load_audio(path, length=None, peak=None)
     np.testing.assert_allclose(x, left / 2, atol=1e-7)
 
 
@@ -132,14 +132,14 @@ def test_resampling_filters_content_above_the_new_nyquist(tmp_path):
 
 def test_trims_long_and_zero_pads_short_audio(write_tone):
     long_path = write_tone(seconds=5.0, sample_rate=44100)
-    long = load_audio(long_path, normalize=False)
+    long = load_audio(long_path, peak=None)
     assert long.shape == (NOTE_LENGTH,)
     # Reading only the needed part of the file must not change the samples that are kept.
-    whole = load_audio(long_path, length=None, normalize=False)
+    whole = load_audio(long_path, length=None, peak=None)
     np.testing.assert_allclose(long, whole[:NOTE_LENGTH], atol=1e-6)
     short = load_audio(write_tone(seconds=1.0, sample_rate=22050))
     assert short.shape == (NOTE_LENGTH,)
-    assert np.abs(short[:15000]).max() > 0.5
+    assert np.abs(short[:15000]).max() == pytest.approx(NOTE_PEAK, rel=1e-5)
     assert np.all(short[16100:] == 0)
 
 
@@ -186,7 +186,6 @@ def test_paths_bytes_and_file_objects_load_the_same(write_tone):
 
 def test_normalize_loudness_sets_the_peak():
     x = np.random.default_rng(2).normal(0, 3, 1000)
-    assert np.max(np.abs(normalize_loudness(x))) == pytest.approx(DEFAULT_PEAK, rel=1e-6)
     y = normalize_loudness(x, peak=0.5)
     assert y.dtype == np.float32 and np.max(np.abs(y)) == pytest.approx(0.5, rel=1e-6)
     np.testing.assert_allclose(y, x * 0.5 / np.max(np.abs(x)), rtol=1e-5)
@@ -194,10 +193,10 @@ def test_normalize_loudness_sets_the_peak():
 
 def test_silence_stays_silence(tmp_path):
     with np.errstate(all="raise"):
-        assert np.all(normalize_loudness(np.zeros(100)) == 0)
+        assert np.all(normalize_loudness(np.zeros(100), 0.9) == 0)
         quiet = np.full(100, 1e-6)
-        np.testing.assert_array_equal(normalize_loudness(quiet), quiet.astype(np.float32))
-        assert normalize_loudness(np.zeros(0)).size == 0
+        np.testing.assert_array_equal(normalize_loudness(quiet, 0.9), quiet.astype(np.float32))
+        assert normalize_loudness(np.zeros(0), 0.9).size == 0
         path = tmp_path / "silence.wav"
         sf.write(path, np.zeros(8000), 16000)
         x = load_audio(path)
@@ -209,9 +208,9 @@ def test_huge_amplitudes_are_normalised_or_clipped(tmp_path, subtype, amplitude)
     path = tmp_path / "loud.wav"
     sf.write(path, sine(440, 0.5, 16000, amplitude), 16000, subtype=subtype)
     x = load_audio(path, length=8000)
-    assert np.all(np.isfinite(x)) and np.max(np.abs(x)) == pytest.approx(DEFAULT_PEAK, rel=1e-5)
+    assert np.all(np.isfinite(x)) and np.max(np.abs(x)) == pytest.approx(NOTE_PEAK, rel=1e-5)
     assert dominant_frequency(x) == pytest.approx(440, abs=2)
-    raw = load_audio(path, length=8000, normalize=False)
+    raw = load_audio(path, length=8000, peak=None)
     assert np.all(np.isfinite(raw)) and np.max(np.abs(raw)) == 1.0
 
 
@@ -284,13 +283,13 @@ def test_written_wav_loads_back(tmp_path):
     tone = sine(440, 0.5, SAMPLE_RATE, amplitude=0.8).astype(np.float32)
     path = tmp_path / "tone.wav"
     write_wav(path, tone)
-    np.testing.assert_allclose(load_audio(path, length=None, normalize=False), tone, atol=1 / 32768)
+    np.testing.assert_allclose(load_audio(path, length=None, peak=None), tone, atol=1 / 32768)
 
 
 def test_huge_float_samples_at_another_rate_load_finite(tmp_path):
     path = tmp_path / "huge.wav"
     sf.write(path, np.full(800, 4.25e36, dtype=np.float32), 8000, subtype="FLOAT")
-    normalized, clipped = load_audio(path, length=1600), load_audio(path, length=1600, normalize=False)
+    normalized, clipped = load_audio(path, length=1600), load_audio(path, length=1600, peak=None)
     assert np.all(np.isfinite(normalized)) and np.all(np.isfinite(clipped))
     assert np.abs(normalized).max() > 0 and clipped[800] == 1.0
 

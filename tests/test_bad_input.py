@@ -19,7 +19,7 @@ from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 
 from nsynth_core import explorer
-from nsynth_core.audio import NOTE_LENGTH, SAMPLE_RATE
+from nsynth_core.audio import NOTE_LENGTH, NOTE_PEAK, SAMPLE_RATE
 from nsynth_core.explorer import Explorer, note_from_file
 from app_helpers import REPO, running_app, write_tiny_checkpoints
 
@@ -82,20 +82,20 @@ def test_unusable_uploads_are_refused_with_a_reason(files, name):
 def test_odd_but_real_audio_becomes_a_normal_note(files, name):
     note = note_from_file(files / name)
     assert note.audio.shape == (NOTE_LENGTH,) and note.audio.dtype == np.float32
-    assert np.isfinite(note.audio).all() and np.abs(note.audio).max() == pytest.approx(0.9)
+    assert np.isfinite(note.audio).all() and np.abs(note.audio).max() == pytest.approx(NOTE_PEAK)
     assert note.pitch == TONE_MIDI
 
 
 def test_a_long_file_gives_its_first_seconds(files):
     note = note_from_file(files / "ten_minutes.wav")
-    assert np.abs(note.audio[-SAMPLE_RATE // 10:]).max() > 0.5  # the tone runs to the end: cut, never padded
+    assert np.abs(note.audio[-SAMPLE_RATE // 10:]).max() > 0.5 * NOTE_PEAK  # the tone runs to the end: cut, never padded
 
 
 def test_a_click_is_kept_and_padded_with_silence(files):
     # Accepted: NSynth notes themselves end in silence and drum hits are this short; refusing would lose them.
     note = note_from_file(files / "click.wav")
     click_end = round(CLICK_SECONDS * SAMPLE_RATE)
-    assert np.abs(note.audio[:16]).max() == pytest.approx(0.9)
+    assert np.abs(note.audio[:16]).max() == pytest.approx(NOTE_PEAK)
     assert not note.audio[click_end:].any()
 
 

@@ -2,6 +2,7 @@ import contextlib
 import copy
 import io
 import json
+import shutil
 from dataclasses import replace
 
 import numpy as np
@@ -129,6 +130,21 @@ def test_classifier_features_are_cached(setup, evaluated):
     assert (cache_dir / "family_classifier_features.npz").is_file()
     cached = train_family_classifier(setup["train"], 0.3, seed=0, cache_dir=cache_dir)
     assert cached.features_cached and cached.training_notes == 4
+
+
+def test_models_hear_every_note_at_the_apps_level(setup, evaluated, tmp_path):
+    quieter = tmp_path / "nsynth-test"
+    shutil.copytree(setup["test"], quieter)
+    for path in (quieter / "audio").glob("*.wav"):
+        audio, rate = sf.read(path)
+        sf.write(path, audio / 2, rate, subtype="FLOAT")  # exact in binary, so the scaled notes match bit for bit
+    out = tmp_path / "results.md"
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert main(arguments(dict(setup, test=quieter), out)) == 0
+    results = json.loads(out.with_suffix(".json").read_text())
+    assert results["wavenet"]["cross_entropy_nats"] == evaluated[2]["wavenet"]["cross_entropy_nats"]
+    for row in (wavenet_row(1), wavenet_row(0.5), SPECTRAL):
+        assert results["rows"][row]["per_note"]["median_f0_hz"] == evaluated[2]["rows"][row]["per_note"]["median_f0_hz"]
 
 
 def test_pitch_conditioned_wavenet_gets_the_labelled_pitch(setup, evaluated):

@@ -8,7 +8,7 @@ import soundfile as sf
 import torch
 
 from nsynth_core import explorer
-from nsynth_core.audio import AudioError, NOTE_LENGTH, SAMPLE_RATE
+from nsynth_core.audio import NOTE_LENGTH, NOTE_PEAK, PLAYBACK_PEAK, SAMPLE_RATE, AudioError
 from nsynth_core.checkpoint import CheckpointError
 from nsynth_core.embedding_map import save_map
 from nsynth_core.explorer import (
@@ -60,8 +60,9 @@ def test_bundled_examples_cover_the_families():
 
 
 def test_uploads_become_named_pitched_notes(write_tone):
-    note = note_from_file(write_tone(frequency=220.0, seconds=1.5, sample_rate=44100, channels=2))
+    note = note_from_file(write_tone(frequency=220.0, seconds=1.5, sample_rate=44100, channels=2, amplitude=0.99))
     assert note.audio.shape == (NOTE_LENGTH,) and note.source == "upload"
+    assert np.abs(note.audio).max() == pytest.approx(NOTE_PEAK, rel=1e-5)  # a loud file is encoded at training level
     assert note.pitch == 57 and note.name.startswith("tone_44100")
 
 
@@ -151,6 +152,7 @@ def test_grids_mix_the_corners(checkpoints, small_assets, tmp_path):
         with opened.open("r2c2.wav") as wav:
             sound, rate = sf.read(wav)
         assert rate == SAMPLE_RATE and len(sound) == SHORT
+        assert np.abs(sound).max() == pytest.approx(PLAYBACK_PEAK, abs=1 / 32768)
         assert json.loads(opened.read("grid.json"))["corners"] == [note.name for note in corners]
 
     line = make_grid(corners[:2], 4)

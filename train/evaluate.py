@@ -12,7 +12,9 @@ are reconstructed by both models, and each of the three rows reports
 The WaveNet gets one row per sampling temperature (--temperature 1 0.5: two rows, one encoding of the notes);
 its teacher-forced cross-entropy on the same notes and its decoding times are reported beside the table.
 Z comes from the whole note, but only its first --length-seconds are decoded and measured, because sample-by-sample
-decoding is the expensive part. A pitch-conditioned model is given each note's labelled pitch. The markdown table
+decoding is the expensive part. The models are given each note at the level the app and the command line give
+them (peak audio.NOTE_PEAK); reconstructions are compared with the note at its own level. A pitch-conditioned
+model is given each note's labelled pitch. The markdown table
 goes to --out and stdout, the raw numbers (per note too) to --out with the suffix .json.
 """
 
@@ -30,7 +32,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from nsynth_core import default_device
-from nsynth_core.audio import NOTE_LENGTH, SAMPLE_RATE, SILENCE_PEAK, mu_law_encode
+from nsynth_core.audio import NOTE_LENGTH, NOTE_PEAK, SAMPLE_RATE, SILENCE_PEAK, mu_law_encode, normalize_loudness
 from nsynth_core.checkpoint import load_checkpoint
 from nsynth_core.cli import non_negative_float, positive
 from nsynth_core.dataset import FAMILIES, read_examples_json, read_wav
@@ -199,8 +201,9 @@ def markdown_table(results: dict) -> str:
         f"Family accuracy: a random forest on spectral and envelope features of the first "
         f"{classifier['feature_seconds']:g} s, trained on {classifier['training_notes']} real notes of the training "
         f"split in {classifier['seconds']:.1f} s{' (features cached)' if classifier['features_cached'] else ''}. "
-        f"Pitch: median pYIN f0 within {PITCH_TOLERANCE_CENTS} cents of the label. Reconstructions are scaled to "
-        "the original's peak before the STFT distance.",
+        f"Pitch: median pYIN f0 within {PITCH_TOLERANCE_CENTS} cents of the label. The models hear each note at "
+        f"peak {NOTE_PEAK:g}, as in the app; reconstructions are scaled to the original's peak before the STFT "
+        "distance.",
     ]
     return "\n".join(lines) + "\n"
 
@@ -223,8 +226,9 @@ def evaluate(args) -> dict:
     names = choose_notes(examples, args.notes, args.seed)
     pitches = [int(examples[name]["pitch"]) for name in names]
     families = [int(examples[name]["instrument_family"]) for name in names]
-    notes = load_notes(Path(args.data), names)
-    originals = notes[:, :length]
+    originals = load_notes(Path(args.data), names)
+    notes = np.stack([normalize_loudness(note, NOTE_PEAK) for note in originals])
+    originals = originals[:, :length]
 
     classifier = train_family_classifier(args.train_data, min(FEATURE_SECONDS, length / SAMPLE_RATE), args.seed,
                                          cache_dir=Path(args.out).parent)

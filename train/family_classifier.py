@@ -23,6 +23,7 @@ from nsynth_core.audio import SAMPLE_RATE, normalize_loudness
 from nsynth_core.dataset import read_examples_json, read_wav
 
 FEATURE_SECONDS = 1.5  # the attack and the start of the held part, where families differ most
+FEATURE_PEAK = 0.9  # every note is described at one level, so the classifier judges timbre, not loudness
 N_FFT = 1024
 HOP_LENGTH = 256
 N_MELS = 64
@@ -38,7 +39,7 @@ class ClassifierError(ValueError):
 
 def note_features(audio: np.ndarray, seconds: float = FEATURE_SECONDS) -> np.ndarray:
     """A fixed-length feature vector of a mono note's first `seconds`."""
-    window = normalize_loudness(np.asarray(audio)[: round(seconds * SAMPLE_RATE)])
+    window = normalize_loudness(np.asarray(audio)[: round(seconds * SAMPLE_RATE)], FEATURE_PEAK)
     frames = dict(n_fft=N_FFT, hop_length=HOP_LENGTH)
     power = librosa.feature.melspectrogram(y=window, sr=SAMPLE_RATE, n_mels=N_MELS, **frames)
     log_mel = librosa.power_to_db(power, amin=1e-8)  # floor at -80 dB so silent bands do not dominate
