@@ -18,6 +18,8 @@ SOURCE_RATE_RANGE = (4000, 192000)  # rates outside this are almost surely a cor
 # of 1 500 of them (velocities 25-127; 5-95 % of peaks lie in 0.04-0.64), and scaled up only to be listened to.
 NOTE_PEAK = 0.17
 PLAYBACK_PEAK = 0.9  # headroom below 1 so a played note does not clip
+# Near-silent output (a decoder idling between the smallest mu-law steps) is played quiet, not boosted to a crackle.
+MAX_PLAYBACK_GAIN = 4 * PLAYBACK_PEAK / NOTE_PEAK
 SILENCE_PEAK = 1e-4  # -80 dBFS: quieter than this is silence, and scaling it up would only amplify noise
 MU = 255
 
@@ -114,6 +116,13 @@ def normalize_loudness(x, peak):
     if current < SILENCE_PEAK:
         return x.astype(np.float32)
     return (x * (peak / current)).astype(np.float32)
+
+
+def for_playback(x):
+    """x scaled to PLAYBACK_PEAK, by a gain of at most MAX_PLAYBACK_GAIN."""
+    x = np.asarray(x, dtype=np.float64)
+    current = np.max(np.abs(x), initial=0.0)
+    return (x * min(PLAYBACK_PEAK / max(current, SILENCE_PEAK), MAX_PLAYBACK_GAIN)).astype(np.float32)
 
 
 def midi_to_hz(pitch: torch.Tensor) -> torch.Tensor:

@@ -29,7 +29,7 @@ import plotly.graph_objects as go
 import torch
 
 from . import fastgen
-from .audio import NOTE_LENGTH, PLAYBACK_PEAK, SAMPLE_RATE, SILENCE_PEAK, load_audio, normalize_loudness, write_wav
+from .audio import NOTE_LENGTH, SAMPLE_RATE, SILENCE_PEAK, for_playback, load_audio, write_wav
 from .checkpoint import CheckpointError, checkpoint_paths, load_checkpoint, read_description
 from .embedding_map import EmbeddingMap, EmbeddingMapError, build_map, ensure_reducer, load_map, note_features
 from .interpolation import grid_weights, line_weights, mix
@@ -497,7 +497,7 @@ def export_zip(path, grid: Grid, audio: np.ndarray, z: np.ndarray) -> Path:
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         for label, audio_i, z_i in zip(grid.labels, audio, z):
             wav, npy = io.BytesIO(), io.BytesIO()
-            write_wav(wav, normalize_loudness(audio_i, PLAYBACK_PEAK))
+            write_wav(wav, for_playback(audio_i))
             np.save(npy, z_i)
             archive.writestr(f"{label}.wav", wav.getvalue())
             archive.writestr(f"{label}.npy", npy.getvalue())

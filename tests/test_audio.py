@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from nsynth_core import audio
-from nsynth_core.audio import (NOTE_LENGTH, NOTE_PEAK, SAMPLE_RATE, AudioError, load_audio, mu_law_decode,
-                               mu_law_encode, normalize_loudness, write_wav)
+from nsynth_core.audio import (MAX_PLAYBACK_GAIN, NOTE_LENGTH, NOTE_PEAK, PLAYBACK_PEAK, SAMPLE_RATE, AudioError,
+                               for_playback, load_audio, mu_law_decode, mu_law_encode, normalize_loudness, write_wav)
 
 
 def sine(frequency, seconds, sample_rate, amplitude=0.5):
@@ -189,6 +189,16 @@ def test_normalize_loudness_sets_the_peak():
     y = normalize_loudness(x, peak=0.5)
     assert y.dtype == np.float32 and np.max(np.abs(y)) == pytest.approx(0.5, rel=1e-6)
     np.testing.assert_allclose(y, x * 0.5 / np.max(np.abs(x)), rtol=1e-5)
+
+
+def test_playback_brings_notes_to_one_peak_but_keeps_near_silence_quiet():
+    note = NOTE_PEAK * np.sin(np.linspace(0, 100, 1000))
+    for x in (note, note / 3, np.clip(note * 20, -1, 1)):
+        assert np.abs(for_playback(x)).max() == pytest.approx(PLAYBACK_PEAK, rel=1e-6)
+    idle = np.full(1000, 2.6e-4) * np.sign(np.sin(np.arange(1000)))  # a decoder between the smallest mu-law steps
+    np.testing.assert_allclose(for_playback(idle), idle * MAX_PLAYBACK_GAIN, rtol=1e-6)
+    assert np.abs(for_playback(idle)).max() < 0.01
+    assert not for_playback(np.zeros(10)).any()
 
 
 def test_silence_stays_silence(tmp_path):

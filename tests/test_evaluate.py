@@ -10,11 +10,12 @@ import pytest
 import soundfile as sf
 import torch
 
-from nsynth_core.audio import SAMPLE_RATE
+from nsynth_core.audio import NOTE_PEAK, SAMPLE_RATE
 from nsynth_core.checkpoint import load_checkpoint, save_checkpoint
 from nsynth_core.dataset import FAMILIES
 from nsynth_core.spectral import SpectralAutoencoder, SpectralConfig
 from nsynth_core.wavenet import WaveNetAutoencoder, WaveNetConfig
+from train import evaluate
 from train.evaluate import (ORIGINAL, SPECTRAL, EvaluationError, choose_notes, load_notes, main, markdown_table,
                             wavenet_reconstructions, wavenet_row)
 from train.family_classifier import train_family_classifier
@@ -132,7 +133,17 @@ def test_classifier_features_are_cached(setup, evaluated):
     assert cached.features_cached and cached.training_notes == 4
 
 
-def test_models_hear_every_note_at_the_apps_level(setup, evaluated, tmp_path):
+def test_models_hear_every_note_at_the_apps_level(setup, evaluated, tmp_path, monkeypatch):
+    heard = []  # the peak of every note each model is given
+
+    def listening(reconstruct):
+        def wrapped(model, audio, *rest):
+            heard.append(np.abs(audio).max(axis=1))
+            return reconstruct(model, audio, *rest)
+        return wrapped
+
+    for name in ("wavenet_reconstructions", "spectral_reconstructions"):
+        monkeypatch.setattr(evaluate, name, listening(getattr(evaluate, name)))
     quieter = tmp_path / "nsynth-test"
     shutil.copytree(setup["test"], quieter)
     for path in (quieter / "audio").glob("*.wav"):
@@ -142,6 +153,7 @@ def test_models_hear_every_note_at_the_apps_level(setup, evaluated, tmp_path):
     with contextlib.redirect_stdout(io.StringIO()):
         assert main(arguments(dict(setup, test=quieter), out)) == 0
     results = json.loads(out.with_suffix(".json").read_text())
+    assert len(heard) == 2 and np.allclose(heard, NOTE_PEAK)
     assert results["wavenet"]["cross_entropy_nats"] == evaluated[2]["wavenet"]["cross_entropy_nats"]
     for row in (wavenet_row(1), wavenet_row(0.5), SPECTRAL):
         assert results["rows"][row]["per_note"]["median_f0_hz"] == evaluated[2]["rows"][row]["per_note"]["median_f0_hz"]

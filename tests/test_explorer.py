@@ -10,7 +10,7 @@ import torch
 from nsynth_core import explorer
 from nsynth_core.audio import NOTE_LENGTH, NOTE_PEAK, PLAYBACK_PEAK, SAMPLE_RATE, AudioError
 from nsynth_core.checkpoint import CheckpointError
-from nsynth_core.embedding_map import save_map
+from nsynth_core.embedding_map import load_map, note_features, save_map
 from nsynth_core.explorer import (
     Explorer, ExplorerError, add_notes, bundled_notes, decode, encode_notes, estimate_decode_seconds, export_zip,
     list_checkpoints, load_model, make_grid, map_figure, note_from_file, record_decode_time,
@@ -52,11 +52,21 @@ def small_assets(tmp_path_factory):
     return directory
 
 
+def test_shipped_map_is_the_shipped_wavenets_encoding_of_the_examples_as_the_app_loads_them():
+    shipped = explorer.DEFAULT_CHECKPOINTS_DIR / "wavenet"
+    wavenet = load_model(shipped)
+    stored = load_map(explorer.ASSETS_DIR)
+    assert stored.checkpoint == wavenet.fingerprint
+    notes = bundled_notes()
+    assert list(stored.names) == [note.id for note in notes]
+    np.testing.assert_allclose(note_features(encode_notes(wavenet, notes)), stored.features, atol=1e-4)
+
+
 def test_bundled_examples_cover_the_families():
     notes = bundled_notes()
     assert len(notes) >= 16
     assert {note.family for note in notes} >= {"bass", "brass", "flute", "keyboard", "string", "vocal"}
-    assert all(note.audio.shape == (NOTE_LENGTH,) and np.abs(note.audio).max() > 0.1 for note in notes)
+    assert all(note.audio.shape == (NOTE_LENGTH,) and np.abs(note.audio).max() == pytest.approx(NOTE_PEAK) for note in notes)
 
 
 def test_uploads_become_named_pitched_notes(write_tone):
@@ -152,7 +162,7 @@ def test_grids_mix_the_corners(checkpoints, small_assets, tmp_path):
         with opened.open("r2c2.wav") as wav:
             sound, rate = sf.read(wav)
         assert rate == SAMPLE_RATE and len(sound) == SHORT
-        assert np.abs(sound).max() == pytest.approx(PLAYBACK_PEAK, abs=1 / 32768)
+        assert np.abs(sound).max() == pytest.approx(PLAYBACK_PEAK, abs=2 / 32768)  # 16-bit samples
         assert json.loads(opened.read("grid.json"))["corners"] == [note.name for note in corners]
 
     line = make_grid(corners[:2], 4)

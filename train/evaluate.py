@@ -10,7 +10,7 @@ are reconstructed by both models, and each of the three rows reports
   note's instrument family, the analogue of the paper's Inception-style score;
 - STFT distance: the multi-resolution STFT distance to the original, mean over notes.
 The WaveNet gets one row per sampling temperature (--temperature 1 0.5: two rows, one encoding of the notes);
-its teacher-forced cross-entropy on the same notes and its decoding times are reported beside the table.
+its teacher-forced cross-entropy on the same notes (at the models' input level) and its decoding times are reported beside the table.
 Z comes from the whole note, but only its first --length-seconds are decoded and measured, because sample-by-sample
 decoding is the expensive part. The models are given each note at the level the app and the command line give
 them (peak audio.NOTE_PEAK); reconstructions are compared with the note at its own level. A pitch-conditioned
