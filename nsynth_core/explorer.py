@@ -492,7 +492,8 @@ def output_path(directory, filename: str) -> Path:
 
 
 def export_zip(path, grid: Grid, audio: np.ndarray, z: np.ndarray) -> Path:
-    """A zip of every cell as a 16-bit wav (each at the playback peak) and its Z as .npy, with grid.json saying how each cell was mixed."""
+    """A zip of every cell as a 16-bit wav (at the playback level) and its Z as .npy, with grid.json saying how
+    each cell was mixed."""
     path = Path(path)
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         for label, audio_i, z_i in zip(grid.labels, audio, z):
