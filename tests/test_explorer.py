@@ -66,7 +66,8 @@ def test_bundled_examples_cover_the_families():
     notes = bundled_notes()
     assert len(notes) >= 16
     assert {note.family for note in notes} >= {"bass", "brass", "flute", "keyboard", "string", "vocal"}
-    assert all(note.audio.shape == (NOTE_LENGTH,) and np.abs(note.audio).max() == pytest.approx(NOTE_PEAK) for note in notes)
+    assert all(note.audio.shape == (NOTE_LENGTH,) for note in notes)
+    assert all(np.abs(note.audio).max() == pytest.approx(NOTE_PEAK) for note in notes)  # the level models are fed at
 
 
 def test_uploads_become_named_pitched_notes(write_tone):

@@ -10,7 +10,8 @@ are reconstructed by both models, and each of the three rows reports
   note's instrument family, the analogue of the paper's Inception-style score;
 - STFT distance: the multi-resolution STFT distance to the original, mean over notes.
 The WaveNet gets one row per sampling temperature (--temperature 1 0.5: two rows, one encoding of the notes);
-its teacher-forced cross-entropy on the same notes (at the models' input level) and its decoding times are reported beside the table.
+its teacher-forced cross-entropy on the same notes (at the models' input level) and its decoding times are reported
+beside the table.
 Z comes from the whole note, but only its first --length-seconds are decoded and measured, because sample-by-sample
 decoding is the expensive part. The models are given each note at the level the app and the command line give
 them (peak audio.NOTE_PEAK); reconstructions are compared with the note at its own level. A pitch-conditioned
@@ -226,9 +227,9 @@ def evaluate(args) -> dict:
     names = choose_notes(examples, args.notes, args.seed)
     pitches = [int(examples[name]["pitch"]) for name in names]
     families = [int(examples[name]["instrument_family"]) for name in names]
-    originals = load_notes(Path(args.data), names)
-    notes = np.stack([normalize_loudness(note, NOTE_PEAK) for note in originals])
-    originals = originals[:, :length]
+    as_rendered = load_notes(Path(args.data), names)
+    notes = np.stack([normalize_loudness(note, NOTE_PEAK) for note in as_rendered])
+    originals = as_rendered[:, :length]
 
     classifier = train_family_classifier(args.train_data, min(FEATURE_SECONDS, length / SAMPLE_RATE), args.seed,
                                          cache_dir=Path(args.out).parent)
