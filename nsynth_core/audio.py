@@ -110,20 +110,19 @@ def _read_mono(file, max_frames, what):
     return np.concatenate(chunks) if chunks else np.zeros(0)
 
 
-def normalize_loudness(x, peak):
-    """Scale x so its largest absolute sample is `peak`; silence (below SILENCE_PEAK) is returned unchanged."""
+def normalize_loudness(x, peak, max_gain=math.inf):
+    """Scale x so its largest absolute sample is `peak`, by a gain of at most `max_gain`; silence (below
+    SILENCE_PEAK) is returned unchanged."""
     x = np.asarray(x, dtype=np.float64)  # float64: the peak of huge float32 samples must not overflow
     current = np.max(np.abs(x), initial=0.0)
     if current < SILENCE_PEAK:
         return x.astype(np.float32)
-    return (x * (peak / current)).astype(np.float32)
+    return (x * min(peak / current, max_gain)).astype(np.float32)
 
 
 def for_playback(x):
-    """x scaled to PLAYBACK_PEAK, by a gain of at most MAX_PLAYBACK_GAIN."""
-    x = np.asarray(x, dtype=np.float64)
-    current = np.max(np.abs(x), initial=0.0)
-    return (x * min(PLAYBACK_PEAK / max(current, SILENCE_PEAK), MAX_PLAYBACK_GAIN)).astype(np.float32)
+    """x at the level every player plays at."""
+    return normalize_loudness(x, PLAYBACK_PEAK, MAX_PLAYBACK_GAIN)
 
 
 def midi_to_hz(pitch: torch.Tensor) -> torch.Tensor:

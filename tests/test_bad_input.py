@@ -88,7 +88,8 @@ def test_odd_but_real_audio_becomes_a_normal_note(files, name):
 
 def test_a_long_file_gives_its_first_seconds(files):
     note = note_from_file(files / "ten_minutes.wav")
-    assert np.abs(note.audio[-SAMPLE_RATE // 10:]).max() > 0.5 * NOTE_PEAK  # the tone runs to the end: cut, never padded
+    # The tone runs to the end: cut, never padded.
+    assert np.abs(note.audio[-SAMPLE_RATE // 10:]).max() > 0.5 * NOTE_PEAK
 
 
 def test_a_click_is_kept_and_padded_with_silence(files):
