@@ -37,6 +37,20 @@ def test_note_encodes_to_125_frames_of_16():
     assert z.shape == (2, 125, 16)
 
 
+@pytest.mark.parametrize("length", [64000, 5000, 700])
+def test_fast_encoder_path_equals_the_convolutional_forward_pass(length):
+    """encode() runs the time-major inference path; it must give the training pass's Z, note by note."""
+    torch.manual_seed(0)
+    model = WaveNetAutoencoder(WaveNetConfig.preset("cpu-small")).eval()
+    audio = (torch.rand(3, length) * 2 - 1) * torch.linspace(0.05, 0.9, 3)[:, None]
+    with torch.no_grad():
+        reference = model.encoder(model.scale_input(audio)).transpose(1, 2)
+    fast = model.encode(audio)
+    assert fast.shape == reference.shape == (3, length // 512, 16)
+    torch.testing.assert_close(fast, reference, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(model.encode(audio[1:2]), fast[1:2], rtol=1e-5, atol=1e-5)  # batch-independent
+
+
 def test_forward_gives_256_logits_per_sample_and_causal_decoder():
     torch.manual_seed(0)
     config = replace(WaveNetConfig.preset("cpu-small"), decoder_layers=4, encoder_layers=2, hop_length=64)
