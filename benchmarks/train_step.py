@@ -32,7 +32,7 @@ def step_seconds(config, precision: str, threads: int, repeats: int) -> tuple[fl
     pitch = torch.randint(24, 96, (config.batch_size,))
 
     def step():
-        training_step(loss_of, model, optimizer, audio, pitch, config.grad_clip, bf16=precision == "bf16")
+        training_step(loss_of, model, optimizer, (audio, pitch), config.grad_clip, bf16=precision == "bf16")
 
     step()
     return min((timed(step) for _ in range(repeats)), key=lambda t: t[0])

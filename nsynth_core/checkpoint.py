@@ -1,6 +1,7 @@
 """Models on disk: `<name>.safetensors` (weights only, never pickle) beside `<name>.json` (kind, config, metadata)."""
 
 import dataclasses
+import hashlib
 import json
 from pathlib import Path
 
@@ -8,12 +9,14 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from .ddsp import DDSPConfig, DDSPDecoder
 from .spectral import SpectralAutoencoder, SpectralConfig
 from .wavenet import WaveNetAutoencoder, WaveNetConfig
 
 MODEL_KINDS = {
     "wavenet": (WaveNetConfig, WaveNetAutoencoder),
     "spectral": (SpectralConfig, SpectralAutoencoder),
+    "ddsp": (DDSPConfig, DDSPDecoder),
 }
 
 
@@ -45,6 +48,15 @@ def save_checkpoint(model: torch.nn.Module, path, metadata: dict | None = None) 
                    "metadata": metadata or {}}
     json_path.write_text(json.dumps(description, indent=2) + "\n")
     return weights_path
+
+
+def weights_fingerprint(path) -> str:
+    """A short hash of a checkpoint's weights file: what a cache made with these weights is keyed by."""
+    digest = hashlib.sha256()
+    with open(checkpoint_paths(path)[0], "rb") as weights:
+        for block in iter(lambda: weights.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()[:16]
 
 
 def read_description(path) -> dict:

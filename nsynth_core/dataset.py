@@ -18,7 +18,9 @@ import soundfile as sf
 import torch
 
 from nsynth_core import protobuf
-from nsynth_core.audio import SAMPLE_RATE, SILENCE_PEAK
+from safetensors import safe_open
+
+from nsynth_core.audio import NOTE_PEAK, SAMPLE_RATE, SILENCE_PEAK, normalize_loudness
 
 FAMILIES = ("bass", "brass", "flute", "guitar", "keyboard", "mallet", "organ", "reed", "string", "synth_lead", "vocal")
 SOURCES = ("acoustic", "electronic", "synthetic")
@@ -322,3 +324,29 @@ class NoteCropDataset(torch.utils.data.Dataset):
         end = len(audio) if self.within is None else min(len(audio), self.within)
         start = int(torch.randint(0, end - self.crop_length + 1, (1,), generator=self.generator))
         return np.ascontiguousarray(audio[start: start + self.crop_length], dtype=np.float32)
+
+
+class EncodedNoteDataset(torch.utils.data.Dataset):
+    """Whole notes with their cached Z (train/cache_z.py): item i is (audio [T] at NOTE_PEAK, MIDI pitch,
+    Z [frames, latent]), the audio as the encoder heard it. Z is held in memory; audio is read from `notes`."""
+
+    def __init__(self, notes, cache):
+        self.source, self.cache = Path(notes), Path(cache)
+        self.generator = None  # whole notes: nothing is drawn at random here
+        shards = sorted(self.cache.glob("shard-*.safetensors"))
+        if not shards:
+            raise DatasetError(f"'{self.cache}' holds no cached Z; make it with `python -m train.cache_z`.")
+        self.names, z, pitch = [], [], []
+        for shard in shards:
+            with safe_open(str(shard), "pt") as file:
+                self.names += json.loads(file.metadata()["names"])
+                z.append(file.get_tensor("z"))
+                pitch.append(file.get_tensor("pitch"))
+        self.z, self.pitch = torch.cat(z), torch.cat(pitch)
+
+    def __len__(self):
+        return len(self.names)
+
+    def __getitem__(self, index):
+        audio = normalize_loudness(read_wav(self.source / "audio" / f"{self.names[index]}.wav"), NOTE_PEAK)
+        return torch.from_numpy(audio), int(self.pitch[index]), self.z[index]

@@ -30,7 +30,7 @@ import torch
 
 from . import fastgen
 from .audio import NOTE_LENGTH, SAMPLE_RATE, SILENCE_PEAK, for_playback, load_audio, write_wav
-from .checkpoint import CheckpointError, checkpoint_paths, load_checkpoint, read_description
+from .checkpoint import CheckpointError, checkpoint_paths, load_checkpoint, read_description, weights_fingerprint
 from .embedding_map import EmbeddingMap, EmbeddingMapError, build_map, ensure_reducer, load_map, note_features
 from .interpolation import grid_weights, line_weights, mix
 from .metrics import median_f0
@@ -179,14 +179,6 @@ def list_checkpoints(directory) -> dict[str, list[tuple[str, str]]]:
         if weights_path.is_file():
             found[kind].append((json_path.stem, str(json_path.with_suffix(""))))
     return found
-
-
-def weights_fingerprint(path) -> str:
-    digest = hashlib.sha256()
-    with open(checkpoint_paths(path)[0], "rb") as weights:
-        for block in iter(lambda: weights.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()[:16]
 
 
 @lru_cache(maxsize=4)

@@ -1,8 +1,10 @@
-"""Train the WaveNet autoencoder (or the spectral baseline) on NSynth-format notes.
+"""Train the WaveNet autoencoder, the spectral baseline or the DDSP decoder on NSynth-format notes.
 
 Single process:    python -m train.train --data DATA --out runs/wavenet --config cpu-small
 Several GPUs:      torchrun --nproc_per_node=8 -m train.train --data DATA --out runs/wavenet --config paper
 Resume:            the same command again; it continues from OUT/state.safetensors.
+DDSP decoder:      python -m train.train --data DATA --z-cache CACHE --out runs/ddsp --config ddsp-cpu-small
+                   (CACHE: the notes' Z from the frozen WaveNet encoder, made by `python -m train.cache_z`)
 
 DATA is a json/wav folder of the official layout (nsynth-train/, with a sibling nsynth-valid/) or a TFRecord file.
 Every `--save-minutes` the full training state is written (weights, EMA, optimizer, step, data RNG) and the
@@ -27,7 +29,8 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from nsynth_core.checkpoint import load_checkpoint, save_checkpoint
-from nsynth_core.dataset import NoteCropDataset
+from nsynth_core.dataset import EncodedNoteDataset, NoteCropDataset
+from nsynth_core.ddsp import DDSPConfig, DDSPDecoder, set_latent_statistics
 from nsynth_core.spectral import SpectralAutoencoder, SpectralConfig
 from nsynth_core.wavenet import WaveNetAutoencoder, WaveNetConfig
 
@@ -38,7 +41,7 @@ PAPER_LR_SCHEDULE = ((0, 2e-4), (90_000, 1.33e-4), (120_000, 6e-5), (150_000, 4e
 
 @dataclass
 class TrainConfig:
-    model: str = "wavenet"  # "wavenet" or "spectral"
+    model: str = "wavenet"  # "wavenet", "spectral" or "ddsp"
     model_preset: str = "paper"
     model_changes: dict = field(default_factory=dict)  # preset fields to override, e.g. {"decoder_layers": 10}
     pitch_conditioning: bool = False
@@ -73,6 +76,12 @@ TRAIN_CONFIGS = {
         batch_size=8, crop_length=64000, crop_within_seconds=None,
         max_steps=20_000, lr_schedule=((0, 5e-4), (5_000, 2.5e-4), (10_000, 1e-4)), adam_betas=(0.5, 0.999),
         ema_decay=0.999, valid_every=250, valid_notes=32),
+    # Whole notes with their cached Z; DDSP's Adam at a higher rate for a short CPU schedule, its clipping at 3.
+    "ddsp-cpu-small": TrainConfig(
+        model="ddsp", model_preset="cpu-small", pitch_conditioning=True, batch_size=8, crop_length=64000,
+        crop_within_seconds=None, max_steps=20_000,
+        lr_schedule=((0, 1e-3), (3_000, 5e-4), (6_000, 2.5e-4), (10_000, 1e-4)),
+        ema_decay=0.999, grad_clip=3.0, valid_every=250, valid_notes=32),
 }
 
 
@@ -92,6 +101,8 @@ def build_model(config: TrainConfig) -> torch.nn.Module:
         return WaveNetAutoencoder(replace(WaveNetConfig.preset(config.model_preset), **changes))
     if config.model == "spectral":
         return SpectralAutoencoder(replace(SpectralConfig.preset(config.model_preset), **changes))
+    if config.model == "ddsp":  # always pitch-driven: its oscillators play the note's f0
+        return DDSPDecoder(replace(DDSPConfig.preset(config.model_preset), **config.model_changes))
     raise ValueError(f"Unknown model {config.model!r}.")
 
 
@@ -163,16 +174,17 @@ class LossOf(torch.nn.Module):
         super().__init__()
         self.model, self.pitch_conditioning = model, pitch_conditioning
 
-    def forward(self, audio, pitch):
-        return self.model.loss(audio, pitch if self.pitch_conditioning else None)
+    def forward(self, audio, pitch, *cached):
+        return self.model.loss(audio, pitch if self.pitch_conditioning else None, *cached)
 
 
 def crop_batch(dataset, indices, generator: torch.Generator, device):
-    """Stacked crops of the notes `indices`, crop offsets drawn from `generator`."""
+    """(audio, pitch, and whatever else the dataset gives, e.g. cached Z) of the notes `indices`, stacked;
+    crop offsets drawn from `generator`."""
     dataset.generator = generator
-    items = [dataset[i] for i in indices]
-    audio = torch.stack([crop for crop, _ in items]).to(device)
-    return audio, torch.tensor([pitch for _, pitch in items], device=device)
+    audio, pitch, *cached = zip(*(dataset[i] for i in indices))
+    return (torch.stack(audio).to(device), torch.tensor(pitch, device=device),
+            *(torch.stack(field).to(device) for field in cached))
 
 
 def training_batch(dataset, batch_size: int, seed: int, step: int, rank: int, device):
@@ -182,10 +194,10 @@ def training_batch(dataset, batch_size: int, seed: int, step: int, rank: int, de
     return crop_batch(dataset, indices, generator, device)
 
 
-def training_step(trained, model, optimizer, audio, pitch, grad_clip: float, bf16: bool) -> torch.Tensor:
+def training_step(trained, model, optimizer, batch, grad_clip: float, bf16: bool) -> torch.Tensor:
     """One optimiser step on a batch (`trained` computes the loss, `model` holds the weights); returns the loss."""
-    with torch.autocast(audio.device.type, dtype=torch.bfloat16, enabled=bf16):
-        loss = trained(audio, pitch)
+    with torch.autocast(batch[0].device.type, dtype=torch.bfloat16, enabled=bf16):
+        loss = trained(*batch)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     if grad_clip:
@@ -220,6 +232,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, required=True, help="nsynth-train folder or TFRecord file")
     parser.add_argument("--out", type=Path, required=True, help="run folder (state, exported model, metrics.csv)")
+    parser.add_argument("--z-cache", type=Path, help="the training notes' cached Z (DDSP configs), with a sibling "
+                                                      "cache of the validation notes (nsynth-train -> nsynth-valid)")
     parser.add_argument("--config", choices=sorted(TRAIN_CONFIGS), default="cpu-small")
     parser.add_argument("--pitch-conditioning", action="store_true", help="condition the decoder on MIDI pitch")
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
@@ -252,7 +266,7 @@ def main():
         torch.set_num_threads(args.threads)
 
     config = TRAIN_CONFIGS[args.config]
-    overrides = {"pitch_conditioning": args.pitch_conditioning,
+    overrides = {"pitch_conditioning": args.pitch_conditioning or config.pitch_conditioning,
                  "model_changes": {**config.model_changes, **parse_changes(args.set)}}
     if args.max_steps:
         overrides["max_steps"] = args.max_steps
@@ -274,11 +288,29 @@ def main():
     if pitch_driven and not config.pitch_conditioning:
         parser.error(f"--config {args.config} sets {pitch_driven[0]}, which follows the conditioned pitch: add "
                      f"--pitch-conditioning (or --set {pitch_driven[0]}=0 to leave it out).")
+    if config.model == "ddsp" and args.z_cache is None:
+        parser.error("DDSP configs train on cached Z: give --z-cache (made by `python -m train.cache_z`).")
     if config.batch_size % world:
         raise ValueError(f"Batch size {config.batch_size} does not split over {world} processes.")
 
+    if config.model == "ddsp":
+        train_set = EncodedNoteDataset(args.data, args.z_cache)
+        valid_set = None
+        if is_main and valid_source(args.data) and valid_source(args.z_cache):
+            valid_set = EncodedNoteDataset(valid_source(args.data), valid_source(args.z_cache))
+    else:
+        train_set = NoteCropDataset(args.data, crop_length=config.crop_length,
+                                    within_seconds=config.crop_within_seconds)
+        valid_path = valid_source(args.data)
+        valid_set = None
+        if is_main and valid_path is not None:
+            valid_set = NoteCropDataset(valid_path, crop_length=config.crop_length,
+                                        within_seconds=config.crop_within_seconds)
+
     torch.manual_seed(args.seed + rank)
     model = build_model(config).to(device)
+    if config.model == "ddsp":  # a new run's Z normalisation (a resumed one loads it with the weights)
+        set_latent_statistics(model, train_set.z)
     ema = build_model(config).to(device).eval() if config.ema_decay else None
     if ema is not None:
         ema.load_state_dict(model.state_dict())
@@ -298,13 +330,6 @@ def main():
     trained = LossOf(model, config.pitch_conditioning)
     if distributed:
         trained = DistributedDataParallel(trained)
-
-    train_set = NoteCropDataset(args.data, crop_length=config.crop_length, within_seconds=config.crop_within_seconds)
-    valid_path = valid_source(args.data)
-    valid_set = None
-    if is_main and valid_path is not None:
-        valid_set = NoteCropDataset(valid_path, crop_length=config.crop_length,
-                                    within_seconds=config.crop_within_seconds)
 
     metrics_path = args.out / "metrics.csv"
     if is_main and metrics_path.exists():  # drop rows logged after the state we resumed from (a killed run's)
@@ -348,8 +373,8 @@ def main():
         lr = learning_rate(config.lr_schedule, step)
         for group in optimizer.param_groups:
             group["lr"] = lr
-        audio, pitch = training_batch(train_set, config.batch_size // world, args.seed, step, rank, device)
-        loss = training_step(trained, model, optimizer, audio, pitch, config.grad_clip, use_autocast)
+        batch = training_batch(train_set, config.batch_size // world, args.seed, step, rank, device)
+        loss = training_step(trained, model, optimizer, batch, config.grad_clip, use_autocast)
         if ema is not None:
             with torch.no_grad():
                 # TF's ExponentialMovingAverage with num_updates (as Magenta used it): a short memory early on.
