@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from nsynth_core import explorer as ex
+from nsynth_core import fastgen
 from nsynth_core.audio import NOTE_LENGTH, SAMPLE_RATE, for_playback
 from nsynth_core.interpolation import GRID_SIZES
 from nsynth_core.rainbowgram import rainbowgram
@@ -359,6 +360,7 @@ with gr.Blocks(title="NSynth timbre explorer", delete_cache=(600, ex.OUTPUT_MAX_
 
 if __name__ == "__main__":
     keep_memory_flat()  # before the server's threads start
+    fastgen.start_build()  # the first start compiles for up to minutes: not on a visitor's first decode
     for name, problem in ex.broken_checkpoints(app.checkpoints_dir).items():
         print(f"Skipped checkpoint {name}: {problem}", file=sys.stderr)
     threading.Thread(target=warm_up, daemon=True).start()

@@ -1,14 +1,21 @@
 """Fast WaveNet decoding: the sample loop of the incremental decoder (generate.py) run in compiled C++.
 
-The engine (csrc/fastgen.cpp) is compiled on first use with the machine's C++ compiler for the machine's own
-vector instructions, then cached by torch.utils.cpp_extension. It runs the very same weights and step as
-`WaveNetDecoder.step`, with conditioning biases precomputed per frame and the batch split across threads, and
-draws samples from the same uniforms as `generate`, so a seed gives the same audio from both engines.
-`decode` uses it when it can and falls back to `generate` otherwise.
+The engine (csrc/fastgen.cpp) is compiled with the machine's C++ compiler for the machine's own vector
+instructions, once per source and machine: the app starts that in the background (`start_build`), and
+`python -m nsynth_core.fastgen` does it ahead of time. The library is kept in a cache folder of its own, which
+later processes load without compiling. It runs the very same weights and step as `WaveNetDecoder.step`, with
+conditioning biases precomputed per frame and the batch split across threads, and draws samples from the same
+uniforms as `generate`, so a seed gives the same audio from both engines. `decode` uses it when it can and falls
+back to `generate` otherwise, saying why once in the log.
 """
 
+import contextlib
 import ctypes
+import fcntl
+import hashlib
 import logging
+import os
+import platform
 import threading
 import time
 import weakref
@@ -25,34 +32,150 @@ from .wavenet import WaveNetAutoencoder
 log = logging.getLogger(__name__)
 
 SOURCE = Path(__file__).parent / "csrc" / "fastgen.cpp"
+LIBRARY_NAME = "nsynth_fastgen"
+# -ffp-contract=fast lets the compiler fuse multiply-adds, which ISO C++ mode forbids.
+CFLAGS = ["-O3", "-march=native", "-ffp-contract=fast", "-pthread"]
+LDFLAGS = ["-pthread"]
+BUILD_WAIT = 180  # s a decode waits for a build still running (one took 112 s with both cores loaded)
+READY_FILE = "ready"  # names the library once its build has finished: from then on it is loaded, never rebuilt
+BUILD_LOCK_FILE = "build.lock"  # flock'ed while building: the kernel releases it when the builder dies
+TORCH_LOCK_FILE = "lock"  # torch's own build lock, which a killed build leaves behind and torch waits on forever
 CHUNK = 1600  # samples per call into C++: progress is reported between calls (40 times for a 4 s note)
 CHANNEL_MULTIPLE = 16  # the engine works on whole vector registers of channels
 RETRY_EVERY = 20  # chunks between re-measurements of the thread count not in use
 
-_build_lock = threading.Lock()
-_library = None
-_build_error = None
+
+def build_directory(source: Path = SOURCE, root: str | Path | None = None) -> Path:
+    """The engine's build folder, named by a digest of all the library depends on: checkouts with the same
+    source share one build, a different source or flags never overwrite it. Under `root`, by default
+    TORCH_EXTENSIONS_DIR or torch's cache folder (in XDG_CACHE_HOME when set), which outlive the process."""
+    root = root or os.environ.get("TORCH_EXTENSIONS_DIR") or cpp_extension.get_default_build_root()
+    inputs = (source.read_bytes(), CFLAGS, LDFLAGS, torch.__version__, _instruction_set())
+    return Path(root) / f"{LIBRARY_NAME}-{hashlib.sha256(repr(inputs).encode()).hexdigest()[:16]}"
+
+
+def _instruction_set() -> str:
+    """This CPU's instruction-set extensions: -march=native compiles for them, so machines sharing a home
+    folder need a build per kind of CPU."""
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            return platform.machine() + next((line for line in cpuinfo if line.startswith("flags")), "")
+    except OSError:
+        return platform.machine()
+
+
+def compiled_library(source: Path = SOURCE, root: str | Path | None = None) -> Path:
+    """The engine's shared library in its build folder, compiled there first unless a build has finished."""
+    directory = build_directory(source, root)
+    if finished := _finished_build(directory):
+        return finished
+    directory.mkdir(parents=True, exist_ok=True)
+    with _exclusive_build(directory):
+        if finished := _finished_build(directory):  # built by the process this one waited for
+            return finished
+        torch_lock = directory / TORCH_LOCK_FILE
+        if torch_lock.exists():  # no one else builds here while this process holds the folder
+            log.warning("Removed the build lock that an interrupted build left in %s.", directory)
+            torch_lock.unlink()
+        log.info("Building the C++ engine in %s.", directory)
+        started = time.perf_counter()
+        library = Path(cpp_extension.load(
+            name=LIBRARY_NAME, sources=[str(source)], extra_cflags=CFLAGS, extra_ldflags=LDFLAGS,
+            build_directory=str(directory), is_python_module=False))
+        ready = directory / READY_FILE
+        ready.with_suffix(".part").write_text(library.name)
+        ready.with_suffix(".part").replace(ready)  # a reader never sees half a name
+        log.info("Built the C++ engine in %.1f s.", time.perf_counter() - started)
+        return library
+
+
+def _finished_build(directory: Path) -> Path | None:
+    try:
+        library = directory / (directory / READY_FILE).read_text()
+    except FileNotFoundError:
+        return None
+    return library if library.is_file() else None
+
+
+@contextlib.contextmanager
+def _exclusive_build(directory: Path):
+    """Holds `directory` for building, waiting (and saying for whom) while another process builds there."""
+    with open(directory / BUILD_LOCK_FILE, "a+") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.seek(0)
+            log.warning("Waiting for process %s, which is building the C++ engine in %s.",
+                        lock.read().strip() or "(unknown)", directory)
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        lock.truncate(0)
+        lock.write(str(os.getpid()))
+        lock.flush()
+        yield
+
+
+class EngineBuild:
+    """This process's one load of the engine: at once when a build has finished, else after building it in a
+    background thread."""
+
+    def __init__(self):
+        self._guard = threading.Lock()
+        self._started: float | None = None  # time.monotonic() of the start
+        self._done = threading.Event()
+        self.library: ctypes.CDLL | None = None
+        self.error: str | None = None
+
+    def start(self):
+        with self._guard:
+            if self._started is None:
+                self._started = time.monotonic()
+                if _finished_build(build_directory()):
+                    self._run()  # milliseconds: no decode should wait, or be told to, for a cached load
+                else:
+                    threading.Thread(target=self._run, name="fastgen-build", daemon=True).start()
+
+    def _run(self):
+        try:
+            self.library = _bind(ctypes.CDLL(str(compiled_library())))
+        except Exception as error:  # no compiler, no ninja, a failed build: all mean "use the reference"
+            self.error = f"the C++ engine could not be built ({type(error).__name__}: {error})"
+            _warn_once(f"Decoding with the reference generator: {self.error}.")
+        finally:
+            self._done.set()
+
+    def finished(self) -> bool:
+        """Whether the build has ended; starts it if needed, and waits for it until BUILD_WAIT s after its start."""
+        self.start()
+        if not self._done.is_set():
+            _warn_once("Decoding waits for the C++ engine's build to finish.")
+        return self._done.wait(max(0.0, self._started + BUILD_WAIT - time.monotonic()))
+
+
+_engine = EngineBuild()
+_warned: set[str] = set()
+
+
+def _warn_once(message: str):
+    if message not in _warned:
+        _warned.add(message)
+        log.warning(message)
+
+
+def start_build():
+    """Builds the engine, or loads it from the cache, in the background so that no decode has to."""
+    _engine.start()
 
 
 def load_library() -> ctypes.CDLL | None:
-    """The compiled engine, building it on first use; None (with the reason in `build_error()`) if it cannot."""
-    global _library, _build_error
-    with _build_lock:
-        if _library is None and _build_error is None:
-            try:
-                path = cpp_extension.load(
-                    name="nsynth_fastgen", sources=[str(SOURCE)], is_python_module=False,
-                    # -ffp-contract=fast lets the compiler fuse multiply-adds, which ISO C++ mode forbids.
-                    extra_cflags=["-O3", "-march=native", "-ffp-contract=fast", "-pthread"],
-                    extra_ldflags=["-pthread"])
-                _library = _bind(ctypes.CDLL(path))
-            except Exception as error:  # no compiler, no ninja, a failed build: all mean "use the reference"
-                _build_error = f"the C++ engine could not be built ({type(error).__name__}: {error})"
-    return _library
+    """The compiled engine; None (with the reason in `build_error()`) if it cannot be built, or if its build
+    is still running after BUILD_WAIT seconds."""
+    return _engine.library if _engine.finished() else None
 
 
 def build_error() -> str | None:
-    return _build_error
+    if not _engine.finished():
+        return f"the C++ engine's build has not finished after {BUILD_WAIT} s"
+    return _engine.error
 
 
 def _bind(library: ctypes.CDLL) -> ctypes.CDLL:
@@ -218,5 +341,11 @@ def decode(model: WaveNetAutoencoder, z: torch.Tensor, pitch: torch.Tensor | Non
     reason = unavailable_reason(model)
     engine = generate if reason else fast_generate
     if reason:
-        log.warning("Decoding with the reference generator: %s.", reason)
+        _warn_once(f"Decoding with the reference generator: {reason}.")
     return engine(model, z, pitch=pitch, temperature=temperature, seed=seed, progress=progress, length=length)
+
+
+if __name__ == "__main__":
+    # At install time, so that even the app's first start finds the engine built.
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    print(compiled_library())

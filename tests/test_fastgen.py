@@ -1,6 +1,16 @@
+import contextlib
+import ctypes
 import logging
 import math
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,6 +20,12 @@ from nsynth_core import fastgen
 from nsynth_core.audio import mu_law_decode
 from nsynth_core.generate import generate, sampling_uniforms
 from nsynth_core.wavenet import WaveNetAutoencoder, WaveNetConfig, steady_phase
+
+REPO = Path(__file__).resolve().parent.parent
+TINY_SOURCE = 'extern "C" int tiny_answer() { return 42; }\n'  # compiles in about a second
+requires_build_tools = pytest.mark.skipif(
+    shutil.which(os.environ.get("CXX", "c++")) is None or shutil.which("ninja") is None,
+    reason="needs a C++ compiler and ninja")
 
 
 @pytest.fixture(scope="module")
@@ -127,3 +143,148 @@ def test_decode_uses_the_fast_engine_when_it_can(caplog):
         audio = fastgen.decode(model, z, seed=4)
     assert caplog.text == ""
     np.testing.assert_array_equal(audio, generate(model, z, seed=4))
+
+
+def run_python(code, **env):
+    """`code` in a fresh Python process at the repository root, with `env` added to the environment."""
+    return subprocess.run([sys.executable, "-c", code], cwd=REPO, env={**os.environ, **env},
+                          capture_output=True, text=True, timeout=300)
+
+
+def recording_tools(folder):
+    """A PATH folder whose compilers and ninja only note that they were called, in folder/calls."""
+    folder.mkdir()
+    for tool in ("c++", "g++", "gcc", "cc", "ninja"):
+        script = folder / tool
+        script.write_text(f'#!/bin/sh\necho {tool} "$@" >> {folder / "calls"}\nexit 1\n')
+        script.chmod(0o755)
+    return folder
+
+
+def line_written_to(path, process, seconds=120):
+    """The first line written to `path`, failing if `process` ends or `seconds` pass first."""
+    deadline = time.monotonic() + seconds
+    while process.poll() is None and time.monotonic() < deadline:
+        if path.exists() and path.read_text().endswith("\n"):
+            return path.read_text()
+        time.sleep(0.1)
+    raise AssertionError(f"Nothing was written to {path.name}.")
+
+
+@pytest.fixture
+def tiny_source(tmp_path):
+    source = tmp_path / "tiny.cpp"
+    source.write_text(TINY_SOURCE)
+    return source
+
+
+def test_each_source_and_set_of_flags_gets_its_own_build_folder_in_the_cache(tmp_path, monkeypatch):
+    first, same, other = (tmp_path / name for name in ("a.cpp", "checkout-b.cpp", "c.cpp"))
+    first.write_text(TINY_SOURCE)
+    same.write_text(TINY_SOURCE)
+    other.write_text(TINY_SOURCE + "// changed\n")
+    monkeypatch.setenv("TORCH_EXTENSIONS_DIR", str(tmp_path / "extensions"))
+    assert fastgen.build_directory(first).parent == tmp_path / "extensions"
+    assert fastgen.build_directory(first) == fastgen.build_directory(same)  # two checkouts share one build
+    assert fastgen.build_directory(first) != fastgen.build_directory(other)
+    monkeypatch.delenv("TORCH_EXTENSIONS_DIR")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    assert fastgen.build_directory(first).parent == (tmp_path / "cache" / "torch_extensions").resolve()
+    with_flags = fastgen.build_directory(first)
+    monkeypatch.setattr(fastgen, "CFLAGS", [*fastgen.CFLAGS, "-DCHANGED"])
+    assert fastgen.build_directory(first) != with_flags
+
+
+@pytest.mark.usefixtures("engine")
+def test_a_fresh_process_loads_the_built_engine_without_calling_the_compiler(tmp_path):
+    tools = recording_tools(tmp_path / "bin")
+    loaded = run_python("from nsynth_core import fastgen; print(fastgen.load_library() is not None)", PATH=str(tools))
+    assert loaded.returncode == 0, loaded.stderr
+    assert loaded.stdout.strip() == "True", loaded.stderr
+    assert not (tools / "calls").exists()
+
+
+def test_without_build_tools_decoding_falls_back_and_says_why_once(tmp_path):
+    decoded = run_python(
+        "import torch; from dataclasses import replace; from nsynth_core import fastgen; "
+        "from nsynth_core.wavenet import WaveNetAutoencoder, WaveNetConfig; "
+        "config = replace(WaveNetConfig.preset('cpu-small'), encoder_layers=2, decoder_layers=2, hop_length=32); "
+        "model = WaveNetAutoencoder(config).eval(); z = torch.randn(1, 2, 16); "
+        "print(fastgen.decode(model, z, seed=1).shape, fastgen.decode(model, z, seed=1).shape)",
+        PATH=str(recording_tools(tmp_path / "bin")), TORCH_EXTENSIONS_DIR=str(tmp_path / "extensions"))
+    assert decoded.returncode == 0, decoded.stderr
+    assert decoded.stdout.split() == ["(1,", "64)", "(1,", "64)"]
+    assert decoded.stderr.count("Decoding with the reference generator: the C++ engine could not be built") == 1
+
+
+@requires_build_tools
+def test_a_build_killed_midway_leaves_a_lock_that_the_next_build_clears(tmp_path, tiny_source):
+    stuck_compiler = tmp_path / "stuck-g++"
+    stuck_compiler.write_text(f'#!/bin/sh\necho $$ > {tmp_path / "compiling"}\nexec sleep 600\n')
+    stuck_compiler.chmod(0o755)
+    build = (f"import logging; from pathlib import Path; from nsynth_core import fastgen; logging.basicConfig(); "
+             f"print(fastgen.compiled_library(Path({str(tiny_source)!r}), {str(tmp_path)!r}))")
+    killed = subprocess.Popen([sys.executable, "-c", build], cwd=REPO, start_new_session=True,
+                              env={**os.environ, "CXX": str(stuck_compiler), "TORCH_DONT_CHECK_COMPILER_ABI": "1"})
+    try:
+        compiler_pid = int(line_written_to(tmp_path / "compiling", killed))
+    finally:
+        with contextlib.suppress(ProcessLookupError):  # gone already if it failed before compiling
+            os.killpg(killed.pid, signal.SIGKILL)  # the build's python and ninja
+        killed.wait()
+    os.kill(compiler_pid, signal.SIGKILL)  # ninja runs it in a process group of its own
+    directory = fastgen.build_directory(tiny_source, tmp_path)
+    assert (directory / "lock").exists()  # torch's lock, on which torch's own loader would wait forever
+
+    rebuilt = run_python(build)
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    assert "Removed the build lock that an interrupted build left" in rebuilt.stderr
+    assert not (directory / "lock").exists()
+    assert ctypes.CDLL(rebuilt.stdout.strip()).tiny_answer() == 42
+
+
+@requires_build_tools
+def test_a_build_waits_for_another_live_builder_and_names_it(tmp_path, tiny_source, caplog):
+    directory = fastgen.build_directory(tiny_source, tmp_path)
+    directory.mkdir(parents=True)
+    built = []
+    with caplog.at_level(logging.WARNING, logger="nsynth_core.fastgen"):
+        with fastgen._exclusive_build(directory):
+            waiter = threading.Thread(target=lambda: built.append(fastgen.compiled_library(tiny_source, tmp_path)))
+            waiter.start()
+            deadline = time.monotonic() + 60
+            while "Waiting for process" not in caplog.text and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert not built
+        waiter.join(120)
+    assert f"Waiting for process {os.getpid()}, which is building" in caplog.text
+    assert ctypes.CDLL(str(built[0])).tiny_answer() == 42
+
+
+def test_a_decode_during_a_slow_build_waits_a_bounded_time_then_says_why_once(monkeypatch, caplog):
+    release = threading.Event()
+
+    def slow_failing_build():
+        release.wait(60)  # only ends the test if the bounded wait is broken
+        raise RuntimeError("the compiler went away")
+
+    monkeypatch.setattr(fastgen, "compiled_library", slow_failing_build)
+    monkeypatch.setattr(fastgen, "_finished_build", lambda directory: None)  # a first start
+    monkeypatch.setattr(fastgen, "_engine", fastgen.EngineBuild())
+    monkeypatch.setattr(fastgen, "_warned", set())
+    monkeypatch.setattr(fastgen, "BUILD_WAIT", 0.3)
+    model = random_model("cpu-small", decoder_layers=2, hop_length=32)
+    z = torch.randn(1, 2, 16)
+    with caplog.at_level(logging.WARNING, logger="nsynth_core.fastgen"):
+        fastgen.start_build()
+        during = [fastgen.decode(model, z, seed=4) for _ in range(2)]
+        assert not release.is_set()
+        assert caplog.text.count("Decoding waits for the C++ engine's build to finish") == 1
+        assert caplog.text.count("the C++ engine's build has not finished after 0.3 s") == 1
+        release.set()
+        monkeypatch.setattr(fastgen, "BUILD_WAIT", 60)
+        assert fastgen.load_library() is None and "the compiler went away" in fastgen.build_error()
+        after = [fastgen.decode(model, z, seed=4) for _ in range(2)]
+    assert caplog.text.count("the compiler went away") == 1
+    for audio in during + after:
+        np.testing.assert_array_equal(audio, generate(model, z, seed=4))
