@@ -297,7 +297,9 @@ def main():
         print(f"Continuing from step {step} ({samples_seen:,} samples seen).")
     trained = LossOf(model, config.pitch_conditioning)
     if distributed:
-        trained = DistributedDataParallel(trained)
+        # The last WaveNet layer's residual output feeds nothing (only its skip output does), so that 1x1 conv
+        # gets no gradient; DDP has to be told, or it waits for it and fails on the second step.
+        trained = DistributedDataParallel(trained, find_unused_parameters=True)
 
     train_set = NoteCropDataset(args.data, crop_length=config.crop_length, within_seconds=config.crop_within_seconds)
     valid_path = valid_source(args.data)
