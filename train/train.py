@@ -216,7 +216,7 @@ def held_out_loss(model, dataset, config, device) -> float:
     return total / len(notes)
 
 
-def main():
+def main(argv: list[str] | None = None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, required=True, help="nsynth-train folder or TFRecord file")
     parser.add_argument("--out", type=Path, required=True, help="run folder (state, exported model, metrics.csv)")
@@ -236,7 +236,7 @@ def main():
                         help="when OUT holds no state yet, continue a shipped checkpoint (its weights, step and "
                              "training config; Adam starts afresh)")
     parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
 
     distributed = "RANK" in os.environ
     if distributed:
