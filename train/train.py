@@ -228,7 +228,7 @@ def held_out_loss(model, dataset, config, device) -> float:
     return total / len(notes)
 
 
-def main():
+def main(argv: list[str] | None = None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, required=True, help="nsynth-train folder or TFRecord file")
     parser.add_argument("--out", type=Path, required=True, help="run folder (state, exported model, metrics.csv)")
@@ -250,7 +250,7 @@ def main():
                         help="when OUT holds no state yet, continue a shipped checkpoint (its weights, step and "
                              "training config; Adam starts afresh)")
     parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
 
     distributed = "RANK" in os.environ
     if distributed:
@@ -329,7 +329,9 @@ def main():
         print(f"Continuing from step {step} ({samples_seen:,} samples seen).")
     trained = LossOf(model, config.pitch_conditioning)
     if distributed:
-        trained = DistributedDataParallel(trained)
+        # The last WaveNet layer's residual output feeds nothing (only its skip output does), so that 1x1 conv
+        # gets no gradient; DDP has to be told, or it waits for it and fails on the second step.
+        trained = DistributedDataParallel(trained, find_unused_parameters=True)
 
     metrics_path = args.out / "metrics.csv"
     if is_main and metrics_path.exists():  # drop rows logged after the state we resumed from (a killed run's)
