@@ -25,7 +25,8 @@ from nsynth_core.interpolation import GRID_SIZES
 from nsynth_core.rainbowgram import rainbowgram
 
 MAX_SIZE = max(GRID_SIZES)
-DECODERS = {"WaveNet": "wavenet", "Spectral baseline": "spectral"}
+DECODERS = {"DDSP": "ddsp", "WaveNet": "wavenet", "Spectral baseline": "spectral"}  # page label -> checkpoint kind
+DEFAULT_DECODER = "DDSP"  # the closest to the originals in the evaluation (checkpoints/evaluation.md)
 CORNERS = ("A (top left)", "B (top right)", "C (bottom left)", "D (bottom right)")
 REPO = Path(__file__).resolve().parent
 MAX_UPLOAD_MB = 20
@@ -171,26 +172,36 @@ def grid_settings(shape, size):
     return notes, cells
 
 
-def estimate(shape, size, decoder, seconds, wavenet_path, spectral_path):
-    path = wavenet_path if DECODERS[decoder] == "wavenet" else spectral_path
+def checkpoint_paths(wavenet_path, spectral_path, ddsp_path) -> dict[str, str | None]:
+    return {"wavenet": wavenet_path, "spectral": spectral_path, "ddsp": ddsp_path}
+
+
+def estimate(shape, size, decoder, seconds, *paths):
+    path = checkpoint_paths(*paths)[DECODERS[decoder]]
     if not path:
         return f"No {decoder} checkpoint to decode with."
     _, cells = grid_settings(shape, size)
-    seconds_needed = ex.estimate_decode_seconds(ex.load_model(path), cells, int(seconds * SAMPLE_RATE))
+    seconds_needed = ex.load_model(path).decoding.estimate_seconds(cells, int(seconds * SAMPLE_RATE))
     return ex.decode_cost_message(seconds_needed, cells, seconds, decoder)
+
+
+def decoder_and_encoder(kind: str, label: str, paths: dict) -> tuple[ex.LoadedModel, ex.LoadedModel]:
+    loaded = model(paths[kind], label)
+    wavenet = ex.load_model(paths["wavenet"]) if paths["wavenet"] else None
+    return loaded, ex.encoder_for(loaded, wavenet)
 
 
 @friendly
 def run_grid(a, b, c, d, shape, size, rule, decoder, temperature, seconds, session, wavenet_path, spectral_path,
-             progress=gr.Progress()):
-    kind = DECODERS[decoder]
-    loaded = model(wavenet_path if kind == "wavenet" else spectral_path, decoder)
+             ddsp_path, progress=gr.Progress()):
+    paths = checkpoint_paths(wavenet_path, spectral_path, ddsp_path)
+    loaded, encoder = decoder_and_encoder(DECODERS[decoder], decoder, paths)
     count, _ = grid_settings(shape, size)
     chosen = [a, b, c, d][:count]
     if not all(chosen):
         raise ex.ExplorerError(f"Choose {'notes A and B' if count == 2 else 'all four corner notes'} first.")
     grid = ex.make_grid([app.note(session, note_id) for note_id in chosen], size, rule)
-    audio, z = app.decode_grid(loaded, grid, temperature, int(seconds * SAMPLE_RATE),
+    audio, z = app.decode_grid(loaded, encoder, grid, temperature, int(seconds * SAMPLE_RATE),
                                progress=lambda done, total: progress((done, total), desc="Decoding", unit="samples"))
     archive = ex.export_zip(ex.output_path(app.outputs_dir, "nsynth_grid.zip"), grid, audio, z)
     cells = list(zip(grid.labels, app.place_grid(model(wavenet_path, "WaveNet"), grid).tolist()))
@@ -199,36 +210,40 @@ def run_grid(a, b, c, d, shape, size, rule, decoder, temperature, seconds, sessi
     for index, label in enumerate(grid.labels):
         row, column = divmod(index, size) if rows > 1 else (0, index)
         players[row * MAX_SIZE + column] = gr.update(value=playable(audio[index]), label=label, visible=True)
-    return [*players, str(archive), cells]
+    made_by = f"Decoded by the **{decoder}** decoder (`{loaded.name}`)."
+    return [*players, str(archive), cells, made_by]
 
 
 @friendly
-def reconstruct(note_id, session, temperature, seconds, wavenet_path, spectral_path, progress=gr.Progress()):
+def reconstruct(note_id, session, temperature, seconds, wavenet_path, spectral_path, ddsp_path,
+                progress=gr.Progress()):
     if not note_id:
         raise ex.ExplorerError("Choose a note to reconstruct.")
     note = app.note(session, note_id)
     length = int(seconds * SAMPLE_RATE)
     outputs = [playable(note.audio[:length]), rainbowgram(note.audio[:length])]
-    for path, kind in ((wavenet_path, "WaveNet"), (spectral_path, "spectral baseline")):
-        if not path:
-            gr.Warning(f"No {kind} checkpoint: that reconstruction is skipped.")
+    paths = checkpoint_paths(wavenet_path, spectral_path, ddsp_path)
+    for label, kind in DECODERS.items():
+        if not paths[kind]:
+            gr.Warning(f"No {label} checkpoint: that reconstruction is skipped.")
             outputs += [None, None]
             continue
-        audio = app.reconstruct(ex.load_model(path), note, temperature, length,
-                                progress=lambda done, total: progress((done, total), desc=f"{kind}", unit="samples"))
+        loaded, encoder = decoder_and_encoder(kind, label, paths)
+        audio = app.reconstruct(loaded, encoder, note, temperature, length,
+                                progress=lambda done, total: progress((done, total), desc=label, unit="samples"))
         outputs += [playable(audio), rainbowgram(audio)]
     return outputs
 
 
-def describe_models(wavenet_path, spectral_path):
-    return "  \n".join(ex.describe_model(ex.load_model(path)) for path in (wavenet_path, spectral_path) if path)
+def describe_models(*paths):
+    return "  \n".join(ex.describe_model(ex.load_model(path)) for path in paths if path)
 
 
-def refresh_checkpoints(wavenet_path, spectral_path):
+def refresh_checkpoints(*current_paths):
     """Each page load lists the checkpoints on disk now, so a newly trained model shows up without a restart."""
     found = app.checkpoints()
     pickers = []
-    for kind, current in (("wavenet", wavenet_path), ("spectral", spectral_path)):
+    for kind, current in checkpoint_paths(*current_paths).items():
         paths = [path for _, path in found[kind]]
         pickers.append(gr.update(choices=found[kind], value=current if current in paths else default_checkpoint(kind)))
     return [app.status(), *pickers]
@@ -248,12 +263,14 @@ def keep_memory_flat():
 
 
 def warm_up():
-    """Load the default WaveNet, its map (the first UMAP placement compiles for seconds) and time its decoder."""
-    path = default_checkpoint("wavenet")
-    if path:
-        loaded = ex.load_model(path)
-        app.map_for(loaded)
-        ex.measure_decode_speed(loaded)
+    """Load the default WaveNet and its map (the first UMAP placement compiles for seconds), and time every
+    default decoder so the first estimate is a measured one."""
+    wavenet = default_checkpoint("wavenet")
+    if wavenet:
+        app.map_for(ex.load_model(wavenet))
+    for kind in DECODERS.values():
+        if path := default_checkpoint(kind):
+            ex.load_model(path).decoding.probe()
 
 
 # Gradio keeps a copy of every file it serves (uploads, players' wavs, zips): drop those older than an hour.
@@ -268,6 +285,8 @@ with gr.Blocks(title="NSynth timbre explorer", delete_cache=(600, ex.OUTPUT_MAX_
                                    value=default_checkpoint("wavenet"), label="WaveNet checkpoint")
         spectral_path = gr.Dropdown([(name, path) for name, path in app.checkpoints()["spectral"]],
                                     value=default_checkpoint("spectral"), label="Spectral baseline checkpoint")
+        ddsp_path = gr.Dropdown([(name, path) for name, path in app.checkpoints()["ddsp"]],
+                                value=default_checkpoint("ddsp"), label="DDSP checkpoint (reads the WaveNet's Z)")
         model_info = gr.Markdown()
 
     with gr.Tab("Explore"):
@@ -297,14 +316,16 @@ with gr.Blocks(title="NSynth timbre explorer", delete_cache=(600, ex.OUTPUT_MAX_
             rule = gr.Radio([("bilinear", "bilinear"), ("Open NSynth Super distance", "distance")],
                             value="bilinear", label="Mixing")
         with gr.Row():
-            decoder = gr.Radio(list(DECODERS), value="WaveNet", label="Decoder")
+            decoder = gr.Radio(list(DECODERS), value=DEFAULT_DECODER, label="Decoder")
             # 0.25: the shipped WaveNet keeps the pitch of 84 % of test notes there, 78 % at 0.5 and 49 % at 1, and
             # its spectral distance is lowest there (checkpoints/README.md).
             temperature = gr.Slider(0.0, 1.5, value=0.25, step=0.05,
-                                    label="Temperature (0 = most likely sample, 1 = the model's own distribution)")
+                                    label="WaveNet temperature (0 = most likely sample, 1 = the model's own "
+                                          "distribution)")
             seconds = gr.Slider(0.1, 4.0, value=1.0, step=0.1, label="Length (s)")
         expected = gr.Markdown()
         generate_button = gr.Button("Generate grid", variant="primary")
+        made_by = gr.Markdown()
         players = []
         for _ in range(MAX_SIZE):
             with gr.Row():
@@ -317,7 +338,7 @@ with gr.Blocks(title="NSynth timbre explorer", delete_cache=(600, ex.OUTPUT_MAX_
             reconstruct_button = gr.Button("Reconstruct", variant="primary")
         outputs = []
         with gr.Row():
-            for title in ("Original", "WaveNet", "Spectral baseline"):
+            for title in ("Original", *DECODERS):
                 with gr.Column():
                     outputs += [gr.Audio(label=title, interactive=False), gr.Image(label=f"{title} rainbowgram")]
 
@@ -340,23 +361,25 @@ with gr.Blocks(title="NSynth timbre explorer", delete_cache=(600, ex.OUTPUT_MAX_
     for button, corner in zip(corner_buttons, corners):
         button.click(lambda note_id: note_id, selected, corner)
 
-    estimate_inputs = [shape, size, decoder, seconds, wavenet_path, spectral_path]
+    model_paths = [wavenet_path, spectral_path, ddsp_path]
+    estimate_inputs = [shape, size, decoder, seconds, *model_paths]
     for trigger in (shape.change, size.change, decoder.change, seconds.change):
         trigger(estimate, estimate_inputs, expected)
     generate_button.click(
-        run_grid, [*corners, shape, size, rule, decoder, temperature, seconds, session, wavenet_path, spectral_path],
-        [*players, archive, grid_cells], api_name="grid", concurrency_id="decode", concurrency_limit=1).then(
+        run_grid, [*corners, shape, size, rule, decoder, temperature, seconds, session, *model_paths],
+        [*players, archive, grid_cells, made_by], api_name="grid", concurrency_id="decode",
+        concurrency_limit=1).then(
         draw_map, map_args, map_plot)
     reconstruct_button.click(
-        reconstruct, [source_note, session, temperature, seconds, wavenet_path, spectral_path], outputs,
+        reconstruct, [source_note, session, temperature, seconds, *model_paths], outputs,
         api_name="reconstruct", concurrency_id="decode", concurrency_limit=1)
-    for trigger in (wavenet_path.change, spectral_path.change):
-        trigger(describe_models, [wavenet_path, spectral_path], model_info)
+    for trigger in (wavenet_path.change, spectral_path.change, ddsp_path.change):
+        trigger(describe_models, model_paths, model_info)
 
     demo.load(None, js=CLICK_BRIDGE)
-    demo.load(refresh_checkpoints, [wavenet_path, spectral_path], [status, wavenet_path, spectral_path])
+    demo.load(refresh_checkpoints, model_paths, [status, *model_paths])
     demo.load(draw_map, map_args, map_plot).then(
-        describe_models, [wavenet_path, spectral_path], model_info).then(estimate, estimate_inputs, expected)
+        describe_models, model_paths, model_info).then(estimate, estimate_inputs, expected)
 
 if __name__ == "__main__":
     keep_memory_flat()  # before the server's threads start

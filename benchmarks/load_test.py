@@ -82,7 +82,7 @@ def visit(client: Client, url: str, tone: Path, corners: list[str], seconds: flo
     timings["encode"] = time.perf_counter() - start
 
     start = time.perf_counter()
-    *players, archive = client.submit(picker["value"], *corners, "grid (4 notes)", 2, "bilinear", "WaveNet", 1.0,
+    *players, archive, _ = client.submit(picker["value"], *corners, "grid (4 notes)", 2, "bilinear", "WaveNet", 1.0,
                                       seconds, api_name="/grid").result(timeout=REQUEST_TIMEOUT)
     timings["grid"] = time.perf_counter() - start
     played = [player["value"] for player in players if player.get("visible")]

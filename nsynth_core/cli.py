@@ -4,7 +4,8 @@
     python -m nsynth_core decode INPUT... --checkpoint CKPT --out DIR        Z (.npy) -> DIR/<name>.wav
     python -m nsynth_core reconstruct INPUT... --checkpoint CKPT --out DIR   audio -> Z -> DIR/<name>.wav
 
-INPUT are files or folders, searched recursively; a note found in a folder keeps its path below that folder.
+CKPT is any decoder (WaveNet, spectral baseline, DDSP); the DDSP decoder reads Z made by a WaveNet encoder
+(`--encoder`, checkpoints/wavenet by default). INPUT are files or folders, searched recursively; a note found in a folder keeps its path below that folder.
 An input that cannot be used is reported on stderr and skipped, and the exit status is then 1.
 """
 
@@ -23,10 +24,9 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from . import default_device
 from .audio import NOTE_LENGTH, SAMPLE_RATE, load_audio, write_wav
-from .checkpoint import load_checkpoint
-from .fastgen import decode as wavenet_decode
+from .checkpoint import load_checkpoint, weights_fingerprint
+from .decoding import Decoding, decoding_for
 from .metrics import median_f0
-from .spectral import SpectralAutoencoder, spectrogram_to_audio
 
 PROGRAM = "python -m nsynth_core"
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")
@@ -104,21 +104,17 @@ def loaded_batches(sources, load, batch_size: int, report: Report, on_skip=lambd
         yield batch
 
 
-def load_embedding(path: Path, model) -> np.ndarray:
-    """A .npy file holding one note's Z in the shape `model` encodes to."""
+def load_embedding(path: Path, decoding: Decoding) -> np.ndarray:
+    """A .npy file holding one note's Z in the shape the decoder reads."""
     try:
         z = np.load(path, allow_pickle=False)
     except (ValueError, OSError, EOFError):
         raise CommandError(f"'{path.name}' is not a NumPy .npy file.") from None
     if not isinstance(z, np.ndarray):  # an .npz archive
         raise CommandError(f"'{path.name}' is not a NumPy .npy file.")
-    spectral = isinstance(model, SpectralAutoencoder)
-    latent = model.config.latent_size if spectral else model.config.latent_channels
-    fits = z.shape == (latent,) if spectral else (z.ndim == 2 and len(z) > 0 and z.shape[1] == latent)
-    if not fits or not np.issubdtype(z.dtype, np.number) or np.iscomplexobj(z):
-        expected = f"[{latent}]" if spectral else f"[frames, {latent}]"
+    if not decoding.z_fits(z) or not np.issubdtype(z.dtype, np.number) or np.iscomplexobj(z):
         raise CommandError(f"'{path.name}' holds {z.dtype} {list(z.shape)}, "
-                           f"not an embedding of this model (real numbers {expected}).")
+                           f"not an embedding of this model (real numbers {decoding.z_shape()}).")
     if not np.isfinite(z).all():
         raise CommandError(f"'{path.name}' holds NaN or infinite values.")
     return z.astype(np.float32)
@@ -126,67 +122,76 @@ def load_embedding(path: Path, model) -> np.ndarray:
 
 # --- the model -----------------------------------------------------------------------------------------------------
 
-def load_model(args) -> torch.nn.Module:
+def load_decoding(args, checkpoint=None) -> tuple[Decoding, dict]:
+    """The decoding interface of --checkpoint (or `checkpoint`) on --device, and the checkpoint's metadata."""
     if args.device == "cuda" and not torch.cuda.is_available():
         raise CommandError("--device cuda was asked for, but PyTorch sees no CUDA GPU here.")
     device = default_device() if args.device == "auto" else torch.device(args.device)
-    model, _ = load_checkpoint(args.checkpoint, device)
-    return model
+    model, metadata = load_checkpoint(checkpoint or args.checkpoint, device)
+    decoding = decoding_for(model)
+    decoding.griffin_lim_iters = getattr(args, "griffin_lim_iters", decoding.griffin_lim_iters)
+    return decoding, metadata
 
 
-def model_device(model) -> torch.device:
-    return next(model.parameters()).device
+def load_encoder(args, decoding: Decoding, metadata: dict) -> Decoding:
+    """The model whose encoder makes the Z `decoding` reads: itself, or the WaveNet named by --encoder."""
+    if decoding.own_encoder:
+        return decoding
+    encoder, _ = load_decoding(args, args.encoder)
+    trained_on = metadata.get("encoder")
+    if not encoder.own_encoder or (trained_on and trained_on != weights_fingerprint(args.encoder)):
+        raise CommandError(f"{args.checkpoint} was trained on the Z of another encoder than {args.encoder}'s; "
+                           "give the WaveNet it was trained with as --encoder.")
+    return encoder
 
 
-def note_length(model, seconds: float | None) -> int:
+def note_length(decoding: Decoding, seconds: float | None) -> int:
     """Samples read from each audio file: 4 s unless --seconds says otherwise (the spectral model needs 4 s)."""
-    if isinstance(model, SpectralAutoencoder):
+    if decoding.note_length_only:
         if seconds is not None and round(seconds * SAMPLE_RATE) != NOTE_LENGTH:
-            raise CommandError(f"The spectral model works on {NOTE_LENGTH / SAMPLE_RATE:g} s notes only; "
+            raise CommandError(f"The {decoding.label} model works on {NOTE_LENGTH / SAMPLE_RATE:g} s notes only; "
                                "leave out --seconds.")
         return NOTE_LENGTH
     length = NOTE_LENGTH if seconds is None else round(seconds * SAMPLE_RATE)
-    hop = model.config.hop_length
-    if length < hop:
-        raise CommandError(f"--seconds must be at least {hop / SAMPLE_RATE:g} (one frame of Z).")
+    frame = decoding.samples_for(1)
+    if length < frame:
+        raise CommandError(f"--seconds must be at least {frame / SAMPLE_RATE:g} (one frame of Z).")
     return length
 
 
-def checked_pitch(model, pitch: int | None) -> int | None:
-    classes = model.config.pitch_classes
-    if pitch is not None and not classes:
+def checked_pitch(decoding: Decoding, pitch: int | None) -> int | None:
+    if pitch is not None and not decoding.needs_pitch:
         raise CommandError("This model is not conditioned on pitch; leave out --pitch.")
-    if pitch is not None and not 0 <= pitch < classes:
-        raise CommandError(f"--pitch must be a MIDI pitch from 0 to {classes - 1}.")
+    if pitch is not None and pitch not in decoding.pitch_range:
+        raise CommandError(f"--pitch must be a MIDI pitch from {decoding.pitch_range[0]} to "
+                           f"{decoding.pitch_range[-1]}.")
     return pitch
 
 
-def estimated_pitch(audio: np.ndarray, classes: int) -> int:
+def estimated_pitch(audio: np.ndarray, pitch_range: range) -> int:
     """The MIDI pitch of a note from its median pYIN f0, for pitch-conditioned models when --pitch is not given."""
     f0 = median_f0(audio)
     if np.isnan(f0):
         raise CommandError("no pitch could be found in it; give the MIDI pitch with --pitch.")
     pitch = int(round(librosa.hz_to_midi(f0)))
-    if not 0 <= pitch < classes:
-        raise CommandError(f"its estimated MIDI pitch {pitch} is beyond the model's 0 to {classes - 1}.")
+    if pitch not in pitch_range:
+        raise CommandError(f"its estimated MIDI pitch {pitch} is beyond the model's {pitch_range[0]} to "
+                           f"{pitch_range[-1]}.")
     return pitch
 
 
 @torch.no_grad()
-def encode_batch(model, audio: list[np.ndarray]) -> torch.Tensor:
-    return model.encode(torch.from_numpy(np.stack(audio)).to(model_device(model)))
+def encode_batch(encoder: Decoding, audio: list[np.ndarray]) -> torch.Tensor:
+    if not encoder.own_encoder:
+        raise CommandError(f"The {encoder.label} decoder has no encoder: encode with the WaveNet checkpoint whose "
+                           "Z it reads.")
+    return encoder.model.encode(torch.from_numpy(np.stack(audio)).to(encoder.device))
 
 
-@torch.no_grad()
-def decode_batch(model, z: torch.Tensor, pitch: list[int] | None, args, progress) -> np.ndarray:
+def decode_batch(decoding: Decoding, z: torch.Tensor, pitch: list[int] | None, args, progress) -> np.ndarray:
     """Audio [B, samples] of Z [B, ...]; progress(done, total) counts the samples of one note."""
-    device = model_device(model)
-    pitch = None if pitch is None else torch.tensor(pitch, device=device)
-    if isinstance(model, SpectralAutoencoder):
-        audio = spectrogram_to_audio(model.decode(z.to(device), pitch), args.griffin_lim_iters)
-        progress(NOTE_LENGTH, NOTE_LENGTH)
-        return audio
-    return wavenet_decode(model, z, pitch=pitch, temperature=args.temperature, seed=args.seed, progress=progress)
+    pitch = None if pitch is None else torch.tensor(pitch)
+    return decoding.decode(z, pitch, None, args.temperature, args.seed, progress)
 
 
 def batch_progress(bar: tqdm, batch_size: int):
@@ -204,7 +209,7 @@ def batch_progress(bar: tqdm, batch_size: int):
 # --- the commands --------------------------------------------------------------------------------------------------
 
 def encode(args) -> int:
-    model = load_model(args)
+    model, _ = load_decoding(args)
     length = note_length(model, args.seconds)
     report = Report()
     sources = find_sources(args.inputs, AUDIO_SUFFIXES, report)
@@ -219,9 +224,9 @@ def encode(args) -> int:
 
 
 def decode(args) -> int:
-    model = load_model(args)
+    model, _ = load_decoding(args)
     pitch = checked_pitch(model, args.pitch)
-    if model.config.pitch_classes and pitch is None:
+    if model.needs_pitch and pitch is None:
         raise CommandError("This model is conditioned on pitch: give the notes' MIDI pitch with --pitch.")
     report = Report()
     notes = []
@@ -232,8 +237,7 @@ def decode(args) -> int:
             report.fail(source.path, str(error))
     # Only Z of the same number of frames can share a batch.
     by_shape = itertools.groupby(sorted(notes, key=lambda note: note[1].shape), key=lambda note: note[1].shape)
-    spectral = isinstance(model, SpectralAutoencoder)
-    total = sum(NOTE_LENGTH if spectral else len(z) * model.config.hop_length for _, z in notes)
+    total = sum(model.samples_for(len(z)) for _, z in notes)
     with tqdm(total=total, unit="sample", unit_scale=True, desc="decode") as bar:
         for _, group in by_shape:
             group = list(group)
@@ -248,25 +252,24 @@ def decode(args) -> int:
 
 
 def reconstruct(args) -> int:
-    model = load_model(args)
+    model, metadata = load_decoding(args)
+    encoder = load_encoder(args, model, metadata)
     length = note_length(model, args.seconds)
     pitch = checked_pitch(model, args.pitch)
-    classes = model.config.pitch_classes
 
     def load(path):
         audio = load_audio(path, length=length)
-        if not classes:
+        if not model.needs_pitch:
             return audio, None
-        return audio, pitch if pitch is not None else estimated_pitch(audio, classes)
+        return audio, pitch if pitch is not None else estimated_pitch(audio, model.pitch_range)
 
     report = Report()
     sources = find_sources(args.inputs, AUDIO_SUFFIXES, report)
-    spectral = isinstance(model, SpectralAutoencoder)
-    samples = NOTE_LENGTH if spectral else length // model.config.hop_length * model.config.hop_length
+    samples = model.samples_for(model.frames_for(length))
     with tqdm(total=len(sources) * samples, unit="sample", unit_scale=True, desc="reconstruct") as bar:
         for batch in loaded_batches(sources, load, args.batch_size, report, on_skip=lambda: bar.update(samples)):
-            z = encode_batch(model, [audio for _, (audio, _) in batch])
-            pitches = [note_pitch for _, (_, note_pitch) in batch] if classes else None
+            z = encode_batch(encoder, [audio for _, (audio, _) in batch])
+            pitches = [note_pitch for _, (_, note_pitch) in batch] if model.needs_pitch else None
             audio = decode_batch(model, z, pitches, args, batch_progress(bar, len(batch)))
             for (source, _), note in zip(batch, audio):
                 write_wav(output_path(args.out, source, ".wav"), note)
@@ -308,8 +311,10 @@ def build_parser() -> argparse.ArgumentParser:
                          help=f"seconds of each audio file to use, cut or zero-padded (default "
                               f"{NOTE_LENGTH / SAMPLE_RATE:g}, the only length the spectral model takes)")
     decoding = argparse.ArgumentParser(add_help=False)
-    decoding.add_argument("--temperature", type=non_negative_float, default=1.0,
-                          help="WaveNet sampling temperature; 0 picks the likeliest sample (default 1)")
+    # 0.25, as in the app: the shipped WaveNet keeps the pitch of 84 % of test notes there, 49 % at 1.
+    decoding.add_argument("--temperature", type=non_negative_float, default=0.25,
+                          help="WaveNet sampling temperature; 0 picks the likeliest sample, 1 samples the model's "
+                               "own distribution (default 0.25, where the shipped WaveNet keeps pitch best)")
     decoding.add_argument("--seed", type=int, default=None, help="seed of the WaveNet sampling, for repeatable audio")
     decoding.add_argument("--pitch", type=int, default=None,
                           help="MIDI pitch of every note, for pitch-conditioned models")
@@ -325,6 +330,9 @@ def build_parser() -> argparse.ArgumentParser:
                                   description="Decode Z (.npy files written by encode) to 16 kHz audio.")
     command.add_argument("inputs", nargs="+", metavar="INPUT", help=".npy files or folders")
     command.set_defaults(run=decode)
+    decoding.add_argument("--encoder", default="checkpoints/wavenet",
+                          help="for a decoder that reads a WaveNet's Z (DDSP): the WaveNet checkpoint that encodes "
+                               "(default checkpoints/wavenet)")
     command = commands.add_parser("reconstruct", parents=[common, reading, decoding],
                                   help="audio -> Z -> OUT/<name>.wav",
                                   description="Encode audio and decode it again. Pitch-conditioned models "

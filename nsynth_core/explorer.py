@@ -14,7 +14,6 @@ import shutil
 import tempfile
 import threading
 import time
-import weakref
 import zipfile
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -28,13 +27,13 @@ import plotly
 import plotly.graph_objects as go
 import torch
 
-from . import fastgen
 from .audio import NOTE_LENGTH, SAMPLE_RATE, SILENCE_PEAK, for_playback, load_audio, write_wav
-from .checkpoint import CheckpointError, checkpoint_paths, load_checkpoint, read_description, weights_fingerprint
+from .checkpoint import (MODEL_KINDS, CheckpointError, checkpoint_paths, load_checkpoint, read_description,
+                         weights_fingerprint)
+from .decoding import Decoding, decoding_for, describe_duration
 from .embedding_map import EmbeddingMap, EmbeddingMapError, build_map, ensure_reducer, load_map, note_features
 from .interpolation import grid_weights, line_weights, mix
 from .metrics import median_f0
-from .spectral import spectrogram_to_audio
 
 ASSETS_DIR = Path(__file__).resolve().parent.parent / "assets"
 CHECKPOINTS_ENV = "NSYNTH_CHECKPOINTS"
@@ -49,7 +48,6 @@ ENCODE_CACHE_SIZE = 1024  # Z of a note: 8 kB, so about 8 MB at most
 MAPS_KEPT = 4  # like the loaded models: one map per recently used WaveNet encoder
 CHECKS_KEPT = 64  # checkpoint file versions whose loadability is remembered
 MAX_SESSION_NOTES = 48  # a visitor's own notes live in server memory (256 kB each)
-SPEED_PROBE_SAMPLES = 256
 COLOR_BY = ("family", "pitch", "source")
 
 Progress = Callable[[int, int], None]
@@ -77,14 +75,15 @@ class Note:
 @dataclass(frozen=True, eq=False)
 class LoadedModel:
     model: torch.nn.Module
-    kind: str  # "wavenet" | "spectral"
+    kind: str  # "wavenet" | "spectral" | "ddsp"
     name: str
     fingerprint: str  # digest of the weights: the same weights under any name share caches and maps
     metadata: dict
+    decoding: Decoding  # how it decodes Z + pitch to audio, and at what cost here
 
     @property
     def needs_pitch(self) -> bool:
-        return bool(self.model.config.pitch_classes)
+        return self.decoding.needs_pitch
 
 
 def audio_digest(array: np.ndarray) -> str:
@@ -169,7 +168,7 @@ def checkpoints_dir() -> Path:
 
 def list_checkpoints(directory) -> dict[str, list[tuple[str, str]]]:
     """{kind: [(name, path)]} of the readable checkpoints in `directory` (reads only their JSON halves)."""
-    found = {"wavenet": [], "spectral": []}
+    found = {kind: [] for kind in MODEL_KINDS}
     for json_path in sorted(Path(directory).glob("*.json")):
         weights_path, _ = checkpoint_paths(json_path)
         try:
@@ -185,7 +184,7 @@ def list_checkpoints(directory) -> dict[str, list[tuple[str, str]]]:
 def _load_model(path: str, modified: float) -> LoadedModel:
     model, metadata = load_checkpoint(path)
     return LoadedModel(model=model, kind=read_description(path)["kind"], name=Path(path).name,
-                       fingerprint=weights_fingerprint(path), metadata=metadata)
+                       fingerprint=weights_fingerprint(path), metadata=metadata, decoding=decoding_for(model))
 
 
 def load_model(path) -> LoadedModel:
@@ -258,20 +257,6 @@ def pitch_tensor(loaded: LoadedModel, pitches: list[int | None], names: list[str
     return torch.tensor(pitches)
 
 
-@torch.no_grad()
-def _decode_batch(loaded, z, pitch, temperature, seed, length, progress):
-    if loaded.kind == "spectral":
-        if progress:
-            progress(0, 1)
-        audio = spectrogram_to_audio(loaded.model.decode(torch.from_numpy(z), pitch))[:, :length]
-        if progress:
-            progress(1, 1)
-        return audio
-    frames = -(-length // loaded.model.config.hop_length)
-    return fastgen.decode(loaded.model, torch.from_numpy(z[:, :frames]).contiguous(), pitch=pitch,
-                          temperature=temperature, seed=seed, progress=progress, length=length)
-
-
 def decode(loaded: LoadedModel, z: np.ndarray, pitches: list[int | None] | None = None, names=None,
            temperature: float = 1.0, length: int = NOTE_LENGTH, seed: int = 0,
            progress: Progress | None = None) -> np.ndarray:
@@ -288,64 +273,14 @@ def decode(loaded: LoadedModel, z: np.ndarray, pitches: list[int | None] | None 
     if missing:
         pitch = pitch_tensor(loaded, [pitches[i] for i in missing], [names[i] for i in missing])
         start = time.perf_counter()
-        audio = _decode_batch(loaded, z[missing], pitch, temperature, seed, length, progress)
-        record_decode_time(loaded, len(missing), length, time.perf_counter() - start)
+        audio = loaded.decoding.decode(torch.from_numpy(z[missing]), pitch, length, temperature, seed, progress)
+        loaded.decoding.record(len(missing), length, time.perf_counter() - start)
         for i, audio_i in zip(missing, audio):
             _decodings.put(keys[i], np.asarray(audio_i, dtype=np.float32))
     return np.stack([_decodings.get(key) for key in keys])
 
 
-_speeds = weakref.WeakKeyDictionary()  # model -> (seconds per step at batch 1, extra seconds per step per note)
-
-
 SLOW_DECODE_SECONDS = 300  # beyond this a decode is no longer something to wait for in a browser
-
-
-def measure_decode_speed(loaded: LoadedModel) -> tuple[float, float]:
-    """Times a short decode at batch 1 and 4 (WaveNet: per sample step; spectral: per note)."""
-    if loaded.model in _speeds:
-        return _speeds[loaded.model]
-    if loaded.kind == "spectral":
-        z = np.zeros((1, loaded.model.config.latent_size), np.float32)
-        pitch = torch.zeros(1, dtype=torch.long) if loaded.needs_pitch else None
-        start = time.perf_counter()
-        _decode_batch(loaded, z, pitch, 0.0, None, NOTE_LENGTH, None)
-        speed = (0.0, time.perf_counter() - start)
-    else:
-        timings = []
-        for batch in (1, 4):
-            z = np.zeros((batch, 1, loaded.model.config.latent_channels), np.float32)
-            pitch = torch.zeros(batch, dtype=torch.long) if loaded.needs_pitch else None
-            _decode_batch(loaded, z, pitch, 1.0, 0, 8, None)  # first call pays one-off set-up costs
-            start = time.perf_counter()
-            _decode_batch(loaded, z, pitch, 1.0, 0, SPEED_PROBE_SAMPLES, None)
-            timings.append((time.perf_counter() - start) / SPEED_PROBE_SAMPLES)
-        speed = (timings[0], max(0.0, (timings[1] - timings[0]) / 3))
-    _speeds[loaded.model] = speed
-    return speed
-
-
-def estimate_decode_seconds(loaded: LoadedModel, n_notes: int, n_samples: int) -> float:
-    """Expected wall time of decoding n_notes notes of n_samples samples in one batch on this machine."""
-    per_step, per_note = measure_decode_speed(loaded)
-    if loaded.kind == "spectral":
-        return per_note * n_notes
-    return n_samples * (per_step + per_note * (n_notes - 1))
-
-
-def record_decode_time(loaded: LoadedModel, n_notes: int, n_samples: int, seconds: float) -> None:
-    """Rescales the measured speed so the next estimate matches a decode that really ran: the start-up probe
-    is short and the machine's load changes."""
-    if loaded.model in _speeds:
-        per_step, per_note = _speeds[loaded.model]
-        ratio = seconds / max(estimate_decode_seconds(loaded, n_notes, n_samples), 1e-9)
-        _speeds[loaded.model] = (per_step * ratio, per_note * ratio)
-
-
-def describe_duration(seconds: float) -> str:
-    if seconds < 60:
-        return f"about {max(seconds, 1):.0f} s"
-    return f"about {seconds / 60:.0f} min" if seconds < 3600 else f"about {seconds / 3600:.1f} h"
 
 
 def decode_cost_message(seconds: float, cells: int, cell_seconds: float, decoder: str) -> str:
@@ -525,7 +460,8 @@ class Explorer:
     def status(self) -> str:
         """Sentences for the page about which trained models are available and which files were skipped."""
         found = self.checkpoints()
-        missing = [label for kind, label in (("wavenet", "WaveNet"), ("spectral", "spectral baseline"))
+        missing = [label for kind, label in (("wavenet", "WaveNet"), ("spectral", "spectral baseline"),
+                                                          ("ddsp", "DDSP"))
                    if not found[kind]]
         lines = [f"**Skipped checkpoint `{name}`:** {problem}"
                  for name, problem in broken_checkpoints(self.checkpoints_dir).items()]
@@ -579,17 +515,33 @@ class Explorer:
     def trajectory(self, wavenet: LoadedModel, note: Note) -> np.ndarray:
         return self.map_for(wavenet).trajectory(encode_notes(wavenet, [note])[0])
 
-    def decode_grid(self, loaded: LoadedModel, grid: Grid, temperature: float, length: int,
+    def decode_grid(self, loaded: LoadedModel, encoder: LoadedModel, grid: Grid, temperature: float, length: int,
                     progress: Progress | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """(audio [cells, length], Z [cells, ...]) of every cell, decoded in one batch."""
-        z = grid_z(loaded, grid)
+        """(audio [cells, length], Z [cells, ...]) of every cell, decoded in one batch; `encoder` is the model
+        whose Z the decoder reads (see encoder_for)."""
+        z = grid_z(encoder, grid)
         audio = decode(loaded, z, grid_pitches(grid), grid.labels, temperature, length, progress=progress)
         return audio, z
 
-    def reconstruct(self, loaded: LoadedModel, note: Note, temperature: float, length: int,
+    def reconstruct(self, loaded: LoadedModel, encoder: LoadedModel, note: Note, temperature: float, length: int,
                     progress: Progress | None = None) -> np.ndarray:
-        z = encode_notes(loaded, [note])
+        z = encode_notes(encoder, [note])
         return decode(loaded, z, [note.pitch], [note.name], temperature, length, progress=progress)[0]
+
+
+def encoder_for(decoder: LoadedModel, wavenet: LoadedModel | None) -> LoadedModel:
+    """The model whose Z `decoder` reads: its own encoder's, or the WaveNet's (the DDSP decoder). A decoder
+    trained on another WaveNet encoder's Z is refused: it would hear a code it does not know."""
+    if decoder.decoding.own_encoder:
+        return decoder
+    if wavenet is None:
+        raise ExplorerError(f"The {decoder.decoding.label} decoder reads a WaveNet encoder's Z: choose a WaveNet "
+                            "checkpoint.")
+    trained_on = decoder.metadata.get("encoder")
+    if trained_on and trained_on != wavenet.fingerprint:
+        raise ExplorerError(f"{decoder.name} was trained on the Z of another WaveNet encoder than {wavenet.name}'s; "
+                            "choose the WaveNet checkpoint it was trained with.")
+    return wavenet
 
 
 def message_figure(text: str) -> go.Figure:
@@ -604,8 +556,8 @@ def describe_model(loaded: LoadedModel) -> str:
     """One line for the page: what the checkpoint is and, for a WaveNet, how far back its decoder hears."""
     parameters = sum(p.numel() for p in loaded.model.parameters())
     line = f"`{loaded.name}`: {loaded.kind}, {parameters:,} parameters"
-    if loaded.kind == "wavenet":
-        samples = loaded.model.config.receptive_field
+    samples = getattr(loaded.model.config, "receptive_field", None)  # an autoregressive decoder's
+    if samples:
         line += f", receptive field {samples} samples ({1000 * samples / SAMPLE_RATE:.0f} ms)"
     if "step" in loaded.metadata:  # written by train/train.py; an imported checkpoint may not say
         line += f", trained for {loaded.metadata['step']:,} steps"

@@ -11,24 +11,30 @@ from pathlib import Path
 
 import torch
 
-from nsynth_core.checkpoint import save_checkpoint
+from nsynth_core.checkpoint import save_checkpoint, weights_fingerprint
+from nsynth_core.ddsp import DDSPConfig, DDSPDecoder
 from nsynth_core.spectral import SpectralAutoencoder, SpectralConfig
 from nsynth_core.wavenet import WaveNetAutoencoder, WaveNetConfig
 
 REPO = Path(__file__).resolve().parent.parent
 TINY_WAVENET = WaveNetConfig(encoder_channels=8, encoder_layers=2, encoder_cycle=2, residual_channels=8,
                              skip_channels=8, decoder_layers=2, decoder_cycle=2)
+TINY_DDSP = DDSPConfig(hidden=16, mlp_layers=1, gru_channels=16, subframes=4, harmonics=8, noise_bands=9,
+                       reverb_samples=0)
 STARTUP_SECONDS = 180  # imports and the first UMAP compilation on a busy 2-core machine
 
 
 def write_tiny_checkpoints(directory, seed=0):
-    """Writes directory/tiny-wavenet and directory/tiny-spectral; returns their paths (without suffix)."""
+    """Writes directory/tiny-wavenet, tiny-spectral and tiny-ddsp (reading tiny-wavenet's Z); returns their paths
+    (without suffix)."""
     torch.manual_seed(seed)
     wavenet = directory / "tiny-wavenet"
     spectral = directory / "tiny-spectral"
+    ddsp = directory / "tiny-ddsp"
     save_checkpoint(WaveNetAutoencoder(TINY_WAVENET), wavenet, {"note": "random weights for tests"})
     save_checkpoint(SpectralAutoencoder(SpectralConfig.preset("cpu-small")).eval(), spectral)
-    return wavenet, spectral
+    save_checkpoint(DDSPDecoder(TINY_DDSP), ddsp, {"encoder": weights_fingerprint(wavenet)})
+    return wavenet, spectral, ddsp
 
 
 def free_port() -> int:

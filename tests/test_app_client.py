@@ -48,8 +48,9 @@ def test_upload_map_grid_and_reconstruction(client, write_tone, tmp_path):
     played = client.predict(selected, api_name="/select_note")
     assert at_playback_peak(loudness(played)[2])
 
-    *players, archive = client.predict(
+    *players, archive, made_by = client.predict(
         selected, *FIRST_NOTES, "grid (4 notes)", 2, "distance", "WaveNet", 1.0, 0.1, api_name="/grid")
+    assert "WaveNet" in made_by and "tiny-wavenet" in made_by  # the page says which decoder made the sounds
     shown = [player["value"] for player in players if player.get("visible")]  # players are updated, not replaced
     assert len(players) == 25 and len(shown) == 4
     for player in shown:
@@ -59,12 +60,12 @@ def test_upload_map_grid_and_reconstruction(client, write_tone, tmp_path):
         assert {"r1c1.wav", "r2c2.npy", "grid.json"} <= set(opened.namelist())
     assert "grid cells" in client.predict("family", selected, False, api_name="/map")["plot"]
 
-    original, original_image, wavenet, wavenet_image, spectral, spectral_image = client.predict(
-        selected, 1.0, 0.1, api_name="/reconstruct")
-    for path in (original, wavenet, spectral):
+    original, original_image, *reconstructions = client.predict(selected, 1.0, 0.1, api_name="/reconstruct")
+    assert len(reconstructions) == 6  # DDSP, WaveNet and spectral baseline: audio and rainbowgram each
+    for path in (original, *reconstructions[::2]):
         _, length, peak = loudness(path)
         assert length == 1600 and at_playback_peak(peak)
-    assert all(image for image in (original_image, wavenet_image, spectral_image))
+    assert all(image for image in (original_image, *reconstructions[1::2]))
 
 
 def test_a_recording_becomes_a_note(client, write_tone):
@@ -80,6 +81,9 @@ def test_bad_requests_leave_the_app_working(client, tmp_path):
         client.predict([handle_file(str(silent))], "family", False, api_name="/add_uploads")
     with pytest.raises(Exception, match="all four corner notes"):
         client.predict(None, *FIRST_NOTES, "grid (4 notes)", 2, "bilinear", "WaveNet", 1.0, 0.1, api_name="/grid")
-    *players, _ = client.predict(*FIRST_NOTES[:2], None, None, "line (A to B)", 3, "bilinear",
+    *players, _, _ = client.predict(*FIRST_NOTES[:2], None, None, "line (A to B)", 3, "bilinear",
                                     "Spectral baseline", 1.0, 0.1, api_name="/grid")
     assert sum(1 for player in players if player.get("visible")) == 3
+    *players, _, made_by = client.predict(*FIRST_NOTES[:2], None, None, "line (A to B)", 3, "bilinear",
+                                          "DDSP", 1.0, 0.1, api_name="/grid")
+    assert sum(1 for player in players if player.get("visible")) == 3 and "DDSP" in made_by

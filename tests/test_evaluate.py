@@ -13,12 +13,14 @@ import torch
 from nsynth_core.audio import NOTE_PEAK, SAMPLE_RATE
 from nsynth_core.checkpoint import load_checkpoint, save_checkpoint
 from nsynth_core.dataset import FAMILIES
+from nsynth_core.ddsp import DDSPDecoder
 from nsynth_core.spectral import SpectralAutoencoder, SpectralConfig
 from nsynth_core.wavenet import WaveNetAutoencoder, WaveNetConfig
 from train import evaluate
 from train.evaluate import (ORIGINAL, SPECTRAL, EvaluationError, choose_notes, load_notes, main, markdown_table,
                             wavenet_reconstructions, wavenet_row)
 from train.family_classifier import train_family_classifier
+from app_helpers import TINY_DDSP
 
 TINY_WAVENET = WaveNetConfig(encoder_channels=8, encoder_layers=2, encoder_cycle=2, residual_channels=8,
                              skip_channels=8, decoder_layers=2, decoder_cycle=2)
@@ -74,6 +76,10 @@ def setup(tmp_path_factory):
     save_checkpoint(WaveNetAutoencoder(replace(TINY_WAVENET, pitch_classes=128)).eval(), paths["pitched_wavenet"])
     paths["spectral"] = root / "spectral"
     save_checkpoint(SpectralAutoencoder(SpectralConfig.preset("cpu-small")).eval(), paths["spectral"], {"step": 3})
+    paths["ddsp"] = root / "ddsp"
+    save_checkpoint(DDSPDecoder(TINY_DDSP).eval(), paths["ddsp"], {"step": 11})
+    paths["ddsp_own_encoder"] = root / "ddsp-own"
+    save_checkpoint(DDSPDecoder(replace(TINY_DDSP, own_encoder=True)).eval(), paths["ddsp_own_encoder"], {"step": 12})
     paths["root"] = root
     return paths
 
@@ -82,7 +88,7 @@ def arguments(setup, out, wavenet="wavenet", notes=4, length_seconds=0.3, temper
     return ["--data", str(setup["test"]), "--train-data", str(setup["train"]), "--wavenet", str(setup[wavenet]),
             "--spectral", str(setup["spectral"]), "--notes", str(notes), "--out", str(out),
             "--length-seconds", str(length_seconds), "--griffin-lim-iters", "8", "--device", "cpu",
-            "--temperature", *temperatures]
+            "--temperature", *temperatures, "--ddsp", str(setup["ddsp"]), str(setup["ddsp_own_encoder"])]
 
 
 @pytest.fixture(scope="module")
@@ -102,7 +108,9 @@ def test_writes_a_table_of_original_wavenet_per_temperature_and_spectral_rows(ev
     assert rows[0].startswith("| Audio | Pitch accuracy (%) | Family accuracy (%) | STFT distance |")
     assert [row.split("|")[1].strip() for row in rows[1:]] == [
         "Original audio", "WaveNet reconstruction, temperature 1", "WaveNet reconstruction, temperature 0.5",
-        "Spectral baseline reconstruction"]
+        "Spectral baseline reconstruction", "DDSP reconstruction (ddsp, the WaveNet's Z)",
+        "DDSP reconstruction (ddsp-own, its own encoder's Z)"]
+    assert "step 11, given the labelled pitch" in written and "step 12" in written
     assert "4 test notes of 2 held-out instruments" in written
     assert "step 7" in written and "step 3" in written and "no pitch input" in written
     assert len(results["notes"]) == 4 and min(results["wavenet"]["decode_seconds"]) > 0
@@ -162,8 +170,8 @@ def test_models_hear_every_note_at_the_apps_level(setup, evaluated, tmp_path, mo
 def test_pitch_conditioned_wavenet_gets_the_labelled_pitch(setup, evaluated):
     model, _ = load_checkpoint(setup["pitched_wavenet"])
     notes = load_notes(setup["test"], evaluated[2]["notes"][:2])
-    [as_labelled], _, _ = wavenet_reconstructions(model, notes, [55, 72], length=600, seed=0)
-    [other_pitch], _, _ = wavenet_reconstructions(model, notes, [60, 60], length=600, seed=0)
+    [as_labelled], _, _, _ = wavenet_reconstructions(model, notes, [55, 72], length=600, seed=0)
+    [other_pitch], _, _, _ = wavenet_reconstructions(model, notes, [60, 60], length=600, seed=0)
     assert not np.array_equal(as_labelled, other_pitch)
     results = copy.deepcopy(evaluated[2])
     results["wavenet"]["pitch_conditioned"] = True
@@ -176,7 +184,7 @@ def test_sampling_temperature_reaches_the_decoder_and_the_table(setup, evaluated
     decoded = lambda temperatures, seed: wavenet_reconstructions(model, notes, [55, 72], 600, seed, temperatures)
     np.testing.assert_array_equal(*decoded((0.0,), 0)[0], *decoded((0.0,), 1)[0])  # the most likely sample always
     assert not np.array_equal(*decoded((1.0,), 0)[0], *decoded((1.0,), 1)[0])
-    [at_1, at_0], cross_entropy, seconds = decoded((1.0, 0.0), 0)
+    [at_1, at_0], cross_entropy, seconds, _ = decoded((1.0, 0.0), 0)
     np.testing.assert_array_equal(at_1, *decoded((1.0,), 0)[0])  # each temperature starts from the seed
     np.testing.assert_array_equal(at_0, *decoded((0.0,), 0)[0])
     assert cross_entropy == decoded((0.0,), 0)[1] and len(seconds) == 2

@@ -12,8 +12,8 @@ from nsynth_core.audio import NOTE_LENGTH, NOTE_PEAK, PLAYBACK_PEAK, SAMPLE_RATE
 from nsynth_core.checkpoint import CheckpointError
 from nsynth_core.embedding_map import load_map, note_features, save_map
 from nsynth_core.explorer import (
-    Explorer, ExplorerError, add_notes, bundled_notes, decode, encode_notes, estimate_decode_seconds, export_zip,
-    list_checkpoints, load_model, make_grid, map_figure, note_from_file, record_decode_time,
+    Explorer, ExplorerError, add_notes, bundled_notes, decode, encode_notes, encoder_for, export_zip,
+    list_checkpoints, load_model, make_grid, map_figure, note_from_file,
 )
 from app_helpers import write_tiny_checkpoints
 
@@ -32,8 +32,8 @@ def one_thread():
 @pytest.fixture(scope="module")
 def checkpoints(tmp_path_factory):
     directory = tmp_path_factory.mktemp("checkpoints")
-    wavenet, spectral = write_tiny_checkpoints(directory)
-    return directory, load_model(wavenet), load_model(spectral)
+    wavenet, spectral, ddsp = write_tiny_checkpoints(directory)
+    return directory, load_model(wavenet), load_model(spectral), load_model(ddsp)
 
 
 @pytest.fixture(scope="module")
@@ -95,7 +95,7 @@ def test_add_notes_keeps_one_copy_and_unique_names(write_tone):
 
 
 def test_checkpoints_are_listed_by_kind(checkpoints, tmp_path):
-    directory, wavenet, spectral = checkpoints
+    directory, wavenet, spectral, _ = checkpoints
     (directory / "notes.json").write_text("{}")  # not a checkpoint: skipped
     found = list_checkpoints(directory)
     assert [name for name, _ in found["wavenet"]] == ["tiny-wavenet"]
@@ -107,7 +107,7 @@ def test_checkpoints_are_listed_by_kind(checkpoints, tmp_path):
 
 
 def test_encodings_are_cached(checkpoints, write_tone, monkeypatch):
-    _, wavenet, spectral = checkpoints
+    _, wavenet, spectral, _ = checkpoints
     note = note_from_file(write_tone(frequency=261.6))
     z = encode_notes(wavenet, [note])
     assert z.shape == (1, NOTE_LENGTH // 512, 16)
@@ -116,41 +116,56 @@ def test_encodings_are_cached(checkpoints, write_tone, monkeypatch):
     np.testing.assert_array_equal(encode_notes(wavenet, [note]), z)
 
 
-@pytest.mark.parametrize("kind", ["wavenet", "spectral"])
+@pytest.mark.parametrize("kind", ["wavenet", "spectral", "ddsp"])
 def test_decode_batches_and_caches(checkpoints, monkeypatch, kind):
-    _, wavenet, spectral = checkpoints
-    loaded = wavenet if kind == "wavenet" else spectral
-    shape = (3, 4, 16) if kind == "wavenet" else (3, 1984)
+    _, wavenet, spectral, ddsp = checkpoints
+    loaded = {"wavenet": wavenet, "spectral": spectral, "ddsp": ddsp}[kind]
+    shape = (3, 1984) if kind == "spectral" else (3, 4, 16)
     z = np.random.default_rng(0).normal(size=shape).astype(np.float32)
+    pitches = [48, 60, 72] if loaded.needs_pitch else None
     calls = []
-    audio = decode(loaded, z, length=SHORT, progress=lambda done, total: calls.append((done, total)))
+    audio = decode(loaded, z, pitches, length=SHORT, progress=lambda done, total: calls.append((done, total)))
     assert audio.shape == (3, SHORT) and np.abs(audio).max(axis=1).min() > 0
     assert calls and calls[-1][0] == calls[-1][1]
-    monkeypatch.setattr(explorer, "_decode_batch", lambda *args: pytest.fail("decoded twice"))
-    np.testing.assert_array_equal(decode(loaded, z[::-1], length=SHORT), audio[::-1])
+    monkeypatch.setattr(loaded.decoding, "decode", lambda *args: pytest.fail("decoded twice"))
+    np.testing.assert_array_equal(decode(loaded, z[::-1], pitches and pitches[::-1], length=SHORT), audio[::-1])
     with pytest.raises(ExplorerError, match="Length"):
-        decode(loaded, z, length=NOTE_LENGTH + 1)
+        decode(loaded, z, pitches, length=NOTE_LENGTH + 1)
 
 
 def test_decode_time_estimate_scales_with_the_work(checkpoints):
-    _, wavenet, spectral = checkpoints
-    one = estimate_decode_seconds(wavenet, 1, SAMPLE_RATE)
+    _, wavenet, spectral, ddsp = checkpoints
+    estimate = wavenet.decoding.estimate_seconds
+    one = estimate(1, SAMPLE_RATE)
     assert one > 0
-    assert estimate_decode_seconds(wavenet, 1, 2 * SAMPLE_RATE) == pytest.approx(2 * one)
-    assert estimate_decode_seconds(wavenet, 9, SAMPLE_RATE) >= one
-    assert estimate_decode_seconds(spectral, 4, SAMPLE_RATE) == pytest.approx(
-        4 * estimate_decode_seconds(spectral, 1, SAMPLE_RATE))
-    record_decode_time(wavenet, 1, SAMPLE_RATE, 3 * one)  # a real decode ran three times slower
-    assert estimate_decode_seconds(wavenet, 1, SAMPLE_RATE) == pytest.approx(3 * one)
+    assert estimate(1, 2 * SAMPLE_RATE) == pytest.approx(2 * one)
+    assert estimate(9, SAMPLE_RATE) >= one
+    assert spectral.decoding.estimate_seconds(4, SAMPLE_RATE) == pytest.approx(
+        4 * spectral.decoding.estimate_seconds(1, SAMPLE_RATE))
+    assert ddsp.decoding.estimate_seconds(1, 2 * SAMPLE_RATE) == pytest.approx(
+        2 * ddsp.decoding.estimate_seconds(1, SAMPLE_RATE))
+    wavenet.decoding.record(1, SAMPLE_RATE, 3 * one)  # a real decode ran three times slower
+    assert estimate(1, SAMPLE_RATE) == pytest.approx(3 * one)
+
+
+def test_the_ddsp_decoder_reads_the_wavenets_z_and_only_the_one_it_was_trained_on(checkpoints, tmp_path):
+    _, wavenet, spectral, ddsp = checkpoints
+    assert encoder_for(wavenet, None) is wavenet and encoder_for(spectral, wavenet) is spectral
+    assert encoder_for(ddsp, wavenet) is wavenet
+    with pytest.raises(ExplorerError, match="choose a WaveNet"):
+        encoder_for(ddsp, None)
+    other, _, _ = write_tiny_checkpoints(tmp_path, seed=1)
+    with pytest.raises(ExplorerError, match="another WaveNet encoder"):
+        encoder_for(ddsp, load_model(other))
 
 
 def test_grids_mix_the_corners(checkpoints, small_assets, tmp_path):
-    directory, wavenet, _ = checkpoints
+    directory, wavenet, _, _ = checkpoints
     app = Explorer(directory, small_assets)
     corners = list(app.bundled.values())[:4]
     grid = make_grid(corners, 3, "distance")
     assert grid.labels[0] == "r1c1" and len(grid.labels) == 9
-    audio, z = app.decode_grid(wavenet, grid, temperature=1.0, length=SHORT)
+    audio, z = app.decode_grid(wavenet, wavenet, grid, temperature=1.0, length=SHORT)
     assert audio.shape == (9, SHORT) and z.shape == (9, NOTE_LENGTH // 512, 16)
     corner_z = encode_notes(wavenet, corners)
     np.testing.assert_allclose(z[[0, 2, 6, 8]], corner_z, atol=1e-6)
@@ -173,7 +188,7 @@ def test_grids_mix_the_corners(checkpoints, small_assets, tmp_path):
 
 
 def test_map_places_user_notes_grids_and_trajectories(checkpoints, small_assets, write_tone):
-    directory, wavenet, spectral = checkpoints
+    directory, wavenet, spectral, _ = checkpoints
     app = Explorer(directory, small_assets)
     assert app.stored_map is None  # no precomputed map here: it is computed for this encoder
     embedding_map = app.map_for(wavenet)
@@ -200,7 +215,7 @@ def test_map_places_user_notes_grids_and_trajectories(checkpoints, small_assets,
 
 
 def test_a_precomputed_map_draws_at_once_and_places_after_warm_up(checkpoints, small_assets, tmp_path):
-    directory, wavenet, _ = checkpoints
+    directory, wavenet, _, _ = checkpoints
     shutil.copytree(small_assets, tmp_path, dirs_exist_ok=True)
     save_map(Explorer(directory, small_assets).map_for(wavenet), tmp_path)  # as scripts/build_assets.py does
     app = Explorer(directory, tmp_path)
@@ -212,7 +227,7 @@ def test_a_precomputed_map_draws_at_once_and_places_after_warm_up(checkpoints, s
 
 
 def test_status_says_when_no_trained_model_exists(tmp_path, small_assets, checkpoints):
-    assert "No trained WaveNet or spectral baseline checkpoint" in Explorer(tmp_path, small_assets).status()
+    assert "No trained WaveNet or spectral baseline or DDSP checkpoint" in Explorer(tmp_path, small_assets).status()
     assert Explorer(checkpoints[0], small_assets).status() == ""
 
 
@@ -251,7 +266,7 @@ def test_lru_cache_forgets_the_least_recently_used_first():
 
 
 def test_the_codec_caches_are_bounded(checkpoints, monkeypatch):
-    _, wavenet, _ = checkpoints
+    _, wavenet, _, _ = checkpoints
     assert isinstance(explorer._encodings, explorer.LRUCache) and isinstance(explorer._decodings, explorer.LRUCache)
     monkeypatch.setattr(explorer, "_decodings", explorer.LRUCache(2))
     monkeypatch.setattr(explorer, "_encodings", explorer.LRUCache(2))
@@ -265,7 +280,7 @@ def test_the_codec_caches_are_bounded(checkpoints, monkeypatch):
     assert len(explorer._decodings) == 2 and len(explorer._encodings) == 2
     decoded, encoded = [], []
 
-    def count_decodes(loaded, z, *args):
+    def count_decodes(z, *args):
         decoded.append(len(z))
         return np.zeros((len(z), 64), np.float32)
 
@@ -273,7 +288,7 @@ def test_the_codec_caches_are_bounded(checkpoints, monkeypatch):
         encoded.append(len(audio))
         return torch.zeros(len(audio), NOTE_LENGTH // 512, 16)
 
-    monkeypatch.setattr(explorer, "_decode_batch", count_decodes)
+    monkeypatch.setattr(wavenet.decoding, "decode", count_decodes)
     monkeypatch.setattr(wavenet.model, "encode", count_encodes)
     decode(wavenet, z[1:], length=64)
     encode_notes(wavenet, notes[1:])
@@ -284,16 +299,16 @@ def test_the_codec_caches_are_bounded(checkpoints, monkeypatch):
 
 
 def test_maps_are_kept_for_a_bounded_number_of_encoders(checkpoints, small_assets, monkeypatch):
-    directory, wavenet, _ = checkpoints
+    directory, wavenet, _, _ = checkpoints
     app = Explorer(directory, small_assets)
     monkeypatch.setattr(explorer, "compute_map", lambda loaded, notes, progress=None: object())
     for i in range(explorer.MAPS_KEPT + 1):
-        app.map_for(explorer.LoadedModel(wavenet.model, "wavenet", f"w{i}", f"fingerprint{i}", {}))
+        app.map_for(explorer.LoadedModel(wavenet.model, "wavenet", f"w{i}", f"fingerprint{i}", {}, wavenet.decoding))
     assert len(app._maps) == explorer.MAPS_KEPT and app._maps.get("fingerprint0") is None
 
 
 def test_model_description_names_the_training_steps(checkpoints, tmp_path):
-    _, wavenet, _ = checkpoints
+    _, wavenet, _, _ = checkpoints
     from nsynth_core.checkpoint import save_checkpoint
     save_checkpoint(wavenet.model, tmp_path / "trained", {"step": 1234})
     assert "1,234 steps" in explorer.describe_model(load_model(tmp_path / "trained"))

@@ -1,17 +1,20 @@
-"""The paper's evaluation table on held-out instruments: original audio, WaveNet and spectral-baseline reconstructions.
+"""The paper's evaluation table on held-out instruments: original audio, WaveNet, spectral-baseline and DDSP
+reconstructions.
 
     python -m train.evaluate --data DATA/nsynth-test --train-data DATA/nsynth-train \
-        --wavenet checkpoints/wavenet --spectral checkpoints/spectral --notes 24 --out results.md
+        --wavenet checkpoints/wavenet --spectral checkpoints/spectral --ddsp checkpoints/ddsp --notes 24 \
+        --out results.md
 
 N notes of the test split (spread over families, instruments and pitches; the same notes for the same --seed)
-are reconstructed by both models, and each of the three rows reports
+are reconstructed by every model, and each row reports
 - pitch accuracy: the median pYIN f0 of the note lies within 50 cents of its labelled pitch;
 - family accuracy: a classifier trained on real notes of the training split (family_classifier.py) names the
   note's instrument family, the analogue of the paper's Inception-style score;
 - STFT distance: the multi-resolution STFT distance to the original, mean over notes.
 The WaveNet gets one row per sampling temperature (--temperature 1 0.5: two rows, one encoding of the notes);
 its teacher-forced cross-entropy on the same notes (at the models' input level) and its decoding times are reported
-beside the table.
+beside the table. Each --ddsp checkpoint is one row more, decoding the WaveNet encoder's Z of the notes (or, for
+a DDSP model trained with an encoder of its own, that encoder's).
 Z comes from the whole note, but only its first --length-seconds are decoded and measured, because sample-by-sample
 decoding is the expensive part. The models are given each note at the level the app and the command line give
 them (peak audio.NOTE_PEAK); reconstructions are compared with the note at its own level. A pitch-conditioned
@@ -37,6 +40,8 @@ from nsynth_core.audio import NOTE_LENGTH, NOTE_PEAK, SAMPLE_RATE, SILENCE_PEAK,
 from nsynth_core.checkpoint import load_checkpoint
 from nsynth_core.cli import non_negative_float, positive
 from nsynth_core.dataset import FAMILIES, read_examples_json, read_wav
+from nsynth_core.ddsp import DDSPDecoder
+from nsynth_core.decoding import decoding_for
 from nsynth_core.fastgen import decode
 from nsynth_core.metrics import PITCH_FRAME_LENGTH, cents_error, median_f0, multiscale_stft_distance
 from nsynth_core.spectral import SpectralAutoencoder
@@ -51,6 +56,11 @@ ORIGINAL, SPECTRAL = "Original audio", "Spectral baseline reconstruction"
 
 def wavenet_row(temperature: float) -> str:
     return f"WaveNet reconstruction, temperature {temperature:g}"
+
+
+def ddsp_row(path, decoding) -> str:
+    z_source = "its own encoder's Z" if decoding.own_encoder else "the WaveNet's Z"
+    return f"DDSP reconstruction ({Path(path).name}, {z_source})"
 
 
 class EvaluationError(ValueError):
@@ -103,9 +113,9 @@ def load_model(path, kind, device) -> tuple[torch.nn.Module, dict]:
 
 @torch.no_grad()
 def wavenet_reconstructions(model: WaveNetAutoencoder, audio: np.ndarray, pitches: list[int], length: int,
-                            seed: int, temperatures=(1.0,)) -> tuple[list[np.ndarray], float, list[float]]:
+                            seed: int, temperatures=(1.0,)) -> tuple[list[np.ndarray], float, list[float], torch.Tensor]:
     """(reconstructions [N, length] and decoding seconds per temperature, teacher-forced cross-entropy in nats
-    per sample).
+    per sample, and the notes' Z).
 
     All notes are decoded in one batch, the way the decoder is fastest per note; each temperature starts from the
     same seed.
@@ -130,7 +140,18 @@ def wavenet_reconstructions(model: WaveNetAutoencoder, audio: np.ndarray, pitche
             reconstructions.append(decode(model, z, pitch, temperature=temperature, seed=seed, length=length,
                                           progress=lambda done, _: bar.update(done - bar.n)))
         seconds.append(time.perf_counter() - start)
-    return reconstructions, total_nats / window.numel(), seconds
+    return reconstructions, total_nats / window.numel(), seconds, z
+
+
+@torch.no_grad()
+def ddsp_reconstructions(model: DDSPDecoder, wavenet_z: torch.Tensor, audio: np.ndarray, pitches: list[int],
+                         length: int) -> tuple[np.ndarray, float]:
+    """(reconstructions [N, length], decoding seconds) from the WaveNet's Z, or the model's own encoder's."""
+    decoding = decoding_for(model)
+    z = model.encode(torch.from_numpy(audio).to(decoding.device)) if decoding.own_encoder else wavenet_z
+    start = time.perf_counter()
+    reconstructions = decoding.decode(z, torch.tensor(pitches), length)
+    return reconstructions, time.perf_counter() - start
 
 
 @torch.no_grad()
@@ -197,7 +218,9 @@ def markdown_table(results: dict) -> str:
         f"{wavenet['cross_entropy_nats']:.3f} nats per sample; all notes decoded in one batch, seed "
         f"{results['seed']}, {decode_times}. "
         f"Spectral baseline: {step(spectral)}, {conditioning(spectral)}, "
-        f"Griffin-Lim with {spectral['griffin_lim_iters']} iterations.",
+        f"Griffin-Lim with {spectral['griffin_lim_iters']} iterations."
+        + "".join(f" {label}: {step(model)}, given the labelled pitch, all notes in {model['decode_seconds']:.2f} s "
+                  f"({1000 * model['decode_seconds'] / notes:.0f} ms per note)." for label, model in results["ddsp"].items()),
         "",
         f"Family accuracy: a random forest on spectral and envelope features of the first "
         f"{classifier['feature_seconds']:g} s, trained on {classifier['training_notes']} real notes of the training "
@@ -222,6 +245,7 @@ def evaluate(args) -> dict:
     device = default_device() if args.device == "auto" else torch.device(args.device)
     wavenet, wavenet_metadata = load_model(args.wavenet, WaveNetAutoencoder, device)
     spectral, spectral_metadata = load_model(args.spectral, SpectralAutoencoder, device)
+    ddsp = [(path, *load_model(path, DDSPDecoder, device)) for path in args.ddsp]
 
     examples = read_examples_json(args.data)
     names = choose_notes(examples, args.notes, args.seed)
@@ -233,14 +257,20 @@ def evaluate(args) -> dict:
 
     classifier = train_family_classifier(args.train_data, min(FEATURE_SECONDS, length / SAMPLE_RATE), args.seed,
                                          cache_dir=Path(args.out).parent)
-    wavenet_audio, cross_entropy, decode_seconds = wavenet_reconstructions(wavenet, notes, pitches, length,
-                                                                           args.seed, args.temperature)
+    wavenet_audio, cross_entropy, decode_seconds, z = wavenet_reconstructions(wavenet, notes, pitches, length,
+                                                                              args.seed, args.temperature)
     spectral_audio = spectral_reconstructions(spectral, notes, pitches, args.griffin_lim_iters)[:, :length]
     measure = lambda audio: score(matched_peak(audio, originals), originals, pitches, families, classifier)
     rows = {ORIGINAL: score(originals, originals, pitches, families, classifier)}
     for temperature, audio in zip(args.temperature, wavenet_audio):
         rows[wavenet_row(temperature)] = measure(audio)
     rows[SPECTRAL] = measure(spectral_audio)
+    ddsp_results = {}
+    for path, model, metadata in ddsp:
+        audio, seconds = ddsp_reconstructions(model, z, notes, pitches, length)
+        label = ddsp_row(path, decoding_for(model))
+        rows[label] = measure(audio)
+        ddsp_results[label] = {"checkpoint": str(path), "step": metadata.get("step"), "decode_seconds": seconds}
     return {
         "notes": names,
         "pitches": pitches,
@@ -256,6 +286,7 @@ def evaluate(args) -> dict:
         "spectral": {"checkpoint": str(args.spectral), "step": spectral_metadata.get("step"),
                      "pitch_conditioned": bool(spectral.config.pitch_classes),
                      "griffin_lim_iters": args.griffin_lim_iters},
+        "ddsp": ddsp_results,
         "classifier": {"feature_seconds": classifier.feature_seconds, "training_notes": classifier.training_notes,
                        "seconds": classifier.seconds, "features_cached": classifier.features_cached},
         "total_seconds": time.perf_counter() - started,
@@ -272,6 +303,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="the training split (json/wav folder), for the family classifier")
     parser.add_argument("--wavenet", required=True, help="WaveNet autoencoder checkpoint")
     parser.add_argument("--spectral", required=True, help="spectral baseline checkpoint")
+    parser.add_argument("--ddsp", nargs="*", default=[], help="DDSP decoder checkpoints, one row each")
     parser.add_argument("--notes", type=positive(int), default=24, help="test notes to evaluate (default 24)")
     parser.add_argument("--out", required=True, type=Path,
                         help="markdown table to write; the raw numbers go beside it with the suffix .json, "

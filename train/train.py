@@ -363,8 +363,12 @@ def main(argv: list[str] | None = None):
         save_checkpoint(shipped, args.out / "model", {
             "train_config": dataclasses.asdict(config), "step": step, "samples_seen": samples_seen,
             "wall_seconds": round(wall_before + time.time() - start), "ema": ema is not None,
-            "pitch_conditioning": config.pitch_conditioning, "data": args.data.name})
+            "pitch_conditioning": config.pitch_conditioning, "data": args.data.name, **z_source})
 
+    # A decoder trained on cached Z names the encoder that made it, so it is only paired with that encoder.
+    z_source = {}
+    if args.z_cache is not None:
+        z_source = {"encoder": json.loads((args.z_cache / "manifest.json").read_text())["encoder"]}
     use_autocast = args.precision == "bf16" or (args.precision == "auto" and native_bf16(device))
     if is_main:
         print(f"Training step in {'bfloat16' if use_autocast else 'float32'} (--precision {args.precision}).")

@@ -1,0 +1,252 @@
+"""One decoding interface for the three decoders: Z and the MIDI pitch in, audio out, and what that costs here.
+
+The app, the command line and the evaluation hold a `Decoding` and never ask which kind of model is behind it:
+- `WaveNetDecoding`: the paper's autoencoder, sampled one step at a time (fastgen's engine), its own encoder's Z;
+- `SpectralDecoding`: the paper's baseline, a spectrogram and Griffin-Lim, its own encoder's Z [1984];
+- `DDSPDecoding`: the harmonic-plus-noise decoder, which reads the WaveNet encoder's Z (`own_encoder` False).
+Each measures its own speed once (`probe`) and predicts a decode's wall time from it (`estimate_seconds`).
+"""
+
+import time
+
+import numpy as np
+import torch
+
+from . import fastgen
+from .audio import NOTE_LENGTH
+from .ddsp import DDSPDecoder
+from .spectral import SpectralAutoencoder, spectrogram_to_audio
+from .wavenet import WaveNetAutoencoder
+
+SPEED_PROBE_SAMPLES = 256
+PITCH_RANGE = range(128)  # MIDI
+
+
+class DecodingError(ValueError):
+    """Z, a pitch or a length that this decoder cannot take; the message says why."""
+
+
+class Decoding:
+    """How one model decodes: subclasses say what Z they read and how their cost grows."""
+
+    label = "decoder"
+    own_encoder = True  # whether its Z comes from the model's own encoder (else from a WaveNet's)
+    note_length_only = False  # whether it decodes whole 4 s notes only
+    uses_temperature = False
+    griffin_lim_iters = 100  # phase reconstruction, for a decoder that makes spectrograms
+
+    def __init__(self, model: torch.nn.Module):
+        self.model = model
+        self._speed = None
+
+    # --- what it takes
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    @property
+    def needs_pitch(self) -> bool:
+        return True
+
+    @property
+    def pitch_range(self) -> range:
+        return PITCH_RANGE
+
+    def z_shape(self) -> str:
+        """The shape of one note's Z, for messages."""
+        return f"[frames, {self.model.config.latent_channels}]"
+
+    def z_fits(self, z: np.ndarray) -> bool:
+        return z.ndim == 2 and len(z) > 0 and z.shape[1] == self.model.config.latent_channels
+
+    def samples_for(self, z_frames: int) -> int:
+        """Audio samples decoded from a note's Z of this many frames."""
+        return z_frames * self.model.config.hop_length
+
+    def frames_for(self, length: int) -> int:
+        """Z frames its encoder makes of `length` samples."""
+        return length // self.model.config.hop_length
+
+    def check_pitch(self, pitch: torch.Tensor | None, batch: int) -> torch.Tensor | None:
+        if not self.needs_pitch:
+            if pitch is not None:
+                raise DecodingError(f"The {self.label} decoder is not conditioned on pitch; leave the pitch out.")
+            return None
+        if pitch is None:
+            raise DecodingError(f"The {self.label} decoder needs each note's MIDI pitch.")
+        pitch = torch.as_tensor(pitch).long().reshape(-1)
+        low, high = self.pitch_range[0], self.pitch_range[-1]
+        if len(pitch) != batch or pitch.min() < low or pitch.max() > high:
+            raise DecodingError(f"The {self.label} decoder takes MIDI pitches from {low} to {high}.")
+        return pitch.to(self.device)
+
+    # --- decoding
+    @torch.no_grad()
+    def decode(self, z: torch.Tensor, pitch: torch.Tensor | None = None, length: int | None = None,
+               temperature: float = 1.0, seed: int | None = 0, progress=None) -> np.ndarray:
+        """Audio [B, length] (float32 numpy) of Z [B, ...]; length defaults to all that Z covers.
+        progress(done, total) counts the samples of one note as the decode advances."""
+        pitch = self.check_pitch(pitch, len(z))
+        full = self.samples_for(z.shape[1]) if z.ndim == 3 else NOTE_LENGTH
+        length = full if length is None else length
+        if not 1 <= length <= full:
+            raise DecodingError(f"This Z covers {full} samples; {length} cannot be decoded from it.")
+        return self._decode(z.to(self.device), pitch, length, temperature, seed, progress)
+
+    def _decode(self, z, pitch, length, temperature, seed, progress) -> np.ndarray:
+        raise NotImplementedError
+
+    # --- cost
+    def probe(self) -> tuple[float, float]:
+        """(seconds for the first note, seconds for each further note) per unit of `work(length)`, measured once."""
+        if self._speed is None:
+            self._speed = self._measure()
+        return self._speed
+
+    def _measure(self) -> tuple[float, float]:
+        raise NotImplementedError
+
+    def work(self, length: int) -> float:
+        """How the cost grows with the length decoded (the unit `probe` measures in)."""
+        return length / NOTE_LENGTH
+
+    def estimate_seconds(self, n_notes: int, length: int) -> float:
+        """Expected wall time of decoding n_notes notes of `length` samples in one batch on this machine."""
+        first, each = self.probe()
+        return self.work(length) * (first + each * (n_notes - 1))
+
+    def record(self, n_notes: int, length: int, seconds: float) -> None:
+        """Rescales the measured speed so the next estimate matches a decode that really ran: the probe is
+        short and the machine's load changes."""
+        if self._speed is not None:
+            ratio = seconds / max(self.estimate_seconds(n_notes, length), 1e-9)
+            self._speed = tuple(term * ratio for term in self._speed)
+
+    def _timed(self, batch: int, length: int) -> float:
+        z = torch.zeros(batch, *self._probe_z_shape(length))
+        pitch = torch.full((batch,), 60) if self.needs_pitch else None
+        start = time.perf_counter()
+        self.decode(z, pitch, length, 1.0, 0, None)
+        return time.perf_counter() - start
+
+    def _probe_z_shape(self, length: int) -> tuple:
+        hop = self.model.config.hop_length
+        return -(-length // hop), self.model.config.latent_channels
+
+
+class WaveNetDecoding(Decoding):
+    label = "WaveNet"
+    uses_temperature = True
+
+    @property
+    def needs_pitch(self) -> bool:
+        return bool(self.model.config.pitch_classes)
+
+    @property
+    def pitch_range(self) -> range:
+        return range(self.model.config.pitch_classes)
+
+    def _decode(self, z, pitch, length, temperature, seed, progress):
+        frames = -(-length // self.model.config.hop_length)
+        return fastgen.decode(self.model, z[:, :frames].contiguous(), pitch=pitch, temperature=temperature,
+                              seed=seed, progress=progress, length=length)
+
+    def work(self, length: int) -> float:
+        return length  # one decoder step per sample
+
+    def _measure(self):
+        self._timed(1, 8)  # the first call pays one-off set-up costs
+        per_step = [self._timed(batch, SPEED_PROBE_SAMPLES) / SPEED_PROBE_SAMPLES for batch in (1, 4)]
+        return per_step[0], max(0.0, (per_step[1] - per_step[0]) / 3)
+
+
+class SpectralDecoding(Decoding):
+    label = "spectral baseline"
+    note_length_only = True
+
+    @property
+    def needs_pitch(self) -> bool:
+        return bool(self.model.config.pitch_classes)
+
+    @property
+    def pitch_range(self) -> range:
+        return range(self.model.config.pitch_classes)
+
+    def z_shape(self) -> str:
+        return f"[{self.model.config.latent_size}]"
+
+    def z_fits(self, z: np.ndarray) -> bool:
+        return z.shape == (self.model.config.latent_size,)
+
+    def samples_for(self, z_frames: int) -> int:
+        return NOTE_LENGTH
+
+    def frames_for(self, length: int) -> int:
+        return 1  # one Z per note
+
+    def _decode(self, z, pitch, length, temperature, seed, progress):
+        if progress:
+            progress(0, length)
+        audio = spectrogram_to_audio(self.model.decode(z, pitch), self.griffin_lim_iters)[:, :length]
+        if progress:
+            progress(length, length)
+        return audio
+
+    def work(self, length: int) -> float:
+        return 1.0  # Griffin-Lim runs on the whole spectrogram whatever is kept
+
+    def _measure(self):
+        per_note = self._timed(1, NOTE_LENGTH)
+        return per_note, per_note
+
+    def _probe_z_shape(self, length: int) -> tuple:
+        return (self.model.config.latent_size,)
+
+
+class DDSPDecoding(Decoding):
+    label = "DDSP"
+
+    @property
+    def own_encoder(self) -> bool:
+        return self.model.encoder is not None  # the jointly trained variant; the shipped one reads a WaveNet's Z
+
+    def samples_for(self, z_frames: int) -> int:
+        return z_frames * self.model.config.latent_hop
+
+    def frames_for(self, length: int) -> int:
+        return length // self.model.config.latent_hop
+
+    def _decode(self, z, pitch, length, temperature, seed, progress):
+        frames = -(-length // self.model.config.latent_hop)
+        if progress:
+            progress(0, length)
+        audio = self.model(z[:, :frames].float(), pitch, seed=seed or 0)[:, :length]
+        if progress:
+            progress(length, length)
+        return audio.cpu().numpy().astype(np.float32)
+
+    def _measure(self):
+        self._timed(1, NOTE_LENGTH)  # first call: allocations and thread start-up
+        one, four = self._timed(1, NOTE_LENGTH), self._timed(4, NOTE_LENGTH)
+        return one, max(0.0, (four - one) / 3)
+
+    def _probe_z_shape(self, length: int) -> tuple:
+        return -(-length // self.model.config.latent_hop), self.model.config.latent_channels
+
+
+DECODINGS = ((WaveNetAutoencoder, WaveNetDecoding), (SpectralAutoencoder, SpectralDecoding),
+             (DDSPDecoder, DDSPDecoding))
+
+
+def decoding_for(model: torch.nn.Module) -> Decoding:
+    """The decoding interface of a loaded model."""
+    for model_class, decoding_class in DECODINGS:
+        if isinstance(model, model_class):
+            return decoding_class(model)
+    raise DecodingError(f"A {type(model).__name__} is not a decoder of this project.")
+
+
+def describe_duration(seconds: float) -> str:
+    if seconds < 60:
+        return f"about {max(seconds, 1):.0f} s"
+    return f"about {seconds / 60:.0f} min" if seconds < 3600 else f"about {seconds / 3600:.1f} h"
