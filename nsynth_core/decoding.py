@@ -19,7 +19,7 @@ from .spectral import SpectralAutoencoder, spectrogram_to_audio
 from .wavenet import WaveNetAutoencoder
 
 SPEED_PROBE_SAMPLES = 256
-PITCH_RANGE = range(128)  # MIDI
+MIDI_PITCHES = range(128)
 
 
 class DecodingError(ValueError):
@@ -46,11 +46,12 @@ class Decoding:
 
     @property
     def needs_pitch(self) -> bool:
-        return True
+        """Whether it is conditioned on pitch (the autoencoders optionally, by one-hot classes)."""
+        return bool(self.model.config.pitch_classes)
 
     @property
     def pitch_range(self) -> range:
-        return PITCH_RANGE
+        return range(self.model.config.pitch_classes)
 
     def z_shape(self) -> str:
         """The shape of one note's Z, for messages."""
@@ -138,14 +139,6 @@ class WaveNetDecoding(Decoding):
     label = "WaveNet"
     uses_temperature = True
 
-    @property
-    def needs_pitch(self) -> bool:
-        return bool(self.model.config.pitch_classes)
-
-    @property
-    def pitch_range(self) -> range:
-        return range(self.model.config.pitch_classes)
-
     def _decode(self, z, pitch, length, temperature, seed, progress):
         frames = -(-length // self.model.config.hop_length)
         return fastgen.decode(self.model, z[:, :frames].contiguous(), pitch=pitch, temperature=temperature,
@@ -163,14 +156,6 @@ class WaveNetDecoding(Decoding):
 class SpectralDecoding(Decoding):
     label = "spectral baseline"
     note_length_only = True
-
-    @property
-    def needs_pitch(self) -> bool:
-        return bool(self.model.config.pitch_classes)
-
-    @property
-    def pitch_range(self) -> range:
-        return range(self.model.config.pitch_classes)
 
     def z_shape(self) -> str:
         return f"[{self.model.config.latent_size}]"
@@ -209,6 +194,14 @@ class DDSPDecoding(Decoding):
     @property
     def own_encoder(self) -> bool:
         return self.model.encoder is not None  # the jointly trained variant; the shipped one reads a WaveNet's Z
+
+    @property
+    def needs_pitch(self) -> bool:
+        return True  # its oscillators play the note's f0
+
+    @property
+    def pitch_range(self) -> range:
+        return MIDI_PITCHES
 
     def samples_for(self, z_frames: int) -> int:
         return z_frames * self.model.config.latent_hop
