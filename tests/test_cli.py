@@ -217,3 +217,36 @@ def test_cuda_without_a_gpu_is_a_clear_error(tmp_path, wavenet, capsys):
     status, err = run(capsys, "encode", write_tone(tmp_path / "a.wav"), "--checkpoint", path, "--out",
                       tmp_path / "z", "--device", "cuda")
     assert status == 1 and "no CUDA GPU" in err
+
+
+def test_ddsp_decodes_and_reconstructs_from_the_wavenets_z(wavenet, checkpoint, tmp_path, capsys):
+    from app_helpers import TINY_DDSP
+    from nsynth_core.checkpoint import weights_fingerprint
+    from nsynth_core.ddsp import DDSPDecoder
+
+    wavenet_path, wavenet_model = wavenet
+    torch.manual_seed(0)
+    ddsp_model = DDSPDecoder(TINY_DDSP).eval()
+    ddsp_path = tmp_path / "checkpoints" / "ddsp"
+    save_checkpoint(ddsp_model, ddsp_path, {"encoder": weights_fingerprint(wavenet_path)})
+    tone = write_tone(tmp_path / "notes" / "a4.wav", seconds=1.0)
+
+    assert main(["reconstruct", str(tone), "--checkpoint", str(ddsp_path), "--encoder", str(wavenet_path),
+                 "--out", str(tmp_path / "out")]) == 0
+    audio = read_wav(tmp_path / "out" / "a4.wav")
+    z = wavenet_model.encode(torch.from_numpy(load_audio(tone))[None])
+    with torch.no_grad():
+        expected = ddsp_model(z, torch.tensor([69]))[0].numpy()  # A4, found by pitch tracking
+    assert len(audio) == NOTE_LENGTH and np.abs(audio - expected).max() <= PCM_STEP
+
+    np.save(tmp_path / "a4.npy", z[0].numpy())
+    assert main(["decode", str(tmp_path / "a4.npy"), "--checkpoint", str(ddsp_path), "--pitch", "69",
+                 "--out", str(tmp_path / "decoded")]) == 0
+    assert np.abs(read_wav(tmp_path / "decoded" / "a4.wav") - expected).max() <= PCM_STEP
+
+    assert main(["encode", str(tone), "--checkpoint", str(ddsp_path), "--out", str(tmp_path / "z")]) == 1
+    assert "has no encoder" in capsys.readouterr().err
+    other, _ = checkpoint(WaveNetAutoencoder(TINY), "other-wavenet")
+    assert main(["reconstruct", str(tone), "--checkpoint", str(ddsp_path), "--encoder", str(other),
+                 "--out", str(tmp_path / "out2")]) == 1
+    assert "trained on the Z of another encoder" in capsys.readouterr().err
