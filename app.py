@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from nsynth_core import explorer as ex
+from nsynth_core import exports, figures
 from nsynth_core import fastgen
 from nsynth_core.audio import NOTE_LENGTH, SAMPLE_RATE, for_playback
 from nsynth_core.interpolation import GRID_SIZES
@@ -107,16 +108,16 @@ def draw_map(session, color_by, selected, show_path, grid_cells, wavenet_path, p
     embedding_map = app.map_for(wavenet, lambda done, total: progress(
         (done, total), desc="First use of this checkpoint: encoding the example notes", unit="notes"), placing)
     if embedding_map is None:
-        return ex.message_figure("No map yet: it needs a trained WaveNet checkpoint.")
+        return figures.message_figure("No map yet: it needs a trained WaveNet checkpoint.")
     if wavenet is None:
-        return ex.map_figure(embedding_map, color_by)
+        return figures.map_figure(embedding_map, color_by)
     own = list(session.values())
     user_points = list(zip(own, app.place_notes(wavenet, own)))
     trajectory = None
     if show_path and selected:
         note = app.note(session, selected)
         trajectory = (note.name, app.trajectory(wavenet, note))
-    return ex.map_figure(embedding_map, color_by, user_points, grid_cells or (), trajectory)
+    return figures.map_figure(embedding_map, color_by, user_points, grid_cells or (), trajectory)
 
 
 def with_new_notes(session, notes, color_by, show_path, grid_cells, wavenet_path):
@@ -203,7 +204,7 @@ def run_grid(a, b, c, d, shape, size, rule, decoder, temperature, seconds, sessi
     grid = ex.make_grid([app.note(session, note_id) for note_id in chosen], size, rule)
     audio, z = app.decode_grid(loaded, encoder, grid, temperature, int(seconds * SAMPLE_RATE),
                                progress=lambda done, total: progress((done, total), desc="Decoding", unit="samples"))
-    archive = ex.export_zip(ex.output_path(app.outputs_dir, "nsynth_grid.zip"), grid, audio, z)
+    archive = exports.export_zip(exports.output_path(app.outputs_dir, "nsynth_grid.zip"), grid, audio, z)
     cells = list(zip(grid.labels, app.place_grid(model(wavenet_path, "WaveNet"), grid).tolist()))
     players = [gr.update(value=None, visible=False) for _ in range(MAX_SIZE * MAX_SIZE)]
     rows = 1 if count == 2 else size
@@ -274,7 +275,7 @@ def warm_up():
 
 
 # Gradio keeps a copy of every file it serves (uploads, players' wavs, zips): drop those older than an hour.
-with gr.Blocks(title="NSynth timbre explorer", delete_cache=(600, ex.OUTPUT_MAX_AGE)) as demo:
+with gr.Blocks(title="NSynth timbre explorer", delete_cache=(600, exports.OUTPUT_MAX_AGE)) as demo:
     session = gr.State({}, time_to_live=SESSION_TTL)  # note id -> Note: this visitor's own notes
     grid_cells = gr.State([], time_to_live=SESSION_TTL)  # [(label, [x, y])] of the last grid, drawn on the map
     gr.Markdown("# NSynth timbre explorer\nBring notes, see where they sit in the embedding space, and mix them "
@@ -302,7 +303,7 @@ with gr.Blocks(title="NSynth timbre explorer", delete_cache=(600, ex.OUTPUT_MAX_
                     corner_buttons = [gr.Button(f"Use as {corner[0]}", size="sm") for corner in CORNERS]
             with gr.Column(scale=2):
                 with gr.Row():
-                    color_by = gr.Radio(list(ex.COLOR_BY), value="family", label="Colour by")
+                    color_by = gr.Radio(list(figures.COLOR_BY), value="family", label="Colour by")
                     show_path = gr.Checkbox(label="Show the selected note's path over time")
                 map_plot = gr.Plot(label="Map")
                 click = gr.Textbox(elem_id="map-click", show_label=False)

@@ -53,6 +53,14 @@ def cpu_name() -> str:
     return platform.machine()
 
 
+def write_results(path: Path, title: str, module: str, context: list[str], lines: list[str]) -> None:
+    """Prints the context sentences and writes them with the table to a markdown file beside the benchmark."""
+    for text in context:
+        print(text)
+    path.write_text(f"# {title}\n\nWritten by `python -m {module}`.\n\n" + "\n\n".join(context) + "\n\n"
+                    + "\n".join(lines) + "\n")
+
+
 def timed(run):
     wall, cpu = time.perf_counter(), time.process_time()
     run()
@@ -137,10 +145,7 @@ def main():
         "Per CPU-second figures count the work done per second that the process actually ran, "
         "so they change less than wall-time figures with other load on the machine.",
     ]
-    for text in context:
-        print(text)
-    RESULTS.write_text("# Decoding speed\n\nWritten by `python -m benchmarks.decode`.\n\n"
-                       + "\n\n".join(context) + "\n\n" + "\n".join(lines) + "\n")
+    write_results(RESULTS, "Decoding speed", "benchmarks.decode", context, lines)
 
 
 if __name__ == "__main__":

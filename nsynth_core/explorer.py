@@ -1,4 +1,5 @@
-"""The timbre explorer's logic, free of any web page: notes, models, the map, grids, decoding and export.
+"""The timbre explorer's logic, free of any web page: notes, models, the map and grids (decoding: decoding.py,
+figures: figures.py, files for visitors: exports.py).
 
 Notes are kept as `Note`s keyed by id: the bundled examples (assets/) are shared by everyone, a visitor's own
 uploads live in their session. Encodings and decodings are cached by input, so moving between notes, grids and
@@ -7,14 +8,10 @@ the caches.
 """
 
 import hashlib
-import io
 import json
 import os
-import shutil
-import tempfile
 import threading
 import time
-import zipfile
 from collections import OrderedDict
 from dataclasses import dataclass
 from functools import lru_cache
@@ -23,14 +20,13 @@ from typing import Callable
 
 import librosa
 import numpy as np
-import plotly
-import plotly.graph_objects as go
 import torch
 
-from .audio import NOTE_LENGTH, SAMPLE_RATE, SILENCE_PEAK, for_playback, load_audio, write_wav
+from .audio import NOTE_LENGTH, SAMPLE_RATE, SILENCE_PEAK, load_audio
 from .checkpoint import (MODEL_KINDS, CheckpointError, checkpoint_paths, load_checkpoint, read_description,
                          weights_fingerprint)
 from .decoding import Decoding, decoding_for, describe_duration
+from .exports import outputs_dir
 from .embedding_map import EmbeddingMap, EmbeddingMapError, build_map, ensure_reducer, load_map, note_features
 from .interpolation import grid_weights, line_weights, mix
 from .metrics import median_f0
@@ -38,9 +34,6 @@ from .metrics import median_f0
 ASSETS_DIR = Path(__file__).resolve().parent.parent / "assets"
 CHECKPOINTS_ENV = "NSYNTH_CHECKPOINTS"
 DEFAULT_CHECKPOINTS_DIR = Path("checkpoints")
-OUTPUTS_ENV = "NSYNTH_OUTPUTS"
-DEFAULT_OUTPUTS_DIR = Path(tempfile.gettempdir()) / "nsynth-explorer"
-OUTPUT_MAX_AGE = 3600  # s; the page serves its own copy of a returned file, ours is only needed until then
 NOTES_INDEX = "notes.json"
 ENCODE_BATCH = 8  # notes per encoder pass: bounds memory of the paper encoder's activations
 DECODE_CACHE_SIZE = 256  # decoded notes (4 s each, 256 kB): about 64 MB at most
@@ -48,7 +41,6 @@ ENCODE_CACHE_SIZE = 1024  # Z of a note: 8 kB, so about 8 MB at most
 MAPS_KEPT = 4  # like the loaded models: one map per recently used WaveNet encoder
 CHECKS_KEPT = 64  # checkpoint file versions whose loadability is remembered
 MAX_SESSION_NOTES = 48  # a visitor's own notes live in server memory (256 kB each)
-COLOR_BY = ("family", "pitch", "source")
 
 Progress = Callable[[int, int], None]
 
@@ -305,59 +297,6 @@ def compute_map(wavenet: LoadedModel, notes: list[Note], progress: Progress | No
                      sources=[note.source for note in notes])
 
 
-def map_figure(embedding_map: EmbeddingMap, color_by: str = "family", user_points=(), cells=(),
-               trajectory=None) -> go.Figure:
-    """Plotly scatter of the map.
-
-    user_points: [(Note, xy)] shown as stars; cells: [(label, xy)] of a grid; trajectory: (name, [frames, 2]).
-    Each bundled and user point carries its note id in customdata, which a click reports back to the page.
-    """
-    if color_by not in COLOR_BY:
-        raise ExplorerError(f"Colour by one of {COLOR_BY}, not {color_by!r}.")
-    figure = go.Figure()
-    hover = "<b>%{customdata[0]}</b><br>family: %{customdata[1]}<br>MIDI pitch: %{customdata[2]}<extra></extra>"
-    labels = np.stack([embedding_map.names, embedding_map.families, embedding_map.pitches.astype(str)], axis=-1)
-    x, y = embedding_map.positions.T
-    if color_by == "pitch":
-        figure.add_trace(go.Scatter(
-            x=x, y=y, mode="markers", name="examples", customdata=labels, hovertemplate=hover,
-            marker=dict(size=10, color=embedding_map.pitches, colorscale="Viridis",
-                        colorbar=dict(title="MIDI pitch", thickness=12))))
-    else:
-        groups = embedding_map.families if color_by == "family" else embedding_map.sources
-        for group in sorted(set(groups.tolist())):
-            keep = groups == group
-            figure.add_trace(go.Scatter(x=x[keep], y=y[keep], mode="markers", name=group, customdata=labels[keep],
-                                        hovertemplate=hover, marker=dict(size=10)))
-    if trajectory is not None:
-        name, path = trajectory
-        figure.add_trace(go.Scatter(
-            x=path[:, 0], y=path[:, 1], mode="lines+markers", name=f"{name} over time",
-            line=dict(color="rgba(60,60,60,0.5)"), hoverinfo="skip",
-            marker=dict(size=5, color=np.arange(len(path)), colorscale="Plasma")))
-    if len(user_points):
-        notes, xy = zip(*user_points)
-        xy = np.asarray(xy)
-        figure.add_trace(go.Scatter(
-            x=xy[:, 0], y=xy[:, 1], mode="markers+text", name="your notes", text=[n.name for n in notes],
-            textposition="top center", hovertemplate=hover,
-            customdata=[[n.id, n.family, "" if n.pitch is None else n.pitch] for n in notes],
-            marker=dict(size=16, symbol="star", color="black", line=dict(color="white", width=1))))
-    if len(cells):
-        cell_labels, xy = zip(*cells)
-        xy = np.asarray(xy)
-        figure.add_trace(go.Scatter(
-            x=xy[:, 0], y=xy[:, 1], mode="markers", name="grid cells", text=list(cell_labels),
-            hovertemplate="%{text}<extra></extra>",
-            marker=dict(size=9, symbol="square", color="rgba(0,0,0,0)", line=dict(color="crimson", width=2))))
-    figure.update_layout(margin=dict(l=10, r=10, t=30, b=10), height=480, legend=dict(itemsizing="constant"),
-                         colorway=plotly.colors.qualitative.Dark24,  # 11 families need more than 10 colours
-                         xaxis=dict(showticklabels=False, title=None), yaxis=dict(showticklabels=False, title=None),
-                         title=dict(text="Notes in the embedding space (UMAP of Z averaged over time)",
-                                    font=dict(size=14)), clickmode="event")
-    return figure
-
-
 # --- grids and export --------------------------------------------------------------------------------------------
 
 @dataclass(frozen=True, eq=False)
@@ -389,50 +328,6 @@ def grid_pitches(grid: Grid) -> list[int | None]:
 
 def grid_z(loaded: LoadedModel, grid: Grid) -> np.ndarray:
     return mix(encode_notes(loaded, grid.corners), grid.weights)
-
-
-def outputs_dir() -> Path:
-    return Path(os.environ.get(OUTPUTS_ENV, DEFAULT_OUTPUTS_DIR))
-
-
-def remove_old_outputs(directory, max_age: float = OUTPUT_MAX_AGE) -> int:
-    """Deletes the output folders in `directory` last changed more than max_age seconds ago; returns how many."""
-    cutoff = time.time() - max_age
-    removed = 0
-    for folder in Path(directory).iterdir():
-        try:
-            if folder.is_dir() and folder.stat().st_mtime < cutoff:
-                shutil.rmtree(folder)
-                removed += 1
-        except FileNotFoundError:  # another process sharing the folder removed it first
-            continue
-    return removed
-
-
-def output_path(directory, filename: str) -> Path:
-    """A fresh path for a file handed to a visitor: a folder of its own (so two visitors' files never clash and
-    the name stays readable) in `directory`, after clearing out the old ones."""
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    remove_old_outputs(directory)
-    return Path(tempfile.mkdtemp(dir=directory)) / filename
-
-
-def export_zip(path, grid: Grid, audio: np.ndarray, z: np.ndarray) -> Path:
-    """A zip of every cell as a 16-bit wav (at the playback level) and its Z as .npy, with grid.json saying how
-    each cell was mixed."""
-    path = Path(path)
-    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        for label, audio_i, z_i in zip(grid.labels, audio, z):
-            wav, npy = io.BytesIO(), io.BytesIO()
-            write_wav(wav, for_playback(audio_i))
-            np.save(npy, z_i)
-            archive.writestr(f"{label}.wav", wav.getvalue())
-            archive.writestr(f"{label}.npy", npy.getvalue())
-        description = {"rule": grid.rule, "corners": [note.name for note in grid.corners],
-                       "cells": {label: w.round(6).tolist() for label, w in zip(grid.labels, grid.weights)}}
-        archive.writestr("grid.json", json.dumps(description, indent=1))
-    return path
 
 
 # --- the shared state of the app ---------------------------------------------------------------------------------
@@ -542,14 +437,6 @@ def encoder_for(decoder: LoadedModel, wavenet: LoadedModel | None) -> LoadedMode
         raise ExplorerError(f"{decoder.name} was trained on the Z of another WaveNet encoder than {wavenet.name}'s; "
                             "choose the WaveNet checkpoint it was trained with.")
     return wavenet
-
-
-def message_figure(text: str) -> go.Figure:
-    """An empty map that says why there is nothing to show."""
-    figure = go.Figure()
-    figure.add_annotation(text=text, showarrow=False, font=dict(size=14), x=0.5, y=0.5, xref="paper", yref="paper")
-    figure.update_layout(height=480, xaxis=dict(visible=False), yaxis=dict(visible=False))
-    return figure
 
 
 def describe_model(loaded: LoadedModel) -> str:

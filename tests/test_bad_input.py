@@ -18,7 +18,7 @@ import soundfile as sf
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 
-from nsynth_core import explorer
+from nsynth_core import exports
 from nsynth_core.audio import NOTE_LENGTH, NOTE_PEAK, SAMPLE_RATE
 from nsynth_core.explorer import Explorer, note_from_file
 from app_helpers import REPO, running_app, write_tiny_checkpoints
@@ -103,15 +103,15 @@ def test_a_click_is_kept_and_padded_with_silence(files):
 # --- files handed out ----------------------------------------------------------------------------------------
 
 def test_outputs_get_their_own_folder_and_old_ones_are_removed(tmp_path):
-    old = explorer.output_path(tmp_path, "nsynth_grid.zip")
+    old = exports.output_path(tmp_path, "nsynth_grid.zip")
     old.write_bytes(b"zip")
-    an_hour_ago = time.time() - explorer.OUTPUT_MAX_AGE - 1
+    an_hour_ago = time.time() - exports.OUTPUT_MAX_AGE - 1
     os.utime(old.parent, (an_hour_ago, an_hour_ago))
-    recent = explorer.output_path(tmp_path, "nsynth_grid.zip")  # making a new one clears out the old
+    recent = exports.output_path(tmp_path, "nsynth_grid.zip")  # making a new one clears out the old
     recent.write_bytes(b"zip")
     assert recent.parent.parent == tmp_path and recent.parent != old.parent
     assert not old.parent.exists() and recent.exists()
-    assert explorer.remove_old_outputs(tmp_path, max_age=0) == 1 and not recent.parent.exists()
+    assert exports.remove_old_outputs(tmp_path, max_age=0) == 1 and not recent.parent.exists()
 
 
 # --- checkpoints ---------------------------------------------------------------------------------------------
@@ -131,7 +131,7 @@ def test_broken_checkpoints_are_skipped_and_reported(tmp_path):
     add_broken_checkpoints(tmp_path)
     app = Explorer(tmp_path)
     assert {kind: [name for name, _ in found] for kind, found in app.checkpoints().items()} == {
-        "wavenet": ["tiny-wavenet"], "spectral": ["tiny-spectral"]}
+        "wavenet": ["tiny-wavenet"], "spectral": ["tiny-spectral"], "ddsp": ["tiny-ddsp"]}
     status = app.status()
     assert "**Skipped checkpoint `corrupt`:**" in status and "cannot be read" in status
     assert "**Skipped checkpoint `mismatched`:**" in status and "does not match its config" in status
@@ -149,7 +149,7 @@ def served(tmp_path_factory):
     write_tiny_checkpoints(checkpoints)
     add_broken_checkpoints(checkpoints)
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv(explorer.OUTPUTS_ENV, str(outputs))
+        patch.setenv(exports.OUTPUTS_ENV, str(outputs))
         with running_app(checkpoints, checkpoints / "app.log") as url:
             yield url, Client(url, verbose=False), checkpoints, outputs
 

@@ -12,9 +12,11 @@ from nsynth_core.audio import NOTE_LENGTH, NOTE_PEAK, PLAYBACK_PEAK, SAMPLE_RATE
 from nsynth_core.checkpoint import CheckpointError
 from nsynth_core.embedding_map import load_map, note_features, save_map
 from nsynth_core.explorer import (
-    Explorer, ExplorerError, add_notes, bundled_notes, decode, encode_notes, encoder_for, export_zip,
-    list_checkpoints, load_model, make_grid, map_figure, note_from_file,
+    Explorer, ExplorerError, add_notes, bundled_notes, decode, encode_notes, encoder_for, list_checkpoints,
+    load_model, make_grid, note_from_file,
 )
+from nsynth_core.exports import export_zip
+from nsynth_core.figures import FigureError, map_figure
 from app_helpers import write_tiny_checkpoints
 
 SHORT = 1600  # 0.1 s: enough to exercise every path of the decoder
@@ -208,7 +210,7 @@ def test_map_places_user_notes_grids_and_trajectories(checkpoints, small_assets,
     clickable_ids = {row[0] for trace in figure.data if trace.customdata is not None for row in trace.customdata}
     assert clickable_ids == set(app.bundled) | {note.id}
     assert len(map_figure(embedding_map, "pitch").data) == 1
-    with pytest.raises(ExplorerError):
+    with pytest.raises(FigureError, match="Colour by one of"):
         map_figure(embedding_map, "colour")
     with pytest.raises(ExplorerError, match="WaveNet"):
         app.map_for(spectral)

@@ -1,0 +1,63 @@
+"""Files handed to visitors: a fresh folder per file under the outputs folder (old ones cleared out), and a
+grid's zip of wavs and Z."""
+
+import io
+import json
+import os
+import shutil
+import tempfile
+import time
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from .audio import for_playback, write_wav
+
+OUTPUTS_ENV = "NSYNTH_OUTPUTS"
+DEFAULT_OUTPUTS_DIR = Path(tempfile.gettempdir()) / "nsynth-explorer"
+OUTPUT_MAX_AGE = 3600  # s; the page serves its own copy of a returned file, ours is only needed until then
+
+
+def outputs_dir() -> Path:
+    return Path(os.environ.get(OUTPUTS_ENV, DEFAULT_OUTPUTS_DIR))
+
+
+def remove_old_outputs(directory, max_age: float = OUTPUT_MAX_AGE) -> int:
+    """Deletes the output folders in `directory` last changed more than max_age seconds ago; returns how many."""
+    cutoff = time.time() - max_age
+    removed = 0
+    for folder in Path(directory).iterdir():
+        try:
+            if folder.is_dir() and folder.stat().st_mtime < cutoff:
+                shutil.rmtree(folder)
+                removed += 1
+        except FileNotFoundError:  # another process sharing the folder removed it first
+            continue
+    return removed
+
+
+def output_path(directory, filename: str) -> Path:
+    """A fresh path for a file handed to a visitor: a folder of its own (so two visitors' files never clash and
+    the name stays readable) in `directory`, after clearing out the old ones."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    remove_old_outputs(directory)
+    return Path(tempfile.mkdtemp(dir=directory)) / filename
+
+
+def export_zip(path, grid, audio: np.ndarray, z: np.ndarray) -> Path:
+    """A zip of every cell as a 16-bit wav (at the playback level) and its Z as .npy, with grid.json saying how
+    each cell was mixed."""
+    path = Path(path)
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for label, audio_i, z_i in zip(grid.labels, audio, z):
+            wav, npy = io.BytesIO(), io.BytesIO()
+            write_wav(wav, for_playback(audio_i))
+            np.save(npy, z_i)
+            archive.writestr(f"{label}.wav", wav.getvalue())
+            archive.writestr(f"{label}.npy", npy.getvalue())
+        description = {"rule": grid.rule, "corners": [note.name for note in grid.corners],
+                       "cells": {label: w.round(6).tolist() for label, w in zip(grid.labels, grid.weights)}}
+        archive.writestr("grid.json", json.dumps(description, indent=1))
+    return path
