@@ -21,6 +21,7 @@ import torch
 from nsynth_core import explorer as ex
 from nsynth_core import exports, figures
 from nsynth_core import fastgen
+from nsynth_core import teaching
 from nsynth_core.audio import NOTE_LENGTH, SAMPLE_RATE, for_playback
 from nsynth_core.interpolation import GRID_SIZES
 from nsynth_core.rainbowgram import rainbowgram
@@ -61,6 +62,15 @@ CLICK_BRIDGE = """
 }
 """
 CSS = "#map-click {display: none !important}"
+CSS += "\n#how-it-works p, #how-it-works td, #how-it-works th {font-size: 1.2rem; line-height: 1.5}"
+# Switches to the Reconstruct tab in the page itself; the inputs pass through to the Python handler unchanged.
+OPEN_RECONSTRUCT_TAB = """
+(...inputs) => {
+  const tab = [...document.querySelectorAll("button[role=tab]")].find((b) => b.textContent.trim() === "Reconstruct");
+  if (tab) tab.click();
+  return inputs;
+}
+"""
 
 
 def friendly(handler):
@@ -274,6 +284,88 @@ def warm_up():
             ex.load_model(path).decoding.probe()
 
 
+# --- the "How it works" tab: one note followed through the autoencoder (nsynth_core/teaching.py) ------------------
+
+def step_heading(index: int):
+    title, text = teaching.STEPS[index]
+    return gr.Markdown(f"## {title}\n{text}")
+
+
+def walked_note(selected, session) -> ex.Note:
+    """The note chosen in the Explore tab, else the first example, so the walk-through always has one."""
+    return app.note(session, selected) if selected else next(iter(app.bundled.values()))
+
+
+def another_family_note() -> str | None:
+    """A default partner to mix the first example with: the first example of another family."""
+    first, *others = app.bundled.values()
+    return next((note.id for note in others if note.family != first.family), None)
+
+
+@friendly
+def show_sound(selected, session):
+    note = walked_note(selected, session)
+    shown = (f"Following **{note.label}** through the model (choose another note in the Explore tab, "
+             "then come back).")
+    return [shown, teaching.sound_figure(note.audio), playable(note.audio),
+            playable(teaching.mu_law_round_trip(note.audio)), note.id]
+
+
+def no_wavenet_figure():
+    return figures.message_figure("This step needs a trained WaveNet checkpoint.")
+
+
+@friendly
+def show_code(selected, session, wavenet_path):
+    if not wavenet_path:
+        return no_wavenet_figure()
+    return teaching.code_figure(ex.load_model(wavenet_path), walked_note(selected, session))
+
+
+@friendly
+def show_distribution(selected, session, wavenet_path, step, temperature, seed):
+    if not wavenet_path:
+        return no_wavenet_figure()
+    return teaching.distribution_figure(ex.load_model(wavenet_path), walked_note(selected, session), int(step),
+                                        temperature, int(seed))
+
+
+@friendly
+def show_decoder(selected, session, wavenet_path, step, temperature, seed):
+    if not wavenet_path:
+        return [no_wavenet_figure(), no_wavenet_figure()]
+    figure = teaching.receptive_field_figure(ex.load_model(wavenet_path), walked_note(selected, session), int(step))
+    return [figure, show_distribution(selected, session, wavenet_path, step, temperature, seed)]
+
+
+@friendly
+def show_mix(selected, partner, weight, session, wavenet_path, spectral_path, ddsp_path):
+    if not wavenet_path:
+        return [no_wavenet_figure(), None, ""]
+    if not partner:
+        raise ex.ExplorerError("Choose a second note to mix with.")
+    paths = checkpoint_paths(wavenet_path, spectral_path, ddsp_path)
+    # DDSP decodes a 4 s note in milliseconds; without it the spectral baseline mixes its own codes.
+    label, kind = ("DDSP", "ddsp") if ddsp_path else ("Spectral baseline", "spectral")
+    loaded, encoder = decoder_and_encoder(kind, label, paths)
+    grid = teaching.blend_grid(walked_note(selected, session), app.note(session, partner), weight)
+    audio, _ = app.decode_grid(loaded, encoder, grid, temperature=0.0, length=NOTE_LENGTH)
+    said = f"Decoded by the **{label}** decoder (`{loaded.name}`)"
+    if kind == "spectral":
+        said += ", which mixes its own encoder's codes with the same weight (no DDSP checkpoint is available)"
+    figure = teaching.mixing_figure(ex.load_model(wavenet_path), grid, audio[0], label)
+    return [figure, playable(audio[0]), said + "."]
+
+
+@friendly
+def show_decoders(*paths):
+    labels = {kind: label for label, kind in DECODERS.items()}
+    decoders = [(labels[kind], ex.load_model(path)) for kind, path in checkpoint_paths(*paths).items() if path]
+    return (f"**What each costs here** (measured on this machine):\n\n{teaching.cost_table(decoders)}\n\n"
+            f"**What each keeps** (`{teaching.EVALUATION_FILE}` next to the checkpoints):\n\n"
+            f"{teaching.evaluation_table(app.checkpoints_dir)}")
+
+
 # Gradio keeps a copy of every file it serves (uploads, players' wavs, zips): drop those older than an hour.
 with gr.Blocks(title="NSynth timbre explorer", delete_cache=(600, exports.OUTPUT_MAX_AGE)) as demo:
     session = gr.State({}, time_to_live=SESSION_TTL)  # note id -> Note: this visitor's own notes
@@ -343,6 +435,36 @@ with gr.Blocks(title="NSynth timbre explorer", delete_cache=(600, exports.OUTPUT
                 with gr.Column():
                     outputs += [gr.Audio(label=title, interactive=False), gr.Image(label=f"{title} rainbowgram")]
 
+    with gr.Tab("How it works", elem_id="how-it-works") as how_tab:
+        walked_id = gr.State(None)  # the note the walk-through shows, for the link to its reconstructions
+        shown_note = gr.Markdown()
+        step_heading(0)
+        sound_plot = gr.Plot(show_label=False)
+        with gr.Row():
+            original_player = gr.Audio(label="The note", interactive=False)
+            quantised_player = gr.Audio(label="The same note rounded to 256 levels (8-bit mu-law)", interactive=False)
+        step_heading(1)
+        code_plot = gr.Plot(show_label=False)
+        step_heading(2)
+        with gr.Row():
+            time_step = gr.Slider(0, NOTE_LENGTH - 1, value=SAMPLE_RATE // 2, step=1,
+                                  label="Time step: the sample to predict (16 000 per second)")
+            walk_temperature = gr.Slider(0.0, 2.0, value=1.0, step=0.05, label="Temperature")
+            draw_seed = gr.Number(0, precision=0, minimum=0, label="Seed of the draw")
+        field_plot = gr.Plot(show_label=False)
+        distribution_plot = gr.Plot(show_label=False)
+        step_heading(3)
+        with gr.Row():
+            partner = gr.Dropdown(note_choices({}), value=another_family_note(), label="Mix with")
+            weight = gr.Slider(0.0, 1.0, value=0.5, step=0.05, label="Weight of the second note")
+        mix_plot = gr.Plot(show_label=False)
+        with gr.Row():
+            blend_player = gr.Audio(label="The decoded blend", interactive=False)
+            mixed_by = gr.Markdown()
+        step_heading(4)
+        decoders_table = gr.Markdown()
+        to_reconstruct = gr.Button("Hear this note's three reconstructions (Reconstruct tab)", variant="primary")
+
     with gr.Tab("About"):
         gr.Markdown((ex.ASSETS_DIR / "about.md").read_text())
 
@@ -377,6 +499,24 @@ with gr.Blocks(title="NSynth timbre explorer", delete_cache=(600, exports.OUTPUT
     for trigger in (wavenet_path.change, spectral_path.change, ddsp_path.change):
         trigger(describe_models, model_paths, model_info)
 
+    walk_note = [selected, session]
+    step_inputs = [*walk_note, wavenet_path, time_step, walk_temperature, draw_seed]
+    mix_inputs = [selected, partner, weight, session, *model_paths]
+    # In order, so the first steps appear while the later ones compute.
+    how_tab.select(show_sound, walk_note, [shown_note, sound_plot, original_player, quantised_player, walked_id]).then(
+        show_code, [*walk_note, wavenet_path], code_plot).then(
+        show_decoder, step_inputs, [field_plot, distribution_plot]).then(
+        show_mix, mix_inputs, [mix_plot, blend_player, mixed_by]).then(
+        show_decoders, model_paths, decoders_table)
+    time_step.change(show_decoder, step_inputs, [field_plot, distribution_plot])
+    for trigger in (walk_temperature.change, draw_seed.change):
+        trigger(show_distribution, step_inputs, distribution_plot)
+    partner.change(show_mix, mix_inputs, [mix_plot, blend_player, mixed_by])
+    weight.change(show_mix, mix_inputs, [mix_plot, blend_player, mixed_by])
+    to_reconstruct.click(lambda note_id: note_id, walked_id, source_note, js=OPEN_RECONSTRUCT_TAB).then(
+        reconstruct, [source_note, session, temperature, seconds, *model_paths], outputs,
+        concurrency_id="decode", concurrency_limit=1)
+
     demo.load(None, js=CLICK_BRIDGE)
     demo.load(refresh_checkpoints, model_paths, [status, *model_paths])
     demo.load(draw_map, map_args, map_plot).then(
@@ -388,6 +528,8 @@ if __name__ == "__main__":
     for name, problem in ex.broken_checkpoints(app.checkpoints_dir).items():
         print(f"Skipped checkpoint {name}: {problem}", file=sys.stderr)
     threading.Thread(target=warm_up, daemon=True).start()
+    # librosa's first constant-Q transform takes seconds: not on the first rainbowgram a visitor asks for.
+    threading.Thread(target=rainbowgram, args=(np.zeros(NOTE_LENGTH, np.float32),), daemon=True).start()
     # Gradio serves only its own cache and uploads; blocking the code and the weights keeps it so whatever
     # allowed_paths or GRADIO_ALLOWED_PATHS say (Gradio's cache, GRADIO_TEMP_DIR, must lie outside both).
     demo.queue(default_concurrency_limit=2, max_size=32).launch(
