@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import plotly.graph_objects as go
 import torch
+from PIL import Image
 from plotly.subplots import make_subplots
 
 from . import explorer as ex
@@ -107,8 +108,14 @@ def _z_heatmap(z: np.ndarray, hop: int, name: str, limit: float, showscale: bool
                       hovertemplate="%{x:.3f} s, channel %{y}: %{z:.3f}<extra>" + name + "</extra>")
 
 
-def _rainbowgram_image(audio: np.ndarray) -> go.Image:
-    return go.Image(z=rainbowgram(audio), x0=0, dx=RAINBOWGRAM_HOP / SAMPLE_RATE, hoverinfo="skip")
+def _add_rainbowgram(figure: go.Figure, audio: np.ndarray, row: int, col: int = 1) -> None:
+    """The rainbowgram stretched over its subplot's time axis (an Image trace would force square pixels on the
+    shared axis and squeeze the heat maps under it)."""
+    picture = rainbowgram(audio)
+    figure.add_layout_image(source=Image.fromarray(picture), x=0, y=1, sizex=picture.shape[1] * RAINBOWGRAM_HOP
+                            / SAMPLE_RATE, sizey=1, xanchor="left", yanchor="top", sizing="stretch", layer="above",
+                            row=row, col=col)
+    figure.update_yaxes(range=[0, 1], visible=False, row=row, col=col)
 
 
 def code_figure(wavenet: ex.LoadedModel, note: ex.Note) -> go.Figure:
@@ -120,13 +127,12 @@ def code_figure(wavenet: ex.LoadedModel, note: ex.Note) -> go.Figure:
                            specs=[[{}, None], [{}, {}]],
                            subplot_titles=("Rainbowgram (brightness: loudness, colour: phase change)",
                                            "Z: 16 channels, one frame per 32 ms", "average"))
-    figure.add_trace(_rainbowgram_image(note.audio), 1, 1)
+    _add_rainbowgram(figure, note.audio, 1)
     figure.add_trace(_z_heatmap(z, wavenet.model.config.hop_length, "Z", limit, showscale=True), 2, 1)
     average = z.mean(axis=0)
     figure.add_trace(go.Heatmap(z=average[:, None], x=["mean"], y=np.arange(1, len(average) + 1), zmin=-limit,
                                 zmax=limit, showscale=False, **Z_COLORS,
                                 hovertemplate="channel %{y}: %{z:.3f}<extra>time average</extra>"), 2, 2)
-    figure.update_yaxes(visible=False, row=1, col=1)
     figure.update_yaxes(title="channel", row=2, col=1)
     figure.update_yaxes(showticklabels=False, row=2, col=2)
     figure.update_xaxes(title="time (s)", row=2, col=1)
@@ -241,9 +247,13 @@ def distribution_figure(wavenet: ex.LoadedModel, note: ex.Note, step: int, tempe
     figure = go.Figure(go.Bar(x=levels, y=probabilities, marker_color=colours, name="chance",
                               hovertemplate="level %{x}: %{y:.3f}<extra></extra>"))
     figure.add_vline(x=true_level, line_dash="dash", line_color="black",
-                     annotation_text=f"true level {true_level}", annotation_position="top left")
+                     annotation_text=f"true level {true_level}", annotation_position="top right")
     figure.add_annotation(x=drawn, y=float(probabilities[drawn + 128]), text=f"drawn: {drawn}", showarrow=True,
-                          arrowhead=2, font=dict(color="crimson"))
+                          arrowhead=2, ax=-60, ay=-25, font=dict(color="crimson"))
+    # Open on the levels that have a real chance (double-click shows all 256).
+    likely = levels[probabilities > 1e-3]
+    shown = [min(likely.min(), true_level, drawn) - 8, max(likely.max(), true_level, drawn) + 8]
+    figure.update_xaxes(range=shown)
     figure.update_xaxes(title="mu-law level of sample " + str(step))
     figure.update_yaxes(title="chance", rangemode="tozero")
     return _layout(figure, f"The decoder's guess at temperature {temperature:g}: "
@@ -278,8 +288,7 @@ def mixing_figure(wavenet: ex.LoadedModel, grid: ex.Grid, blend_audio: np.ndarra
     for row, (title, z) in enumerate(rows, start=1):
         figure.add_trace(_z_heatmap(z, wavenet.model.config.hop_length, title, limit, showscale=row == 1), row, 1)
         figure.update_yaxes(title="channel", row=row, col=1)
-    figure.add_trace(_rainbowgram_image(blend_audio), 4, 1)
-    figure.update_yaxes(visible=False, row=4, col=1)
+    _add_rainbowgram(figure, blend_audio, 4)
     figure.update_xaxes(title="time (s)", row=4, col=1)
     return _layout(figure, "Mixing codes", height=FIGURE_HEIGHT + 260)
 

@@ -1,6 +1,7 @@
 """A visitor in a real browser (Debian's chromium, driven by Playwright): upload -> map -> grid -> play."""
 
 import io
+import os
 import shutil
 
 import numpy as np
@@ -13,6 +14,8 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]
 WAIT_MS = 120_000  # a busy 2-core machine; every wait ends as soon as its element appears
+SCREENSHOTS_ENV = "NSYNTH_SCREENSHOTS"  # a folder for the walk-through's screenshots (else the test's tmp folder)
+ERROR_BADGES = ".toast-body.error, .error-container, .error-bubble"
 
 playwright = pytest.importorskip("playwright.sync_api")
 pytestmark = pytest.mark.skipif(shutil.which(CHROMIUM) is None, reason="needs Debian's chromium")
@@ -78,3 +81,32 @@ def test_upload_map_grid_play(page, tmp_path):
     first.get_by_role("button", name="Pause", exact=True).wait_for()
     archive = page.locator(".block", has=page.get_by_text("Download every cell")).last
     assert archive.locator("a[download]").first.get_attribute("href").endswith("nsynth_grid.zip")
+
+
+def test_how_it_works_walks_the_five_steps(page, tmp_path):
+    """At a classroom projector's 1280 x 720, every step is drawn, without an error, and the link reconstructs."""
+    shots = os.environ.get(SCREENSHOTS_ENV) or str(tmp_path)
+    os.makedirs(shots, exist_ok=True)
+    page.set_viewport_size({"width": 1280, "height": 720})
+    page.get_by_role("tab", name="How it works").click()
+    page.get_by_text("through the model").wait_for()
+    page.get_by_text("What each costs here").wait_for()  # the last step, computed after the others
+    page.get_by_text("Decoded by the DDSP decoder").wait_for()  # the tiny checkpoints include one
+    tab = page.locator("#how-it-works")
+    assert tab.locator(".js-plotly-plot").count() == 5
+    for number, heading in enumerate(["1. Sound as numbers", "2. The encoder's code",
+                                      "3. The decoder, one sample at a time", "4. Mixing codes",
+                                      "5. Three decoders side by side"], start=1):
+        tab.get_by_role("heading", name=heading).evaluate("element => element.scrollIntoView({block: 'start'})")
+        page.screenshot(path=os.path.join(shots, f"how-it-works-{number}.png"))
+    quantised = page.locator(".block", has=page.get_by_text("rounded to 256 levels")).last
+    quantised.locator("a[download]").first.wait_for(state="attached")
+    assert page.locator(ERROR_BADGES).count() == 0 and page.get_by_text("Error", exact=True).count() == 0
+
+    page.get_by_role("button", name="Hear this note's three reconstructions (Reconstruct tab)", exact=True).click()
+    page.get_by_role("button", name="Reconstruct", exact=True).wait_for(state="visible")  # the tab switched
+    # Only the Reconstruct tab's DDSP player offers a download among the blocks that say "DDSP".
+    reconstructed = page.locator(".block", has=page.get_by_text("DDSP", exact=True))
+    reconstructed.locator("a[download]").first.wait_for(state="attached")
+    assert page.locator(ERROR_BADGES).count() == 0
+    page.set_viewport_size({"width": 1400, "height": 1100})
