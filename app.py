@@ -21,7 +21,7 @@ import torch
 from nsynth_core import explorer as ex
 from nsynth_core import exports, figures
 from nsynth_core import fastgen
-from nsynth_core.audio import NOTE_LENGTH, SAMPLE_RATE, for_playback
+from nsynth_core.audio import NOTE_LENGTH, SAMPLE_RATE, playback_pcm16
 from nsynth_core.interpolation import GRID_SIZES
 from nsynth_core.rainbowgram import rainbowgram
 
@@ -77,7 +77,7 @@ def friendly(handler):
 def playable(audio: np.ndarray) -> tuple[int, np.ndarray]:
     """Notes are encoded at the training level (audio.NOTE_PEAK); every player plays at one louder peak, so
     originals and reconstructions compare by ear."""
-    return SAMPLE_RATE, np.round(for_playback(audio) * 32767).astype(np.int16)
+    return SAMPLE_RATE, playback_pcm16(audio)
 
 
 def model(path: str | None, kind: str) -> ex.LoadedModel:
