@@ -34,7 +34,8 @@ def test_open_nsynth_supers_pitches():
 def test_every_cell_is_decoded_at_every_pitch_from_its_mixed_z(ddsp, corner_z, monkeypatch):
     calls = []
     real_decode = ddsp.decode
-    monkeypatch.setattr(ddsp, "decode", lambda z, pitch, *args: calls.append((z, pitch)) or real_decode(z, pitch, *args))
+    monkeypatch.setattr(ddsp, "decode",
+                        lambda z, pitch, *args: calls.append((z, pitch)) or real_decode(z, pitch, *args))
     reported = []
     grid = decode_multigrid(ddsp, corner_z, size=3, pitches=PITCHES, length=LENGTH, chunk=5,
                             progress=lambda done, total: reported.append((done, total)))
