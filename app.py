@@ -22,13 +22,19 @@ from nsynth_core import explorer as ex
 from nsynth_core import exports, figures
 from nsynth_core import fastgen
 from nsynth_core import teaching
-from nsynth_core.audio import NOTE_LENGTH, SAMPLE_RATE, for_playback
-from nsynth_core.interpolation import GRID_SIZES
+from nsynth_core.audio import NOTE_LENGTH, SAMPLE_RATE, playback_pcm16
+from nsynth_core.decoding import describe_duration
+from nsynth_core.interpolation import GRID_SIZES, MULTIGRID_SIZES
+from nsynth_core.multigrid import ONS_PITCHES
 from nsynth_core.rainbowgram import rainbowgram
+from nsynth_core.soundfont import write_soundfont
 
 MAX_SIZE = max(GRID_SIZES)
 DECODERS = {"DDSP": "ddsp", "WaveNet": "wavenet", "Spectral baseline": "spectral"}  # page label -> checkpoint kind
 DEFAULT_DECODER = "DDSP"  # the closest to the originals in the evaluation (checkpoints/evaluation.md)
+OWN_PITCH = "each note's own"
+PITCH_CHOICES = [OWN_PITCH, *(str(pitch) for pitch in range(24, 97))]
+MULTIGRID_SIZE = 9  # Open NSynth Super's
 CORNERS = ("A (top left)", "B (top right)", "C (bottom left)", "D (bottom right)")
 REPO = Path(__file__).resolve().parent
 MAX_UPLOAD_MB = 20
@@ -42,25 +48,7 @@ UPLOAD_LIMITS = (f"WAV, FLAC, OGG or MP3, up to {MAX_UPLOAD_MB} MB each. Only th
 torch.set_num_threads(int(os.environ.get("NSYNTH_THREADS", "1")))
 
 app = ex.Explorer()
-CLICK_BRIDGE = """
-() => {
-  const report = (event) => {
-    const point = event.points[0];
-    const id = Array.isArray(point.customdata) ? point.customdata[0] : point.customdata;
-    const box = document.querySelector("#map-click textarea");
-    if (!id || !box) return;
-    box.value = JSON.stringify({id: id, x: point.x, y: point.y, time: Date.now()});
-    box.dispatchEvent(new Event("input", {bubbles: true}));
-    box.dispatchEvent(new Event("change", {bubbles: true}));
-  };
-  const attach = () => document.querySelectorAll(".js-plotly-plot").forEach((plot) => {
-    const listening = plot._ev && plot._ev.listeners("plotly_click").includes(report);
-    if (plot.on && !listening) plot.on("plotly_click", report);
-  });
-  new MutationObserver(attach).observe(document.body, {childList: true, subtree: true});
-  attach();
-}
-"""
+CLICK_BRIDGE = (REPO / "assets" / "map_click.js").read_text()  # reports clicks on notes and on empty space
 CSS = "#map-click {display: none !important}"
 CSS += "\n#how-it-works p, #how-it-works td, #how-it-works th {font-size: 1.2rem; line-height: 1.5}"
 # Switches to the Reconstruct tab in the page itself; the inputs pass through to the Python handler unchanged.
@@ -87,7 +75,7 @@ def friendly(handler):
 def playable(audio: np.ndarray) -> tuple[int, np.ndarray]:
     """Notes are encoded at the training level (audio.NOTE_PEAK); every player plays at one louder peak, so
     originals and reconstructions compare by ear."""
-    return SAMPLE_RATE, np.round(for_playback(audio) * 32767).astype(np.int16)
+    return SAMPLE_RATE, playback_pcm16(audio)
 
 
 def model(path: str | None, kind: str) -> ex.LoadedModel:
@@ -204,7 +192,7 @@ def decoder_and_encoder(kind: str, label: str, paths: dict) -> tuple[ex.LoadedMo
 
 @friendly
 def run_grid(a, b, c, d, shape, size, rule, decoder, temperature, seconds, session, wavenet_path, spectral_path,
-             ddsp_path, progress=gr.Progress()):
+             ddsp_path, pitch=OWN_PITCH, octaves=0, progress=gr.Progress()):
     paths = checkpoint_paths(wavenet_path, spectral_path, ddsp_path)
     loaded, encoder = decoder_and_encoder(DECODERS[decoder], decoder, paths)
     count, _ = grid_settings(shape, size)
@@ -213,7 +201,8 @@ def run_grid(a, b, c, d, shape, size, rule, decoder, temperature, seconds, sessi
         raise ex.ExplorerError(f"Choose {'notes A and B' if count == 2 else 'all four corner notes'} first.")
     grid = ex.make_grid([app.note(session, note_id) for note_id in chosen], size, rule)
     audio, z = app.decode_grid(loaded, encoder, grid, temperature, int(seconds * SAMPLE_RATE),
-                               progress=lambda done, total: progress((done, total), desc="Decoding", unit="samples"))
+                               progress=lambda done, total: progress((done, total), desc="Decoding", unit="samples"),
+                               pitch=chosen_pitch(pitch), octaves=octaves)
     archive = exports.export_zip(exports.output_path(app.outputs_dir, "nsynth_grid.zip"), grid, audio, z)
     cells = list(zip(grid.labels, app.place_grid(model(wavenet_path, "WaveNet"), grid).tolist()))
     players = [gr.update(value=None, visible=False) for _ in range(MAX_SIZE * MAX_SIZE)]
@@ -226,8 +215,8 @@ def run_grid(a, b, c, d, shape, size, rule, decoder, temperature, seconds, sessi
 
 
 @friendly
-def reconstruct(note_id, session, temperature, seconds, wavenet_path, spectral_path, ddsp_path,
-                progress=gr.Progress()):
+def reconstruct(note_id, session, temperature, seconds, wavenet_path, spectral_path, ddsp_path, pitch=OWN_PITCH,
+                octaves=0, progress=gr.Progress()):
     if not note_id:
         raise ex.ExplorerError("Choose a note to reconstruct.")
     note = app.note(session, note_id)
@@ -241,7 +230,8 @@ def reconstruct(note_id, session, temperature, seconds, wavenet_path, spectral_p
             continue
         loaded, encoder = decoder_and_encoder(kind, label, paths)
         audio = app.reconstruct(loaded, encoder, note, temperature, length,
-                                progress=lambda done, total: progress((done, total), desc=label, unit="samples"))
+                                progress=lambda done, total: progress((done, total), desc=label, unit="samples"),
+                                pitch=chosen_pitch(pitch), octaves=octaves)
         outputs += [playable(audio), rainbowgram(audio)]
     return outputs
 
@@ -365,6 +355,67 @@ def show_decoders(*paths):
             f"**What each keeps** (`{teaching.EVALUATION_FILE}` next to the checkpoints):\n\n"
             f"{teaching.evaluation_table(app.checkpoints_dir)}")
 
+def chosen_pitch(choice) -> int | None:
+    return None if choice in (None, "", OWN_PITCH) else int(choice)
+
+
+def point_sound(x, y, decoder, pitch, seconds, temperature, *paths):
+    """(audio, blend, its notes) of the map point (x, y) decoded by `decoder`."""
+    paths = checkpoint_paths(*paths)
+    wavenet = model(paths["wavenet"], "WaveNet")
+    loaded = model(paths[DECODERS[decoder]], decoder)
+    return app.play_point(loaded, wavenet, (float(x), float(y)), temperature, int(seconds * SAMPLE_RATE),
+                          chosen_pitch(pitch))
+
+
+def describe_blend(blend, notes) -> str:
+    return "Blend of " + ", ".join(f"**{note.name}** {100 * w:.0f} %" for note, w in zip(notes, blend.weights))
+
+
+@friendly
+def play_point(x, y, decoder, pitch, seconds, temperature, wavenet_path, spectral_path, ddsp_path):
+    audio, blend, notes = point_sound(x, y, decoder, pitch, seconds, temperature, wavenet_path, spectral_path,
+                                      ddsp_path)
+    return playable(audio), describe_blend(blend, notes)
+
+
+@friendly
+def play_clicked_point(payload, decoder, pitch, seconds, temperature, wavenet_path, spectral_path, ddsp_path,
+                       *map_args):
+    """A click on empty map space: the blend there, played, and marked on the map with its neighbours."""
+    try:
+        clicked = json.loads(payload)
+        x, y = float(clicked["x"]), float(clicked["y"])
+    except (ValueError, KeyError, TypeError):
+        return [gr.skip()] * 5
+    if "id" in clicked:  # a note: clicked_note selects it
+        return [gr.skip()] * 5
+    audio, blend, notes = point_sound(x, y, decoder, pitch, seconds, temperature, wavenet_path, spectral_path,
+                                      ddsp_path)
+    positions = app.map_for(ex.load_model(wavenet_path), placing=False).positions[blend.neighbours]
+    figure = figures.mark_blend(draw_map(*map_args), (x, y), positions, [f"{100 * w:.0f} %" for w in blend.weights])
+    return playable(audio), figure, x, y, describe_blend(blend, notes)
+
+
+@friendly
+def export_soundfont(a, b, c, d, size, rule, decoder, seconds, session, wavenet_path, spectral_path, ddsp_path,
+                     progress=gr.Progress()):
+    """Every cell of the grid between the four corners at Open NSynth Super's 16 pitches, as a SoundFont."""
+    if not all((a, b, c, d)):
+        raise ex.ExplorerError("Choose all four corner notes in the Grid tab first.")
+    loaded, encoder = decoder_and_encoder(DECODERS[decoder], decoder, checkpoint_paths(wavenet_path, spectral_path,
+                                                                                       ddsp_path))
+    length, notes = int(seconds * SAMPLE_RATE), int(size) ** 2 * len(ONS_PITCHES)
+    needed = loaded.decoding.estimate_seconds(notes, length)
+    if needed > ex.SLOW_DECODE_SECONDS:
+        raise ex.ExplorerError(f"{notes} notes with the {decoder} decoder would take {describe_duration(needed)} "
+                               "here: use the DDSP decoder, or fewer cells.")
+    grid = app.multigrid(loaded, encoder, [app.note(session, note_id) for note_id in (a, b, c, d)], int(size),
+                         ONS_PITCHES, length, rule, progress=lambda done, total: progress(
+                             (done, total), desc="Decoding every cell at 16 pitches", unit="notes"))
+    path = exports.output_path(app.outputs_dir, "nsynth_multigrid.sf2")
+    return str(write_soundfont(path, grid, title=f"NSynth {size}x{size} grid ({decoder})"))
+
 
 # Gradio keeps a copy of every file it serves (uploads, players' wavs, zips): drop those older than an hour.
 with gr.Blocks(title="NSynth timbre explorer", delete_cache=(600, exports.OUTPUT_MAX_AGE)) as demo:
@@ -416,6 +467,9 @@ with gr.Blocks(title="NSynth timbre explorer", delete_cache=(600, exports.OUTPUT
                                     label="WaveNet temperature (0 = most likely sample, 1 = the model's own "
                                           "distribution)")
             seconds = gr.Slider(0.1, 4.0, value=1.0, step=0.1, label="Length (s)")
+        with gr.Row():  # the pitch-conditioned decoders play any timbre at any pitch (grid, reconstruction, map)
+            pitch_choice = gr.Dropdown(PITCH_CHOICES, value=OWN_PITCH, label="Pitch (MIDI)")
+            octaves = gr.Slider(-3, 3, value=0, step=1, label="Octave shift of each note's own pitch")
         expected = gr.Markdown()
         generate_button = gr.Button("Generate grid", variant="primary")
         made_by = gr.Markdown()
@@ -465,6 +519,22 @@ with gr.Blocks(title="NSynth timbre explorer", delete_cache=(600, exports.OUTPUT
         decoders_table = gr.Markdown()
         to_reconstruct = gr.Button("Hear this note's three reconstructions (Reconstruct tab)", variant="primary")
 
+    with gr.Tab("Play"):
+        gr.Markdown("Click anywhere on the map (Explore tab) to hear the blend of the three nearest notes, "
+                    "or give a point here. The SoundFont holds every cell of the Grid tab's four corners at "
+                    f"Open NSynth Super's {len(ONS_PITCHES)} pitches, for any sampler.")
+        with gr.Row():
+            point_decoder = gr.Radio(list(DECODERS), value=DEFAULT_DECODER, label="Decoder")
+            point_x, point_y = gr.Number(0.0, label="Map x"), gr.Number(0.0, label="Map y")
+            play_button = gr.Button("Play this point", variant="primary")
+        point_player = gr.Audio(label="Map point", interactive=False, autoplay=True)
+        point_blend = gr.Markdown()
+        with gr.Row():
+            multigrid_size = gr.Slider(min(MULTIGRID_SIZES), max(MULTIGRID_SIZES), value=MULTIGRID_SIZE, step=1,
+                                       label="Cells per side")
+            soundfont_button = gr.Button("Download as SoundFont (.sf2)")
+        soundfont_file = gr.File(label="SoundFont")
+
     with gr.Tab("About"):
         gr.Markdown((ex.ASSETS_DIR / "about.md").read_text())
 
@@ -489,12 +559,13 @@ with gr.Blocks(title="NSynth timbre explorer", delete_cache=(600, exports.OUTPUT
     for trigger in (shape.change, size.change, decoder.change, seconds.change):
         trigger(estimate, estimate_inputs, expected)
     generate_button.click(
-        run_grid, [*corners, shape, size, rule, decoder, temperature, seconds, session, *model_paths],
+        run_grid, [*corners, shape, size, rule, decoder, temperature, seconds, session, *model_paths, pitch_choice,
+                   octaves],
         [*players, archive, grid_cells, made_by], api_name="grid", concurrency_id="decode",
         concurrency_limit=1).then(
         draw_map, map_args, map_plot)
     reconstruct_button.click(
-        reconstruct, [source_note, session, temperature, seconds, *model_paths], outputs,
+        reconstruct, [source_note, session, temperature, seconds, *model_paths, pitch_choice, octaves], outputs,
         api_name="reconstruct", concurrency_id="decode", concurrency_limit=1)
     for trigger in (wavenet_path.change, spectral_path.change, ddsp_path.change):
         trigger(describe_models, model_paths, model_info)
@@ -516,6 +587,14 @@ with gr.Blocks(title="NSynth timbre explorer", delete_cache=(600, exports.OUTPUT
     to_reconstruct.click(lambda note_id: note_id, walked_id, source_note, js=OPEN_RECONSTRUCT_TAB).then(
         reconstruct, [source_note, session, temperature, seconds, *model_paths], outputs,
         concurrency_id="decode", concurrency_limit=1)
+    point_settings = [point_decoder, pitch_choice, seconds, temperature, *model_paths]
+    play_button.click(play_point, [point_x, point_y, *point_settings], [point_player, point_blend],
+                      api_name="play_point", concurrency_id="decode", concurrency_limit=1)
+    click.change(play_clicked_point, [click, *point_settings, *map_args],
+                 [player, map_plot, point_x, point_y, point_blend], concurrency_id="decode", concurrency_limit=1)
+    soundfont_button.click(export_soundfont, [*corners, multigrid_size, rule, point_decoder, seconds, session,
+                                              *model_paths], soundfont_file, api_name="soundfont",
+                           concurrency_id="decode", concurrency_limit=1)
 
     demo.load(None, js=CLICK_BRIDGE)
     demo.load(refresh_checkpoints, model_paths, [status, *model_paths])

@@ -125,6 +125,11 @@ def for_playback(x):
     return normalize_loudness(x, PLAYBACK_PEAK, MAX_PLAYBACK_GAIN)
 
 
+def playback_pcm16(x) -> np.ndarray:
+    """x at the playback level as 16-bit integers, what players and sample files hold."""
+    return np.round(for_playback(x) * 32767).astype(np.int16)
+
+
 def midi_to_hz(pitch: torch.Tensor) -> torch.Tensor:
     """Equal-tempered frequency (float64, Hz) of MIDI pitches, A4 = 69 = 440 Hz."""
     return 440.0 * 2.0 ** ((pitch.double() - 69.0) / 12.0)

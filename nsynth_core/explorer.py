@@ -28,8 +28,10 @@ from .checkpoint import (MODEL_KINDS, CheckpointError, checkpoint_paths, load_ch
 from .decoding import Decoding, decoding_for, describe_duration
 from .exports import outputs_dir
 from .embedding_map import EmbeddingMap, EmbeddingMapError, build_map, ensure_reducer, load_map, note_features
-from .interpolation import grid_weights, line_weights, mix
+from .interpolation import cell_labels, grid_weights, line_weights, mix
+from .map_points import MapBlend, neighbour_weights
 from .metrics import median_f0
+from .multigrid import ONS_PITCHES, Multigrid, decode_multigrid
 
 ASSETS_DIR = Path(__file__).resolve().parent.parent / "assets"
 CHECKPOINTS_ENV = "NSYNTH_CHECKPOINTS"
@@ -315,7 +317,7 @@ def make_grid(corners: list[Note], size: int, rule: str = "bilinear") -> Grid:
         labels = [f"step{i + 1}" for i in range(size)]
     elif len(corners) == 4:
         weights = grid_weights(size, rule).reshape(size * size, 4)
-        labels = [f"r{row + 1}c{column + 1}" for row in range(size) for column in range(size)]
+        labels = cell_labels(size)
     else:
         raise ExplorerError(f"Choose 2 notes for a line or 4 for a grid, not {len(corners)}.")
     return Grid(corners=list(corners), weights=weights, labels=labels, rule=rule if len(corners) == 4 else "line")
@@ -324,6 +326,14 @@ def make_grid(corners: list[Note], size: int, rule: str = "bilinear") -> Grid:
 def grid_pitches(grid: Grid) -> list[int | None]:
     """Each cell takes the pitch of the corner it leans on most (a pitch-conditioned decoder needs one)."""
     return [grid.corners[int(np.argmax(w))].pitch for w in grid.weights]
+
+
+def played_pitches(pitches: list[int | None], pitch: int | None = None, octaves: int = 0) -> list[int | None]:
+    """The pitch each note is decoded at: `pitch` for all of them when given, else each note's own shifted by
+    `octaves` (the pitch-conditioned decoders play any timbre at any pitch)."""
+    if pitch is not None:
+        return [int(pitch)] * len(pitches)
+    return [None if own is None else own + 12 * int(octaves) for own in pitches]
 
 
 def grid_z(loaded: LoadedModel, grid: Grid) -> np.ndarray:
@@ -411,17 +421,50 @@ class Explorer:
         return self.map_for(wavenet).trajectory(encode_notes(wavenet, [note])[0])
 
     def decode_grid(self, loaded: LoadedModel, encoder: LoadedModel, grid: Grid, temperature: float, length: int,
-                    progress: Progress | None = None) -> tuple[np.ndarray, np.ndarray]:
+                    progress: Progress | None = None, pitch: int | None = None,
+                    octaves: int = 0) -> tuple[np.ndarray, np.ndarray]:
         """(audio [cells, length], Z [cells, ...]) of every cell, decoded in one batch; `encoder` is the model
-        whose Z the decoder reads (see encoder_for)."""
+        whose Z the decoder reads (see encoder_for); pitch / octaves: see played_pitches."""
         z = grid_z(encoder, grid)
-        audio = decode(loaded, z, grid_pitches(grid), grid.labels, temperature, length, progress=progress)
+        pitches = played_pitches(grid_pitches(grid), pitch, octaves)
+        audio = decode(loaded, z, pitches, grid.labels, temperature, length, progress=progress)
         return audio, z
 
     def reconstruct(self, loaded: LoadedModel, encoder: LoadedModel, note: Note, temperature: float, length: int,
-                    progress: Progress | None = None) -> np.ndarray:
+                    progress: Progress | None = None, pitch: int | None = None, octaves: int = 0) -> np.ndarray:
         z = encode_notes(encoder, [note])
-        return decode(loaded, z, [note.pitch], [note.name], temperature, length, progress=progress)[0]
+        pitches = played_pitches([note.pitch], pitch, octaves)
+        return decode(loaded, z, pitches, [note.name], temperature, length, progress=progress)[0]
+
+    def multigrid(self, loaded: LoadedModel, encoder: LoadedModel, corners: list[Note], size: int,
+                  pitches=ONS_PITCHES, length: int = NOTE_LENGTH, rule: str = "distance", temperature: float = 1.0,
+                  progress: Progress | None = None) -> Multigrid:
+        """Every cell of a size x size grid between four corner notes at every pitch (multigrid.py); not cached:
+        1 296 notes would flush the decode cache."""
+        if len(corners) != 4:
+            raise ExplorerError(f"A multigrid needs four corner notes, not {len(corners)}.")
+        return decode_multigrid(loaded.decoding, encode_notes(encoder, corners), size, pitches, length, rule,
+                                temperature, progress=progress)
+
+    def map_blend(self, wavenet: LoadedModel, point) -> tuple[MapBlend, list[Note]]:
+        """The blend of the bundled notes nearest to `point` (x, y) of this WaveNet's map (map_points' rule),
+        and those notes, nearest first. Only the neighbours are encoded."""
+        embedding_map = self.map_for(wavenet, placing=False)
+        nearest, weights = neighbour_weights(embedding_map.positions, point)
+        notes = [self.bundled[str(embedding_map.names[i])] for i in nearest]
+        return MapBlend(z=mix(encode_notes(wavenet, notes), weights), neighbours=nearest, weights=weights), notes
+
+    def play_point(self, loaded: LoadedModel, wavenet: LoadedModel, point, temperature: float, length: int,
+                   pitch: int | None = None, progress: Progress | None = None) -> tuple[np.ndarray, MapBlend, list]:
+        """(audio [length], the blend, its notes) of a point of the map, decoded by `loaded` (a decoder that reads
+        the WaveNet's Z) at `pitch`, by default the nearest note's."""
+        blend, notes = self.map_blend(wavenet, point)
+        if encoder_for(loaded, wavenet).fingerprint != wavenet.fingerprint:
+            raise ExplorerError(f"The map's blends are Z of {wavenet.name}'s encoder, which {loaded.name} does not "
+                                "read: choose the DDSP decoder, or that WaveNet.")
+        pitches = played_pitches([notes[0].pitch], pitch)
+        audio = decode(loaded, blend.z[None], pitches, ["map point"], temperature, length, progress=progress)[0]
+        return audio, blend, notes
 
 
 def encoder_for(decoder: LoadedModel, wavenet: LoadedModel | None) -> LoadedModel:

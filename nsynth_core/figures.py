@@ -72,3 +72,15 @@ def message_figure(text: str) -> go.Figure:
     figure.add_annotation(text=text, showarrow=False, font=dict(size=14), x=0.5, y=0.5, xref="paper", yref="paper")
     figure.update_layout(height=480, xaxis=dict(visible=False), yaxis=dict(visible=False))
     return figure
+
+
+def mark_blend(figure: go.Figure, point, neighbours_xy: np.ndarray, labels: list[str]) -> go.Figure:
+    """Marks a played point of the map and a line to each neighbour blended into it, labelled with its share."""
+    x, y = point
+    for (nx, ny), label in zip(np.asarray(neighbours_xy), labels):
+        figure.add_trace(go.Scatter(x=[x, nx], y=[y, ny], mode="lines+text", text=["", label],
+                                    textposition="top center", hoverinfo="skip", showlegend=False,
+                                    line=dict(color="crimson", width=1, dash="dot")))
+    figure.add_trace(go.Scatter(x=[x], y=[y], mode="markers", name="played point", hoverinfo="skip",
+                                marker=dict(size=14, symbol="x", color="crimson")))
+    return figure

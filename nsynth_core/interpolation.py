@@ -7,7 +7,8 @@ A weight array [..., corners] says how much of each corner goes into a cell; `mi
 
 import numpy as np
 
-GRID_SIZES = (2, 3, 4, 5)
+GRID_SIZES = (2, 3, 4, 5)  # the page's grids, decoded by any decoder (the WaveNet takes seconds per cell)
+MULTIGRID_SIZES = tuple(range(2, 10))  # up to Open NSynth Super's 9 x 9, decoded by the fast DDSP decoder
 MIXING_RULES = ("bilinear", "distance")
 CORNER_POSITIONS = np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
 
@@ -26,11 +27,14 @@ def line_weights(steps: int) -> np.ndarray:
 
 def cell_positions(size: int) -> np.ndarray:
     """[size, size, 2]: the (x, y) of every cell of a size x size grid spanning the unit square."""
-    if size not in GRID_SIZES:
-        raise InterpolationError(f"Grid size must be one of {GRID_SIZES}, got {size}.")
     coordinate = np.linspace(0.0, 1.0, size)
     x, y = np.meshgrid(coordinate, coordinate)  # x varies along a row, y down the columns
     return np.stack([x, y], axis=-1)
+
+
+def cell_labels(size: int) -> list[str]:
+    """r1c1, r1c2, ...: the cells of a size x size grid in reading order (the order of its weights reshaped)."""
+    return [f"r{row + 1}c{column + 1}" for row in range(size) for column in range(size)]
 
 
 def bilinear_weights(size: int) -> np.ndarray:
@@ -51,7 +55,9 @@ def distance_weights(size: int) -> np.ndarray:
     return weights / weights.sum(axis=-1, keepdims=True)
 
 
-def grid_weights(size: int, rule: str = "bilinear") -> np.ndarray:
+def grid_weights(size: int, rule: str = "bilinear", sizes: tuple = GRID_SIZES) -> np.ndarray:
+    if size not in sizes:
+        raise InterpolationError(f"Grid size must be one of {sizes}, got {size}.")
     if rule == "bilinear":
         return bilinear_weights(size)
     if rule == "distance":

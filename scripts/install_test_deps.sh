@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs: the Python test dependencies and, when run as root on Debian, Debian's
-# Chromium (the UI test) and the General-MIDI SoundFonts (the renderer tests).
+# Chromium (the UI test), the General-MIDI SoundFonts (the renderer tests) and FluidSynth (the SoundFont export test).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python}
@@ -13,5 +13,5 @@ PYTHON=${PYTHON:-python}
 if [ "$(id -u)" = 0 ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-    chromium fluid-soundfont-gm timgm6mb-soundfont >/dev/null
+    chromium fluid-soundfont-gm timgm6mb-soundfont fluidsynth >/dev/null
 fi

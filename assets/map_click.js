@@ -1,0 +1,41 @@
+() => {
+  // Reports clicks on the map to the hidden #map-click textbox: {id, x, y} on a note (plotly_click), {x, y} in
+  // data coordinates anywhere else on the plot area. Plotly has no event for empty space, so a short press
+  // without movement on the drag layer (.nsewdrag, the plot area) counts, unless plotly_click claimed it.
+  const send = (payload) => {
+    const box = document.querySelector("#map-click textarea");
+    if (!box) return;
+    box.value = JSON.stringify({...payload, time: Date.now()});
+    box.dispatchEvent(new Event("input", {bubbles: true}));
+    box.dispatchEvent(new Event("change", {bubbles: true}));
+  };
+  let lastPointClick = 0;
+  const report = (event) => {
+    const point = event.points[0];
+    const id = Array.isArray(point.customdata) ? point.customdata[0] : point.customdata;
+    if (!id) return;  // a grid cell or a path: no note of its own, the place itself is played instead
+    lastPointClick = Date.now();
+    send({id: id, x: point.x, y: point.y});
+  };
+  const attach = () => document.querySelectorAll(".js-plotly-plot").forEach((plot) => {
+    const listening = plot._ev && plot._ev.listeners("plotly_click").includes(report);
+    if (plot.on && !listening) plot.on("plotly_click", report);
+  });
+  let press = null;
+  document.addEventListener("pointerdown", (event) => {
+    const area = event.target.closest && event.target.closest(".nsewdrag");
+    press = area ? {x: event.clientX, y: event.clientY, area: area, plot: area.closest(".js-plotly-plot")} : null;
+  }, true);
+  // Capture phase on the document: plotly may cover the page while it handles a press.
+  document.addEventListener("pointerup", (event) => {
+    const started = press;
+    press = null;
+    if (!started || Math.hypot(event.clientX - started.x, event.clientY - started.y) > 4) return;  // a zoom drag
+    const layout = started.plot._fullLayout;
+    const box = started.area.getBoundingClientRect();
+    const x = layout.xaxis.p2d(event.clientX - box.left), y = layout.yaxis.p2d(event.clientY - box.top);
+    setTimeout(() => { if (Date.now() - lastPointClick > 300) send({x: x, y: y}); }, 150);
+  }, true);
+  new MutationObserver(attach).observe(document.body, {childList: true, subtree: true});
+  attach();
+}

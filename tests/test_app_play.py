@@ -1,0 +1,39 @@
+"""The Play tab through the app's API: a map point heard, and the grid exported as a SoundFont."""
+
+import numpy as np
+import pytest
+import soundfile as sf
+from gradio_client import Client
+
+from app_helpers import running_app, write_tiny_checkpoints
+from nsynth_core.audio import PLAYBACK_PEAK, SAMPLE_RATE
+
+CORNERS = ["bass_electronic_fluidr3_gm033-036-100", "brass_acoustic_fluidr3_gm056-055-100",
+           "flute_acoustic_fluidr3_gm073-067-100", "bass_electronic_fluidr3_gm033-036-100"]
+
+
+@pytest.fixture(scope="module")
+def client(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("checkpoints")
+    write_tiny_checkpoints(directory)
+    with running_app(directory, directory / "app.log") as url:
+        yield Client(url, verbose=False)
+
+
+def test_a_map_point_is_played_as_a_blend_of_three_notes(client):
+    audio_path, blend = client.predict(0.5, -0.5, "DDSP", "60", 0.5, 0.25, api_name="/play_point")
+    audio, rate = sf.read(audio_path)
+    assert rate == SAMPLE_RATE and len(audio) == SAMPLE_RATE // 2
+    assert np.abs(audio).max() == pytest.approx(PLAYBACK_PEAK, abs=1e-4)
+    assert blend.startswith("Blend of") and blend.count("%") == 3
+
+
+def test_the_grid_downloads_as_a_soundfont_of_every_cell(client):
+    tinysoundfont = pytest.importorskip("tinysoundfont")
+    path = client.predict(*CORNERS, 2, "distance", "DDSP", 0.5, api_name="/soundfont")
+    synth = tinysoundfont.Synth(samplerate=SAMPLE_RATE)
+    font = synth.sfload(path)
+    assert [synth.sfpreset_name(font, 0, p) for p in range(5)] == ["r1c1", "r1c2", "r2c1", "r2c2", None]
+    synth.program_select(0, font, 0, 3)
+    synth.noteon(0, 60, 100)
+    assert np.abs(np.frombuffer(synth.generate(4000), np.float32)).max() > 0.01
