@@ -267,6 +267,10 @@ def decode(loaded: LoadedModel, z: np.ndarray, pitches: list[int | None] | None 
         start = time.perf_counter()
         audio = loaded.decoding.decode(torch.from_numpy(z[missing]), pitch, length, temperature, seed, progress)
         loaded.decoding.record(len(missing), length, time.perf_counter() - start)
+        broken = [names[i] for i, audio_i in zip(missing, audio) if not np.isfinite(audio_i).all()]
+        if broken:  # never cached, never played
+            raise ExplorerError(f"{loaded.name} decoded NaN or infinite samples for {broken[0]}; "
+                                "its weights are probably corrupt.")
         for i, audio_i in zip(missing, audio):
             _decodings.put(keys[i], np.asarray(audio_i, dtype=np.float32))
     return np.stack([_decodings.get(key) for key in keys])

@@ -18,9 +18,12 @@ import soundfile as sf
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 
-from nsynth_core import exports
-from nsynth_core.audio import NOTE_LENGTH, NOTE_PEAK, SAMPLE_RATE
-from nsynth_core.explorer import Explorer, note_from_file
+from safetensors.torch import load_file, save_file
+
+from nsynth_core import explorer, exports
+from nsynth_core.audio import NOTE_LENGTH, NOTE_PEAK, PLAYBACK_PEAK, SAMPLE_RATE, AudioError, for_playback
+from nsynth_core.checkpoint import CheckpointError, load_checkpoint
+from nsynth_core.explorer import Explorer, ExplorerError, load_model, note_from_file
 from app_helpers import REPO, running_app, write_tiny_checkpoints
 
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024  # app.py's limit
@@ -116,8 +119,19 @@ def test_outputs_get_their_own_folder_and_old_ones_are_removed(tmp_path):
 
 # --- checkpoints ---------------------------------------------------------------------------------------------
 
+def write_nan_weights(directory, name="nan_weights"):
+    """tiny-wavenet's header and weights with one tensor made NaN: a file that reads cleanly."""
+    tensors = load_file(str(directory / "tiny-wavenet.safetensors"))
+    tensors["decoder.logits.weight"][0] = float("nan")
+    save_file(tensors, str(directory / f"{name}.safetensors"))
+    shutil.copy(directory / "tiny-wavenet.json", directory / f"{name}.json")
+    return directory / name
+
+
 def add_broken_checkpoints(directory):
-    """Next to good tiny-wavenet and tiny-spectral: garbage weights, weights of another model, a broken JSON."""
+    """Next to good tiny-wavenet and tiny-spectral: garbage weights, weights of another model, a broken JSON,
+    NaN weights."""
+    write_nan_weights(directory)
     shutil.copy(directory / "tiny-wavenet.json", directory / "corrupt.json")
     (directory / "corrupt.safetensors").write_bytes(b"\x00" * 64)
     shutil.copy(directory / "tiny-wavenet.json", directory / "mismatched.json")
@@ -136,7 +150,31 @@ def test_broken_checkpoints_are_skipped_and_reported(tmp_path):
     assert "**Skipped checkpoint `corrupt`:**" in status and "cannot be read" in status
     assert "**Skipped checkpoint `mismatched`:**" in status and "does not match its config" in status
     assert "**Skipped checkpoint `half_written`:**" in status and "not valid JSON" in status
+    assert "**Skipped checkpoint `nan_weights`:**" in status and "NaN or infinite weights" in status
     assert "tiny-" not in status and "No trained" not in status
+
+
+def test_nan_weights_are_refused_at_load_naming_the_tensor(tmp_path):
+    write_tiny_checkpoints(tmp_path)
+    with pytest.raises(CheckpointError, match=r"NaN or infinite weights in 1 tensors \(e.g. decoder.logits.weight\)"):
+        load_checkpoint(write_nan_weights(tmp_path))
+
+
+def test_non_finite_decoder_output_never_reaches_a_player(tmp_path, monkeypatch):
+    wavenet = load_model(write_tiny_checkpoints(tmp_path)[0])
+    broken = np.zeros((1, 64), np.float32)
+    broken[0, 10] = np.inf
+    broken[0, 20] = np.nan
+    monkeypatch.setattr(wavenet.decoding, "decode", lambda *args: broken)
+    z = np.full((1, 1, wavenet.model.config.latent_channels), 0.123, np.float32)
+    with pytest.raises(ExplorerError, match="tiny-wavenet decoded NaN or infinite samples for the cell"):
+        explorer.decode(wavenet, z, names=["the cell"], length=64)
+    with pytest.raises(ExplorerError):  # not cached: asking again decodes again and fails again
+        explorer.decode(wavenet, z, names=["the cell"], length=64)
+    with pytest.raises(AudioError, match="not played"):  # the last guard before any player or wav
+        for_playback(broken[0])
+    noise = np.random.default_rng(0).uniform(-1e6, 1e6, 64)
+    assert np.abs(for_playback(noise)).max() == pytest.approx(PLAYBACK_PEAK)  # loud output is played at one level
 
 
 # --- a launched app ------------------------------------------------------------------------------------------
@@ -220,7 +258,7 @@ def test_the_page_names_the_skipped_checkpoints_and_serves_the_rest(served):
     _, client, checkpoints, _ = served
     texts = [c["props"].get("value") for c in client.config["components"] if c.get("type") == "markdown"]
     status = next(text for text in texts if text and "Skipped checkpoint" in text)
-    for name in ("corrupt", "mismatched", "half_written"):
+    for name in ("corrupt", "mismatched", "half_written", "nan_weights"):
         assert f"`{name}`" in status
     pickers = [c["props"] for c in client.config["components"] if c["props"].get("label") == "WaveNet checkpoint"]
     assert [name for name, _ in pickers[0]["choices"]] == ["tiny-wavenet"]
