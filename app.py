@@ -34,7 +34,8 @@ MAX_UPLOAD_MB = 20
 SESSION_TTL = 3 * 3600  # s without a new note before a visitor's notes are dropped from server memory
 MAX_SESSIONS = 500  # sessions kept in memory, each holding up to ex.MAX_SESSION_NOTES notes of 256 kB
 M_MMAP_THRESHOLD, M_ARENA_MAX = -3, -8  # glibc's mallopt parameters (malloc.h)
-UPLOAD_LIMITS = (f"WAV, FLAC, OGG or MP3, up to {MAX_UPLOAD_MB} MB each. Only the first "
+UPLOAD_LIMITS = (f"WAV, FLAC, OGG or MP3, up to {MAX_UPLOAD_MB} MB each, {ex.MAX_UPLOAD_FILES} files and "
+                 f"{ex.MAX_UPLOAD_MB} MB at a time. Only the first "
                  f"{NOTE_LENGTH / SAMPLE_RATE:g} s are used; a shorter sound is padded with silence, as NSynth "
                  "notes end in silence.")
 # Generation is a long chain of small tensor operations: on a shared 2-core machine a second thread mostly waits.
@@ -131,14 +132,7 @@ def with_new_notes(session, notes, color_by, show_path, grid_cells, wavenet_path
 
 @friendly
 def add_uploads(files, session, color_by, show_path, grid_cells, wavenet_path):
-    notes, problems = [], []
-    for path in files or []:
-        try:
-            notes.append(ex.note_from_file(path))
-        except ValueError as error:
-            problems.append(str(error))
-    if problems and not notes:  # nothing usable: the request fails, so API callers get the reason too
-        raise ex.ExplorerError(" ".join(problems))
+    notes, problems = ex.read_uploads(files, session)
     for problem in problems:
         gr.Warning(problem)
     return with_new_notes(session, notes, color_by, show_path, grid_cells, wavenet_path)

@@ -41,6 +41,10 @@ ENCODE_CACHE_SIZE = 1024  # Z of a note: 8 kB, so about 8 MB at most
 MAPS_KEPT = 4  # like the loaded models: one map per recently used WaveNet encoder
 CHECKS_KEPT = 64  # checkpoint file versions whose loadability is remembered
 MAX_SESSION_NOTES = 48  # a visitor's own notes live in server memory (256 kB each)
+# Each file of an upload is decoded and pitch-tracked (about a second each here) while a worker waits: one request
+# must not hold it for minutes, so its files are counted and weighed before any is read.
+MAX_UPLOAD_FILES = 16
+MAX_UPLOAD_MB = 60
 
 Progress = Callable[[int, int], None]
 
@@ -123,6 +127,36 @@ def note_from_file(path, name: str | None = None, source: str = "upload") -> Not
         raise ExplorerError(f"'{name}' is silent: there is nothing to encode.")
     return Note(id=f"{source}-{audio_digest(audio)}", name=name, audio=audio, pitch=estimate_pitch(audio),
                 source=source)
+
+
+def check_upload(paths: list, session: dict[str, Note]) -> None:
+    """Refuses an upload of too many files or bytes for one request, or more files than the visitor's notes
+    have room for, before any file is read."""
+    room = MAX_SESSION_NOTES - len(session)
+    if len(paths) > MAX_UPLOAD_FILES:
+        raise ExplorerError(f"Upload at most {MAX_UPLOAD_FILES} files at a time; this upload has {len(paths)}.")
+    if len(paths) > room:
+        raise ExplorerError(f"Up to {MAX_SESSION_NOTES} notes of your own can be kept and you have {len(session)}, "
+                            f"so {room} more can be added, not {len(paths)}. Reload the page to start afresh.")
+    megabytes = sum(os.path.getsize(path) for path in paths if os.path.isfile(path)) / 2 ** 20
+    if megabytes > MAX_UPLOAD_MB:
+        raise ExplorerError(f"Upload at most {MAX_UPLOAD_MB} MB at a time; these files hold {megabytes:.0f} MB.")
+
+
+def read_uploads(paths: list, session: dict[str, Note]) -> tuple[list[Note], list[str]]:
+    """(the usable notes, why each other file was skipped) of an upload that check_upload lets through; when no
+    file is usable the reasons are raised, so the request fails with them."""
+    paths = list(paths or [])
+    check_upload(paths, session)
+    notes, problems = [], []
+    for path in paths:
+        try:
+            notes.append(note_from_file(path))
+        except ValueError as error:
+            problems.append(str(error))
+    if problems and not notes:
+        raise ExplorerError(" ".join(problems))
+    return notes, problems
 
 
 def bundled_notes(assets_dir=ASSETS_DIR) -> list[Note]:

@@ -103,6 +103,71 @@ def test_a_click_is_kept_and_padded_with_silence(files):
     assert not note.audio[click_end:].any()
 
 
+# --- floods -------------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def page(tmp_path_factory):
+    """app.py imported in this process (its handlers called directly), over tiny checkpoints."""
+    checkpoints = tmp_path_factory.mktemp("page_checkpoints")
+    write_tiny_checkpoints(checkpoints)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(explorer.CHECKPOINTS_ENV, str(checkpoints))
+        patch.setenv(exports.OUTPUTS_ENV, str(tmp_path_factory.mktemp("page_outputs")))
+        import app
+        patch.setattr(app, "app", Explorer(checkpoints))
+        yield app
+
+
+@pytest.fixture
+def reads(monkeypatch):
+    """Counts the files an upload reads."""
+    calls = []
+    for name in ("note_from_file", "load_audio"):
+        original = getattr(explorer, name)
+        monkeypatch.setattr(explorer, name, lambda *args, original=original, **kwargs: (
+            calls.append(args[0]), original(*args, **kwargs))[1])
+    return calls
+
+
+def add_uploads(page, paths, session=None):
+    session, summary, *_ = page.add_uploads([str(path) for path in paths], session or {}, "family", False, [], None)
+    return session, summary
+
+
+def test_a_flood_of_files_is_refused_before_any_is_read_and_the_next_upload_works(page, files, tmp_path, reads):
+    flood = []
+    for i in range(200):
+        shutil.copy(files / "click.wav", tmp_path / f"click{i}.wav")
+        flood.append(tmp_path / f"click{i}.wav")
+    with pytest.raises(page.gr.Error, match="Upload at most 16 files at a time; this upload has 200"):
+        add_uploads(page, flood)
+    assert reads == []
+    session, summary = add_uploads(page, [files / "good.wav"])
+    assert "good" in summary and reads
+
+
+def test_an_upload_over_the_byte_budget_is_refused_before_any_is_read(page, files, tmp_path, reads):
+    heavy = []
+    for i in range(4):  # each under the per-file limit, together over the request's budget
+        with open(tmp_path / f"heavy{i}.wav", "wb") as sparse:
+            sparse.truncate(MAX_UPLOAD_BYTES - 1)
+        heavy.append(tmp_path / f"heavy{i}.wav")
+    with pytest.raises(page.gr.Error, match="Upload at most 60 MB at a time; these files hold 80 MB"):
+        add_uploads(page, heavy)
+    assert reads == []
+
+
+def test_an_upload_over_the_visitors_room_is_refused_before_any_is_read(page, files, reads):
+    note = note_from_file(files / "good.wav")
+    reads.clear()
+    nearly_full = {f"n{i}": note for i in range(explorer.MAX_SESSION_NOTES - 2)}
+    with pytest.raises(page.gr.Error, match="you have 46, so 2 more can be added, not 3"):
+        add_uploads(page, [files / "good.wav", files / "click.wav", files / "real.mp3"], nearly_full)
+    assert reads == []
+    session, _ = add_uploads(page, [files / "click.wav"], nearly_full)
+    assert len(session) == explorer.MAX_SESSION_NOTES - 1
+
+
 # --- files handed out ----------------------------------------------------------------------------------------
 
 def test_outputs_get_their_own_folder_and_old_ones_are_removed(tmp_path):
