@@ -198,8 +198,10 @@ def run_grid(a, b, c, d, shape, size, rule, decoder, temperature, seconds, sessi
     grid = ex.make_grid([app.note(session, note_id) for note_id in chosen], size, rule)
     audio, z = app.decode_grid(loaded, encoder, grid, temperature, int(seconds * SAMPLE_RATE),
                                progress=lambda done, total: progress((done, total), desc="Decoding", unit="samples"))
+    # The map lies in a WaveNet's space: without one the grid is heard, not placed. The zip comes last, so a
+    # failure before it leaves no file behind.
+    cells = list(zip(grid.labels, app.place_grid(ex.load_model(wavenet_path), grid).tolist())) if wavenet_path else []
     archive = exports.export_zip(exports.output_path(app.outputs_dir, "nsynth_grid.zip"), grid, audio, z)
-    cells = list(zip(grid.labels, app.place_grid(model(wavenet_path, "WaveNet"), grid).tolist()))
     players = [gr.update(value=None, visible=False) for _ in range(MAX_SIZE * MAX_SIZE)]
     rows = 1 if count == 2 else size
     for index, label in enumerate(grid.labels):

@@ -168,6 +168,30 @@ def test_an_upload_over_the_visitors_room_is_refused_before_any_is_read(page, fi
     assert len(session) == explorer.MAX_SESSION_NOTES - 1
 
 
+# --- grids --------------------------------------------------------------------------------------------------
+
+LINE_NOTES = ["bass_electronic_fluidr3_gm033-036-100", "brass_acoustic_fluidr3_gm056-055-100"]
+
+
+def run_grid(page, *corners, size=2, decoder="WaveNet", session=None, wavenet=True, seconds=0.1):
+    directory = page.app.checkpoints_dir
+    paths = [str(directory / "tiny-wavenet") if wavenet else None, str(directory / "tiny-spectral"),
+             str(directory / "tiny-ddsp")]
+    shape = "line (A to B)" if len(corners) == 2 else "grid (4 notes)"
+    corners = [*corners, None, None][:4]
+    return page.run_grid(*corners, shape, size, "bilinear", decoder, 0.25, seconds, session or {}, *paths,
+                         progress=lambda *args, **kwargs: None)
+
+
+def test_a_spectral_grid_without_a_wavenet_is_heard_not_placed(page, monkeypatch):
+    monkeypatch.setattr(load_model(page.app.checkpoints_dir / "tiny-spectral").decoding, "griffin_lim_iters", 2)
+    *players, archive, cells, made_by = run_grid(page, *LINE_NOTES, decoder="Spectral baseline", wavenet=False)
+    assert cells == [] and "spectral" in made_by.lower()
+    assert sum(bool(player.get("visible")) for player in players) == 2
+    with zipfile.ZipFile(archive) as opened:
+        assert {"step1.wav", "step2.wav", "grid.json"} <= set(opened.namelist())
+
+
 # --- files handed out ----------------------------------------------------------------------------------------
 
 def test_outputs_get_their_own_folder_and_old_ones_are_removed(tmp_path):
