@@ -144,6 +144,8 @@ def add_recording(path, session, color_by, show_path, grid_cells, wavenet_path):
         return [session, session_summary(session), gr.skip(), gr.skip(), *[gr.skip()] * (len(CORNERS) + 1)]
     taken = sum(note.source == "microphone" for note in session.values())
     note = ex.note_from_file(path, name=f"recording {taken + 1}", source="microphone")
+    if warning := ex.pitch_warning(note):
+        gr.Warning(warning)
     return with_new_notes(session, [note], color_by, show_path, grid_cells, wavenet_path)
 
 
@@ -189,6 +191,7 @@ def decoder_and_encoder(kind: str, label: str, paths: dict) -> tuple[ex.LoadedMo
 @friendly
 def run_grid(a, b, c, d, shape, size, rule, decoder, temperature, seconds, session, wavenet_path, spectral_path,
              ddsp_path, progress=gr.Progress()):
+    size = ex.grid_size(size)
     paths = checkpoint_paths(wavenet_path, spectral_path, ddsp_path)
     loaded, encoder = decoder_and_encoder(DECODERS[decoder], decoder, paths)
     count, _ = grid_settings(shape, size)

@@ -9,6 +9,7 @@ the caches.
 
 import hashlib
 import json
+import math
 import os
 import threading
 import time
@@ -28,7 +29,7 @@ from .checkpoint import (MODEL_KINDS, CheckpointError, checkpoint_paths, load_ch
 from .decoding import Decoding, decoding_for, describe_duration
 from .exports import outputs_dir
 from .embedding_map import EmbeddingMap, EmbeddingMapError, build_map, ensure_reducer, load_map, note_features
-from .interpolation import grid_weights, line_weights, mix
+from .interpolation import GRID_SIZES, grid_weights, line_weights, mix
 from .metrics import median_f0
 
 ASSETS_DIR = Path(__file__).resolve().parent.parent / "assets"
@@ -143,9 +144,17 @@ def check_upload(paths: list, session: dict[str, Note]) -> None:
         raise ExplorerError(f"Upload at most {MAX_UPLOAD_MB} MB at a time; these files hold {megabytes:.0f} MB.")
 
 
+def pitch_warning(note: Note) -> str | None:
+    """What to tell the visitor about a note whose pitch was not found: decoders that need one will refuse it."""
+    if note.pitch is not None:
+        return None
+    return (f"No pitch was found in '{note.name}' (too short, too noisy or unpitched): it can be mapped and used "
+            "with the WaveNet, but decoders that need a pitch (DDSP) will refuse it.")
+
+
 def read_uploads(paths: list, session: dict[str, Note]) -> tuple[list[Note], list[str]]:
-    """(the usable notes, why each other file was skipped) of an upload that check_upload lets through; when no
-    file is usable the reasons are raised, so the request fails with them."""
+    """(the usable notes, warnings: why a file was skipped, which note has no pitch) of an upload that
+    check_upload lets through; when no file is usable the reasons are raised, so the request fails with them."""
     paths = list(paths or [])
     check_upload(paths, session)
     notes, problems = [], []
@@ -156,7 +165,7 @@ def read_uploads(paths: list, session: dict[str, Note]) -> tuple[list[Note], lis
             problems.append(str(error))
     if problems and not notes:
         raise ExplorerError(" ".join(problems))
-    return notes, problems
+    return notes, problems + [warning for note in notes if (warning := pitch_warning(note))]
 
 
 def bundled_notes(assets_dir=ASSETS_DIR) -> list[Note]:
@@ -274,12 +283,18 @@ def encode_notes(loaded: LoadedModel, notes: list[Note], progress: Progress | No
     return np.stack([_encodings.get(key) for key in keys])
 
 
+def check_pitches(loaded: LoadedModel, pitches: list[int | None], names: list[str]) -> None:
+    """Refuses notes without a pitch for a decoder that needs one, naming the first."""
+    unknown = [name for name, pitch in zip(names, pitches) if pitch is None]
+    if loaded.needs_pitch and unknown:
+        raise ExplorerError(f"{loaded.name} needs each note's pitch, but none was found in '{unknown[0]}'; "
+                            "choose another note or a decoder that does not need one.")
+
+
 def pitch_tensor(loaded: LoadedModel, pitches: list[int | None], names: list[str]) -> torch.Tensor | None:
     if not loaded.needs_pitch:
         return None
-    unknown = [name for name, pitch in zip(names, pitches) if pitch is None]
-    if unknown:
-        raise ExplorerError(f"{loaded.name} needs each note's pitch, but none was found for {unknown[0]}.")
+    check_pitches(loaded, pitches, names)
     return torch.tensor(pitches)
 
 
@@ -357,6 +372,18 @@ def make_grid(corners: list[Note], size: int, rule: str = "bilinear") -> Grid:
     else:
         raise ExplorerError(f"Choose 2 notes for a line or 4 for a grid, not {len(corners)}.")
     return Grid(corners=list(corners), weights=weights, labels=labels, rule=rule if len(corners) == 4 else "line")
+
+
+def grid_size(value) -> int:
+    """Cells per side as a page or an API caller gives it: a whole number of GRID_SIZES (3.0 is taken as 3)."""
+    try:
+        size = float(value)
+    except (TypeError, ValueError):
+        size = math.nan
+    if not (size.is_integer() and int(size) in GRID_SIZES):
+        raise ExplorerError(f"The grid size must be a whole number from {min(GRID_SIZES)} to {max(GRID_SIZES)}, "
+                            f"not {value!r}.")
+    return int(size)
 
 
 def grid_pitches(grid: Grid) -> list[int | None]:
@@ -452,6 +479,8 @@ class Explorer:
                     progress: Progress | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(audio [cells, length], Z [cells, ...]) of every cell, decoded in one batch; `encoder` is the model
         whose Z the decoder reads (see encoder_for)."""
+        # Cells take their corners' pitches: a missing one is named by its note, which the visitor knows.
+        check_pitches(loaded, [note.pitch for note in grid.corners], [note.name for note in grid.corners])
         z = grid_z(encoder, grid)
         audio = decode(loaded, z, grid_pitches(grid), grid.labels, temperature, length, progress=progress)
         return audio, z

@@ -192,6 +192,27 @@ def test_a_spectral_grid_without_a_wavenet_is_heard_not_placed(page, monkeypatch
         assert {"step1.wav", "step2.wav", "grid.json"} <= set(opened.namelist())
 
 
+@pytest.mark.parametrize("size", ["NaN", 3.5, float("inf"), 6, None])
+def test_a_bad_grid_size_gets_a_clear_message(page, size):
+    with pytest.raises(page.gr.Error, match=f"The grid size must be a whole number from 2 to 5, not {size!r}"):
+        run_grid(page, *LINE_NOTES, size=size)
+
+
+def test_a_whole_float_grid_size_is_taken(page, monkeypatch):
+    monkeypatch.setattr(load_model(page.app.checkpoints_dir / "tiny-spectral").decoding, "griffin_lim_iters", 2)
+    *players, _, _, _ = run_grid(page, *LINE_NOTES, size=3.0, decoder="Spectral baseline")
+    assert sum(bool(player.get("visible")) for player in players) == 3
+
+
+def test_a_note_without_pitch_is_kept_with_a_warning_and_named_when_a_grid_needs_its_pitch(page, tmp_path):
+    sf.write(tmp_path / "short.wav", np.random.default_rng(0).uniform(-0.5, 0.5, SAMPLE_RATE // 10), SAMPLE_RATE)
+    with pytest.warns(UserWarning, match="No pitch was found in 'short'"):
+        session, summary = add_uploads(page, [tmp_path / "short.wav"])
+    (short,) = session
+    with pytest.raises(page.gr.Error, match="needs each note's pitch, but none was found in 'short'"):
+        run_grid(page, short, *LINE_NOTES[:1], decoder="DDSP", session=session)
+
+
 # --- files handed out ----------------------------------------------------------------------------------------
 
 def test_outputs_get_their_own_folder_and_old_ones_are_removed(tmp_path):
