@@ -4,6 +4,7 @@ Uploads go through what the upload handler calls (explorer.note_from_file) and, 
 through gradio_client against a launched app, checking after each bad request that a good upload still works.
 """
 
+import errno
 import os
 import shutil
 import time
@@ -225,6 +226,22 @@ def test_outputs_get_their_own_folder_and_old_ones_are_removed(tmp_path):
     assert recent.parent.parent == tmp_path and recent.parent != old.parent
     assert not old.parent.exists() and recent.exists()
     assert exports.remove_old_outputs(tmp_path, max_age=0) == 1 and not recent.parent.exists()
+
+
+def disk_full(*args, **kwargs):
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def test_a_full_disk_gives_a_clear_message_and_leaves_no_partial_zip(page, monkeypatch):
+    monkeypatch.setattr(load_model(page.app.checkpoints_dir / "tiny-spectral").decoding, "griffin_lim_iters", 2)
+    before = set(page.app.outputs_dir.iterdir()) if page.app.outputs_dir.exists() else set()
+    monkeypatch.setattr(zipfile.ZipFile, "writestr", disk_full)
+    with pytest.raises(page.gr.Error, match="The server's disk is full"):
+        run_grid(page, *LINE_NOTES, decoder="Spectral baseline")
+    assert set(page.app.outputs_dir.iterdir()) == before
+    monkeypatch.setattr(exports.tempfile, "mkdtemp", disk_full)
+    with pytest.raises(exports.OutputError, match="The server's disk is full"):
+        exports.output_path(page.app.outputs_dir, "nsynth_grid.zip")
 
 
 # --- checkpoints ---------------------------------------------------------------------------------------------
