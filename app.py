@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from nsynth_core import explorer as ex
-from nsynth_core import exports, figures
+from nsynth_core import exports, figures, session_archive
 from nsynth_core import fastgen
 from nsynth_core.audio import NOTE_LENGTH, SAMPLE_RATE, for_playback
 from nsynth_core.interpolation import GRID_SIZES
@@ -130,6 +130,10 @@ def with_new_notes(session, notes, color_by, show_path, grid_cells, wavenet_path
     return [session, session_summary(session), figure, gr.update(choices=choices, value=selected), *dropdowns]
 
 
+def nothing_new(session):
+    return [session, session_summary(session), gr.skip(), gr.skip(), *[gr.skip()] * (len(CORNERS) + 1)]
+
+
 @friendly
 def add_uploads(files, session, color_by, show_path, grid_cells, wavenet_path):
     notes, problems = ex.read_uploads(files, session)
@@ -141,12 +145,25 @@ def add_uploads(files, session, color_by, show_path, grid_cells, wavenet_path):
 @friendly
 def add_recording(path, session, color_by, show_path, grid_cells, wavenet_path):
     if not path:
-        return [session, session_summary(session), gr.skip(), gr.skip(), *[gr.skip()] * (len(CORNERS) + 1)]
+        return nothing_new(session)
     taken = sum(note.source == "microphone" for note in session.values())
     note = ex.note_from_file(path, name=f"recording {taken + 1}", source="microphone")
     if warning := ex.pitch_warning(note):
         gr.Warning(warning)
     return with_new_notes(session, [note], color_by, show_path, grid_cells, wavenet_path)
+
+
+@friendly
+def save_notes(session):
+    path = exports.output_path(app.outputs_dir, "nsynth_notes.npz")
+    return str(session_archive.save_notes(list(session.values()), path))
+
+
+@friendly
+def restore_notes(path, session, color_by, show_path, grid_cells, wavenet_path):
+    if not path:
+        return nothing_new(session)
+    return with_new_notes(session, session_archive.load_notes(path), color_by, show_path, grid_cells, wavenet_path)
 
 
 @friendly
@@ -296,6 +313,10 @@ with gr.Blocks(title="NSynth timbre explorer", delete_cache=(600, exports.OUTPUT
                 gr.Markdown(UPLOAD_LIMITS)
                 recorder = gr.Audio(sources=["microphone"], type="filepath", label="Or record one")
                 summary = gr.Markdown(session_summary({}))
+                with gr.Row():
+                    save_button = gr.Button("Save my notes", size="sm")
+                    saved = gr.File(label="Saved notes (.npz)", interactive=False)
+                restore = gr.File(label="Restore saved notes", file_types=[".npz"])
                 selected = gr.Dropdown(note_choices({}), value=None, label="Note (or click one on the map)")
                 player = gr.Audio(label="Selected note", interactive=False, autoplay=True)
                 with gr.Row():
@@ -350,6 +371,8 @@ with gr.Blocks(title="NSynth timbre explorer", delete_cache=(600, exports.OUTPUT
     new_note_outputs = [session, summary, map_plot, selected, *corners, source_note]
     uploads.upload(add_uploads, [uploads, *map_inputs], new_note_outputs, api_name="add_uploads")
     recorder.stop_recording(add_recording, [recorder, *map_inputs], new_note_outputs, api_name="add_recording")
+    save_button.click(save_notes, session, saved, api_name="save_notes")
+    restore.upload(restore_notes, [restore, *map_inputs], new_note_outputs, api_name="restore_notes")
 
     map_args = [session, color_by, selected, show_path, grid_cells, wavenet_path]
     color_by.change(draw_map, map_args, map_plot, api_name="map")

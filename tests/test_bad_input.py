@@ -244,6 +244,57 @@ def test_a_full_disk_gives_a_clear_message_and_leaves_no_partial_zip(page, monke
         exports.output_path(page.app.outputs_dir, "nsynth_grid.zip")
 
 
+# --- saved notes --------------------------------------------------------------------------------------------
+
+def test_saved_notes_come_back_as_they_were(page, files):
+    session, _ = add_uploads(page, [files / "good.wav", files / "click.wav"])
+    saved = page.save_notes(session)
+    restored, summary, *_ = page.restore_notes(saved, {}, "family", False, [], None)
+    assert list(restored) == list(session) and "good" in summary
+    for note_id, note in session.items():
+        again = restored[note_id]
+        assert (again.name, again.pitch, again.source) == (note.name, note.pitch, note.source)
+        np.testing.assert_array_equal(again.audio, note.audio)
+    with pytest.raises(page.gr.Error, match="no notes of your own"):
+        page.save_notes({})
+
+
+def tampered(path, **changes):
+    with np.load(path) as archive:
+        arrays = {**{name: archive[name] for name in archive.files}, **changes}
+    np.savez(path.with_name("tampered.npz"), **{k: v for k, v in arrays.items() if v is not None})
+    return path.with_name("tampered.npz")
+
+
+def test_a_tampered_archive_is_refused_and_the_notes_kept(page, files, tmp_path):
+    from nsynth_core.session_archive import load_notes, save_notes
+
+    saved = save_notes([note_from_file(files / "good.wav")], tmp_path / "notes.npz")
+    audio = np.load(saved)["audio"]
+    for changes, reason in [({"audio": audio.astype(np.float64)}, "float32 notes"),
+                            ({"audio": np.repeat(audio, 49, axis=0)}, "1 to 48"),
+                            ({"audio": np.full_like(audio, np.inf)}, "not finite"),
+                            ({"pitches": np.array([300])}, "MIDI pitches"),
+                            ({"names": np.array(["x" * 500])}, "short texts"),
+                            ({"sources": np.array(["server"])}, "sources"),
+                            ({"pitches": None}, "it holds"),
+                            ({"extra": np.zeros(3)}, "it holds")]:
+        with pytest.raises(ExplorerError, match=reason):
+            load_notes(tampered(saved, **changes))
+    (tmp_path / "letter.npz").write_text("not an archive")
+    with pytest.raises(ExplorerError, match="cannot be read as saved notes"):
+        load_notes(tmp_path / "letter.npz")
+    np.save(tmp_path / "pickled.npy", np.array([object()], dtype=object))
+    with zipfile.ZipFile(tmp_path / "pickled.npz", "w") as archive:
+        archive.write(tmp_path / "pickled.npy", "audio.npy")
+    with pytest.raises(ExplorerError, match="cannot be read as saved notes"):
+        load_notes(tmp_path / "pickled.npz")
+    session = {note.id: note for note in load_notes(saved)}
+    with pytest.raises(page.gr.Error):
+        page.restore_notes(str(tmp_path / "letter.npz"), session, "family", False, [], None)
+    assert len(session) == 1
+
+
 # --- checkpoints ---------------------------------------------------------------------------------------------
 
 def write_nan_weights(directory, name="nan_weights"):
