@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from nsynth_core import explorer as ex
-from nsynth_core import exports, figures
+from nsynth_core import exports, figures, session_archive
 from nsynth_core import fastgen
 from nsynth_core import teaching
 from nsynth_core.audio import NOTE_LENGTH, SAMPLE_RATE, playback_pcm16
@@ -41,7 +41,8 @@ MAX_UPLOAD_MB = 20
 SESSION_TTL = 3 * 3600  # s without a new note before a visitor's notes are dropped from server memory
 MAX_SESSIONS = 500  # sessions kept in memory, each holding up to ex.MAX_SESSION_NOTES notes of 256 kB
 M_MMAP_THRESHOLD, M_ARENA_MAX = -3, -8  # glibc's mallopt parameters (malloc.h)
-UPLOAD_LIMITS = (f"WAV, FLAC, OGG or MP3, up to {MAX_UPLOAD_MB} MB each. Only the first "
+UPLOAD_LIMITS = (f"WAV, FLAC, OGG or MP3, up to {MAX_UPLOAD_MB} MB each, {ex.MAX_UPLOAD_FILES} files and "
+                 f"{ex.MAX_UPLOAD_MB} MB at a time. Only the first "
                  f"{NOTE_LENGTH / SAMPLE_RATE:g} s are used; a shorter sound is padded with silence, as NSynth "
                  "notes end in silence.")
 # Generation is a long chain of small tensor operations: on a shared 2-core machine a second thread mostly waits.
@@ -127,16 +128,13 @@ def with_new_notes(session, notes, color_by, show_path, grid_cells, wavenet_path
     return [session, session_summary(session), figure, gr.update(choices=choices, value=selected), *dropdowns]
 
 
+def nothing_new(session):
+    return [session, session_summary(session), gr.skip(), gr.skip(), *[gr.skip()] * (len(CORNERS) + 1)]
+
+
 @friendly
 def add_uploads(files, session, color_by, show_path, grid_cells, wavenet_path):
-    notes, problems = [], []
-    for path in files or []:
-        try:
-            notes.append(ex.note_from_file(path))
-        except ValueError as error:
-            problems.append(str(error))
-    if problems and not notes:  # nothing usable: the request fails, so API callers get the reason too
-        raise ex.ExplorerError(" ".join(problems))
+    notes, problems = ex.read_uploads(files, session)
     for problem in problems:
         gr.Warning(problem)
     return with_new_notes(session, notes, color_by, show_path, grid_cells, wavenet_path)
@@ -145,10 +143,25 @@ def add_uploads(files, session, color_by, show_path, grid_cells, wavenet_path):
 @friendly
 def add_recording(path, session, color_by, show_path, grid_cells, wavenet_path):
     if not path:
-        return [session, session_summary(session), gr.skip(), gr.skip(), *[gr.skip()] * (len(CORNERS) + 1)]
+        return nothing_new(session)
     taken = sum(note.source == "microphone" for note in session.values())
     note = ex.note_from_file(path, name=f"recording {taken + 1}", source="microphone")
+    if warning := ex.pitch_warning(note):
+        gr.Warning(warning)
     return with_new_notes(session, [note], color_by, show_path, grid_cells, wavenet_path)
+
+
+@friendly
+def save_notes(session):
+    path = exports.output_path(app.outputs_dir, "nsynth_notes.npz")
+    return str(session_archive.save_notes(list(session.values()), path))
+
+
+@friendly
+def restore_notes(path, session, color_by, show_path, grid_cells, wavenet_path):
+    if not path:
+        return nothing_new(session)
+    return with_new_notes(session, session_archive.load_notes(path), color_by, show_path, grid_cells, wavenet_path)
 
 
 @friendly
@@ -193,6 +206,7 @@ def decoder_and_encoder(kind: str, label: str, paths: dict) -> tuple[ex.LoadedMo
 @friendly
 def run_grid(a, b, c, d, shape, size, rule, decoder, temperature, seconds, session, wavenet_path, spectral_path,
              ddsp_path, pitch=OWN_PITCH, octaves=0, progress=gr.Progress()):
+    size = ex.grid_size(size)
     paths = checkpoint_paths(wavenet_path, spectral_path, ddsp_path)
     loaded, encoder = decoder_and_encoder(DECODERS[decoder], decoder, paths)
     count, _ = grid_settings(shape, size)
@@ -203,8 +217,10 @@ def run_grid(a, b, c, d, shape, size, rule, decoder, temperature, seconds, sessi
     audio, z = app.decode_grid(loaded, encoder, grid, temperature, int(seconds * SAMPLE_RATE),
                                progress=lambda done, total: progress((done, total), desc="Decoding", unit="samples"),
                                pitch=chosen_pitch(pitch), octaves=octaves)
+    # The map lies in a WaveNet's space: without one the grid is heard, not placed. The zip comes last, so a
+    # failure before it leaves no file behind.
+    cells = list(zip(grid.labels, app.place_grid(ex.load_model(wavenet_path), grid).tolist())) if wavenet_path else []
     archive = exports.export_zip(exports.output_path(app.outputs_dir, "nsynth_grid.zip"), grid, audio, z)
-    cells = list(zip(grid.labels, app.place_grid(model(wavenet_path, "WaveNet"), grid).tolist()))
     players = [gr.update(value=None, visible=False) for _ in range(MAX_SIZE * MAX_SIZE)]
     rows = 1 if count == 2 else size
     for index, label in enumerate(grid.labels):
@@ -440,6 +456,10 @@ with gr.Blocks(title="NSynth timbre explorer", delete_cache=(600, exports.OUTPUT
                 gr.Markdown(UPLOAD_LIMITS)
                 recorder = gr.Audio(sources=["microphone"], type="filepath", label="Or record one")
                 summary = gr.Markdown(session_summary({}))
+                with gr.Row():
+                    save_button = gr.Button("Save my notes", size="sm")
+                    saved = gr.File(label="Saved notes (.npz)", interactive=False)
+                restore = gr.File(label="Restore saved notes", file_types=[".npz"])
                 selected = gr.Dropdown(note_choices({}), value=None, label="Note (or click one on the map)")
                 player = gr.Audio(label="Selected note", interactive=False, autoplay=True)
                 with gr.Row():
@@ -543,6 +563,8 @@ with gr.Blocks(title="NSynth timbre explorer", delete_cache=(600, exports.OUTPUT
     new_note_outputs = [session, summary, map_plot, selected, *corners, source_note]
     uploads.upload(add_uploads, [uploads, *map_inputs], new_note_outputs, api_name="add_uploads")
     recorder.stop_recording(add_recording, [recorder, *map_inputs], new_note_outputs, api_name="add_recording")
+    save_button.click(save_notes, session, saved, api_name="save_notes")
+    restore.upload(restore_notes, [restore, *map_inputs], new_note_outputs, api_name="restore_notes")
 
     map_args = [session, color_by, selected, show_path, grid_cells, wavenet_path]
     color_by.change(draw_map, map_args, map_plot, api_name="map")

@@ -121,7 +121,11 @@ def normalize_loudness(x, peak, max_gain=math.inf):
 
 
 def for_playback(x):
-    """x at the level every player plays at."""
+    """x at the level every player plays at: its peak at most PLAYBACK_PEAK. Non-finite samples are refused:
+    turned into 16-bit they would play as full-scale noise."""
+    if not np.isfinite(x).all():
+        raise AudioError("The decoded audio has NaN or infinite samples, so it is not played; "
+                         "the model's weights are probably corrupt.")
     return normalize_loudness(x, PLAYBACK_PEAK, MAX_PLAYBACK_GAIN)
 
 

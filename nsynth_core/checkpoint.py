@@ -110,5 +110,12 @@ def load_checkpoint(path, device="cpu") -> tuple[torch.nn.Module, dict]:
             problems.append(f"{len(misshaped)} tensors of the wrong shape (e.g. {name}: file "
                             f"{tuple(tensors[name].shape)}, config {tuple(expected[name].shape)})")
         raise CheckpointError(f"{weights_path} does not match its config: " + "; ".join(problems) + ".")
+    # A file with a sound header can still hold NaN or infinite weights (a diverged training run, a bad copy):
+    # such a model decodes noise or fails far later, so it is refused here, where the cause is known.
+    non_finite = sorted(name for name, tensor in tensors.items()
+                        if tensor.is_floating_point() and not torch.isfinite(tensor).all())
+    if non_finite:
+        raise CheckpointError(f"{weights_path} has NaN or infinite weights in {len(non_finite)} tensors "
+                              f"(e.g. {non_finite[0]}); the file is corrupt or its training diverged.")
     model.load_state_dict(tensors)
     return model.to(device).eval(), description["metadata"]

@@ -9,6 +9,7 @@ the caches.
 
 import hashlib
 import json
+import math
 import os
 import threading
 import time
@@ -28,7 +29,7 @@ from .checkpoint import (MODEL_KINDS, CheckpointError, checkpoint_paths, load_ch
 from .decoding import Decoding, decoding_for, describe_duration
 from .exports import outputs_dir
 from .embedding_map import EmbeddingMap, EmbeddingMapError, build_map, ensure_reducer, load_map, note_features
-from .interpolation import cell_labels, grid_weights, line_weights, mix
+from .interpolation import GRID_SIZES, cell_labels, grid_weights, line_weights, mix
 from .map_points import MapBlend, neighbour_weights
 from .metrics import median_f0
 from .multigrid import ONS_PITCHES, Multigrid, decode_multigrid
@@ -43,6 +44,10 @@ ENCODE_CACHE_SIZE = 1024  # Z of a note: 8 kB, so about 8 MB at most
 MAPS_KEPT = 4  # like the loaded models: one map per recently used WaveNet encoder
 CHECKS_KEPT = 64  # checkpoint file versions whose loadability is remembered
 MAX_SESSION_NOTES = 48  # a visitor's own notes live in server memory (256 kB each)
+# Each file of an upload is decoded and pitch-tracked (about a second each here) while a worker waits: one request
+# must not hold it for minutes, so its files are counted and weighed before any is read.
+MAX_UPLOAD_FILES = 16
+MAX_UPLOAD_MB = 60
 
 Progress = Callable[[int, int], None]
 
@@ -125,6 +130,44 @@ def note_from_file(path, name: str | None = None, source: str = "upload") -> Not
         raise ExplorerError(f"'{name}' is silent: there is nothing to encode.")
     return Note(id=f"{source}-{audio_digest(audio)}", name=name, audio=audio, pitch=estimate_pitch(audio),
                 source=source)
+
+
+def check_upload(paths: list, session: dict[str, Note]) -> None:
+    """Refuses an upload of too many files or bytes for one request, or more files than the visitor's notes
+    have room for, before any file is read."""
+    room = MAX_SESSION_NOTES - len(session)
+    if len(paths) > MAX_UPLOAD_FILES:
+        raise ExplorerError(f"Upload at most {MAX_UPLOAD_FILES} files at a time; this upload has {len(paths)}.")
+    if len(paths) > room:
+        raise ExplorerError(f"Up to {MAX_SESSION_NOTES} notes of your own can be kept and you have {len(session)}, "
+                            f"so {room} more can be added, not {len(paths)}. Reload the page to start afresh.")
+    megabytes = sum(os.path.getsize(path) for path in paths if os.path.isfile(path)) / 2 ** 20
+    if megabytes > MAX_UPLOAD_MB:
+        raise ExplorerError(f"Upload at most {MAX_UPLOAD_MB} MB at a time; these files hold {megabytes:.0f} MB.")
+
+
+def pitch_warning(note: Note) -> str | None:
+    """What to tell the visitor about a note whose pitch was not found: decoders that need one will refuse it."""
+    if note.pitch is not None:
+        return None
+    return (f"No pitch was found in '{note.name}' (too short, too noisy or unpitched): it can be mapped and used "
+            "with the WaveNet, but decoders that need a pitch (DDSP) will refuse it.")
+
+
+def read_uploads(paths: list, session: dict[str, Note]) -> tuple[list[Note], list[str]]:
+    """(the usable notes, warnings: why a file was skipped, which note has no pitch) of an upload that
+    check_upload lets through; when no file is usable the reasons are raised, so the request fails with them."""
+    paths = list(paths or [])
+    check_upload(paths, session)
+    notes, problems = [], []
+    for path in paths:
+        try:
+            notes.append(note_from_file(path))
+        except ValueError as error:
+            problems.append(str(error))
+    if problems and not notes:
+        raise ExplorerError(" ".join(problems))
+    return notes, problems + [warning for note in notes if (warning := pitch_warning(note))]
 
 
 def bundled_notes(assets_dir=ASSETS_DIR) -> list[Note]:
@@ -242,12 +285,18 @@ def encode_notes(loaded: LoadedModel, notes: list[Note], progress: Progress | No
     return np.stack([_encodings.get(key) for key in keys])
 
 
+def check_pitches(loaded: LoadedModel, pitches: list[int | None], names: list[str]) -> None:
+    """Refuses notes without a pitch for a decoder that needs one, naming the first."""
+    unknown = [name for name, pitch in zip(names, pitches) if pitch is None]
+    if loaded.needs_pitch and unknown:
+        raise ExplorerError(f"{loaded.name} needs each note's pitch, but none was found in '{unknown[0]}'; "
+                            "choose another note or a decoder that does not need one.")
+
+
 def pitch_tensor(loaded: LoadedModel, pitches: list[int | None], names: list[str]) -> torch.Tensor | None:
     if not loaded.needs_pitch:
         return None
-    unknown = [name for name, pitch in zip(names, pitches) if pitch is None]
-    if unknown:
-        raise ExplorerError(f"{loaded.name} needs each note's pitch, but none was found for {unknown[0]}.")
+    check_pitches(loaded, pitches, names)
     return torch.tensor(pitches)
 
 
@@ -269,6 +318,10 @@ def decode(loaded: LoadedModel, z: np.ndarray, pitches: list[int | None] | None 
         start = time.perf_counter()
         audio = loaded.decoding.decode(torch.from_numpy(z[missing]), pitch, length, temperature, seed, progress)
         loaded.decoding.record(len(missing), length, time.perf_counter() - start)
+        broken = [names[i] for i, audio_i in zip(missing, audio) if not np.isfinite(audio_i).all()]
+        if broken:  # never cached, never played
+            raise ExplorerError(f"{loaded.name} decoded NaN or infinite samples for {broken[0]}; "
+                                "its weights are probably corrupt.")
         for i, audio_i in zip(missing, audio):
             _decodings.put(keys[i], np.asarray(audio_i, dtype=np.float32))
     return np.stack([_decodings.get(key) for key in keys])
@@ -321,6 +374,18 @@ def make_grid(corners: list[Note], size: int, rule: str = "bilinear") -> Grid:
     else:
         raise ExplorerError(f"Choose 2 notes for a line or 4 for a grid, not {len(corners)}.")
     return Grid(corners=list(corners), weights=weights, labels=labels, rule=rule if len(corners) == 4 else "line")
+
+
+def grid_size(value) -> int:
+    """Cells per side as a page or an API caller gives it: a whole number of GRID_SIZES (3.0 is taken as 3)."""
+    try:
+        size = float(value)
+    except (TypeError, ValueError):
+        size = math.nan
+    if not (size.is_integer() and int(size) in GRID_SIZES):
+        raise ExplorerError(f"The grid size must be a whole number from {min(GRID_SIZES)} to {max(GRID_SIZES)}, "
+                            f"not {value!r}.")
+    return int(size)
 
 
 def grid_pitches(grid: Grid) -> list[int | None]:
@@ -425,6 +490,8 @@ class Explorer:
                     octaves: int = 0) -> tuple[np.ndarray, np.ndarray]:
         """(audio [cells, length], Z [cells, ...]) of every cell, decoded in one batch; `encoder` is the model
         whose Z the decoder reads (see encoder_for); pitch / octaves: see played_pitches."""
+        if pitch is None:  # cells take their corners' pitches: a missing one is named by its note
+            check_pitches(loaded, [note.pitch for note in grid.corners], [note.name for note in grid.corners])
         z = grid_z(encoder, grid)
         pitches = played_pitches(grid_pitches(grid), pitch, octaves)
         audio = decode(loaded, z, pitches, grid.labels, temperature, length, progress=progress)

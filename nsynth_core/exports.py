@@ -1,6 +1,7 @@
 """Files handed to visitors: a fresh folder per file under the outputs folder (old ones cleared out), and a
 grid's zip of wavs and Z."""
 
+import errno
 import io
 import json
 import os
@@ -8,6 +9,7 @@ import shutil
 import tempfile
 import time
 import zipfile
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +19,25 @@ from .audio import for_playback, write_wav
 OUTPUTS_ENV = "NSYNTH_OUTPUTS"
 DEFAULT_OUTPUTS_DIR = Path(tempfile.gettempdir()) / "nsynth-explorer"
 OUTPUT_MAX_AGE = 3600  # s; the page serves its own copy of a returned file, ours is only needed until then
+
+
+class OutputError(ValueError):
+    """A file for a visitor could not be written; the message says so in words."""
+
+
+@contextmanager
+def write_errors_explained(partial_folder=None):
+    """An OSError while writing (a full disk, most often) becomes a sentence for the visitor, and
+    `partial_folder`, holding what was partly written, is removed."""
+    try:
+        yield
+    except OSError as error:
+        if partial_folder is not None:
+            shutil.rmtree(partial_folder, ignore_errors=True)
+        if error.errno == errno.ENOSPC:
+            raise OutputError("The server's disk is full, so the file could not be written; "
+                              "try again later.") from None
+        raise OutputError(f"The server could not write the file ({error.strerror or error}).") from None
 
 
 def outputs_dir() -> Path:
@@ -41,16 +62,17 @@ def output_path(directory, filename: str) -> Path:
     """A fresh path for a file handed to a visitor: a folder of its own (so two visitors' files never clash and
     the name stays readable) in `directory`, after clearing out the old ones."""
     directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    remove_old_outputs(directory)
-    return Path(tempfile.mkdtemp(dir=directory)) / filename
+    with write_errors_explained():
+        directory.mkdir(parents=True, exist_ok=True)
+        remove_old_outputs(directory)
+        return Path(tempfile.mkdtemp(dir=directory)) / filename
 
 
 def export_zip(path, grid, audio: np.ndarray, z: np.ndarray) -> Path:
     """A zip of every cell as a 16-bit wav (at the playback level) and its Z as .npy, with grid.json saying how
     each cell was mixed."""
     path = Path(path)
-    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+    with write_errors_explained(path.parent), zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         for label, audio_i, z_i in zip(grid.labels, audio, z):
             wav, npy = io.BytesIO(), io.BytesIO()
             write_wav(wav, for_playback(audio_i))

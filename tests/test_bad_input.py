@@ -4,6 +4,7 @@ Uploads go through what the upload handler calls (explorer.note_from_file) and, 
 through gradio_client against a launched app, checking after each bad request that a good upload still works.
 """
 
+import errno
 import os
 import shutil
 import time
@@ -18,9 +19,12 @@ import soundfile as sf
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 
-from nsynth_core import exports
-from nsynth_core.audio import NOTE_LENGTH, NOTE_PEAK, SAMPLE_RATE
-from nsynth_core.explorer import Explorer, note_from_file
+from safetensors.torch import load_file, save_file
+
+from nsynth_core import explorer, exports
+from nsynth_core.audio import NOTE_LENGTH, NOTE_PEAK, PLAYBACK_PEAK, SAMPLE_RATE, AudioError, for_playback
+from nsynth_core.checkpoint import CheckpointError, load_checkpoint
+from nsynth_core.explorer import Explorer, ExplorerError, load_model, note_from_file
 from app_helpers import REPO, running_app, write_tiny_checkpoints
 
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024  # app.py's limit
@@ -100,6 +104,116 @@ def test_a_click_is_kept_and_padded_with_silence(files):
     assert not note.audio[click_end:].any()
 
 
+# --- floods -------------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def page(tmp_path_factory):
+    """app.py imported in this process (its handlers called directly), over tiny checkpoints."""
+    checkpoints = tmp_path_factory.mktemp("page_checkpoints")
+    write_tiny_checkpoints(checkpoints)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(explorer.CHECKPOINTS_ENV, str(checkpoints))
+        patch.setenv(exports.OUTPUTS_ENV, str(tmp_path_factory.mktemp("page_outputs")))
+        import app
+        patch.setattr(app, "app", Explorer(checkpoints))
+        yield app
+
+
+@pytest.fixture
+def reads(monkeypatch):
+    """Counts the files an upload reads."""
+    calls = []
+    for name in ("note_from_file", "load_audio"):
+        original = getattr(explorer, name)
+        monkeypatch.setattr(explorer, name, lambda *args, original=original, **kwargs: (
+            calls.append(args[0]), original(*args, **kwargs))[1])
+    return calls
+
+
+def add_uploads(page, paths, session=None):
+    session, summary, *_ = page.add_uploads([str(path) for path in paths], session or {}, "family", False, [], None)
+    return session, summary
+
+
+def test_a_flood_of_files_is_refused_before_any_is_read_and_the_next_upload_works(page, files, tmp_path, reads):
+    flood = []
+    for i in range(200):
+        shutil.copy(files / "click.wav", tmp_path / f"click{i}.wav")
+        flood.append(tmp_path / f"click{i}.wav")
+    with pytest.raises(page.gr.Error, match="Upload at most 16 files at a time; this upload has 200"):
+        add_uploads(page, flood)
+    assert reads == []
+    session, summary = add_uploads(page, [files / "good.wav"])
+    assert "good" in summary and reads
+
+
+def test_an_upload_over_the_byte_budget_is_refused_before_any_is_read(page, files, tmp_path, reads):
+    heavy = []
+    for i in range(4):  # each under the per-file limit, together over the request's budget
+        with open(tmp_path / f"heavy{i}.wav", "wb") as sparse:
+            sparse.truncate(MAX_UPLOAD_BYTES - 1)
+        heavy.append(tmp_path / f"heavy{i}.wav")
+    with pytest.raises(page.gr.Error, match="Upload at most 60 MB at a time; these files hold 80 MB"):
+        add_uploads(page, heavy)
+    assert reads == []
+
+
+def test_an_upload_over_the_visitors_room_is_refused_before_any_is_read(page, files, reads):
+    note = note_from_file(files / "good.wav")
+    reads.clear()
+    nearly_full = {f"n{i}": note for i in range(explorer.MAX_SESSION_NOTES - 2)}
+    with pytest.raises(page.gr.Error, match="you have 46, so 2 more can be added, not 3"):
+        add_uploads(page, [files / "good.wav", files / "click.wav", files / "real.mp3"], nearly_full)
+    assert reads == []
+    session, _ = add_uploads(page, [files / "click.wav"], nearly_full)
+    assert len(session) == explorer.MAX_SESSION_NOTES - 1
+
+
+# --- grids --------------------------------------------------------------------------------------------------
+
+LINE_NOTES = ["bass_electronic_fluidr3_gm033-036-100", "brass_acoustic_fluidr3_gm056-055-100"]
+
+
+def run_grid(page, *corners, size=2, decoder="WaveNet", session=None, wavenet=True, seconds=0.1):
+    directory = page.app.checkpoints_dir
+    paths = [str(directory / "tiny-wavenet") if wavenet else None, str(directory / "tiny-spectral"),
+             str(directory / "tiny-ddsp")]
+    shape = "line (A to B)" if len(corners) == 2 else "grid (4 notes)"
+    corners = [*corners, None, None][:4]
+    return page.run_grid(*corners, shape, size, "bilinear", decoder, 0.25, seconds, session or {}, *paths,
+                         progress=lambda *args, **kwargs: None)
+
+
+def test_a_spectral_grid_without_a_wavenet_is_heard_not_placed(page, monkeypatch):
+    monkeypatch.setattr(load_model(page.app.checkpoints_dir / "tiny-spectral").decoding, "griffin_lim_iters", 2)
+    *players, archive, cells, made_by = run_grid(page, *LINE_NOTES, decoder="Spectral baseline", wavenet=False)
+    assert cells == [] and "spectral" in made_by.lower()
+    assert sum(bool(player.get("visible")) for player in players) == 2
+    with zipfile.ZipFile(archive) as opened:
+        assert {"step1.wav", "step2.wav", "grid.json"} <= set(opened.namelist())
+
+
+@pytest.mark.parametrize("size", ["NaN", 3.5, float("inf"), 6, None])
+def test_a_bad_grid_size_gets_a_clear_message(page, size):
+    with pytest.raises(page.gr.Error, match=f"The grid size must be a whole number from 2 to 5, not {size!r}"):
+        run_grid(page, *LINE_NOTES, size=size)
+
+
+def test_a_whole_float_grid_size_is_taken(page, monkeypatch):
+    monkeypatch.setattr(load_model(page.app.checkpoints_dir / "tiny-spectral").decoding, "griffin_lim_iters", 2)
+    *players, _, _, _ = run_grid(page, *LINE_NOTES, size=3.0, decoder="Spectral baseline")
+    assert sum(bool(player.get("visible")) for player in players) == 3
+
+
+def test_a_note_without_pitch_is_kept_with_a_warning_and_named_when_a_grid_needs_its_pitch(page, tmp_path):
+    sf.write(tmp_path / "short.wav", np.random.default_rng(0).uniform(-0.5, 0.5, SAMPLE_RATE // 10), SAMPLE_RATE)
+    with pytest.warns(UserWarning, match="No pitch was found in 'short'"):
+        session, summary = add_uploads(page, [tmp_path / "short.wav"])
+    (short,) = session
+    with pytest.raises(page.gr.Error, match="needs each note's pitch, but none was found in 'short'"):
+        run_grid(page, short, *LINE_NOTES[:1], decoder="DDSP", session=session)
+
+
 # --- files handed out ----------------------------------------------------------------------------------------
 
 def test_outputs_get_their_own_folder_and_old_ones_are_removed(tmp_path):
@@ -114,10 +228,88 @@ def test_outputs_get_their_own_folder_and_old_ones_are_removed(tmp_path):
     assert exports.remove_old_outputs(tmp_path, max_age=0) == 1 and not recent.parent.exists()
 
 
+def disk_full(*args, **kwargs):
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def test_a_full_disk_gives_a_clear_message_and_leaves_no_partial_zip(page, monkeypatch):
+    monkeypatch.setattr(load_model(page.app.checkpoints_dir / "tiny-spectral").decoding, "griffin_lim_iters", 2)
+    before = set(page.app.outputs_dir.iterdir()) if page.app.outputs_dir.exists() else set()
+    monkeypatch.setattr(zipfile.ZipFile, "writestr", disk_full)
+    with pytest.raises(page.gr.Error, match="The server's disk is full"):
+        run_grid(page, *LINE_NOTES, decoder="Spectral baseline")
+    assert set(page.app.outputs_dir.iterdir()) == before
+    monkeypatch.setattr(exports.tempfile, "mkdtemp", disk_full)
+    with pytest.raises(exports.OutputError, match="The server's disk is full"):
+        exports.output_path(page.app.outputs_dir, "nsynth_grid.zip")
+
+
+# --- saved notes --------------------------------------------------------------------------------------------
+
+def test_saved_notes_come_back_as_they_were(page, files):
+    session, _ = add_uploads(page, [files / "good.wav", files / "click.wav"])
+    saved = page.save_notes(session)
+    restored, summary, *_ = page.restore_notes(saved, {}, "family", False, [], None)
+    assert list(restored) == list(session) and "good" in summary
+    for note_id, note in session.items():
+        again = restored[note_id]
+        assert (again.name, again.pitch, again.source) == (note.name, note.pitch, note.source)
+        np.testing.assert_array_equal(again.audio, note.audio)
+    with pytest.raises(page.gr.Error, match="no notes of your own"):
+        page.save_notes({})
+
+
+def tampered(path, **changes):
+    with np.load(path) as archive:
+        arrays = {**{name: archive[name] for name in archive.files}, **changes}
+    np.savez(path.with_name("tampered.npz"), **{k: v for k, v in arrays.items() if v is not None})
+    return path.with_name("tampered.npz")
+
+
+def test_a_tampered_archive_is_refused_and_the_notes_kept(page, files, tmp_path):
+    from nsynth_core.session_archive import load_notes, save_notes
+
+    saved = save_notes([note_from_file(files / "good.wav")], tmp_path / "notes.npz")
+    audio = np.load(saved)["audio"]
+    for changes, reason in [({"audio": audio.astype(np.float64)}, "float32 notes"),
+                            ({"audio": np.repeat(audio, 49, axis=0)}, "1 to 48"),
+                            ({"audio": np.full_like(audio, np.inf)}, "not finite"),
+                            ({"pitches": np.array([300])}, "MIDI pitches"),
+                            ({"names": np.array(["x" * 500])}, "short texts"),
+                            ({"sources": np.array(["server"])}, "sources"),
+                            ({"pitches": None}, "it holds"),
+                            ({"extra": np.zeros(3)}, "it holds")]:
+        with pytest.raises(ExplorerError, match=reason):
+            load_notes(tampered(saved, **changes))
+    (tmp_path / "letter.npz").write_text("not an archive")
+    with pytest.raises(ExplorerError, match="cannot be read as saved notes"):
+        load_notes(tmp_path / "letter.npz")
+    np.save(tmp_path / "pickled.npy", np.array([object()], dtype=object))
+    with zipfile.ZipFile(tmp_path / "pickled.npz", "w") as archive:
+        archive.write(tmp_path / "pickled.npy", "audio.npy")
+    with pytest.raises(ExplorerError, match="cannot be read as saved notes"):
+        load_notes(tmp_path / "pickled.npz")
+    session = {note.id: note for note in load_notes(saved)}
+    with pytest.raises(page.gr.Error):
+        page.restore_notes(str(tmp_path / "letter.npz"), session, "family", False, [], None)
+    assert len(session) == 1
+
+
 # --- checkpoints ---------------------------------------------------------------------------------------------
 
+def write_nan_weights(directory, name="nan_weights"):
+    """tiny-wavenet's header and weights with one tensor made NaN: a file that reads cleanly."""
+    tensors = load_file(str(directory / "tiny-wavenet.safetensors"))
+    tensors["decoder.logits.weight"][0] = float("nan")
+    save_file(tensors, str(directory / f"{name}.safetensors"))
+    shutil.copy(directory / "tiny-wavenet.json", directory / f"{name}.json")
+    return directory / name
+
+
 def add_broken_checkpoints(directory):
-    """Next to good tiny-wavenet and tiny-spectral: garbage weights, weights of another model, a broken JSON."""
+    """Next to good tiny-wavenet and tiny-spectral: garbage weights, weights of another model, a broken JSON,
+    NaN weights."""
+    write_nan_weights(directory)
     shutil.copy(directory / "tiny-wavenet.json", directory / "corrupt.json")
     (directory / "corrupt.safetensors").write_bytes(b"\x00" * 64)
     shutil.copy(directory / "tiny-wavenet.json", directory / "mismatched.json")
@@ -136,7 +328,31 @@ def test_broken_checkpoints_are_skipped_and_reported(tmp_path):
     assert "**Skipped checkpoint `corrupt`:**" in status and "cannot be read" in status
     assert "**Skipped checkpoint `mismatched`:**" in status and "does not match its config" in status
     assert "**Skipped checkpoint `half_written`:**" in status and "not valid JSON" in status
+    assert "**Skipped checkpoint `nan_weights`:**" in status and "NaN or infinite weights" in status
     assert "tiny-" not in status and "No trained" not in status
+
+
+def test_nan_weights_are_refused_at_load_naming_the_tensor(tmp_path):
+    write_tiny_checkpoints(tmp_path)
+    with pytest.raises(CheckpointError, match=r"NaN or infinite weights in 1 tensors \(e.g. decoder.logits.weight\)"):
+        load_checkpoint(write_nan_weights(tmp_path))
+
+
+def test_non_finite_decoder_output_never_reaches_a_player(tmp_path, monkeypatch):
+    wavenet = load_model(write_tiny_checkpoints(tmp_path)[0])
+    broken = np.zeros((1, 64), np.float32)
+    broken[0, 10] = np.inf
+    broken[0, 20] = np.nan
+    monkeypatch.setattr(wavenet.decoding, "decode", lambda *args: broken)
+    z = np.full((1, 1, wavenet.model.config.latent_channels), 0.123, np.float32)
+    with pytest.raises(ExplorerError, match="tiny-wavenet decoded NaN or infinite samples for the cell"):
+        explorer.decode(wavenet, z, names=["the cell"], length=64)
+    with pytest.raises(ExplorerError):  # not cached: asking again decodes again and fails again
+        explorer.decode(wavenet, z, names=["the cell"], length=64)
+    with pytest.raises(AudioError, match="not played"):  # the last guard before any player or wav
+        for_playback(broken[0])
+    noise = np.random.default_rng(0).uniform(-1e6, 1e6, 64)
+    assert np.abs(for_playback(noise)).max() == pytest.approx(PLAYBACK_PEAK)  # loud output is played at one level
 
 
 # --- a launched app ------------------------------------------------------------------------------------------
@@ -220,7 +436,7 @@ def test_the_page_names_the_skipped_checkpoints_and_serves_the_rest(served):
     _, client, checkpoints, _ = served
     texts = [c["props"].get("value") for c in client.config["components"] if c.get("type") == "markdown"]
     status = next(text for text in texts if text and "Skipped checkpoint" in text)
-    for name in ("corrupt", "mismatched", "half_written"):
+    for name in ("corrupt", "mismatched", "half_written", "nan_weights"):
         assert f"`{name}`" in status
     pickers = [c["props"] for c in client.config["components"] if c["props"].get("label") == "WaveNet checkpoint"]
     assert [name for name, _ in pickers[0]["choices"]] == ["tiny-wavenet"]
