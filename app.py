@@ -438,7 +438,8 @@ with gr.Blocks(title="NSynth timbre explorer", delete_cache=(600, exports.OUTPUT
     session = gr.State({}, time_to_live=SESSION_TTL)  # note id -> Note: this visitor's own notes
     grid_cells = gr.State([], time_to_live=SESSION_TTL)  # [(label, [x, y])] of the last grid, drawn on the map
     gr.Markdown("# NSynth timbre explorer\nBring notes, see where they sit in the embedding space, and mix them "
-                "into new sounds with a WaveNet autoencoder.")
+                "into new sounds with the paper's WaveNet autoencoder, its spectral baseline or a fast DDSP decoder "
+                "on the WaveNet's code.")
     status = gr.Markdown(app.status())
     with gr.Row():
         wavenet_path = gr.Dropdown([(name, path) for name, path in app.checkpoints()["wavenet"]],

@@ -42,7 +42,8 @@ def main():
     load_before = os.getloadavg()
     peak, _ = matmul_peak(args.threads)
     torch.set_num_threads(args.threads)
-    lines = ["| decoder | preset | notes of 4 s | wall s | ms per note | x real time |", "|---|---|---:|---:|---:|---:|"]
+    lines = ["| decoder | preset | notes of 4 s | wall s | ms per note | x real time |",
+             "|---|---|---:|---:|---:|---:|"]
     grid = {}
     for preset in ("cpu-small", "paper"):
         model = DDSPDecoder(DDSPConfig.preset(preset)).eval()

@@ -63,7 +63,8 @@ def main():
     load_after = os.getloadavg()
     print(f"\nMachine: {cpu_name()}, {args.threads} thread(s), torch {torch.__version__}; {args.preset} encoder "
           f"{flops / 1e9:.1f} GFLOP per 4 s note; torch.mm peak {peak:.0f} GFLOP/s in the same run; load average "
-          f"before {load_before[0]:.1f}, after {load_after[0]:.1f}; peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB.")
+          f"before {load_before[0]:.1f}, after {load_after[0]:.1f}; "
+          f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB.")
 
 
 if __name__ == "__main__":

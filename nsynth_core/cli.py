@@ -5,7 +5,8 @@
     python -m nsynth_core reconstruct INPUT... --checkpoint CKPT --out DIR   audio -> Z -> DIR/<name>.wav
 
 CKPT is any decoder (WaveNet, spectral baseline, DDSP); the DDSP decoder reads Z made by a WaveNet encoder
-(`--encoder`, checkpoints/wavenet by default). INPUT are files or folders, searched recursively; a note found in a folder keeps its path below that folder.
+(`--encoder`, checkpoints/wavenet by default). INPUT are files or folders, searched recursively; a note found
+in a folder keeps its path below that folder.
 An input that cannot be used is reported on stderr and skipped, and the exit status is then 1.
 """
 

@@ -113,7 +113,8 @@ def load_model(path, kind, device) -> tuple[torch.nn.Module, dict]:
 
 @torch.no_grad()
 def wavenet_reconstructions(model: WaveNetAutoencoder, audio: np.ndarray, pitches: list[int], length: int,
-                            seed: int, temperatures=(1.0,)) -> tuple[list[np.ndarray], float, list[float], torch.Tensor]:
+                            seed: int, temperatures=(1.0,)
+                            ) -> tuple[list[np.ndarray], float, list[float], torch.Tensor]:
     """(reconstructions [N, length] and decoding seconds per temperature, teacher-forced cross-entropy in nats
     per sample, and the notes' Z).
 
@@ -220,7 +221,8 @@ def markdown_table(results: dict) -> str:
         f"Spectral baseline: {step(spectral)}, {conditioning(spectral)}, "
         f"Griffin-Lim with {spectral['griffin_lim_iters']} iterations."
         + "".join(f" {label}: {step(model)}, given the labelled pitch, all notes in {model['decode_seconds']:.2f} s "
-                  f"({1000 * model['decode_seconds'] / notes:.0f} ms per note)." for label, model in results["ddsp"].items()),
+                  f"({1000 * model['decode_seconds'] / notes:.0f} ms per note)."
+                  for label, model in results["ddsp"].items()),
         "",
         f"Family accuracy: a random forest on spectral and envelope features of the first "
         f"{classifier['feature_seconds']:g} s, trained on {classifier['training_notes']} real notes of the training "
