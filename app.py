@@ -323,9 +323,14 @@ def no_wavenet_figure():
 
 @friendly
 def show_code(selected, session, wavenet_path):
+    """The note's Z under its rainbowgram, and its path over the map frame by frame."""
     if not wavenet_path:
-        return no_wavenet_figure()
-    return teaching.code_figure(ex.load_model(wavenet_path), walked_note(selected, session))
+        return no_wavenet_figure(), no_wavenet_figure()
+    wavenet, note = ex.load_model(wavenet_path), walked_note(selected, session)
+    own = [] if note.id in app.bundled else [(note, app.place_notes(wavenet, [note])[0])]
+    path = figures.map_figure(app.map_for(wavenet), "family", own,
+                              trajectory=(note.name, app.trajectory(wavenet, note)))
+    return teaching.code_figure(wavenet, note), path
 
 
 @friendly
@@ -520,6 +525,7 @@ with gr.Blocks(title="NSynth timbre explorer", delete_cache=(600, exports.OUTPUT
             quantised_player = gr.Audio(label="The same note rounded to 256 levels (8-bit mu-law)", interactive=False)
         step_heading(1)
         code_plot = gr.Plot(show_label=False)
+        path_plot = gr.Plot(show_label=False)
         step_heading(2)
         with gr.Row():
             time_step = gr.Slider(0, NOTE_LENGTH - 1, value=SAMPLE_RATE // 2, step=1,
@@ -598,7 +604,7 @@ with gr.Blocks(title="NSynth timbre explorer", delete_cache=(600, exports.OUTPUT
     mix_inputs = [selected, partner, weight, session, *model_paths]
     # In order, so the first steps appear while the later ones compute.
     how_tab.select(show_sound, walk_note, [shown_note, sound_plot, original_player, quantised_player, walked_id]).then(
-        show_code, [*walk_note, wavenet_path], code_plot).then(
+        show_code, [*walk_note, wavenet_path], [code_plot, path_plot]).then(
         show_decoder, step_inputs, [field_plot, distribution_plot]).then(
         show_mix, mix_inputs, [mix_plot, blend_player, mixed_by]).then(
         show_decoders, model_paths, decoders_table)

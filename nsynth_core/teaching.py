@@ -37,7 +37,7 @@ STEPS = (
      "The encoder listens to the whole note and writes a short code, Z: 16 numbers for every 32 ms of sound "
      "(the coloured rows below the rainbowgram). Z is 32 times smaller than the audio, so it cannot keep every "
      "detail: it must keep what makes the note sound the way it does. Averaging Z over time (the column on the "
-     "right) gives 16 numbers for the whole note, and those place it on the map."),
+     "right) gives 16 numbers that place the note on the map; placing each frame alone draws its path (below)."),
     ("3. The decoder, one sample at a time",
      "The decoder rebuilds the sound one number at a time. To guess the next sample it looks back at the samples "
      "before it through layers whose gaps double (1, 2, 4, ...), so a few layers see far into the past: the shaded "

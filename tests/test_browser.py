@@ -93,7 +93,7 @@ def test_how_it_works_walks_the_five_steps(page, tmp_path):
     page.get_by_text("What each costs here").wait_for()  # the last step, computed after the others
     tab = page.locator("#how-it-works")  # the Grid tab may say the same of its own grid
     tab.get_by_text("Decoded by the DDSP decoder").wait_for()  # the tiny checkpoints include one
-    assert tab.locator(".js-plotly-plot").count() == 5
+    assert tab.locator(".js-plotly-plot").count() == 6  # step 2 has the note's path on the map too
     for number, heading in enumerate(["1. Sound as numbers", "2. The encoder's code",
                                       "3. The decoder, one sample at a time", "4. Mixing codes",
                                       "5. Three decoders side by side"], start=1):

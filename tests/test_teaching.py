@@ -127,3 +127,15 @@ def test_the_evaluation_table_is_read_when_present(tmp_path):
     assert "No evaluation" in teaching.evaluation_table(tmp_path)
     (tmp_path / "evaluation.md").write_text("| Audio | Pitch |\n|---|---:|\n| Original | 99.0 |\n\nNotes below.\n")
     assert teaching.evaluation_table(tmp_path) == "| Audio | Pitch |\n|---|---:|\n| Original | 99.0 |"
+
+
+def test_the_code_step_draws_the_notes_path_over_the_map_from_its_own_z(tmp_path):
+    """Step 2's second figure: the walked note's frames placed one by one on the map of its WaveNet."""
+    from app_helpers import write_tiny_checkpoints
+    from nsynth_core.explorer import Explorer, encode_notes, load_model
+
+    wavenet_path, _, _ = write_tiny_checkpoints(tmp_path)
+    app = Explorer(tmp_path)
+    wavenet, note = load_model(wavenet_path), next(iter(app.bundled.values()))
+    path = app.trajectory(wavenet, note)
+    assert path.shape == (encode_notes(wavenet, [note]).shape[1], 2)
