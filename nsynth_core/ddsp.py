@@ -20,6 +20,7 @@ import math
 from dataclasses import dataclass, replace
 
 import auraloss
+import librosa
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -164,8 +165,6 @@ class MelEncoder(nn.Module):
 
     def __init__(self, config: DDSPConfig):
         super().__init__()
-        import librosa  # the filterbank only: built once here, applied in torch
-
         self.hop = config.latent_hop
         self.n_fft = 2 * config.latent_hop
         mel = librosa.filters.mel(sr=config.sample_rate, n_fft=self.n_fft, n_mels=config.mel_bands)

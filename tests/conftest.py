@@ -1,6 +1,9 @@
 import numpy as np
 import pytest
 import soundfile as sf
+from gradio_client import Client
+
+from app_helpers import running_app, write_tiny_checkpoints
 
 
 @pytest.fixture
@@ -16,3 +19,12 @@ def write_tone(tmp_path):
         return path
 
     return write
+
+
+@pytest.fixture(scope="module")
+def client(tmp_path_factory):
+    """A gradio_client connected to `python app.py` over tiny random checkpoints, one app per test module."""
+    directory = tmp_path_factory.mktemp("checkpoints")
+    write_tiny_checkpoints(directory)
+    with running_app(directory, directory / "app.log") as url:
+        yield Client(url, verbose=False)

@@ -5,21 +5,12 @@ import zipfile
 import numpy as np
 import pytest
 import soundfile as sf
-from gradio_client import Client, handle_file
+from gradio_client import handle_file
 
-from app_helpers import running_app, write_tiny_checkpoints
 from nsynth_core.audio import PLAYBACK_PEAK
 
 FIRST_NOTES = ["bass_electronic_fluidr3_gm033-036-100", "brass_acoustic_fluidr3_gm056-055-100",
                "flute_acoustic_fluidr3_gm073-067-100"]
-
-
-@pytest.fixture(scope="module")
-def client(tmp_path_factory):
-    directory = tmp_path_factory.mktemp("checkpoints")
-    write_tiny_checkpoints(directory)
-    with running_app(directory, directory / "app.log") as url:
-        yield Client(url, verbose=False)
 
 
 def loudness(path):

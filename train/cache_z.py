@@ -30,8 +30,8 @@ class CacheError(ValueError):
     """A cache folder that does not belong to this encoder or choice of notes."""
 
 
-def choose_notes(data: Path, count: int, seed: int) -> list[str]:
-    names = sorted(read_examples_json(data))
+def choose_notes(examples: dict, count: int, seed: int) -> list[str]:
+    names = sorted(examples)
     order = np.random.default_rng(seed).permutation(len(names))
     return [names[i] for i in order[:count]]
 
@@ -50,9 +50,8 @@ def open_manifest(out: Path, manifest: dict) -> None:
     path.write_text(json.dumps(manifest, indent=2) + "\n")
 
 
-def encode_shard(model: WaveNetAutoencoder, data: Path, names: list[str]) -> dict:
-    """Z [n, frames, latent] of the usable notes among `names`, with their names and pitches."""
-    examples = read_examples_json(data)
+def encode_shard(model: WaveNetAutoencoder, data: Path, examples: dict, names: list[str]) -> tuple[dict, list]:
+    """Z [n, frames, latent] of the usable notes among `names`, with their pitches; and the names kept."""
     kept, audio = [], []
     for name in names:
         note = read_wav(data / "audio" / f"{name}.wav")
@@ -78,7 +77,8 @@ def main():
         torch.set_num_threads(args.threads)
 
     model, _ = load_checkpoint(args.checkpoint)
-    names = choose_notes(args.data, args.notes, args.seed)
+    examples = read_examples_json(args.data)
+    names = choose_notes(examples, args.notes, args.seed)
     open_manifest(args.out, {"data": args.data.name, "encoder": weights_fingerprint(args.checkpoint),
                              "notes": len(names), "seed": args.seed, "shard_notes": args.shard_notes,
                              "note_peak": NOTE_PEAK})
@@ -89,7 +89,7 @@ def main():
         path = args.out / f"shard-{index // args.shard_notes:05d}.safetensors"
         if path.exists():
             continue
-        tensors, kept = encode_shard(model, args.data, names[index: index + args.shard_notes])
+        tensors, kept = encode_shard(model, args.data, examples, names[index: index + args.shard_notes])
         tmp = path.with_suffix(".tmp")
         save_file(tensors, str(tmp), metadata={"names": json.dumps(kept)})
         os.replace(tmp, path)
