@@ -23,6 +23,7 @@ from nsynth_core import exports, figures, session_archive
 from nsynth_core import fastgen
 from nsynth_core import teaching
 from nsynth_core.audio import NOTE_LENGTH, SAMPLE_RATE, playback_pcm16
+from nsynth_core.browser_pack import write_browser_pack
 from nsynth_core.decoding import describe_duration
 from nsynth_core.interpolation import GRID_SIZES, MULTIGRID_SIZES
 from nsynth_core.multigrid import ONS_PITCHES
@@ -50,6 +51,17 @@ torch.set_num_threads(int(os.environ.get("NSYNTH_THREADS", "1")))
 
 app = ex.Explorer()
 CLICK_BRIDGE = (REPO / "assets" / "map_click.js").read_text()  # reports clicks on notes and on empty space
+PLAYER = (REPO / "assets" / "play.js").read_text()  # the Play tab's pad and keyboard (Web Audio, Web MIDI)
+PLAY_PITCHES = (48, 56, 64, 72)  # spread over the on-screen keyboard's two octaves: every key at most 4 away
+PLAY_SIZE, PLAY_SECONDS = 3, 2.0  # 36 notes: a few seconds with DDSP, 2.3 MB for the page to fetch
+PLAY_SURFACE = """
+<div id="play-surface">
+  <div id="play-pad" title="Click or drag: the nearest cell plays"></div>
+  <div id="play-keys"></div>
+  <p id="play-status">Decode the grid first, then click the pad and play the keys (computer keys a w s e d f t g y
+  h u j k from middle C, z and x shift an octave; a MIDI keyboard works too).</p>
+</div>
+"""
 CSS = "#map-click {display: none !important}"
 CSS += "\n#how-it-works p, #how-it-works td, #how-it-works th {font-size: 1.2rem; line-height: 1.5}"
 # Switches to the Reconstruct tab in the page itself; the inputs pass through to the Python handler unchanged.
@@ -418,24 +430,50 @@ def play_clicked_point(payload, decoder, pitch, seconds, temperature, wavenet_pa
     return playable(audio), figure, x, y, describe_blend(blend, notes)
 
 
-@friendly
-def export_soundfont(a, b, c, d, size, rule, decoder, seconds, session, wavenet_path, spectral_path, ddsp_path,
-                     progress=gr.Progress()):
-    """Every cell of the grid between the four corners at Open NSynth Super's 16 pitches, as a SoundFont."""
+def corner_notes(a, b, c, d, session) -> list[ex.Note]:
+    """The Grid tab's four corners; with none chosen, the first example of each of four families, so the
+    instrument can be played straight away."""
+    if not any((a, b, c, d)):
+        first_of_family = {}
+        for note in app.bundled.values():
+            first_of_family.setdefault(note.family, note)
+        return list(first_of_family.values())[:4]
     if not all((a, b, c, d)):
-        raise ex.ExplorerError("Choose all four corner notes in the Grid tab first.")
-    loaded, encoder = decoder_and_encoder(DECODERS[decoder], decoder, checkpoint_paths(wavenet_path, spectral_path,
-                                                                                       ddsp_path))
-    length, notes = int(seconds * SAMPLE_RATE), int(size) ** 2 * len(ONS_PITCHES)
+        raise ex.ExplorerError("Choose all four corner notes in the Grid tab first (or none, for four examples).")
+    return [app.note(session, note_id) for note_id in (a, b, c, d)]
+
+
+def decode_every_cell(a, b, c, d, size, pitches, rule, decoder, seconds, session, paths, progress):
+    """Every cell of the grid between the four corners at every pitch (multigrid.py), refused up front when the
+    decoder would take too long."""
+    loaded, encoder = decoder_and_encoder(DECODERS[decoder], decoder, checkpoint_paths(*paths))
+    length, notes = int(seconds * SAMPLE_RATE), int(size) ** 2 * len(pitches)
     needed = loaded.decoding.estimate_seconds(notes, length)
     if needed > ex.SLOW_DECODE_SECONDS:
         raise ex.ExplorerError(f"{notes} notes with the {decoder} decoder would take {describe_duration(needed)} "
                                "here: use the DDSP decoder, or fewer cells.")
-    grid = app.multigrid(loaded, encoder, [app.note(session, note_id) for note_id in (a, b, c, d)], int(size),
-                         ONS_PITCHES, length, rule, progress=lambda done, total: progress(
-                             (done, total), desc="Decoding every cell at 16 pitches", unit="notes"))
+    return app.multigrid(loaded, encoder, corner_notes(a, b, c, d, session), int(size), pitches, length, rule,
+                         progress=lambda done, total: progress(
+                             (done, total), desc=f"Decoding every cell at {len(pitches)} pitches", unit="notes"))
+
+
+@friendly
+def export_soundfont(a, b, c, d, size, rule, decoder, seconds, session, *paths, progress=gr.Progress()):
+    """Every cell of the grid between the four corners at Open NSynth Super's 16 pitches, as a SoundFont."""
+    grid = decode_every_cell(a, b, c, d, size, ONS_PITCHES, rule, decoder, seconds, session, paths, progress)
     path = exports.output_path(app.outputs_dir, "nsynth_multigrid.sf2")
     return str(write_soundfont(path, grid, title=f"NSynth {size}x{size} grid ({decoder})"))
+
+
+@friendly
+def decode_for_playing(a, b, c, d, size, pitches, rule, decoder, seconds, session, *paths, progress=gr.Progress()):
+    """The grid's cells at the chosen pitches packed for assets/play.js: (the PCM file, its index)."""
+    if not pitches:
+        raise ex.ExplorerError("Choose at least one pitch to decode.")
+    grid = decode_every_cell(a, b, c, d, size, [int(p) for p in pitches], rule, decoder, seconds, session, paths,
+                             progress)
+    path = exports.output_path(app.outputs_dir, "nsynth_play.pcm")
+    return str(path), write_browser_pack(path, grid)
 
 
 # Gradio keeps a copy of every file it serves (uploads, players' wavs, zips): drop those older than an hour.
@@ -561,6 +599,19 @@ with gr.Blocks(title="NSynth timbre explorer", delete_cache=(600, exports.OUTPUT
                                        label="Cells per side")
             soundfont_button = gr.Button("Download as SoundFont (.sf2)")
         soundfont_file = gr.File(label="SoundFont")
+        gr.Markdown("**Play in the page:** the grid's cells (the Grid tab's corners, or four examples when none are "
+                    "chosen) decoded at a few pitches; keys between them are the nearest pitch sped up or slowed "
+                    "down.")
+        with gr.Row():
+            play_size = gr.Slider(min(MULTIGRID_SIZES), max(MULTIGRID_SIZES), value=PLAY_SIZE, step=1,
+                                  label="Cells per side to play")
+            play_pitches = gr.CheckboxGroup(list(ONS_PITCHES), value=list(PLAY_PITCHES),
+                                            label="Pitches to decode (MIDI)")
+            play_seconds = gr.Slider(0.5, 4.0, value=PLAY_SECONDS, step=0.5, label="Note length (s)")
+            play_decode_button = gr.Button("Decode for playing", variant="primary")
+        gr.HTML(PLAY_SURFACE)
+        play_file = gr.File(label="Decoded notes (16-bit PCM, index below)", visible="hidden")
+        play_index = gr.JSON(visible="hidden")
 
     with gr.Tab("About"):
         gr.Markdown((ex.ASSETS_DIR / "about.md").read_text())
@@ -624,8 +675,14 @@ with gr.Blocks(title="NSynth timbre explorer", delete_cache=(600, exports.OUTPUT
     soundfont_button.click(export_soundfont, [*corners, multigrid_size, rule, point_decoder, seconds, session,
                                               *model_paths], soundfont_file, api_name="soundfont",
                            concurrency_id="decode", concurrency_limit=1)
+    play_decode_button.click(
+        decode_for_playing, [*corners, play_size, play_pitches, rule, point_decoder, play_seconds, session,
+                             *model_paths], [play_file, play_index], api_name="decode_for_playing",
+        concurrency_id="decode", concurrency_limit=1).success(
+        None, [play_file, play_index], None, js="(file, index) => window.nsynthPlay.load(file.url, index)")
 
     demo.load(None, js=CLICK_BRIDGE)
+    demo.load(None, js=PLAYER)
     demo.load(refresh_checkpoints, model_paths, [status, *model_paths])
     demo.load(draw_map, map_args, map_plot).then(
         describe_models, model_paths, model_info).then(estimate, estimate_inputs, expected)
