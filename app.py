@@ -605,8 +605,8 @@ with gr.Blocks(title="NSynth timbre explorer", delete_cache=(600, exports.OUTPUT
         with gr.Row():
             play_size = gr.Slider(min(MULTIGRID_SIZES), max(MULTIGRID_SIZES), value=PLAY_SIZE, step=1,
                                   label="Cells per side to play")
-            play_pitches = gr.CheckboxGroup(list(ONS_PITCHES), value=list(PLAY_PITCHES),
-                                            label="Pitches to decode (MIDI)")
+            play_pitches = gr.Dropdown(list(ONS_PITCHES), value=list(PLAY_PITCHES), multiselect=True,
+                                       label="Pitches to decode (MIDI)")
             play_seconds = gr.Slider(0.5, 4.0, value=PLAY_SECONDS, step=0.5, label="Note length (s)")
             play_decode_button = gr.Button("Decode for playing", variant="primary")
         gr.HTML(PLAY_SURFACE)

@@ -18,8 +18,9 @@
 
   const style = document.createElement("style");
   style.textContent = `
-    #play-surface {display: flex; flex-direction: column; gap: 12px; align-items: flex-start}
-    #play-pad {position: relative; width: 320px; height: 320px; display: grid; gap: 2px; touch-action: none;
+    #play-surface {display: flex; flex-wrap: wrap; gap: 16px 24px; align-items: flex-end}
+    #play-status {flex-basis: 100%; margin: 0}
+    #play-pad {position: relative; width: 240px; height: 240px; display: grid; gap: 2px; touch-action: none;
                background: var(--border-color-primary); border-radius: 8px; overflow: hidden; cursor: crosshair}
     #play-pad .cell {display: flex; align-items: center; justify-content: center; font-size: 12px;
                      background: var(--block-background-fill); color: var(--body-text-color-subdued)}
