@@ -27,3 +27,19 @@ def test_the_grid_downloads_as_a_soundfont_of_every_cell(client):
     synth.program_select(0, font, 0, 3)
     synth.noteon(0, 60, 100)
     assert np.abs(np.frombuffer(synth.generate(4000), np.float32)).max() > 0.01
+
+
+def test_the_grid_decoded_for_playing_is_every_cell_at_every_chosen_pitch(client):
+    path, index = client.predict(*[None] * 4, 2, [48, 72], "distance", "DDSP", 0.5, api_name="/decode_for_playing")
+    samples = np.fromfile(path, "<i2")
+    assert (index["rows"], index["cols"], index["pitches"], index["length"]) == (2, 2, [48, 72], SAMPLE_RATE // 2)
+    assert len(samples) == 4 * 2 * SAMPLE_RATE // 2 and index["offsets"][3][1] == 7 * SAMPLE_RATE // 2
+    assert np.abs(samples).max() / 32767 == pytest.approx(PLAYBACK_PEAK, abs=1e-4)
+
+
+def test_playing_needs_a_pitch_and_all_or_none_of_the_corners(client):
+    with pytest.raises(Exception, match="at least one pitch"):
+        client.predict(*[None] * 4, 2, [], "distance", "DDSP", 0.5, api_name="/decode_for_playing")
+    with pytest.raises(Exception, match="all four corner notes"):
+        client.predict(CORNERS[0], None, None, None, 2, [60], "distance", "DDSP", 0.5,
+                       api_name="/decode_for_playing")

@@ -60,3 +60,18 @@ def test_a_key_plays_the_cell_under_the_pad_point(page, tmp_path):
     os.makedirs(shots, exist_ok=True)
     page.get_by_text("Play in the page:").evaluate("element => element.scrollIntoView({block: 'start'})")
     page.screenshot(path=os.path.join(shots, "play.png"))
+
+
+def test_the_soundfont_downloads(page, tmp_path):
+    page.get_by_role("tab", name="Play").click()
+    cells = page.get_by_label("number input for Cells per side", exact=True).filter(visible=True)
+    cells.fill("2")
+    cells.press("Enter")
+    page.get_by_role("button", name="Download as SoundFont (.sf2)", exact=True).click()
+    link = page.locator(".block", has=page.get_by_text("SoundFont", exact=True)).locator("a[download]").first
+    with page.expect_download() as download:
+        link.click()
+    saved = tmp_path / download.value.suggested_filename
+    download.value.save_as(saved)
+    assert saved.suffix == ".sf2" and saved.read_bytes()[8:12] == b"sfbk"  # a RIFF SoundFont bank
+    assert page.locator(ERROR_BADGES).count() == 0
