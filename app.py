@@ -586,8 +586,9 @@ with gr.Blocks(title="NSynth timbre explorer", delete_cache=(600, exports.OUTPUT
 
     with gr.Tab("Play"):
         gr.Markdown("Click anywhere on the map (Explore tab) to hear the blend of the three nearest notes, "
-                    "or give a point here. The SoundFont holds every cell of the Grid tab's four corners at "
-                    f"Open NSynth Super's {len(ONS_PITCHES)} pitches, for any sampler.")
+                    "or give a point here. The SoundFont holds every cell of the Grid tab's four corners (or four "
+                    f"examples when none are chosen) at Open NSynth Super's {len(ONS_PITCHES)} pitches, for any "
+                    "sampler.")
         with gr.Row():
             point_decoder = gr.Radio(list(DECODERS), value=DEFAULT_DECODER, label="Decoder")
             point_x, point_y = gr.Number(0.0, label="Map x"), gr.Number(0.0, label="Map y")
@@ -599,9 +600,8 @@ with gr.Blocks(title="NSynth timbre explorer", delete_cache=(600, exports.OUTPUT
                                        label="Cells per side")
             soundfont_button = gr.Button("Download as SoundFont (.sf2)")
         soundfont_file = gr.File(label="SoundFont")
-        gr.Markdown("**Play in the page:** the grid's cells (the Grid tab's corners, or four examples when none are "
-                    "chosen) decoded at a few pitches; keys between them are the nearest pitch sped up or slowed "
-                    "down.")
+        gr.Markdown("**Play in the page:** the same grid's cells decoded at a few pitches; keys between them play "
+                    "the nearest pitch sped up or slowed down.")
         with gr.Row():
             play_size = gr.Slider(min(MULTIGRID_SIZES), max(MULTIGRID_SIZES), value=PLAY_SIZE, step=1,
                                   label="Cells per side to play")
