@@ -58,8 +58,7 @@ PLAY_SURFACE = """
 <div id="play-surface">
   <div id="play-pad" title="Click or drag: the nearest cell plays"></div>
   <div id="play-keys"></div>
-  <p id="play-status">Decode the grid first, then click the pad and play the keys (computer keys a w s e d f t g y
-  h u j k from middle C, z and x shift an octave; a MIDI keyboard works too).</p>
+  <p id="play-status">Decode the grid first; then a MIDI keyboard, the computer's keys or these keys play it.</p>
 </div>
 """
 CSS = "#map-click {display: none !important}"
