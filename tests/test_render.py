@@ -108,3 +108,14 @@ def test_bad_arguments_give_a_clear_message(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main([str(tmp_path), str(tmp_path / "missing.sf2")])
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_training_only_fonts_add_to_train_and_leave_valid_and_test_as_they_were(rendered, tmp_path):
+    out, summary = rendered
+    render_dataset(tmp_path, [FONT], velocities=[100], pitch_step=24, split_seed=3, programs=PROGRAMS,
+                   train_only_paths=[FONT])
+    for split in ("nsynth-valid", "nsynth-test"):
+        assert _examples(tmp_path, split) == _examples(out, split)
+    train = _examples(tmp_path, "nsynth-train")
+    added = {e["instrument"] for e in train.values()} - {e["instrument"] for e in _examples(out, "nsynth-train").values()}
+    assert added == {128 + program for program in PROGRAMS}  # the second font's every program, in train alone

@@ -1,7 +1,8 @@
 """Render General-MIDI SoundFonts as a dataset in NSynth's json/wav layout.
 
     python -m train.render_soundfonts OUT_DIR FONT.sf2 [FONT2.sf2 ...] \
-        [--velocities 25 50 75 100 127] [--pitch-step N] [--split-seed S] [--programs P ...]
+        [--velocities 25 50 75 100 127] [--pitch-step N] [--split-seed S] [--programs P ...] \
+        [--train-only FONT3.sf2 ...]
 
 Every melodic program of every font that `train.instruments` maps to an NSynth family is one instrument. Each
 note is rendered like NSynth's: 4 s at 16 kHz mono, 16-bit, the key held for 3 s and then released, MIDI
@@ -24,7 +25,8 @@ Qualities: only the two that the amplitude envelope shows are set, the other eig
 Notes whose peak is below -60 dBFS (silent) or reaches full scale (clipped) are dropped and counted.
 Instruments are split into nsynth-train / nsynth-valid / nsynth-test within each family (about 80/10/10,
 shuffled with the split seed), so no instrument is in two splits and every family with three or more
-instruments is in all three. Each example has NSynth's json fields plus `soundfont`, `program`,
+instruments is in all three. Fonts given with --train-only add instruments to nsynth-train alone: the valid
+and test splits stay exactly those of the other fonts, so figures measured on them stay comparable. Each example has NSynth's json fields plus `soundfont`, `program`,
 `preset_name` and `midi_key`. Instrument ids are font_index * 128 + program, so instrument_str (and the start
 of note_str, family_source_id-pitch-velocity) names the font and the program.
 """
@@ -205,8 +207,9 @@ def find_instruments(fonts, programs, pitch_step):
 
 
 def render_dataset(out_dir, font_paths, velocities=NSYNTH_VELOCITIES, pitch_step=1, split_seed=0,
-                   programs=None):
-    """Render the fonts into out_dir/nsynth-{train,valid,test}; returns a summary of what was written."""
+                   programs=None, train_only_paths=()):
+    """Render the fonts into out_dir/nsynth-{train,valid,test} (the instruments of train_only_paths into
+    nsynth-train only); returns a summary of what was written."""
     programs = sorted(GM_INSTRUMENTS) if programs is None else sorted(programs)
     unknown = [p for p in programs if p not in GM_INSTRUMENTS]
     if unknown:
@@ -220,9 +223,12 @@ def render_dataset(out_dir, font_paths, velocities=NSYNTH_VELOCITIES, pitch_step
     if not font_paths:
         raise RenderError("Give at least one SoundFont.")
 
-    fonts = [SoundFontSynth(path) for path in font_paths]
+    fonts = [SoundFontSynth(path) for path in [*font_paths, *train_only_paths]]
     instruments = find_instruments(fonts, programs, pitch_step)
-    split_of = split_instruments(instruments, split_seed)
+    # Split the main fonts' instruments alone, so adding training-only fonts leaves valid and test unchanged.
+    main_ids = len(font_paths) * 128
+    split_of = split_instruments([i for i in instruments if i.id < main_ids], split_seed)
+    split_of.update({i.id: "nsynth-train" for i in instruments if i.id >= main_ids})
     out_dir = Path(out_dir)
     for split in SPLITS:
         (out_dir / split / "audio").mkdir(parents=True, exist_ok=True)
@@ -293,11 +299,13 @@ def main(argv=None):
     parser.add_argument("--pitch-step", type=int, default=1, help="render every Nth MIDI pitch")
     parser.add_argument("--split-seed", type=int, default=0)
     parser.add_argument("--programs", nargs="+", type=int, help="GM programs (0-127) to render; default all")
+    parser.add_argument("--train-only", nargs="+", type=Path, default=[],
+                        help="further SoundFonts whose instruments go to nsynth-train only")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
         summary = render_dataset(args.out_dir, args.fonts, args.velocities, args.pitch_step, args.split_seed,
-                                 args.programs)
+                                 args.programs, args.train_only)
     except RenderError as error:
         parser.error(str(error))
     print(json.dumps(summary, indent=1))
