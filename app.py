@@ -291,11 +291,13 @@ def keep_memory_flat():
 
 
 def warm_up():
-    """Load the default WaveNet and its map (the first UMAP placement compiles for seconds), and time every
-    default decoder so the first estimate is a measured one."""
+    """Load the default WaveNet and its map (the first UMAP placement compiles for seconds), encode the examples
+    (so a click between notes on the map only decodes), and time every default decoder so the first estimate is
+    a measured one."""
     wavenet = default_checkpoint("wavenet")
     if wavenet:
         app.map_for(ex.load_model(wavenet))
+        ex.encode_notes(ex.load_model(wavenet), list(app.bundled.values()))
     for kind in DECODERS.values():
         if path := default_checkpoint(kind):
             ex.load_model(path).decoding.probe()
@@ -400,15 +402,17 @@ def point_sound(x, y, decoder, pitch, seconds, temperature, *paths):
                           chosen_pitch(pitch))
 
 
-def describe_blend(blend, notes) -> str:
-    return "Blend of " + ", ".join(f"**{note.name}** {100 * w:.0f} %" for note, w in zip(notes, blend.weights))
+def describe_blend(blend, notes, decoder, pitch) -> str:
+    played = chosen_pitch(pitch) or notes[0].pitch
+    return ("Blend of " + ", ".join(f"**{note.name}** {100 * w:.0f} %" for note, w in zip(notes, blend.weights))
+            + f", decoded by the {decoder} decoder at MIDI {played}.")
 
 
 @friendly
 def play_point(x, y, decoder, pitch, seconds, temperature, wavenet_path, spectral_path, ddsp_path):
     audio, blend, notes = point_sound(x, y, decoder, pitch, seconds, temperature, wavenet_path, spectral_path,
                                       ddsp_path)
-    return playable(audio), describe_blend(blend, notes)
+    return playable(audio), describe_blend(blend, notes, decoder, pitch)
 
 
 @friendly
@@ -419,14 +423,15 @@ def play_clicked_point(payload, decoder, pitch, seconds, temperature, wavenet_pa
         clicked = json.loads(payload)
         x, y = float(clicked["x"]), float(clicked["y"])
     except (ValueError, KeyError, TypeError):
-        return [gr.skip()] * 5
+        return [gr.skip()] * 6
     if "id" in clicked:  # a note: clicked_note selects it
-        return [gr.skip()] * 5
+        return [gr.skip()] * 6
     audio, blend, notes = point_sound(x, y, decoder, pitch, seconds, temperature, wavenet_path, spectral_path,
                                       ddsp_path)
     positions = app.map_for(ex.load_model(wavenet_path), placing=False).positions[blend.neighbours]
     figure = figures.mark_blend(draw_map(*map_args), (x, y), positions, [f"{100 * w:.0f} %" for w in blend.weights])
-    return playable(audio), figure, x, y, describe_blend(blend, notes)
+    description = describe_blend(blend, notes, decoder, pitch)
+    return playable(audio), figure, x, y, description, description
 
 
 def corner_notes(a, b, c, d, session) -> list[ex.Note]:
@@ -491,6 +496,10 @@ with gr.Blocks(title="NSynth timbre explorer", delete_cache=(600, exports.OUTPUT
         ddsp_path = gr.Dropdown([(name, path) for name, path in app.checkpoints()["ddsp"]],
                                 value=default_checkpoint("ddsp"), label="DDSP checkpoint (reads the WaveNet's Z)")
         model_info = gr.Markdown()
+    with gr.Row():  # the pitch-conditioned decoders play any timbre at any pitch: grid, reconstruction, map point
+        pitch_choice = gr.Dropdown(PITCH_CHOICES, value=OWN_PITCH, label="Pitch (MIDI) of every decoded sound")
+        octaves = gr.Slider(-3, 3, value=0, step=1,
+                            label="Octave shift of each note's own pitch (grid, reconstruction)")
 
     with gr.Tab("Explore"):
         with gr.Row():
@@ -504,7 +513,10 @@ with gr.Blocks(title="NSynth timbre explorer", delete_cache=(600, exports.OUTPUT
                     saved = gr.File(label="Saved notes (.npz)", interactive=False)
                 restore = gr.File(label="Restore saved notes", file_types=[".npz"])
                 selected = gr.Dropdown(note_choices({}), value=None, label="Note (or click one on the map)")
-                player = gr.Audio(label="Selected note", interactive=False, autoplay=True)
+                player = gr.Audio(label="Selected note", interactive=False, autoplay=True,
+                                  elem_id="selected-player")
+                heard = gr.Markdown("Click a note on the map to hear it, or empty space between notes to hear "
+                                    "the blend of the nearest three.")
                 with gr.Row():
                     corner_buttons = [gr.Button(f"Use as {corner[0]}", size="sm") for corner in CORNERS]
             with gr.Column(scale=2):
@@ -530,9 +542,6 @@ with gr.Blocks(title="NSynth timbre explorer", delete_cache=(600, exports.OUTPUT
                                     label="WaveNet temperature (0 = most likely sample, 1 = the model's own "
                                           "distribution)")
             seconds = gr.Slider(0.1, 4.0, value=1.0, step=0.1, label="Length (s)")
-        with gr.Row():  # the pitch-conditioned decoders play any timbre at any pitch (grid, reconstruction, map)
-            pitch_choice = gr.Dropdown(PITCH_CHOICES, value=OWN_PITCH, label="Pitch (MIDI)")
-            octaves = gr.Slider(-3, 3, value=0, step=1, label="Octave shift of each note's own pitch")
         expected = gr.Markdown()
         generate_button = gr.Button("Generate grid", variant="primary")
         made_by = gr.Markdown()
@@ -628,6 +637,7 @@ with gr.Blocks(title="NSynth timbre explorer", delete_cache=(600, exports.OUTPUT
     for trigger in (show_path.change, wavenet_path.change):
         trigger(draw_map, map_args, map_plot)
     selected.change(select_note, [selected, session], player, api_name="select_note")
+    selected.change(lambda note_id: f"**{note_id}**, as recorded." if note_id else gr.skip(), selected, heard)
     selected.change(lambda *args: draw_map(*args) if args[3] else gr.skip(), map_args, map_plot)
     click.change(clicked_note, click, selected)
     for button, corner in zip(corner_buttons, corners):
@@ -670,7 +680,8 @@ with gr.Blocks(title="NSynth timbre explorer", delete_cache=(600, exports.OUTPUT
     play_button.click(play_point, [point_x, point_y, *point_settings], [point_player, point_blend],
                       api_name="play_point", concurrency_id="decode", concurrency_limit=1)
     click.change(play_clicked_point, [click, *point_settings, *map_args],
-                 [player, map_plot, point_x, point_y, point_blend], concurrency_id="decode", concurrency_limit=1)
+                 [player, map_plot, point_x, point_y, point_blend, heard], concurrency_id="decode",
+                 concurrency_limit=1)
     soundfont_button.click(export_soundfont, [*corners, multigrid_size, rule, point_decoder, seconds, session,
                                               *model_paths], soundfont_file, api_name="soundfont",
                            concurrency_id="decode", concurrency_limit=1)

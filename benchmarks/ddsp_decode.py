@@ -1,7 +1,9 @@
 """Decoding speed of the DDSP decoder, beside the WaveNet's fast engine on the same grid.
 
 One 4 s note, a 3 x 3 and a 9 x 9 grid of 4 s notes (Open NSynth Super's 81 cells) through the DDSP decoder
-(`cpu-small` and `paper` presets, random weights: speed does not depend on them), and the same 81 cells through
+(`cpu-small` and `paper` presets, random weights: speed does not depend on them); the Play tab's largest
+multigrid (9 x 9 cells x 16 pitches of 4 s, 1 296 notes) decoded by `cpu-small` and packed for the page as the
+app does it (multigrid.py, browser_pack.py); and the same 81 cells through
 the WaveNet's C++ engine (`cpu-small`) for its first --wavenet-samples samples of each note, whose rate holds
 for the whole note (one decoder step per sample), so the full grid's time is extrapolated from it. With the
 torch.mm peak and the load average measured in the same run.
@@ -11,14 +13,19 @@ torch.mm peak and the load average measured in the same run.
 
 import argparse
 import os
+import tempfile
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from benchmarks.decode import cpu_name, matmul_peak, timed, write_results
 from nsynth_core.audio import NOTE_LENGTH, SAMPLE_RATE
+from nsynth_core.browser_pack import write_browser_pack
 from nsynth_core.ddsp import DDSPConfig, DDSPDecoder
+from nsynth_core.decoding import decoding_for
 from nsynth_core.fastgen import build_error, fast_generate, load_library
+from nsynth_core.multigrid import ONS_PITCHES, decode_multigrid
 from nsynth_core.wavenet import WaveNetAutoencoder, WaveNetConfig
 
 RESULTS = Path(__file__).with_name("ddsp_decode_results.md")
@@ -31,6 +38,17 @@ def ddsp_seconds(model, notes: int, repeats: int) -> float:
     z, pitch = torch.randn(notes, FRAMES, 16), torch.randint(24, 96, (notes,))
     model(z[:1], pitch[:1])  # first call: allocations
     return min(timed(lambda: model(z, pitch))[0] for _ in range(repeats))
+
+
+@torch.no_grad()
+def multigrid_seconds(model) -> tuple[float, float]:
+    """(decode s, pack s) of the Play tab's largest multigrid; once: it takes seconds."""
+    corner_z = np.random.default_rng(0).standard_normal((4, FRAMES, 16)).astype(np.float32)
+    grids = []
+    decode_s = timed(lambda: grids.append(decode_multigrid(decoding_for(model), corner_z, 9, ONS_PITCHES)))[0]
+    with tempfile.TemporaryDirectory() as folder:
+        pack_s = timed(lambda: write_browser_pack(Path(folder) / "grid.pcm", grids[0]))[0]
+    return decode_s, pack_s
 
 
 def main():
@@ -52,6 +70,13 @@ def main():
             grid[preset, notes] = seconds
             lines.append(f"| DDSP | {preset} | {notes} | {seconds:.3f} | {1000 * seconds / notes:.1f} "
                          f"| {notes * NOTE_LENGTH / SAMPLE_RATE / seconds:,.0f} |")
+            print(lines[-1], flush=True)
+        if preset == "cpu-small":
+            decode_s, pack_s = multigrid_seconds(model)
+            notes = 81 * len(ONS_PITCHES)
+            lines.append(f"| DDSP multigrid 9 x 9 x {len(ONS_PITCHES)} pitches (+ {pack_s:.1f} s packing) | {preset} "
+                         f"| {notes} | {decode_s:.2f} | {1000 * decode_s / notes:.1f} "
+                         f"| {notes * NOTE_LENGTH / SAMPLE_RATE / decode_s:,.0f} |")
             print(lines[-1], flush=True)
     if load_library() is None:
         raise SystemExit(f"The fast engine is unavailable: {build_error()}")

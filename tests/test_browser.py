@@ -4,6 +4,7 @@ import io
 import os
 import shutil
 
+import librosa
 import numpy as np
 import pytest
 import soundfile as sf
@@ -48,6 +49,72 @@ def downloaded_audio(page, player):
     assert response.ok
     audio, rate = sf.read(io.BytesIO(response.body()))
     return audio, rate
+
+
+# The pixel of the map's plot area nearest its centre that lies at least 20 px from every drawn note: between notes.
+EMPTY_SPOT = """() => {
+  const plot = document.querySelector('.js-plotly-plot');
+  const area = plot.querySelector('.nsewdrag').getBoundingClientRect();
+  const notes = [...plot.querySelectorAll('.scatterlayer .points path')].map((point) => {
+    const box = point.getBoundingClientRect();
+    return [box.x + box.width / 2, box.y + box.height / 2];
+  });
+  const centre = [area.left + area.width / 2, area.top + area.height / 2];
+  let best = null;
+  for (let x = area.left + 20; x < area.right - 20; x += 5) {
+    for (let y = area.top + 20; y < area.bottom - 20; y += 5) {
+      const free = Math.min(...notes.map(([nx, ny]) => Math.hypot(nx - x, ny - y)));
+      const off = Math.hypot(x - centre[0], y - centre[1]);
+      if (free >= 20 && (best === null || off < best.off)) best = {x: x, y: y, off: off};
+    }
+  }
+  return best;
+}"""
+# Arms a timer on the next press: window.clickToAudio resolves when the Explore player offers a new sound, to the
+# ms from press to audio (null if none came within 30 s). Kept on window: evaluate would wait for the promise.
+ARM_CLICK_TIMER = """() => { window.clickToAudio = new Promise((resolve) => {
+  const link = () => document.querySelector('#selected-player a[download]');
+  const before = link() && link().href;
+  document.addEventListener('pointerdown', () => {
+    const pressed = performance.now();
+    const poll = () => (link() && link().href !== before) ? resolve(performance.now() - pressed)
+                       : performance.now() - pressed > 30000 ? resolve(null) : setTimeout(poll, 10);
+    poll();
+  }, {capture: true, once: true});
+}); }"""
+
+
+def median_pitch(audio, rate):
+    f0, voiced, _ = librosa.pyin(audio, sr=rate, fmin=librosa.note_to_hz("C2"), fmax=librosa.note_to_hz("C7"),
+                                 frame_length=2048)
+    return float(np.median(librosa.hz_to_midi(f0[voiced])))
+
+
+def test_a_click_between_notes_plays_the_blend_there_at_the_chosen_pitch(page):
+    page.get_by_role("tab", name="Explore").click()
+    page.wait_for_selector(".js-plotly-plot .scatterlayer .points path")
+    spot = page.evaluate(EMPTY_SPOT)
+    assert spot is not None
+    pitch = page.get_by_label("Pitch (MIDI) of every decoded sound")
+    for midi in (60, 72):
+        pitch.fill(str(midi))
+        pitch.press("Enter")
+        assert pitch.input_value() == str(midi)
+        page.evaluate(ARM_CLICK_TIMER)
+        page.mouse.click(spot["x"], spot["y"])
+        milliseconds = page.evaluate("() => window.clickToAudio")
+        if milliseconds is None:
+            page.screenshot(path="/tmp/click_failed.png")
+        assert milliseconds is not None, "no sound reached the Explore player within 30 s of the click"
+        print(f"map click to audio at MIDI {midi}: {milliseconds:.0f} ms")
+        heard = page.get_by_text(f"decoded by the DDSP decoder at MIDI {midi}")
+        heard.wait_for()
+        assert heard.inner_text().startswith("Blend of ")  # the nearest notes and their weights are named
+        audio, rate = downloaded_audio(page, page.locator("#selected-player"))
+        assert np.abs(audio).max() > 0.01
+        assert abs(median_pitch(audio, rate) - midi) < 0.5
+        page.locator(".js-plotly-plot .legendtext", has_text="played point").wait_for()  # marked on the map
+    assert page.locator(ERROR_BADGES).count() == 0
 
 
 def test_upload_map_grid_play(page, tmp_path):
