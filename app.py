@@ -12,6 +12,7 @@ import json
 import os
 import sys
 import threading
+import time
 from pathlib import Path
 
 import gradio as gr
@@ -50,6 +51,7 @@ UPLOAD_LIMITS = (f"WAV, FLAC, OGG or MP3, up to {MAX_UPLOAD_MB} MB each, {ex.MAX
 torch.set_num_threads(int(os.environ.get("NSYNTH_THREADS", "1")))
 
 app = ex.Explorer()
+WARM_UP_DONE = "Warm-up done: examples encoded, decoders timed"
 CLICK_BRIDGE = (REPO / "assets" / "map_click.js").read_text()  # reports clicks on notes and on empty space
 PLAYER = (REPO / "assets" / "play.js").read_text()  # the Play tab's pad and keyboard (Web Audio, Web MIDI)
 PLAY_PITCHES = (48, 56, 64, 72)  # spread over the on-screen keyboard's two octaves: every key at most 4 away
@@ -294,6 +296,7 @@ def warm_up():
     """Load the default WaveNet and its map (the first UMAP placement compiles for seconds), encode the examples
     (so a click between notes on the map only decodes), and time every default decoder so the first estimate is
     a measured one."""
+    started = time.monotonic()
     wavenet = default_checkpoint("wavenet")
     if wavenet:
         app.map_for(ex.load_model(wavenet))
@@ -301,6 +304,7 @@ def warm_up():
     for kind in DECODERS.values():
         if path := default_checkpoint(kind):
             ex.load_model(path).decoding.probe()
+    print(f"{WARM_UP_DONE} in {time.monotonic() - started:.0f} s", file=sys.stderr, flush=True)
 
 
 # --- the "How it works" tab: one note followed through the autoencoder (nsynth_core/teaching.py) ------------------
@@ -415,23 +419,39 @@ def play_point(x, y, decoder, pitch, seconds, temperature, wavenet_path, spectra
     return playable(audio), describe_blend(blend, notes, decoder, pitch)
 
 
-@friendly
-def play_clicked_point(payload, decoder, pitch, seconds, temperature, wavenet_path, spectral_path, ddsp_path,
-                       *map_args):
-    """A click on empty map space: the blend there, played, and marked on the map with its neighbours."""
+def clicked_place(payload) -> tuple[float, float] | None:
+    """(x, y) of a click on empty map space; None for a click on a note (clicked_note selects it) or a bad one."""
     try:
         clicked = json.loads(payload)
-        x, y = float(clicked["x"]), float(clicked["y"])
+        place = float(clicked["x"]), float(clicked["y"])
     except (ValueError, KeyError, TypeError):
-        return [gr.skip()] * 6
-    if "id" in clicked:  # a note: clicked_note selects it
-        return [gr.skip()] * 6
-    audio, blend, notes = point_sound(x, y, decoder, pitch, seconds, temperature, wavenet_path, spectral_path,
+        return None
+    return None if "id" in clicked else place
+
+
+@friendly
+def play_clicked_point(payload, decoder, pitch, seconds, temperature, wavenet_path, spectral_path, ddsp_path):
+    """A click on empty map space: the blend there, played at once (mark_clicked_point then draws it)."""
+    place = clicked_place(payload)
+    if place is None:
+        return [gr.skip()] * 5
+    audio, blend, notes = point_sound(*place, decoder, pitch, seconds, temperature, wavenet_path, spectral_path,
                                       ddsp_path)
-    positions = app.map_for(ex.load_model(wavenet_path), placing=False).positions[blend.neighbours]
-    figure = figures.mark_blend(draw_map(*map_args), (x, y), positions, [f"{100 * w:.0f} %" for w in blend.weights])
     description = describe_blend(blend, notes, decoder, pitch)
-    return playable(audio), figure, x, y, description, description
+    return playable(audio), *place, description, description
+
+
+@friendly
+def mark_clicked_point(payload, session, color_by, selected, show_path, grid_cells, wavenet_path):
+    """The map with the clicked point and lines to the neighbours blended into it, after its sound has left."""
+    place = clicked_place(payload)
+    if place is None:
+        return gr.skip()
+    wavenet = model(wavenet_path, "WaveNet")
+    blend, _ = app.map_blend(wavenet, place)
+    positions = app.map_for(wavenet, placing=False).positions[blend.neighbours]
+    figure = draw_map(session, color_by, selected, show_path, grid_cells, wavenet_path)
+    return figures.mark_blend(figure, place, positions, [f"{100 * w:.0f} %" for w in blend.weights])
 
 
 def corner_notes(a, b, c, d, session) -> list[ex.Note]:
@@ -679,9 +699,8 @@ with gr.Blocks(title="NSynth timbre explorer", delete_cache=(600, exports.OUTPUT
     point_settings = [point_decoder, pitch_choice, seconds, temperature, *model_paths]
     play_button.click(play_point, [point_x, point_y, *point_settings], [point_player, point_blend],
                       api_name="play_point", concurrency_id="decode", concurrency_limit=1)
-    click.change(play_clicked_point, [click, *point_settings, *map_args],
-                 [player, map_plot, point_x, point_y, point_blend, heard], concurrency_id="decode",
-                 concurrency_limit=1)
+    click.change(play_clicked_point, [click, *point_settings], [player, point_x, point_y, point_blend, heard],
+                 concurrency_id="decode", concurrency_limit=1).then(mark_clicked_point, [click, *map_args], map_plot)
     soundfont_button.click(export_soundfont, [*corners, multigrid_size, rule, point_decoder, seconds, session,
                                               *model_paths], soundfont_file, api_name="soundfont",
                            concurrency_id="decode", concurrency_limit=1)

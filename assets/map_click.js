@@ -1,7 +1,8 @@
 () => {
   // Reports clicks on the map to the hidden #map-click textbox: {id, x, y} on a note (plotly_click), {x, y} in
   // data coordinates anywhere else on the plot area. Plotly has no event for empty space, so a short press
-  // without movement on the drag layer (.nsewdrag, the plot area) counts, unless plotly_click claimed it.
+  // without movement on the drag layer (.nsewdrag, the plot area) counts when plotly's hover shows no note:
+  // the hover is what plotly_click reports, so each press is told once, at once.
   const send = (payload) => {
     const box = document.querySelector("#map-click textarea");
     if (!box) return;
@@ -9,13 +10,12 @@
     box.dispatchEvent(new Event("input", {bubbles: true}));
     box.dispatchEvent(new Event("change", {bubbles: true}));
   };
-  let lastPointClick = 0;
+  // A grid cell or a path point has no note of its own: the place itself is played instead.
+  const noteOf = (point) => Array.isArray(point.customdata) ? point.customdata[0] : point.customdata;
   const report = (event) => {
     const point = event.points[0];
-    const id = Array.isArray(point.customdata) ? point.customdata[0] : point.customdata;
-    if (!id) return;  // a grid cell or a path: no note of its own, the place itself is played instead
-    lastPointClick = Date.now();
-    send({id: id, x: point.x, y: point.y});
+    const id = noteOf(point);
+    if (id) send({id: id, x: point.x, y: point.y});
   };
   const attach = () => document.querySelectorAll(".js-plotly-plot").forEach((plot) => {
     const listening = plot._ev && plot._ev.listeners("plotly_click").includes(report);
@@ -34,7 +34,7 @@
     const layout = started.plot._fullLayout;
     const box = started.area.getBoundingClientRect();
     const x = layout.xaxis.p2d(event.clientX - box.left), y = layout.yaxis.p2d(event.clientY - box.top);
-    setTimeout(() => { if (Date.now() - lastPointClick > 300) send({x: x, y: y}); }, 150);
+    if (!(started.plot._hoverdata || []).some(noteOf)) send({x: x, y: y});
   }, true);
   new MutationObserver(attach).observe(document.body, {childList: true, subtree: true});
   attach();

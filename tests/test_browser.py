@@ -10,10 +10,8 @@ import pytest
 import soundfile as sf
 
 from app_helpers import running_app, write_tiny_checkpoints
+from browser_helpers import ARM_CLICK_TIMER, CHROMIUM, CHROMIUM_ARGS, EMPTY_SPOT
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
 WAIT_MS = 120_000  # a busy 2-core machine; every wait ends as soon as its element appears
 SCREENSHOTS_ENV = "NSYNTH_SCREENSHOTS"  # a folder for the walk-through's screenshots (else the test's tmp folder)
 ERROR_BADGES = ".toast-body.error, .error-container, .error-bubble"
@@ -49,39 +47,6 @@ def downloaded_audio(page, player):
     assert response.ok
     audio, rate = sf.read(io.BytesIO(response.body()))
     return audio, rate
-
-
-# The pixel of the map's plot area nearest its centre that lies at least 20 px from every drawn note: between notes.
-EMPTY_SPOT = """() => {
-  const plot = document.querySelector('.js-plotly-plot');
-  const area = plot.querySelector('.nsewdrag').getBoundingClientRect();
-  const notes = [...plot.querySelectorAll('.scatterlayer .points path')].map((point) => {
-    const box = point.getBoundingClientRect();
-    return [box.x + box.width / 2, box.y + box.height / 2];
-  });
-  const centre = [area.left + area.width / 2, area.top + area.height / 2];
-  let best = null;
-  for (let x = area.left + 20; x < area.right - 20; x += 5) {
-    for (let y = area.top + 20; y < area.bottom - 20; y += 5) {
-      const free = Math.min(...notes.map(([nx, ny]) => Math.hypot(nx - x, ny - y)));
-      const off = Math.hypot(x - centre[0], y - centre[1]);
-      if (free >= 20 && (best === null || off < best.off)) best = {x: x, y: y, off: off};
-    }
-  }
-  return best;
-}"""
-# Arms a timer on the next press: window.clickToAudio resolves when the Explore player offers a new sound, to the
-# ms from press to audio (null if none came within 30 s). Kept on window: evaluate would wait for the promise.
-ARM_CLICK_TIMER = """() => { window.clickToAudio = new Promise((resolve) => {
-  const link = () => document.querySelector('#selected-player a[download]');
-  const before = link() && link().href;
-  document.addEventListener('pointerdown', () => {
-    const pressed = performance.now();
-    const poll = () => (link() && link().href !== before) ? resolve(performance.now() - pressed)
-                       : performance.now() - pressed > 30000 ? resolve(null) : setTimeout(poll, 10);
-    poll();
-  }, {capture: true, once: true});
-}); }"""
 
 
 def median_pitch(audio, rate):
