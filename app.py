@@ -210,6 +210,16 @@ def estimate(shape, size, decoder, seconds, *paths):
     return ex.decode_cost_message(seconds_needed, cells, seconds, decoder)
 
 
+def multigrid_estimate(size, pitches, decoder, seconds, *paths):
+    """What decoding every cell at every pitch will take, said before the button is pressed."""
+    path = checkpoint_paths(*paths)[DECODERS[decoder]]
+    if not path:
+        return f"No {decoder} checkpoint to decode with."
+    notes = int(size) ** 2 * len(pitches or ())
+    seconds_needed = ex.load_model(path).decoding.estimate_seconds(notes, int(seconds * SAMPLE_RATE))
+    return ex.decode_cost_message(seconds_needed, notes, seconds, decoder)
+
+
 def decoder_and_encoder(kind: str, label: str, paths: dict) -> tuple[ex.LoadedModel, ex.LoadedModel]:
     loaded = model(paths[kind], label)
     wavenet = ex.load_model(paths["wavenet"]) if paths["wavenet"] else None
@@ -612,7 +622,7 @@ with gr.Blocks(title="NSynth timbre explorer", delete_cache=(600, exports.OUTPUT
         decoders_table = gr.Markdown()
         to_reconstruct = gr.Button("Hear this note's three reconstructions (Reconstruct tab)", variant="primary")
 
-    with gr.Tab("Play"):
+    with gr.Tab("Play") as play_tab:
         gr.Markdown("Click anywhere on the map (Explore tab) to hear the blend of the three nearest notes, "
                     "or give a point here. The SoundFont holds every cell of the Grid tab's four corners (or four "
                     f"examples when none are chosen) at Open NSynth Super's {len(ONS_PITCHES)} pitches, for any "
@@ -627,6 +637,7 @@ with gr.Blocks(title="NSynth timbre explorer", delete_cache=(600, exports.OUTPUT
             multigrid_size = gr.Slider(min(MULTIGRID_SIZES), max(MULTIGRID_SIZES), value=MULTIGRID_SIZE, step=1,
                                        label="Cells per side")
             soundfont_button = gr.Button("Download as SoundFont (.sf2)")
+        soundfont_expected = gr.Markdown()
         soundfont_file = gr.File(label="SoundFont")
         gr.Markdown("**Play in the page:** the same grid's cells decoded at a few pitches; keys between them play "
                     "the nearest pitch sped up or slowed down.")
@@ -637,6 +648,7 @@ with gr.Blocks(title="NSynth timbre explorer", delete_cache=(600, exports.OUTPUT
                                        label="Pitches to decode (MIDI)")
             play_seconds = gr.Slider(0.5, 4.0, value=PLAY_SECONDS, step=0.5, label="Note length (s)")
             play_decode_button = gr.Button("Decode for playing", variant="primary")
+        play_expected = gr.Markdown()
         gr.HTML(PLAY_SURFACE)
         play_file = gr.File(label="Decoded notes (16-bit PCM, index below)", visible="hidden")
         play_index = gr.JSON(visible="hidden")
@@ -701,6 +713,12 @@ with gr.Blocks(title="NSynth timbre explorer", delete_cache=(600, exports.OUTPUT
                       api_name="play_point", concurrency_id="decode", concurrency_limit=1)
     click.change(play_clicked_point, [click, *point_settings], [player, point_x, point_y, point_blend, heard],
                  concurrency_id="decode", concurrency_limit=1).then(mark_clicked_point, [click, *map_args], map_plot)
+    soundfont_estimate_inputs = [multigrid_size, gr.State(list(ONS_PITCHES)), point_decoder, seconds, *model_paths]
+    play_estimate_inputs = [play_size, play_pitches, point_decoder, play_seconds, *model_paths]
+    for trigger in (play_tab.select, multigrid_size.change, point_decoder.change, seconds.change):
+        trigger(multigrid_estimate, soundfont_estimate_inputs, soundfont_expected)
+    for trigger in (play_tab.select, play_size.change, play_pitches.change, point_decoder.change, play_seconds.change):
+        trigger(multigrid_estimate, play_estimate_inputs, play_expected)
     soundfont_button.click(export_soundfont, [*corners, multigrid_size, rule, point_decoder, seconds, session,
                                               *model_paths], soundfont_file, api_name="soundfont",
                            concurrency_id="decode", concurrency_limit=1)
