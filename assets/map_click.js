@@ -34,7 +34,8 @@
     const layout = started.plot._fullLayout;
     const box = started.area.getBoundingClientRect();
     const x = layout.xaxis.p2d(event.clientX - box.left), y = layout.yaxis.p2d(event.clientY - box.top);
-    if (!(started.plot._hoverdata || []).some(noteOf)) send({x: x, y: y});
+    // Sent a moment later, so a control this press took the focus from (a pitch typed in) is committed first.
+    if (!(started.plot._hoverdata || []).some(noteOf)) setTimeout(() => send({x: x, y: y}), 30);
   }, true);
   new MutationObserver(attach).observe(document.body, {childList: true, subtree: true});
   attach();
