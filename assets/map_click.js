@@ -34,8 +34,7 @@
     const layout = started.plot._fullLayout;
     const box = started.area.getBoundingClientRect();
     const x = layout.xaxis.p2d(event.clientX - box.left), y = layout.yaxis.p2d(event.clientY - box.top);
-    // Sent a moment later, so a control this press took the focus from (a pitch typed in) is committed first.
-    if (!(started.plot._hoverdata || []).some(noteOf)) setTimeout(() => send({x: x, y: y}), 30);
+    if (!(started.plot._hoverdata || []).some(noteOf)) send({x: x, y: y});
   }, true);
   new MutationObserver(attach).observe(document.body, {childList: true, subtree: true});
   attach();

@@ -45,12 +45,12 @@ def click_latencies(url: str, pitches: list[int]) -> list[float]:
         page.goto(url)
         page.get_by_role("tab", name="Explore").click()
         page.wait_for_selector(".js-plotly-plot .scatterlayer .points path")
-        spot = page.evaluate(EMPTY_SPOT)
         pitch = page.get_by_label("Pitch (MIDI) of every decoded sound")
         latencies = []
         for midi in pitches:
             pitch.fill(str(midi))
             pitch.press("Enter")
+            spot = page.evaluate(EMPTY_SPOT)  # now: setting the pitch may have scrolled the page
             page.evaluate(ARM_CLICK_TIMER)
             page.mouse.click(spot["x"], spot["y"])
             milliseconds = page.evaluate("() => window.clickToAudio")

@@ -4,8 +4,10 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]
 
-# The pixel of the map's plot area nearest its centre that lies at least 20 px from every drawn note: between notes.
+# The pixel of the map's plot area nearest its centre that plotly cannot take for a press on a note: plotly hovers
+# (and so clicks) a note up to its hoverdistance, 20 px, from the marker's edge, and a marker's radius is 5 px.
 EMPTY_SPOT = """() => {
+  const HOVER_DISTANCE = 20, NOTE_RADIUS = 5;
   const plot = document.querySelector('.js-plotly-plot');
   const area = plot.querySelector('.nsewdrag').getBoundingClientRect();
   const notes = [...plot.querySelectorAll('.scatterlayer .points path')].map((point) => {
@@ -16,9 +18,9 @@ EMPTY_SPOT = """() => {
   let best = null;
   for (let x = area.left + 20; x < area.right - 20; x += 5) {
     for (let y = area.top + 20; y < area.bottom - 20; y += 5) {
-      const free = Math.min(...notes.map(([nx, ny]) => Math.hypot(nx - x, ny - y)));
+      const free = Math.min(...notes.map(([nx, ny]) => Math.hypot(nx - x, ny - y))) - NOTE_RADIUS;
       const off = Math.hypot(x - centre[0], y - centre[1]);
-      if (free >= 20 && (best === null || off < best.off)) best = {x: x, y: y, off: off};
+      if (free >= HOVER_DISTANCE + 5 && (best === null || off < best.off)) best = {x: x, y: y, off: off};
     }
   }
   return best;

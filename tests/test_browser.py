@@ -58,13 +58,13 @@ def median_pitch(audio, rate):
 def test_a_click_between_notes_plays_the_blend_there_at_the_chosen_pitch(page):
     page.get_by_role("tab", name="Explore").click()
     page.wait_for_selector(".js-plotly-plot .scatterlayer .points path")
-    spot = page.evaluate(EMPTY_SPOT)
-    assert spot is not None
     pitch = page.get_by_label("Pitch (MIDI) of every decoded sound")
     for midi in (60, 72):
         pitch.fill(str(midi))
         pitch.press("Enter")
         assert pitch.input_value() == str(midi)
+        spot = page.evaluate(EMPTY_SPOT)  # now: setting the pitch may have scrolled the page
+        assert spot is not None
         page.evaluate(ARM_CLICK_TIMER)
         page.mouse.click(spot["x"], spot["y"])
         milliseconds = page.evaluate("() => window.clickToAudio")
