@@ -27,6 +27,7 @@ from nsynth_core.audio import NOTE_LENGTH, SAMPLE_RATE, playback_pcm16
 from nsynth_core.browser_pack import write_browser_pack
 from nsynth_core.decoding import describe_duration
 from nsynth_core.interpolation import GRID_SIZES, MULTIGRID_SIZES
+from nsynth_core.map_points import neighbour_weights
 from nsynth_core.multigrid import ONS_PITCHES
 from nsynth_core.rainbowgram import rainbowgram
 from nsynth_core.soundfont import write_soundfont
@@ -81,8 +82,9 @@ def friendly(handler):
     def wrapped(*args, **kwargs):
         try:
             return handler(*args, **kwargs)
-        except ValueError as error:
-            raise gr.Error(str(error)) from None
+        except ValueError as error:  # the visitor's input, not a fault: one log line, no traceback
+            print(f"Refused ({handler.__name__}): {' '.join(str(error).split())}", file=sys.stderr, flush=True)
+            raise gr.Error(str(error), print_exception=False) from None
     return wrapped
 
 
@@ -201,23 +203,23 @@ def checkpoint_paths(wavenet_path, spectral_path, ddsp_path) -> dict[str, str | 
     return {"wavenet": wavenet_path, "spectral": spectral_path, "ddsp": ddsp_path}
 
 
-def estimate(shape, size, decoder, seconds, *paths):
+def decode_estimate(decoder, paths, cells, seconds, pitches=1):
+    """What decoding `cells` cells of `seconds`, each at `pitches` pitches, will take, said before it starts."""
     path = checkpoint_paths(*paths)[DECODERS[decoder]]
     if not path:
         return f"No {decoder} checkpoint to decode with."
-    _, cells = grid_settings(shape, size)
-    seconds_needed = ex.load_model(path).decoding.estimate_seconds(cells, int(seconds * SAMPLE_RATE))
-    return ex.decode_cost_message(seconds_needed, cells, seconds, decoder)
+    seconds_needed = ex.load_model(path).decoding.estimate_seconds(cells * pitches, int(seconds * SAMPLE_RATE))
+    return ex.decode_cost_message(seconds_needed, cells, seconds, decoder, pitches)
+
+
+def estimate(shape, size, decoder, seconds, *paths):
+    return decode_estimate(decoder, paths, grid_settings(shape, size)[1], seconds)
 
 
 def multigrid_estimate(size, pitches, decoder, seconds, *paths):
-    """What decoding every cell at every pitch will take, said before the button is pressed."""
-    path = checkpoint_paths(*paths)[DECODERS[decoder]]
-    if not path:
-        return f"No {decoder} checkpoint to decode with."
-    notes = int(size) ** 2 * len(pitches or ())
-    seconds_needed = ex.load_model(path).decoding.estimate_seconds(notes, int(seconds * SAMPLE_RATE))
-    return ex.decode_cost_message(seconds_needed, notes, seconds, decoder)
+    if not pitches:
+        return "Choose at least one pitch to decode."
+    return decode_estimate(decoder, paths, int(size) ** 2, seconds, len(pitches))
 
 
 def decoder_and_encoder(kind: str, label: str, paths: dict) -> tuple[ex.LoadedModel, ex.LoadedModel]:
@@ -457,11 +459,10 @@ def mark_clicked_point(payload, session, color_by, selected, show_path, grid_cel
     place = clicked_place(payload)
     if place is None:
         return gr.skip()
-    wavenet = model(wavenet_path, "WaveNet")
-    blend, _ = app.map_blend(wavenet, place)
-    positions = app.map_for(wavenet, placing=False).positions[blend.neighbours]
+    positions = app.map_for(model(wavenet_path, "WaveNet"), placing=False).positions
+    nearest, weights = neighbour_weights(positions, place)  # the rule the sound was blended by
     figure = draw_map(session, color_by, selected, show_path, grid_cells, wavenet_path)
-    return figures.mark_blend(figure, place, positions, [f"{100 * w:.0f} %" for w in blend.weights])
+    return figures.mark_blend(figure, place, positions[nearest], [f"{100 * w:.0f} %" for w in weights])
 
 
 def corner_notes(a, b, c, d, session) -> list[ex.Note]:

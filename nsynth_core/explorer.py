@@ -330,9 +330,11 @@ def decode(loaded: LoadedModel, z: np.ndarray, pitches: list[int | None] | None 
 SLOW_DECODE_SECONDS = 300  # beyond this a decode is no longer something to wait for in a browser
 
 
-def decode_cost_message(seconds: float, cells: int, cell_seconds: float, decoder: str) -> str:
-    """What the page says before a decode; a model this machine cannot run interactively gets a warning."""
-    message = (f"Decoding {cells} cells of {cell_seconds:g} s with the {decoder} decoder takes "
+def decode_cost_message(seconds: float, cells: int, cell_seconds: float, decoder: str, pitches: int = 1) -> str:
+    """What the page says before a decode of `cells` cells, each at `pitches` pitches; a model this machine cannot
+    run interactively gets a warning."""
+    at_pitches = f" at {pitches} pitches ({cells * pitches} sounds)" if pitches > 1 else ""
+    message = (f"Decoding {cells} cells{at_pitches} of {cell_seconds:g} s with the {decoder} decoder takes "
                f"**{describe_duration(seconds)}** on this machine (less for cells decoded before).")
     if seconds > SLOW_DECODE_SECONDS:
         message = ("⚠️ **This model is too slow for this machine to use interactively** (the paper-size WaveNet "

@@ -22,9 +22,20 @@ def write_tone(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def client(tmp_path_factory):
-    """A gradio_client connected to `python app.py` over tiny random checkpoints, one app per test module."""
+def served_app(tmp_path_factory):
+    """(a gradio_client connected to `python app.py` over tiny random checkpoints, the app's log), one app per
+    test module."""
     directory = tmp_path_factory.mktemp("checkpoints")
     write_tiny_checkpoints(directory)
     with running_app(directory, directory / "app.log") as url:
-        yield Client(url, verbose=False)
+        yield Client(url, verbose=False), directory / "app.log"
+
+
+@pytest.fixture(scope="module")
+def client(served_app):
+    return served_app[0]
+
+
+@pytest.fixture(scope="module")
+def app_log(served_app):
+    return served_app[1]

@@ -43,3 +43,15 @@ def test_playing_needs_a_pitch_and_all_or_none_of_the_corners(client):
     with pytest.raises(Exception, match="all four corner notes"):
         client.predict(CORNERS[0], None, None, None, 2, [60], "distance", "DDSP", 0.5,
                        api_name="/decode_for_playing")
+
+
+def test_a_refusal_is_one_line_of_the_log_without_a_traceback(client, app_log):
+    logged = len(app_log.read_text())
+    with pytest.raises(Exception, match="all four corner notes"):
+        client.predict(CORNERS[0], None, None, None, 2, [60], "distance", "DDSP", 0.5,
+                       api_name="/decode_for_playing")
+    added = app_log.read_text()[logged:]
+    assert "Traceback" not in added
+    assert [line for line in added.splitlines() if "all four corner notes" in line] == [
+        "Refused (decode_for_playing): Choose all four corner notes in the Grid tab first (or none, for four "
+        "examples)."]

@@ -40,8 +40,8 @@ def test_a_key_plays_the_cell_under_the_pad_point(page, tmp_path):
     page.locator("#play-keys .key").first.wait_for()  # play.js drew the keyboard
     assert page.locator("#play-keys .key").count() == 25
     # Said before the button is pressed: 3 x 3 cells at 4 pitches, and the SoundFont's 9 x 9 at 16.
-    page.get_by_text("Decoding 36 cells of 2 s with the DDSP decoder takes").wait_for()
-    page.get_by_text("Decoding 1296 cells of 1 s with the DDSP decoder takes").wait_for()
+    page.get_by_text("Decoding 9 cells at 4 pitches (36 sounds) of 2 s with the DDSP decoder takes").wait_for()
+    page.get_by_text("Decoding 81 cells at 16 pitches (1296 sounds) of 1 s with the DDSP decoder takes").wait_for()
     page.get_by_role("button", name="Decode for playing", exact=True).click()
     page.wait_for_function("window.nsynthPlay.index !== null")
     pad = page.locator("#play-pad")

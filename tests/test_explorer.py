@@ -321,4 +321,6 @@ def test_a_decode_too_slow_for_the_machine_is_flagged():
     quick = explorer.decode_cost_message(20, 4, 1.0, "WaveNet")
     slow = explorer.decode_cost_message(40 * 60, 4, 4.0, "WaveNet")
     assert quick.startswith("Decoding 4 cells of 1 s") and "too slow" not in quick
+    assert explorer.decode_cost_message(20, 81, 1.0, "DDSP", pitches=16).startswith(
+        "Decoding 81 cells at 16 pitches (1296 sounds) of 1 s")
     assert "too slow" in slow and "about 40 min" in slow
