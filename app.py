@@ -52,7 +52,6 @@ UPLOAD_LIMITS = (f"WAV, FLAC, OGG or MP3, up to {MAX_UPLOAD_MB} MB each, {ex.MAX
 torch.set_num_threads(int(os.environ.get("NSYNTH_THREADS", "1")))
 
 app = ex.Explorer()
-WARM_UP_DONE = "Warm-up done: examples encoded, decoders timed"
 CLICK_BRIDGE = (REPO / "assets" / "map_click.js").read_text()  # reports clicks on notes and on empty space
 PLAYER = (REPO / "assets" / "play.js").read_text()  # the Play tab's pad and keyboard (Web Audio, Web MIDI)
 PLAY_PITCHES = (48, 56, 64, 72)  # spread over the on-screen keyboard's two octaves: every key at most 4 away
@@ -316,7 +315,7 @@ def warm_up():
     for kind in DECODERS.values():
         if path := default_checkpoint(kind):
             ex.load_model(path).decoding.probe()
-    print(f"{WARM_UP_DONE} in {time.monotonic() - started:.0f} s", file=sys.stderr, flush=True)
+    print(f"{ex.WARM_UP_DONE} in {time.monotonic() - started:.0f} s", file=sys.stderr, flush=True)
 
 
 # --- the "How it works" tab: one note followed through the autoencoder (nsynth_core/teaching.py) ------------------

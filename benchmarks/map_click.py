@@ -19,10 +19,9 @@ from pathlib import Path
 
 from playwright.sync_api import sync_playwright
 
+from nsynth_core.explorer import WARM_UP_DONE
 from tests.app_helpers import running_app
 from tests.browser_helpers import ARM_CLICK_TIMER, CHROMIUM, CHROMIUM_ARGS, EMPTY_SPOT
-
-from app import WARM_UP_DONE
 
 REPO = Path(__file__).resolve().parent.parent
 WARM_UP_SECONDS = 900

@@ -327,6 +327,7 @@ def decode(loaded: LoadedModel, z: np.ndarray, pitches: list[int | None] | None 
     return np.stack([_decodings.get(key) for key in keys])
 
 
+WARM_UP_DONE = "Warm-up done: examples encoded, decoders timed"  # the app's log line once clicks only decode
 SLOW_DECODE_SECONDS = 300  # beyond this a decode is no longer something to wait for in a browser
 
 
