@@ -18,9 +18,10 @@ from pathlib import Path
 import gradio as gr
 import numpy as np
 import torch
+from starlette.middleware import Middleware
 
 from nsynth_core import explorer as ex
-from nsynth_core import exports, figures, session_archive
+from nsynth_core import disk_space, exports, figures, session_archive
 from nsynth_core import fastgen
 from nsynth_core import teaching
 from nsynth_core.audio import NOTE_LENGTH, SAMPLE_RATE, playback_pcm16
@@ -41,6 +42,7 @@ MULTIGRID_SIZE = 9  # Open NSynth Super's
 CORNERS = ("A (top left)", "B (top right)", "C (bottom left)", "D (bottom right)")
 REPO = Path(__file__).resolve().parent
 MAX_UPLOAD_MB = 20
+UPLOAD_REQUEST_MB = ex.MAX_UPLOAD_MB + 1  # the files of one upload and the form around them
 SESSION_TTL = 3 * 3600  # s without a new note before a visitor's notes are dropped from server memory
 MAX_SESSIONS = 500  # sessions kept in memory, each holding up to ex.MAX_SESSION_NOTES notes of 256 kB
 M_MMAP_THRESHOLD, M_ARENA_MAX = -3, -8  # glibc's mallopt parameters (malloc.h)
@@ -84,6 +86,16 @@ def friendly(handler):
         except ValueError as error:  # the visitor's input, not a fault: one log line, no traceback
             print(f"Refused ({handler.__name__}): {' '.join(str(error).split())}", file=sys.stderr, flush=True)
             raise gr.Error(str(error), print_exception=False) from None
+    return wrapped
+
+
+def writes_files(handler):
+    """For handlers whose players or files Gradio copies into its cache: a nearly full disk is refused in words
+    before any work, rather than failing afterwards with a bare "Error"."""
+    @functools.wraps(handler)
+    def wrapped(*args, **kwargs):
+        disk_space.check_room()
+        return handler(*args, **kwargs)
     return wrapped
 
 
@@ -166,6 +178,7 @@ def add_recording(path, session, color_by, show_path, grid_cells, wavenet_path):
 
 
 @friendly
+@writes_files
 def save_notes(session):
     path = exports.output_path(app.outputs_dir, "nsynth_notes.npz")
     return str(session_archive.save_notes(list(session.values()), path))
@@ -179,6 +192,7 @@ def restore_notes(path, session, color_by, show_path, grid_cells, wavenet_path):
 
 
 @friendly
+@writes_files
 def select_note(note_id, session):
     if not note_id:
         return None
@@ -228,6 +242,7 @@ def decoder_and_encoder(kind: str, label: str, paths: dict) -> tuple[ex.LoadedMo
 
 
 @friendly
+@writes_files
 def run_grid(a, b, c, d, shape, size, rule, decoder, temperature, seconds, session, wavenet_path, spectral_path,
              ddsp_path, pitch=OWN_PITCH, octaves=0, progress=gr.Progress()):
     size = ex.grid_size(size)
@@ -255,6 +270,7 @@ def run_grid(a, b, c, d, shape, size, rule, decoder, temperature, seconds, sessi
 
 
 @friendly
+@writes_files
 def reconstruct(note_id, session, temperature, seconds, wavenet_path, spectral_path, ddsp_path, pitch=OWN_PITCH,
                 octaves=0, progress=gr.Progress()):
     if not note_id:
@@ -337,6 +353,7 @@ def another_family_note() -> str | None:
 
 
 @friendly
+@writes_files
 def show_sound(selected, session):
     note = walked_note(selected, session)
     shown = (f"Following **{note.label}** through the model (choose another note in the Explore tab, "
@@ -378,6 +395,7 @@ def show_decoder(selected, session, wavenet_path, step, temperature, seed):
 
 
 @friendly
+@writes_files
 def show_mix(selected, partner, weight, session, wavenet_path, spectral_path, ddsp_path):
     if not wavenet_path:
         return [no_wavenet_figure(), None, ""]
@@ -424,6 +442,7 @@ def describe_blend(blend, notes, decoder, pitch) -> str:
 
 
 @friendly
+@writes_files
 def play_point(x, y, decoder, pitch, seconds, temperature, wavenet_path, spectral_path, ddsp_path):
     audio, blend, notes = point_sound(x, y, decoder, pitch, seconds, temperature, wavenet_path, spectral_path,
                                       ddsp_path)
@@ -441,6 +460,7 @@ def clicked_place(payload) -> tuple[float, float] | None:
 
 
 @friendly
+@writes_files
 def play_clicked_point(payload, decoder, pitch, seconds, temperature, wavenet_path, spectral_path, ddsp_path):
     """A click on empty map space: the blend there, played at once (mark_clicked_point then draws it)."""
     place = clicked_place(payload)
@@ -492,6 +512,7 @@ def decode_every_cell(a, b, c, d, size, pitches, rule, decoder, seconds, session
 
 
 @friendly
+@writes_files
 def export_soundfont(a, b, c, d, size, rule, decoder, seconds, session, *paths, progress=gr.Progress()):
     """Every cell of the grid between the four corners at Open NSynth Super's 16 pitches, as a SoundFont."""
     grid = decode_every_cell(a, b, c, d, size, ONS_PITCHES, rule, decoder, seconds, session, paths, progress)
@@ -500,6 +521,7 @@ def export_soundfont(a, b, c, d, size, rule, decoder, seconds, session, *paths, 
 
 
 @friendly
+@writes_files
 def decode_for_playing(a, b, c, d, size, pitches, rule, decoder, seconds, session, *paths, progress=gr.Progress()):
     """The grid's cells at the chosen pitches packed for assets/play.js: (the PCM file, its index)."""
     if not pitches:
@@ -744,6 +766,11 @@ if __name__ == "__main__":
     threading.Thread(target=rainbowgram, args=(np.zeros(NOTE_LENGTH, np.float32),), daemon=True).start()
     # Gradio serves only its own cache and uploads; blocking the code and the weights keeps it so whatever
     # allowed_paths or GRADIO_ALLOWED_PATHS say (Gradio's cache, GRADIO_TEMP_DIR, must lie outside both).
+    # An earlier run stopped mid-upload (a full disk, a kill) leaves Gradio's partial files: none is in flight now.
+    if removed := disk_space.remove_partial_uploads():
+        print(f"Removed {removed} partly written upload(s) left by an earlier run.", file=sys.stderr)
     demo.queue(default_concurrency_limit=2, max_size=32).launch(
         css=CSS, max_file_size=f"{MAX_UPLOAD_MB}mb", state_session_capacity=MAX_SESSIONS,
-        blocked_paths=[str(REPO), str(app.checkpoints_dir.resolve())])
+        blocked_paths=[str(REPO), str(app.checkpoints_dir.resolve())],
+        app_kwargs={"middleware": [Middleware(disk_space.UploadRoomMiddleware,
+                                              max_request_bytes=UPLOAD_REQUEST_MB * disk_space.MB)]})
