@@ -67,7 +67,8 @@ def write_tone(path: Path, midi: int) -> Path:
     return path
 
 
-def visit(client: Client, url: str, tone: Path, corners: list[str], seconds: float) -> dict[str, float]:
+def visit(client: Client, url: str, tone: Path, corners: list[str], seconds: float,
+          decoder: str = "WaveNet") -> dict[str, float]:
     """One round of one visitor; returns the seconds each stage took."""
     timings = {}
     start = time.perf_counter()
@@ -82,7 +83,7 @@ def visit(client: Client, url: str, tone: Path, corners: list[str], seconds: flo
     timings["encode"] = time.perf_counter() - start
 
     start = time.perf_counter()
-    *players, archive, _ = client.submit(picker["value"], *corners, "grid (4 notes)", 2, "bilinear", "WaveNet", 1.0,
+    *players, archive, _ = client.submit(picker["value"], *corners, "grid (4 notes)", 2, "bilinear", decoder, 1.0,
                                       seconds, api_name="/grid").result(timeout=REQUEST_TIMEOUT)
     timings["grid"] = time.perf_counter() - start
     played = [player["value"] for player in players if player.get("visible")]

@@ -1,6 +1,7 @@
 """Tiny randomly initialised checkpoints and a running app, so app tests take seconds, not a trained model."""
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -10,6 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import torch
+from safetensors.torch import load_file, save_file
 
 from nsynth_core.checkpoint import save_checkpoint, weights_fingerprint
 from nsynth_core.ddsp import DDSPConfig, DDSPDecoder
@@ -35,6 +37,27 @@ def write_tiny_checkpoints(directory, seed=0):
     save_checkpoint(SpectralAutoencoder(SpectralConfig.preset("cpu-small")).eval(), spectral)
     save_checkpoint(DDSPDecoder(TINY_DDSP), ddsp, {"encoder": weights_fingerprint(wavenet)})
     return wavenet, spectral, ddsp
+
+
+def write_nan_weights(directory, name="nan_weights"):
+    """tiny-wavenet's header and weights with one tensor made NaN: a file that reads cleanly."""
+    tensors = load_file(str(directory / "tiny-wavenet.safetensors"))
+    tensors["decoder.logits.weight"][0] = float("nan")
+    save_file(tensors, str(directory / f"{name}.safetensors"))
+    shutil.copy(directory / "tiny-wavenet.json", directory / f"{name}.json")
+    return directory / name
+
+
+def add_broken_checkpoints(directory):
+    """Next to good tiny-wavenet and tiny-spectral: garbage weights, weights of another model, a broken JSON,
+    NaN weights."""
+    write_nan_weights(directory)
+    shutil.copy(directory / "tiny-wavenet.json", directory / "corrupt.json")
+    (directory / "corrupt.safetensors").write_bytes(b"\x00" * 64)
+    shutil.copy(directory / "tiny-wavenet.json", directory / "mismatched.json")
+    shutil.copy(directory / "tiny-spectral.safetensors", directory / "mismatched.safetensors")
+    (directory / "half_written.json").write_text('{"kind": "wavenet", "config": {')
+    shutil.copy(directory / "tiny-wavenet.safetensors", directory / "half_written.safetensors")
 
 
 def free_port() -> int:

@@ -19,13 +19,12 @@ import soundfile as sf
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 
-from safetensors.torch import load_file, save_file
 
 from nsynth_core import explorer, exports
 from nsynth_core.audio import NOTE_LENGTH, NOTE_PEAK, PLAYBACK_PEAK, SAMPLE_RATE, AudioError, for_playback
 from nsynth_core.checkpoint import CheckpointError, load_checkpoint
 from nsynth_core.explorer import Explorer, ExplorerError, load_model, note_from_file
-from app_helpers import REPO, running_app, write_tiny_checkpoints
+from app_helpers import REPO, add_broken_checkpoints, running_app, write_nan_weights, write_tiny_checkpoints
 
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024  # app.py's limit
 CLICK_SECONDS = 0.05
@@ -296,27 +295,6 @@ def test_a_tampered_archive_is_refused_and_the_notes_kept(page, files, tmp_path)
 
 
 # --- checkpoints ---------------------------------------------------------------------------------------------
-
-def write_nan_weights(directory, name="nan_weights"):
-    """tiny-wavenet's header and weights with one tensor made NaN: a file that reads cleanly."""
-    tensors = load_file(str(directory / "tiny-wavenet.safetensors"))
-    tensors["decoder.logits.weight"][0] = float("nan")
-    save_file(tensors, str(directory / f"{name}.safetensors"))
-    shutil.copy(directory / "tiny-wavenet.json", directory / f"{name}.json")
-    return directory / name
-
-
-def add_broken_checkpoints(directory):
-    """Next to good tiny-wavenet and tiny-spectral: garbage weights, weights of another model, a broken JSON,
-    NaN weights."""
-    write_nan_weights(directory)
-    shutil.copy(directory / "tiny-wavenet.json", directory / "corrupt.json")
-    (directory / "corrupt.safetensors").write_bytes(b"\x00" * 64)
-    shutil.copy(directory / "tiny-wavenet.json", directory / "mismatched.json")
-    shutil.copy(directory / "tiny-spectral.safetensors", directory / "mismatched.safetensors")
-    (directory / "half_written.json").write_text('{"kind": "wavenet", "config": {')
-    shutil.copy(directory / "tiny-wavenet.safetensors", directory / "half_written.safetensors")
-
 
 def test_broken_checkpoints_are_skipped_and_reported(tmp_path):
     write_tiny_checkpoints(tmp_path)

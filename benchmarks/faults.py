@@ -1,0 +1,231 @@
+"""Abuse and faults against a launched app: what the visitor saw, whether the app kept serving, and its memory.
+
+    python -m benchmarks.faults                         # tiny random checkpoints, 16 visitors x 2 rounds
+    python -m benchmarks.faults --visitors 8 --rounds 3
+
+Each attack runs against `python app.py` on a loopback port over tiny random checkpoints, and is followed by one
+good visitor (upload a tone and add it as a note): "kept serving" says whether that visitor was served.
+    flood         200 files in one upload event
+    big request   one 70 MB upload request over HTTP (the budget is 61 MB a request)
+    NaN weights   a checkpoint whose weights hold a NaN, beside the good ones, when the app starts
+    N visitors    N gradio_client visitors at once, each round: upload, add the note, a DDSP 2x2 grid of 0.25 s
+    stale lock    torch's build lock, as a build killed midway leaves it, in the engine's (empty) build folder
+                  before the app starts (a WaveNet wide enough for the engine); then a WaveNet grid
+    full disk     Gradio's folder and the outputs folder on a 64 MB tmpfs filled to 4 MB free (root only;
+                  elsewhere the disk reserve is set above the free space), then an upload and a grid; the good
+                  visitor comes after the filler is removed
+It prints one row per attack: the answer the visitor got (shortened), its seconds, kept serving, and the
+server's resident memory (VmRSS, MiB) after the good visitor.
+"""
+
+import argparse
+import contextlib
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import numpy as np
+from gradio_client import Client, handle_file
+
+from benchmarks.load_test import PRESETS, memory_mb, server_pid, visit, write_tone
+from nsynth_core import disk_space, exports, fastgen
+from nsynth_core.checkpoint import save_checkpoint, weights_fingerprint
+from nsynth_core.ddsp import DDSPDecoder
+from nsynth_core.explorer import ASSETS_DIR, NOTES_INDEX
+from nsynth_core.spectral import SpectralAutoencoder, SpectralConfig
+from nsynth_core.wavenet import WaveNetAutoencoder
+from tests.app_helpers import TINY_DDSP, running_app, write_nan_weights, write_tiny_checkpoints
+
+TIMEOUT = 600  # s for one answer
+SHOWN = 110  # characters of an answer shown in the table
+CORNERS = [entry["name"] for entry in json.loads((ASSETS_DIR / NOTES_INDEX).read_text())[:4]]
+
+
+def answer_of(call) -> tuple[str, float]:
+    """What a visitor saw from `call()` (its result, or its error's message), and the seconds it took."""
+    start = time.perf_counter()
+    try:
+        seen = call()
+    except Exception as error:  # the visitor's view of a refusal
+        seen = f"{type(error).__name__}: {error}"
+    return " ".join(str(seen).split())[:SHOWN], time.perf_counter() - start
+
+
+def upload_answer(url: str, path: Path) -> str:
+    with open(path, "rb") as file:
+        answer = httpx.post(f"{url}gradio_api/upload", files=[("files", (path.name, file))], timeout=TIMEOUT)
+    return f"HTTP {answer.status_code}: {answer.text}"
+
+
+def add_note(client: Client, tone: Path) -> str:
+    summary, *_ = client.submit([handle_file(str(tone))], "family", False,
+                                api_name="/add_uploads").result(timeout=TIMEOUT)
+    return summary
+
+
+def grid(client: Client, decoder: str) -> str:
+    *_, made_by = client.submit(*CORNERS, "grid (4 notes)", 2, "bilinear", decoder, 1.0, 0.25,
+                                api_name="/grid").result(timeout=TIMEOUT)
+    return made_by
+
+
+def kept_serving(url: str, work: Path, midi: int) -> bool:
+    tone = write_tone(work / f"good_{midi}.wav", midi)
+    try:
+        return tone.stem in add_note(Client(url, verbose=False), tone)
+    except Exception:
+        return False
+
+
+class Table:
+    def __init__(self):
+        self.rows = []
+
+    def add(self, attack: str, seen: str, seconds: float, served: bool | None, pid: int):
+        """`served` None: not tried (a disk that stays full for the app's whole life)."""
+        served = {True: "yes", False: "NO", None: "n/a"}[served]
+        self.rows.append((attack, seen, seconds, served, memory_mb(pid)["VmRSS"]))
+        print(f"{attack}: {seen} ({seconds:.1f} s); kept serving: {served}", flush=True)
+
+    def print(self):
+        print("\n| attack | what the visitor saw | s | kept serving | RSS MiB |\n|---|---|---:|---|---:|")
+        for attack, seen, seconds, served, rss in self.rows:
+            print(f"| {attack} | {seen.replace('|', '/')} | {seconds:.1f} | {served} | {rss:.0f} |")
+
+
+def flood_and_load(table: Table, work: Path, visitors: int, rounds: int):
+    checkpoints = work / "checkpoints"
+    write_tiny_checkpoints(checkpoints)
+    write_nan_weights(checkpoints)
+    with running_app(checkpoints, work / "app.log") as url:
+        pid, client = server_pid(), Client(url, verbose=False)
+        skipped = next(line for line in (work / "app.log").read_text().splitlines() if "nan_weights" in line)
+        table.add("NaN weights", skipped, 0.0, kept_serving(url, work, 50), pid)
+
+        flood = [write_tone(work / f"flood_{i}.wav", 30 + i % 60) for i in range(200)]
+        seen, seconds = answer_of(lambda: add_note_many(client, flood))
+        table.add("flood: 200 files in one upload", seen, seconds, kept_serving(url, work, 51), pid)
+
+        big = work / "big.bin"
+        big.write_bytes(os.urandom(70 * disk_space.MB))
+        seen, seconds = answer_of(lambda: upload_answer(url, big))
+        table.add("big request: 70 MB", seen, seconds, kept_serving(url, work, 52), pid)
+
+        clients = [Client(url, verbose=False) for _ in range(visitors)]
+        timings, failures = {"encode": [], "grid": []}, []
+        start = time.perf_counter()
+        with ThreadPoolExecutor(visitors) as pool:
+            for round_index in range(rounds):
+                tones = [write_tone(work / f"visitor{i}_round{round_index}.wav", 40 + i + visitors * round_index)
+                         for i in range(visitors)]
+                futures = [pool.submit(visit, c, url, tone, CORNERS[:3], 0.25, "DDSP")
+                           for c, tone in zip(clients, tones)]
+                for future in futures:
+                    try:
+                        result = future.result()
+                        for stage in timings:
+                            timings[stage].append(result[stage])
+                    except Exception as error:
+                        failures.append(f"{type(error).__name__}: {error}")
+        p95 = {stage: np.percentile(values, 95) if values else float("nan") for stage, values in timings.items()}
+        seen = (f"{visitors * rounds - len(failures)} of {visitors * rounds} visits served; encode p95 "
+                f"{p95['encode']:.1f} s, grid p95 {p95['grid']:.1f} s" + (f"; first failure: {failures[0]}"
+                                                                          if failures else ""))
+        table.add(f"{visitors} visitors x {rounds} rounds", seen, time.perf_counter() - start,
+                  kept_serving(url, work, 53), pid)
+
+
+def add_note_many(client: Client, files: list[Path]) -> str:
+    summary, *_ = client.submit([handle_file(str(path)) for path in files], "family", False,
+                                api_name="/add_uploads").result(timeout=TIMEOUT)
+    return summary
+
+
+def stale_lock(table: Table, work: Path):
+    checkpoints = work / "lock_checkpoints"  # a WaveNet wide enough for the engine, so its build is needed
+    save_checkpoint(WaveNetAutoencoder(PRESETS["tiny"]), checkpoints / "engine-wavenet")
+    save_checkpoint(SpectralAutoencoder(SpectralConfig.preset("cpu-small")).eval(), checkpoints / "spectral")
+    save_checkpoint(DDSPDecoder(TINY_DDSP), checkpoints / "ddsp",
+                    {"encoder": weights_fingerprint(checkpoints / "engine-wavenet")})
+    extensions = work / "torch_extensions"
+    build = fastgen.build_directory(root=extensions)
+    build.mkdir(parents=True)
+    (build / fastgen.TORCH_LOCK_FILE).write_text("")
+    log = work / "lock_app.log"
+    with environment(TORCH_EXTENSIONS_DIR=str(extensions)), running_app(checkpoints, log) as url:
+        pid = server_pid()
+        seen, seconds = answer_of(lambda: grid(Client(url, verbose=False), "WaveNet"))
+        said = [line for line in log.read_text().splitlines() if "build lock" in line or "C++ engine" in line]
+        table.add("stale engine build lock", f"{seen} / log: {' / '.join(said)}", seconds,
+                  kept_serving(url, work, 54), pid)
+
+
+def full_disk(table: Table, work: Path):
+    folder = work / "small_disk"
+    folder.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(folder)],
+                             capture_output=True).returncode == 0
+    checkpoints = work / "disk_checkpoints"
+    write_tiny_checkpoints(checkpoints)
+    filler = folder / "filler"
+    reserve = "8" if mounted else str(10 ** 9)
+    try:
+        with environment(GRADIO_TEMP_DIR=str(folder / "gradio"), **{exports.OUTPUTS_ENV: str(folder / "outputs"),
+                                                                      disk_space.RESERVE_ENV: reserve}), \
+                running_app(checkpoints, work / "disk_app.log") as url:
+            pid, client = server_pid(), Client(url, verbose=False)
+            if mounted:
+                room = disk_space.free_bytes(folder) - 4 * disk_space.MB
+                subprocess.run(["fallocate", "-l", str(room), str(filler)], check=True)
+            tone = write_tone(work / "disk_tone.wav", 60)
+            seen_upload, seconds = answer_of(lambda: upload_answer(url, tone))
+            seen_grid, grid_seconds = answer_of(lambda: grid(client, "DDSP"))
+            filler.unlink(missing_ok=True)
+            partial = disk_space.partial_uploads(folder / "gradio")
+            where = "a 64 MB tmpfs with 4 MB free" if mounted else "the reserve above the free space"
+            table.add(f"full disk ({where})", f"upload: {seen_upload[:70]} / grid: {seen_grid[:60]} / partial "
+                      f"uploads left: {len(partial)}", seconds + grid_seconds,
+                      kept_serving(url, work, 55) if mounted else None, pid)
+    finally:
+        if mounted:
+            subprocess.run(["umount", str(folder)])
+
+
+@contextlib.contextmanager
+def environment(**values):
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--visitors", type=int, default=16)
+    parser.add_argument("--rounds", type=int, default=2)
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="nsynth-faults-"))
+    table = Table()
+    started = time.perf_counter()
+    flood_and_load(table, work, args.visitors, args.rounds)
+    stale_lock(table, work)
+    full_disk(table, work)
+    table.print()
+    print(f"\n{time.perf_counter() - started:.0f} s in all; load average {os.getloadavg()[0]:.2f} on "
+          f"{os.cpu_count()} CPUs; logs in {work}")
+
+
+if __name__ == "__main__":
+    main()
