@@ -67,6 +67,8 @@ PLAY_SURFACE = """
 """
 CSS = "#map-click {display: none !important}"
 CSS += "\n#how-it-works p, #how-it-works td, #how-it-works th {font-size: 1.2rem; line-height: 1.5}"
+# On a phone the Explore tab's columns stack: the map comes first, above the upload and note controls.
+CSS += "\n@media (max-width: 768px) {#explore-columns {flex-direction: column-reverse}}"
 # Switches to the Reconstruct tab in the page itself; the inputs pass through to the Python handler unchanged.
 OPEN_RECONSTRUCT_TAB = """
 (...inputs) => {
@@ -161,6 +163,8 @@ def nothing_new(session):
 @friendly
 def add_uploads(files, session, color_by, show_path, grid_cells, wavenet_path):
     notes, problems = ex.read_uploads(files, session)
+    for note in notes:
+        print(f"Read upload {note.name}", file=sys.stderr, flush=True)
     for problem in problems:
         gr.Warning(problem)
     return with_new_notes(session, notes, color_by, show_path, grid_cells, wavenet_path)
@@ -175,6 +179,19 @@ def add_recording(path, session, color_by, show_path, grid_cells, wavenet_path):
     if warning := ex.pitch_warning(note):
         gr.Warning(warning)
     return with_new_notes(session, [note], color_by, show_path, grid_cells, wavenet_path)
+
+
+@friendly
+def correct_pitch(note_id, pitch, session, color_by, show_path, grid_cells, wavenet_path):
+    session = ex.with_pitch(session, note_id, pitch)
+    choices = note_choices(session)
+    figure = draw_map(session, color_by, note_id, show_path, grid_cells, wavenet_path)
+    dropdowns = [gr.update(choices=choices) for _ in range(len(CORNERS) + 1)]
+    return [session, session_summary(session), figure, gr.update(choices=choices, value=note_id), *dropdowns]
+
+
+def pitch_of(note_id, session):
+    return app.note(session, note_id).pitch if note_id else None
 
 
 @friendly
@@ -554,17 +571,21 @@ with gr.Blocks(title="NSynth timbre explorer", delete_cache=(600, exports.OUTPUT
                             label="Octave shift of each note's own pitch (grid, reconstruction)")
 
     with gr.Tab("Explore"):
-        with gr.Row():
+        with gr.Row(elem_id="explore-columns"):
             with gr.Column(scale=1):
-                uploads = gr.File(label="Upload notes", file_count="multiple", file_types=["audio"])
+                uploads = gr.File(label="Upload notes", file_count="multiple", file_types=["audio"], elem_id="uploads")
                 gr.Markdown(UPLOAD_LIMITS)
                 recorder = gr.Audio(sources=["microphone"], type="filepath", label="Or record one")
-                summary = gr.Markdown(session_summary({}))
+                summary = gr.Markdown(session_summary({}), elem_id="summary")
                 with gr.Row():
                     save_button = gr.Button("Save my notes", size="sm")
                     saved = gr.File(label="Saved notes (.npz)", interactive=False)
                 restore = gr.File(label="Restore saved notes", file_types=[".npz"])
                 selected = gr.Dropdown(note_choices({}), value=None, label="Note (or click one on the map)")
+                with gr.Row():
+                    note_pitch = gr.Number(None, precision=0, minimum=0, maximum=127,
+                                           label="Its pitch (MIDI; 60 is middle C)", elem_id="note-pitch")
+                    pitch_button = gr.Button("Correct the pitch of my note", size="sm")
                 player = gr.Audio(label="Selected note", interactive=False, autoplay=True,
                                   elem_id="selected-player")
                 heard = gr.Markdown("Click a note on the map to hear it, or empty space between notes to hear "
@@ -603,9 +624,11 @@ with gr.Blocks(title="NSynth timbre explorer", delete_cache=(600, exports.OUTPUT
                 players += [gr.Audio(visible=False, interactive=False, min_width=120) for _ in range(MAX_SIZE)]
         archive = gr.File(label="Download every cell (wav + Z as .npy)")
 
-    with gr.Tab("Reconstruct"):
+    with gr.Tab("Reconstruct", elem_id="reconstruct-tab"):
         with gr.Row():
             source_note = gr.Dropdown(note_choices({}), value=None, label="Note")
+            reconstruct_seconds = gr.Slider(0.1, 4.0, value=2.0, step=0.1, label="Length (s)")
+            reconstruct_temperature = gr.Slider(0.0, 1.5, value=0.25, step=0.05, label="WaveNet temperature")
             reconstruct_button = gr.Button("Reconstruct", variant="primary")
         outputs = []
         with gr.Row():
@@ -681,16 +704,26 @@ with gr.Blocks(title="NSynth timbre explorer", delete_cache=(600, exports.OUTPUT
     note_dropdowns = [selected, *corners, source_note]
     map_inputs = [session, color_by, show_path, grid_cells, wavenet_path]
     new_note_outputs = [session, summary, map_plot, selected, *corners, source_note]
-    uploads.upload(add_uploads, [uploads, *map_inputs], new_note_outputs, api_name="add_uploads")
-    recorder.stop_recording(add_recording, [recorder, *map_inputs], new_note_outputs, api_name="add_recording")
+    # Each event shows its progress, and a refusal's badge, on one component rather than on every output.
+    # The box is emptied after each upload, taken or refused, so the next upload reads only its own files.
+    uploaded = uploads.upload(add_uploads, [uploads, *map_inputs], new_note_outputs, api_name="add_uploads",
+                              show_progress_on=summary)
+    for after in (uploaded.success, uploaded.failure):
+        after(None, None, uploads, js="() => null")
+    recorder.stop_recording(add_recording, [recorder, *map_inputs], new_note_outputs, api_name="add_recording",
+                            show_progress_on=summary)
     save_button.click(save_notes, session, saved, api_name="save_notes")
-    restore.upload(restore_notes, [restore, *map_inputs], new_note_outputs, api_name="restore_notes")
+    restore.upload(restore_notes, [restore, *map_inputs], new_note_outputs, api_name="restore_notes",
+                   show_progress_on=summary)
+    pitch_button.click(correct_pitch, [selected, note_pitch, *map_inputs], new_note_outputs,
+                       api_name="correct_pitch", show_progress_on=note_pitch)
 
     map_args = [session, color_by, selected, show_path, grid_cells, wavenet_path]
     color_by.change(draw_map, map_args, map_plot, api_name="map")
     for trigger in (show_path.change, wavenet_path.change):
         trigger(draw_map, map_args, map_plot)
     selected.change(select_note, [selected, session], player, api_name="select_note")
+    selected.change(pitch_of, [selected, session], note_pitch)
     selected.change(lambda note_id: f"**{note_id}**, as recorded." if note_id else gr.skip(), selected, heard)
     selected.change(lambda *args: draw_map(*args) if args[3] else gr.skip(), map_args, map_plot)
     click.change(clicked_note, click, selected)
@@ -705,11 +738,12 @@ with gr.Blocks(title="NSynth timbre explorer", delete_cache=(600, exports.OUTPUT
         run_grid, [*corners, shape, size, rule, decoder, temperature, seconds, session, *model_paths, pitch_choice,
                    octaves],
         [*players, archive, grid_cells, made_by], api_name="grid", concurrency_id="decode",
-        concurrency_limit=1).then(
+        concurrency_limit=1, show_progress_on=made_by).then(
         draw_map, map_args, map_plot)
-    reconstruct_button.click(
-        reconstruct, [source_note, session, temperature, seconds, *model_paths, pitch_choice, octaves], outputs,
-        api_name="reconstruct", concurrency_id="decode", concurrency_limit=1)
+    reconstruct_inputs = [source_note, session, reconstruct_temperature, reconstruct_seconds, *model_paths,
+                          pitch_choice, octaves]
+    reconstruct_button.click(reconstruct, reconstruct_inputs, outputs, api_name="reconstruct",
+                             concurrency_id="decode", concurrency_limit=1, show_progress_on=outputs[0])
     for trigger in (wavenet_path.change, spectral_path.change, ddsp_path.change):
         trigger(describe_models, model_paths, model_info)
 
@@ -728,13 +762,14 @@ with gr.Blocks(title="NSynth timbre explorer", delete_cache=(600, exports.OUTPUT
     partner.change(show_mix, mix_inputs, [mix_plot, blend_player, mixed_by])
     weight.change(show_mix, mix_inputs, [mix_plot, blend_player, mixed_by])
     to_reconstruct.click(lambda note_id: note_id, walked_id, source_note, js=OPEN_RECONSTRUCT_TAB).then(
-        reconstruct, [source_note, session, temperature, seconds, *model_paths], outputs,
-        concurrency_id="decode", concurrency_limit=1)
+        reconstruct, reconstruct_inputs, outputs, concurrency_id="decode", concurrency_limit=1,
+        show_progress_on=outputs[0])
     point_settings = [point_decoder, pitch_choice, seconds, temperature, *model_paths]
     play_button.click(play_point, [point_x, point_y, *point_settings], [point_player, point_blend],
-                      api_name="play_point", concurrency_id="decode", concurrency_limit=1)
+                      api_name="play_point", concurrency_id="decode", concurrency_limit=1,
+                      show_progress_on=point_player)
     click.change(play_clicked_point, [click, *point_settings], [player, point_x, point_y, point_blend, heard],
-                 concurrency_id="decode", concurrency_limit=1).then(mark_clicked_point, [click, *map_args], map_plot)
+                 concurrency_id="decode", concurrency_limit=1, show_progress_on=player).then(mark_clicked_point, [click, *map_args], map_plot)
     soundfont_estimate_inputs = [multigrid_size, gr.State(list(ONS_PITCHES)), point_decoder, seconds, *model_paths]
     play_estimate_inputs = [play_size, play_pitches, point_decoder, play_seconds, *model_paths]
     for trigger in (play_tab.select, multigrid_size.change, point_decoder.change, seconds.change):
@@ -747,7 +782,7 @@ with gr.Blocks(title="NSynth timbre explorer", delete_cache=(600, exports.OUTPUT
     play_decode_button.click(
         decode_for_playing, [*corners, play_size, play_pitches, rule, point_decoder, play_seconds, session,
                              *model_paths], [play_file, play_index], api_name="decode_for_playing",
-        concurrency_id="decode", concurrency_limit=1).success(
+        concurrency_id="decode", concurrency_limit=1, show_progress_on=play_expected).success(
         None, [play_file, play_index], None, js="(file, index) => window.nsynthPlay.load(file.url, index)")
 
     demo.load(None, js=CLICK_BRIDGE)
@@ -766,8 +801,8 @@ if __name__ == "__main__":
     threading.Thread(target=rainbowgram, args=(np.zeros(NOTE_LENGTH, np.float32),), daemon=True).start()
     # Gradio serves only its own cache and uploads; blocking the code and the weights keeps it so whatever
     # allowed_paths or GRADIO_ALLOWED_PATHS say (Gradio's cache, GRADIO_TEMP_DIR, must lie outside both).
-    # An earlier run stopped mid-upload (a full disk, a kill) leaves Gradio's partial files: none is in flight now.
-    if removed := disk_space.remove_partial_uploads():
+    # An earlier run stopped mid-upload (a full disk, a kill) leaves Gradio's partial files behind.
+    if removed := disk_space.remove_partial_uploads(older_than=disk_space.ORPHAN_AGE):
         print(f"Removed {removed} partly written upload(s) left by an earlier run.", file=sys.stderr)
     demo.queue(default_concurrency_limit=2, max_size=32).launch(
         css=CSS, max_file_size=f"{MAX_UPLOAD_MB}mb", state_session_capacity=MAX_SESSIONS,

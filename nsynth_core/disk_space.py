@@ -9,6 +9,7 @@ Gradio reads the body, and handlers that hand out audio or files call `check_roo
 import errno
 import os
 import shutil
+import time
 from pathlib import Path
 
 from gradio.utils import get_upload_folder
@@ -18,6 +19,7 @@ from .exports import outputs_dir
 RESERVE_ENV = "NSYNTH_DISK_RESERVE_MB"
 DEFAULT_RESERVE_MB = 200  # more than any one answer writes (a 9 x 9 grid of 4 s notes: ~30 MB of wav, zip, copies)
 PARTIAL_UPLOAD_PREFIX = "tmp"  # Gradio streams an upload into <upload folder>/tmpXXXX, then moves it to a subfolder
+ORPHAN_AGE = 600  # s: older partial uploads are orphans (another app sharing the folder may be receiving a new one)
 MB = 1024 * 1024
 
 
@@ -51,15 +53,17 @@ def check_room(incoming_bytes: int = 0, folders=None) -> None:
                                 "be uploaded or decoded right now; your notes are kept. Try again later.")
 
 
-def remove_partial_uploads(folder=None, names=None) -> int:
+def remove_partial_uploads(folder=None, names=None, older_than: float = 0.0) -> int:
     """Deletes Gradio's partly written upload files (top-level tmp* files) in `folder`, all of them or only
-    `names`; returns how many. At start-up no upload is in flight, so every such file is an orphan."""
+    `names`, last written more than `older_than` seconds ago; returns how many."""
     folder = Path(get_upload_folder() if folder is None else folder)
+    cutoff = time.time() - older_than
     removed = 0
     for name in partial_uploads(folder) if names is None else names:
         try:
-            (folder / name).unlink()
-            removed += 1
+            if (folder / name).stat().st_mtime <= cutoff:
+                (folder / name).unlink()
+                removed += 1
         except FileNotFoundError:
             continue
     return removed

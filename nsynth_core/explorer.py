@@ -14,7 +14,7 @@ import os
 import threading
 import time
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Callable
@@ -195,6 +195,21 @@ def add_notes(session: dict[str, Note], new: list[Note], taken_names: set[str] =
         session[note.id] = Note(id=note.id, name=name, audio=note.audio, family=note.family, pitch=note.pitch,
                                 source=note.source)
     return session
+
+
+def with_pitch(session: dict[str, Note], note_id: str, pitch) -> dict[str, Note]:
+    """The session with its note `note_id` labelled at MIDI `pitch`: a wrong pitch estimate corrected, so the
+    decoders that take a pitch play it there."""
+    if note_id not in session:
+        raise ExplorerError("Only your own notes can be given another pitch; the examples keep their dataset's "
+                            "labels." if note_id else "Choose one of your notes first.")
+    try:
+        pitch = float(pitch)
+    except (TypeError, ValueError):
+        pitch = float("nan")
+    if not (0 <= pitch <= 127 and pitch == int(pitch)):
+        raise ExplorerError("A pitch is a whole MIDI note number from 0 to 127 (60 is middle C).")
+    return {**session, note_id: replace(session[note_id], pitch=int(pitch))}
 
 
 # --- models ------------------------------------------------------------------------------------------------------

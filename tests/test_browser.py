@@ -36,6 +36,7 @@ def page(tmp_path_factory):
 def click_first_example(page):
     """Click a bundled note where it is drawn (plotly listens on its drag layer, not on the point itself)."""
     point = page.locator(".js-plotly-plot .scatterlayer .trace").first.locator(".points path").first
+    point.scroll_into_view_if_needed()  # a button pressed lower on the page may have scrolled the map away
     box = point.bounding_box()
     page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
 

@@ -3,6 +3,8 @@ of room midway leaves nothing behind, and partial uploads left by an earlier run
 
 import asyncio
 import errno
+import os
+import time
 
 import httpx
 import pytest
@@ -26,13 +28,20 @@ def test_room_is_refused_when_the_reserve_would_not_stay_free(tmp_path, monkeypa
         check_room(round(free_mb * 0.75 * disk_space.MB), [tmp_path])  # what is coming in counts too
 
 
-def test_start_up_removes_only_partial_uploads(tmp_path):
+def left_an_hour_ago(path):
+    os.utime(path, (time.time() - 3600, time.time() - 3600))
+    return path
+
+
+def test_start_up_removes_only_old_partial_uploads(tmp_path):
     (tmp_path / "tmpab12cd").write_bytes(b"half a wav")
+    left_an_hour_ago(tmp_path / "tmpab12cd")
+    (tmp_path / "tmpinflight").write_bytes(b"an upload another app is receiving now")
     (tmp_path / "8e30037e").mkdir()
     (tmp_path / "8e30037e" / "tmpkept.wav").write_bytes(b"a finished upload")
     (tmp_path / "notes.wav").write_bytes(b"not Gradio's")
-    assert remove_partial_uploads(tmp_path) == 1
-    assert sorted(path.name for path in tmp_path.iterdir()) == ["8e30037e", "notes.wav"]
+    assert remove_partial_uploads(tmp_path, older_than=disk_space.ORPHAN_AGE) == 1
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["8e30037e", "notes.wav", "tmpinflight"]
 
 
 def upload_through(middleware_app, body=b"x" * 1000):
@@ -93,6 +102,7 @@ def full_disk_app(tmp_path_factory):
     checkpoints = tmp_path_factory.mktemp("checkpoints")
     gradio_folder = tmp_path_factory.mktemp("gradio")
     (gradio_folder / "tmp_left_by_a_crash").write_bytes(b"half a wav")
+    left_an_hour_ago(gradio_folder / "tmp_left_by_a_crash")
     write_tiny_checkpoints(checkpoints)
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("GRADIO_TEMP_DIR", str(gradio_folder))

@@ -13,7 +13,7 @@ from nsynth_core.checkpoint import CheckpointError
 from nsynth_core.embedding_map import load_map, note_features, save_map
 from nsynth_core.explorer import (
     Explorer, ExplorerError, add_notes, bundled_notes, decode, encode_notes, encoder_for, list_checkpoints,
-    load_model, make_grid, note_from_file,
+    load_model, make_grid, note_from_file, with_pitch,
 )
 from nsynth_core.exports import export_zip
 from nsynth_core.figures import FigureError, map_figure
@@ -94,6 +94,20 @@ def test_add_notes_keeps_one_copy_and_unique_names(write_tone):
     session = add_notes({}, [a, a, b], taken_names={"bundled"})
     assert len(session) == 2
     assert sorted(note.name for note in session.values()) == ["take", "take (2)"]
+
+
+def test_a_wrong_pitch_is_corrected_in_the_session_only(write_tone):
+    note = note_from_file(write_tone(frequency=261.63), name="bell")
+    session = add_notes({}, [note])
+    assert session[note.id].pitch == 60
+    corrected = with_pitch(session, note.id, 48.0)
+    assert corrected[note.id].pitch == 48 and corrected[note.id].label == "bell (unknown, C3)"
+    assert session[note.id].pitch == 60  # the session it came from is unchanged
+    for wrong in (None, "C4", 60.5, 128, float("nan")):
+        with pytest.raises(ExplorerError, match="whole MIDI note number"):
+            with_pitch(session, note.id, wrong)
+    with pytest.raises(ExplorerError, match="examples keep their dataset's labels"):
+        with_pitch(session, "bass_electronic_fluidr3_gm033-036-100", 40)
 
 
 def test_checkpoints_are_listed_by_kind(checkpoints, tmp_path):

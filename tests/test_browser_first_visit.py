@@ -1,0 +1,119 @@
+"""A first visit in a real browser: uploads one after another, a refusal shown once, Reconstruct's own settings, a
+corrected pitch, and screenshots at a laptop's and a phone's size (to $NSYNTH_SCREENSHOTS, else the test's folder)."""
+
+import os
+import shutil
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from app_helpers import running_app, write_tiny_checkpoints
+from browser_helpers import CHROMIUM, CHROMIUM_ARGS
+
+WAIT_MS = 120_000
+SCREENSHOTS_ENV = "NSYNTH_SCREENSHOTS"
+ERROR_BADGES = ".error-container, .error-bubble, .status-tracker.error"  # a component's own "Error" badge
+VIEWPORTS = {"laptop": (1280, 900), "phone": (390, 844)}
+
+playwright = pytest.importorskip("playwright.sync_api")
+pytestmark = pytest.mark.skipif(shutil.which(CHROMIUM) is None, reason="needs Debian's chromium")
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("checkpoints")
+    write_tiny_checkpoints(directory)
+    with running_app(directory, directory / "app.log") as url, playwright.sync_playwright() as driver:
+        browser = driver.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield url, browser, directory / "app.log"
+        browser.close()
+
+
+@pytest.fixture
+def page(served):
+    url, browser, _ = served
+    width, height = VIEWPORTS["laptop"]
+    page = browser.new_page(viewport={"width": width, "height": height})
+    page.set_default_timeout(WAIT_MS)
+    page.goto(url)
+    page.wait_for_selector(".js-plotly-plot .scatterlayer .points path")
+    yield page
+    page.close()
+
+
+def tone(path, frequency, seconds=1.0, amplitude=0.5):
+    t = np.arange(round(seconds * 16000)) / 16000
+    sf.write(path, amplitude * np.sin(2 * np.pi * frequency * t) * np.exp(-2 * t), 16000)
+    return path
+
+
+def upload(page, path):
+    page.locator("#uploads input[type=file]").set_input_files(str(path))
+
+
+def files_in_the_upload_box(page):
+    return page.locator("#uploads .file-preview .file-name, #uploads tbody tr").count()
+
+
+def test_each_upload_reads_only_its_own_files_and_a_refused_one_does_not_stay(page, served, tmp_path):
+    _, _, log = served
+    upload(page, tone(tmp_path / "first_tone.wav", 220))
+    page.get_by_text("first_tone", exact=False).first.wait_for()
+    page.wait_for_function("document.querySelectorAll('#uploads tbody tr').length === 0")
+    upload(page, tone(tmp_path / "second_tone.wav", 330))
+    page.locator("#summary", has_text="second_tone").wait_for()
+    assert "first_tone" in page.locator("#summary").inner_text()
+    assert files_in_the_upload_box(page) == 0
+    logged = log.read_text()
+    assert logged.count("Read upload first_tone\n") == 1 and logged.count("Read upload second_tone\n") == 1
+
+    silent = tmp_path / "silent_take.wav"
+    sf.write(silent, np.zeros(16000), 16000)
+    upload(page, silent)
+    page.locator(".toast-body", has_text="silent").first.wait_for()
+    page.wait_for_function("document.querySelectorAll('#uploads tbody tr').length === 0")
+    upload(page, tone(tmp_path / "third_tone.wav", 440))
+    page.locator("#summary", has_text="third_tone").wait_for()
+    assert log.read_text().count("'silent_take' is silent") == 1  # refused once, not again with the next upload
+
+
+def test_a_refused_request_shows_one_badge_not_one_per_output(page):
+    page.get_by_role("tab", name="Reconstruct").click()
+    page.get_by_role("button", name="Reconstruct", exact=True).click()
+    page.locator(".toast-body", has_text="Choose a note to reconstruct").first.wait_for()
+    assert page.locator(ERROR_BADGES).count() <= 1
+
+
+def test_reconstruct_has_its_own_length_and_temperature(page):
+    page.get_by_role("tab", name="Reconstruct").click()
+    tab = page.locator("#reconstruct-tab")
+    assert tab.get_by_label("number input for Length (s)").input_value() == "2"
+    assert tab.get_by_label("number input for WaveNet temperature").input_value() == "0.25"
+
+
+def test_a_wrong_pitch_estimate_can_be_corrected(page, tmp_path):
+    upload(page, tone(tmp_path / "bell_like.wav", 261.63))  # C4
+    page.locator("#summary", has_text="bell_like").wait_for()
+    pitch = page.get_by_label("Its pitch (MIDI; 60 is middle C)")
+    page.wait_for_function("document.querySelector('#note-pitch input').value === '60'")
+    pitch.fill("48")
+    page.get_by_role("button", name="Correct the pitch of my note").click()
+    page.locator("#summary", has_text="bell_like (unknown, C3)").wait_for()
+
+
+@pytest.mark.parametrize("viewport", VIEWPORTS)
+def test_screenshots_for_review(served, viewport, tmp_path):
+    url, browser, _ = served
+    width, height = VIEWPORTS[viewport]
+    page = browser.new_page(viewport={"width": width, "height": height})
+    page.set_default_timeout(WAIT_MS)
+    page.goto(url)
+    page.wait_for_selector(".js-plotly-plot .scatterlayer .points path")
+    folder = os.environ.get(SCREENSHOTS_ENV) or str(tmp_path)
+    os.makedirs(folder, exist_ok=True)
+    page.screenshot(path=os.path.join(folder, f"first_visit_{viewport}.png"), full_page=True)
+    assert page.locator(ERROR_BADGES).count() == 0
+    plot_top = page.locator(".js-plotly-plot").first.bounding_box()["y"] + page.evaluate("window.scrollY")
+    assert plot_top < 2 * height  # the map is within the first two screens, even on a phone
+    page.close()
