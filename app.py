@@ -65,6 +65,8 @@ PLAY_SURFACE = """
   <p id="play-status">Decode the grid first; then a MIDI keyboard, the computer's keys or these keys play it.</p>
 </div>
 """
+PUBLIC_API = {"add_uploads", "add_recording", "save_notes", "restore_notes", "correct_pitch", "map", "select_note",
+              "grid", "reconstruct", "play_point", "soundfont", "decode_for_playing"}
 CSS = "#map-click {display: none !important}"
 CSS += "\n#how-it-works p, #how-it-works td, #how-it-works th {font-size: 1.2rem; line-height: 1.5}"
 # On a phone the Explore tab's columns stack: the map comes first, above the upload and note controls.
@@ -363,6 +365,17 @@ def walked_note(selected, session) -> ex.Note:
     return app.note(session, selected) if selected else next(iter(app.bundled.values()))
 
 
+def note_picker(label: str, value: str | None = None) -> gr.Dropdown:
+    """A note picker whose choices are filled when the page loads: built empty, the API schema does not list
+    every note id, and an id it does not know gets the app's own message rather than a list of all ids."""
+    return gr.Dropdown([], value=value, label=label, allow_custom_value=True)
+
+
+def note_pickers(session, *values):
+    choices = note_choices(session)
+    return [gr.update(choices=choices, value=value) for value in values]
+
+
 def another_family_note() -> str | None:
     """A default partner to mix the first example with: the first example of another family."""
     first, *others = app.bundled.values()
@@ -576,12 +589,12 @@ with gr.Blocks(title="NSynth timbre explorer", delete_cache=(600, exports.OUTPUT
                 uploads = gr.File(label="Upload notes", file_count="multiple", file_types=["audio"], elem_id="uploads")
                 gr.Markdown(UPLOAD_LIMITS)
                 recorder = gr.Audio(sources=["microphone"], type="filepath", label="Or record one")
-                summary = gr.Markdown(session_summary({}), elem_id="summary")
+                summary = gr.Markdown(session_summary({}), label="Your notes", elem_id="summary")
                 with gr.Row():
                     save_button = gr.Button("Save my notes", size="sm")
                     saved = gr.File(label="Saved notes (.npz)", interactive=False)
                 restore = gr.File(label="Restore saved notes", file_types=[".npz"])
-                selected = gr.Dropdown(note_choices({}), value=None, label="Note (or click one on the map)")
+                selected = note_picker("Note (or click one on the map)")
                 with gr.Row():
                     note_pitch = gr.Number(None, precision=0, minimum=0, maximum=127,
                                            label="Its pitch (MIDI; 60 is middle C)", elem_id="note-pitch")
@@ -601,7 +614,7 @@ with gr.Blocks(title="NSynth timbre explorer", delete_cache=(600, exports.OUTPUT
 
     with gr.Tab("Grid"):
         with gr.Row():
-            corners = [gr.Dropdown(note_choices({}), value=None, label=f"Corner {corner}") for corner in CORNERS]
+            corners = [note_picker(f"Corner {corner}") for corner in CORNERS]
         with gr.Row():
             shape = gr.Radio(["grid (4 notes)", "line (A to B)"], value="grid (4 notes)", label="Shape")
             size = gr.Slider(min(GRID_SIZES), MAX_SIZE, value=2, step=1, label="Cells per side")
@@ -617,16 +630,17 @@ with gr.Blocks(title="NSynth timbre explorer", delete_cache=(600, exports.OUTPUT
             seconds = gr.Slider(0.1, 4.0, value=1.0, step=0.1, label="Length (s)")
         expected = gr.Markdown()
         generate_button = gr.Button("Generate grid", variant="primary")
-        made_by = gr.Markdown()
+        made_by = gr.Markdown(label="Decoded by")
         players = []
         for _ in range(MAX_SIZE):
             with gr.Row():
-                players += [gr.Audio(visible=False, interactive=False, min_width=120) for _ in range(MAX_SIZE)]
+                players += [gr.Audio(visible=False, interactive=False, min_width=120, label="Grid cell")
+                            for _ in range(MAX_SIZE)]
         archive = gr.File(label="Download every cell (wav + Z as .npy)")
 
     with gr.Tab("Reconstruct", elem_id="reconstruct-tab"):
         with gr.Row():
-            source_note = gr.Dropdown(note_choices({}), value=None, label="Note")
+            source_note = note_picker("Note")
             reconstruct_seconds = gr.Slider(0.1, 4.0, value=2.0, step=0.1, label="Length (s)")
             reconstruct_temperature = gr.Slider(0.0, 1.5, value=0.25, step=0.05, label="WaveNet temperature")
             reconstruct_button = gr.Button("Reconstruct", variant="primary")
@@ -638,7 +652,7 @@ with gr.Blocks(title="NSynth timbre explorer", delete_cache=(600, exports.OUTPUT
 
     with gr.Tab("How it works", elem_id="how-it-works") as how_tab:
         walked_id = gr.State(None)  # the note the walk-through shows, for the link to its reconstructions
-        shown_note = gr.Markdown()
+        shown_note = gr.Markdown(label="Note followed")
         step_heading(0)
         sound_plot = gr.Plot(show_label=False)
         with gr.Row():
@@ -657,12 +671,12 @@ with gr.Blocks(title="NSynth timbre explorer", delete_cache=(600, exports.OUTPUT
         distribution_plot = gr.Plot(show_label=False)
         step_heading(3)
         with gr.Row():
-            partner = gr.Dropdown(note_choices({}), value=another_family_note(), label="Mix with")
+            partner = note_picker("Mix with", another_family_note())
             weight = gr.Slider(0.0, 1.0, value=0.5, step=0.05, label="Weight of the second note")
         mix_plot = gr.Plot(show_label=False)
         with gr.Row():
             blend_player = gr.Audio(label="The decoded blend", interactive=False)
-            mixed_by = gr.Markdown()
+            mixed_by = gr.Markdown(label="Mixed by")
         step_heading(4)
         decoders_table = gr.Markdown()
         to_reconstruct = gr.Button("Hear this note's three reconstructions (Reconstruct tab)", variant="primary")
@@ -677,7 +691,7 @@ with gr.Blocks(title="NSynth timbre explorer", delete_cache=(600, exports.OUTPUT
             point_x, point_y = gr.Number(0.0, label="Map x"), gr.Number(0.0, label="Map y")
             play_button = gr.Button("Play this point", variant="primary")
         point_player = gr.Audio(label="Map point", interactive=False, autoplay=True)
-        point_blend = gr.Markdown()
+        point_blend = gr.Markdown(label="Blend heard")
         with gr.Row():
             multigrid_size = gr.Slider(min(MULTIGRID_SIZES), max(MULTIGRID_SIZES), value=MULTIGRID_SIZE, step=1,
                                        label="Cells per side")
@@ -696,7 +710,7 @@ with gr.Blocks(title="NSynth timbre explorer", delete_cache=(600, exports.OUTPUT
         play_expected = gr.Markdown()
         gr.HTML(PLAY_SURFACE)
         play_file = gr.File(label="Decoded notes (16-bit PCM, index below)", visible="hidden")
-        play_index = gr.JSON(visible="hidden")
+        play_index = gr.JSON(visible="hidden", label="Index of the decoded notes")
 
     with gr.Tab("About"):
         gr.Markdown((ex.ASSETS_DIR / "about.md").read_text())
@@ -788,8 +802,14 @@ with gr.Blocks(title="NSynth timbre explorer", delete_cache=(600, exports.OUTPUT
     demo.load(None, js=CLICK_BRIDGE)
     demo.load(None, js=PLAYER)
     demo.load(refresh_checkpoints, model_paths, [status, *model_paths])
+    note_dropdowns_and_partner = [*note_dropdowns, partner]
+    demo.load(note_pickers, [session, *note_dropdowns_and_partner], note_dropdowns_and_partner)
     demo.load(draw_map, map_args, map_plot).then(
         describe_models, model_paths, model_info).then(estimate, estimate_inputs, expected)
+    # The API offers what a caller would call; the page's own wiring (estimates, redraws, steps) stays private.
+    for event in demo.fns.values():
+        if event.api_name not in PUBLIC_API:
+            event.api_visibility = "private"
 
 if __name__ == "__main__":
     keep_memory_flat()  # before the server's threads start

@@ -1,5 +1,9 @@
 """The app as a program: `python app.py` driven through its API with gradio_client."""
 
+import contextlib
+import io
+import json
+import re
 import zipfile
 
 import numpy as np
@@ -8,6 +12,7 @@ import soundfile as sf
 from gradio_client import handle_file
 
 from nsynth_core.audio import PLAYBACK_PEAK
+from app_helpers import REPO
 
 FIRST_NOTES = ["bass_electronic_fluidr3_gm033-036-100", "brass_acoustic_fluidr3_gm056-055-100",
                "flute_acoustic_fluidr3_gm073-067-100"]
@@ -78,3 +83,28 @@ def test_bad_requests_leave_the_app_working(client, tmp_path):
     *players, _, made_by = client.predict(*FIRST_NOTES[:2], None, None, "line (A to B)", 3, "bilinear",
                                           "DDSP", 1.0, 0.1, api_name="/grid")
     assert sum(1 for player in players if player.get("visible")) == 3 and "DDSP" in made_by
+
+
+def test_the_readme_api_example_runs(client, write_tone):
+    section = (REPO / "README.md").read_text().split("## The app's API", 1)[1]
+    example = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    example = example.replace('"http://127.0.0.1:7860/"', repr(client.src)).replace(
+        '"my_note.wav"', repr(str(write_tone(frequency=262.0, seconds=1.0))))
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        exec(example, {})
+    assert "Your notes:" in printed.getvalue() and "DDSP" in printed.getvalue()
+    assert "nsynth_grid.zip" in printed.getvalue()
+
+
+def test_the_api_lists_what_a_caller_would_call_without_every_note_id(client):
+    listing = client.view_api(return_format="dict", print_info=False)
+    documented = (REPO / "README.md").read_text().split("## The app's API", 1)[1].split("```", 1)[0]
+    assert sorted(listing["named_endpoints"]) == sorted(re.findall(r"`(/[a-z_]+)`", documented))
+    assert listing["unnamed_endpoints"] == {}
+    labels = [answer["label"] for endpoint in listing["named_endpoints"].values() for answer in endpoint["returns"]]
+    assert not [label for label in labels if label.startswith("value_")]  # every answer is named
+    assert FIRST_NOTES[0] not in json.dumps(listing)  # the note pickers are filled by the page, not the schema
+    with pytest.raises(Exception) as refused:
+        client.predict("a-note-of-another-session", api_name="/select_note")
+    assert str(refused.value) == "That note is no longer available; choose another one."
