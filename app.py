@@ -296,7 +296,7 @@ def reconstruct(note_id, session, temperature, seconds, wavenet_path, spectral_p
         raise ex.ExplorerError("Choose a note to reconstruct.")
     note = app.note(session, note_id)
     length = int(seconds * SAMPLE_RATE)
-    outputs = [playable(note.audio[:length]), rainbowgram(note.audio[:length])]
+    outputs = [playable(note.audio[:length]), figures.rainbowgram_figure(note.audio[:length], "Original")]
     paths = checkpoint_paths(wavenet_path, spectral_path, ddsp_path)
     for label, kind in DECODERS.items():
         if not paths[kind]:
@@ -307,7 +307,7 @@ def reconstruct(note_id, session, temperature, seconds, wavenet_path, spectral_p
         audio = app.reconstruct(loaded, encoder, note, temperature, length,
                                 progress=lambda done, total: progress((done, total), desc=label, unit="samples"),
                                 pitch=chosen_pitch(pitch), octaves=octaves)
-        outputs += [playable(audio), rainbowgram(audio)]
+        outputs += [playable(audio), figures.rainbowgram_figure(audio, label)]
     return outputs
 
 
@@ -648,7 +648,7 @@ with gr.Blocks(title="NSynth timbre explorer", delete_cache=(600, exports.OUTPUT
         with gr.Row():
             for title in ("Original", *DECODERS):
                 with gr.Column():
-                    outputs += [gr.Audio(label=title, interactive=False), gr.Image(label=f"{title} rainbowgram")]
+                    outputs += [gr.Audio(label=title, interactive=False), gr.Plot(label=f"{title} rainbowgram")]
 
     with gr.Tab("How it works", elem_id="how-it-works") as how_tab:
         walked_id = gr.State(None)  # the note the walk-through shows, for the link to its reconstructions

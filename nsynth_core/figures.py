@@ -1,10 +1,16 @@
-"""The explorer's plotly figures: the map of notes in the embedding space, and an empty map with a message."""
+"""The explorer's plotly figures: the map of notes in the embedding space, an empty map with a message, and
+rainbowgrams with their axes."""
 
+import librosa
 import numpy as np
 import plotly
 import plotly.graph_objects as go
+from PIL import Image
 
+from .audio import SAMPLE_RATE
 from .embedding_map import EmbeddingMap
+from .rainbowgram import HOP_LENGTH as RAINBOWGRAM_HOP
+from .rainbowgram import LOWEST_NOTE, OCTAVES, rainbowgram
 
 COLOR_BY = ("family", "pitch", "source")
 
@@ -83,4 +89,32 @@ def mark_blend(figure: go.Figure, point, neighbours_xy: np.ndarray, labels: list
                                     line=dict(color="crimson", width=1, dash="dot")))
     figure.add_trace(go.Scatter(x=[x], y=[y], mode="markers", name="played point", hoverinfo="skip",
                                 marker=dict(size=14, symbol="x", color="crimson")))
+    return figure
+
+
+def add_rainbowgram(figure: go.Figure, audio: np.ndarray, row: int | None = None, col: int | None = None,
+                    pitch_axis: bool = False) -> None:
+    """The rainbowgram stretched over its (sub)plot's time axis in seconds (an Image trace would force square
+    pixels on a shared axis). With `pitch_axis`, the y axis names the C of each octave; else it is hidden."""
+    picture = rainbowgram(audio)
+    axes = {} if row is not None else {"xref": "x", "yref": "y"}  # a subplot's row and col name its axes
+    figure.add_layout_image(source=Image.fromarray(picture), x=0, y=OCTAVES, sizex=picture.shape[1]
+                            * RAINBOWGRAM_HOP / SAMPLE_RATE, sizey=OCTAVES, xanchor="left", yanchor="top",
+                            sizing="stretch", layer="above", row=row, col=col, **axes)
+    lowest = librosa.note_to_midi(LOWEST_NOTE)
+    figure.update_yaxes(range=[0, OCTAVES], visible=pitch_axis, tickvals=list(range(OCTAVES + 1)),
+                        ticktext=[librosa.midi_to_note(lowest + 12 * octave, unicode=False)
+                                  for octave in range(OCTAVES + 1)], showgrid=False, row=row, col=col)
+
+
+def rainbowgram_figure(audio: np.ndarray, title: str) -> go.Figure:
+    """A rainbowgram with its axes: time in seconds, pitch by octave, and what brightness and colour mean."""
+    figure = go.Figure()
+    figure.add_trace(go.Scatter(x=[0, len(audio) / SAMPLE_RATE], y=[0, 0], mode="markers", opacity=0,
+                                hoverinfo="skip", showlegend=False))  # the time axis spans the whole sound
+    add_rainbowgram(figure, audio, pitch_axis=True)
+    figure.update_xaxes(title="time (s)", range=[0, len(audio) / SAMPLE_RATE], showgrid=False)
+    figure.update_layout(title=dict(text=f"{title}<br><sub>brightness: loudness<br>colour: phase change "
+                                         "(steady = a clean partial)</sub>", x=0.02),
+                         height=340, margin=dict(l=45, r=10, t=80, b=45), plot_bgcolor="black")
     return figure

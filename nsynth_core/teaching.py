@@ -10,14 +10,12 @@ from pathlib import Path
 import numpy as np
 import plotly.graph_objects as go
 import torch
-from PIL import Image
 from plotly.subplots import make_subplots
 
 from . import explorer as ex
 from .audio import MU, NOTE_LENGTH, SAMPLE_RATE, mu_law_decode, mu_law_encode
+from .figures import add_rainbowgram
 from .generate import sample_logits, sampling_uniforms
-from .rainbowgram import HOP_LENGTH as RAINBOWGRAM_HOP
-from .rainbowgram import rainbowgram
 from .wavenet import fundamental_phase
 
 EVALUATION_FILE = "evaluation.md"
@@ -108,16 +106,6 @@ def _z_heatmap(z: np.ndarray, hop: int, name: str, limit: float, showscale: bool
                       hovertemplate="%{x:.3f} s, channel %{y}: %{z:.3f}<extra>" + name + "</extra>")
 
 
-def _add_rainbowgram(figure: go.Figure, audio: np.ndarray, row: int, col: int = 1) -> None:
-    """The rainbowgram stretched over its subplot's time axis (an Image trace would force square pixels on the
-    shared axis and squeeze the heat maps under it)."""
-    picture = rainbowgram(audio)
-    figure.add_layout_image(source=Image.fromarray(picture), x=0, y=1, sizex=picture.shape[1] * RAINBOWGRAM_HOP
-                            / SAMPLE_RATE, sizey=1, xanchor="left", yanchor="top", sizing="stretch", layer="above",
-                            row=row, col=col)
-    figure.update_yaxes(range=[0, 1], visible=False, row=row, col=col)
-
-
 def code_figure(wavenet: ex.LoadedModel, note: ex.Note) -> go.Figure:
     """The note's rainbowgram over its Z heat map (16 channels x frames of 32 ms), and Z's time average."""
     z = ex.encode_notes(wavenet, [note])[0]
@@ -127,7 +115,7 @@ def code_figure(wavenet: ex.LoadedModel, note: ex.Note) -> go.Figure:
                            specs=[[{}, None], [{}, {}]],
                            subplot_titles=("Rainbowgram (brightness: loudness, colour: phase change)",
                                            "Z: 16 channels, one frame per 32 ms", "average"))
-    _add_rainbowgram(figure, note.audio, 1)
+    add_rainbowgram(figure, note.audio, 1, 1)
     figure.add_trace(_z_heatmap(z, wavenet.model.config.hop_length, "Z", limit, showscale=True), 2, 1)
     average = z.mean(axis=0)
     figure.add_trace(go.Heatmap(z=average[:, None], x=["mean"], y=np.arange(1, len(average) + 1), zmin=-limit,
@@ -288,7 +276,7 @@ def mixing_figure(wavenet: ex.LoadedModel, grid: ex.Grid, blend_audio: np.ndarra
     for row, (title, z) in enumerate(rows, start=1):
         figure.add_trace(_z_heatmap(z, wavenet.model.config.hop_length, title, limit, showscale=row == 1), row, 1)
         figure.update_yaxes(title="channel", row=row, col=1)
-    _add_rainbowgram(figure, blend_audio, 4)
+    add_rainbowgram(figure, blend_audio, 4, 1)
     figure.update_xaxes(title="time (s)", row=4, col=1)
     return _layout(figure, "Mixing codes", height=FIGURE_HEIGHT + 260)
 

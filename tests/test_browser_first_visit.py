@@ -85,11 +85,25 @@ def test_a_refused_request_shows_one_badge_not_one_per_output(page):
     assert page.locator(ERROR_BADGES).count() <= 1
 
 
-def test_reconstruct_has_its_own_length_and_temperature(page):
+def test_reconstruct_has_its_own_settings_and_rainbowgrams_with_axes(page, served, tmp_path):
     page.get_by_role("tab", name="Reconstruct").click()
     tab = page.locator("#reconstruct-tab")
     assert tab.get_by_label("number input for Length (s)").input_value() == "2"
     assert tab.get_by_label("number input for WaveNet temperature").input_value() == "0.25"
+    length = tab.get_by_label("number input for Length (s)")
+    length.fill("0.5")
+    length.press("Enter")
+    picker = tab.get_by_label("Note")
+    picker.click()
+    picker.press("ArrowDown")
+    picker.press("Enter")
+    tab.get_by_role("button", name="Reconstruct", exact=True).click()
+    tab.locator(".js-plotly-plot").nth(3).wait_for()  # the original and three reconstructions
+    assert tab.locator(".js-plotly-plot .xtitle", has_text="time (s)").count() == 4
+    assert tab.locator(".js-plotly-plot .ytick", has_text="C4").count() == 4
+    folder = os.environ.get(SCREENSHOTS_ENV) or str(tmp_path)
+    os.makedirs(folder, exist_ok=True)
+    page.screenshot(path=os.path.join(folder, "reconstruct.png"), full_page=True)
 
 
 def test_a_wrong_pitch_estimate_can_be_corrected(page, tmp_path):

@@ -1,7 +1,10 @@
 import numpy as np
 import librosa
+import pytest
 
-from nsynth_core.rainbowgram import BINS_PER_OCTAVE, OCTAVES, log_power_and_if, rainbowgram, constant_q
+from nsynth_core.figures import rainbowgram_figure
+from nsynth_core.rainbowgram import (BINS_PER_OCTAVE, HOP_LENGTH, OCTAVES, constant_q, log_power_and_if,
+                                     rainbowgram)
 
 SAMPLE_RATE = 16000
 
@@ -38,3 +41,13 @@ def test_silence_is_black_and_short_audio_works():
     assert rainbowgram(np.zeros(16000, np.float32)).max() == 0
     short = rainbowgram(tone(440.0, 0.1))
     assert short.shape == (240, 1 + 1600 // 256, 3) and short.max() > 0
+
+
+def test_the_reconstruct_tab_figure_has_time_and_pitch_axes():
+    figure = rainbowgram_figure(tone(440.0, 1.0), "DDSP")
+    image = figure.layout.images[0]
+    assert image.sizex == pytest.approx(1.0, abs=HOP_LENGTH / SAMPLE_RATE)  # the picture spans the sound's time
+    assert figure.layout.xaxis.title.text == "time (s)" and tuple(figure.layout.xaxis.range) == (0, 1.0)
+    assert list(figure.layout.yaxis.ticktext) == ["C2", "C3", "C4", "C5", "C6", "C7", "C8"]
+    assert figure.layout.yaxis.visible and "DDSP" in figure.layout.title.text
+    assert "colour" in figure.layout.title.text  # what colour and brightness mean is written beside it
