@@ -281,9 +281,10 @@ def run_grid(a, b, c, d, shape, size, rule, decoder, temperature, seconds, sessi
     archive = exports.export_zip(exports.output_path(app.outputs_dir, "nsynth_grid.zip"), grid, audio, z)
     players = [gr.update(value=None, visible=False) for _ in range(MAX_SIZE * MAX_SIZE)]
     rows = 1 if count == 2 else size
-    for index, label in enumerate(grid.labels):
+    for index, (label, made_of) in enumerate(zip(grid.labels, grid.mixes())):
         row, column = divmod(index, size) if rows > 1 else (0, index)
-        players[row * MAX_SIZE + column] = gr.update(value=playable(audio[index]), label=label, visible=True)
+        players[row * MAX_SIZE + column] = gr.update(value=playable(audio[index]), label=f"{label}: {made_of}",
+                                                     visible=True)
     made_by = f"Decoded by the **{decoder}** decoder (`{loaded.name}`)."
     return [*players, str(archive), cells, made_by]
 
@@ -607,7 +608,8 @@ with gr.Blocks(title="NSynth timbre explorer", delete_cache=(600, exports.OUTPUT
                     corner_buttons = [gr.Button(f"Use as {corner[0]}", size="sm") for corner in CORNERS]
             with gr.Column(scale=2):
                 with gr.Row():
-                    color_by = gr.Radio(list(figures.COLOR_BY), value="family", label="Colour by")
+                    color_by = gr.Radio([(figures.COLOR_BY_LABELS[name], name) for name in figures.COLOR_BY],
+                                        value="family", label="Colour by")
                     show_path = gr.Checkbox(label="Show the selected note's path over time")
                 map_plot = gr.Plot(label="Map")
                 click = gr.Textbox(elem_id="map-click", show_label=False)

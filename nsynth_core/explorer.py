@@ -379,6 +379,13 @@ class Grid:
     labels: list[str]  # one per cell, row-major
     rule: str
 
+    def mixes(self, shown: float = 0.05) -> list[str]:
+        """What each cell is made of, e.g. "A 75 % + B 25 %": the corners (A, B, C, D) weighing at least
+        `shown`, heaviest first."""
+        return [" + ".join(f"{'ABCD'[corner]} {weights[corner]:.0%}".replace("%", " %")
+                           for corner in np.argsort(-weights, kind="stable") if weights[corner] >= shown)
+                for weights in self.weights]
+
 
 def make_grid(corners: list[Note], size: int, rule: str = "bilinear") -> Grid:
     """Two corners: a line of `size` steps; four corners (top-left, top-right, bottom-left, bottom-right): a

@@ -13,6 +13,7 @@ from .rainbowgram import HOP_LENGTH as RAINBOWGRAM_HOP
 from .rainbowgram import LOWEST_NOTE, OCTAVES, rainbowgram
 
 COLOR_BY = ("family", "pitch", "source")
+COLOR_BY_LABELS = {"family": "instrument family", "pitch": "pitch", "source": "sound bank (SoundFont)"}
 
 
 class FigureError(ValueError):
@@ -49,6 +50,10 @@ def map_figure(embedding_map: EmbeddingMap, color_by: str = "family", user_point
             x=path[:, 0], y=path[:, 1], mode="lines+markers", name=f"{name} over time",
             line=dict(color="rgba(60,60,60,0.5)"), hoverinfo="skip",
             marker=dict(size=5, color=np.arange(len(path)), colorscale="Plasma")))
+        figure.add_trace(go.Scatter(
+            x=path[[0, -1], 0], y=path[[0, -1], 1], mode="markers+text", text=["start", "end"],
+            textposition="top center", showlegend=False, hoverinfo="skip",
+            marker=dict(size=11, symbol=["circle-open", "x"], color="black")))
     if len(user_points):
         notes, xy = zip(*user_points)
         xy = np.asarray(xy)
@@ -64,11 +69,13 @@ def map_figure(embedding_map: EmbeddingMap, color_by: str = "family", user_point
             x=xy[:, 0], y=xy[:, 1], mode="markers", name="grid cells", text=list(cell_labels),
             hovertemplate="%{text}<extra></extra>",
             marker=dict(size=9, symbol="square", color="rgba(0,0,0,0)", line=dict(color="crimson", width=2))))
-    figure.update_layout(margin=dict(l=10, r=10, t=30, b=10), height=480, legend=dict(itemsizing="constant"),
+    figure.update_layout(margin=dict(l=30, r=10, t=50, b=30), height=480, legend=dict(itemsizing="constant"),
                          colorway=plotly.colors.qualitative.Dark24,  # 11 families need more than 10 colours
-                         xaxis=dict(showticklabels=False, title=None), yaxis=dict(showticklabels=False, title=None),
-                         title=dict(text="Notes in the embedding space (UMAP of Z averaged over time)",
-                                    font=dict(size=14)), clickmode="event")
+                         xaxis=dict(showticklabels=False, title="map x"),
+                         yaxis=dict(showticklabels=False, title="map y"),
+                         title=dict(text="Notes in the embedding space (UMAP of Z averaged over time)<br><sub>each "
+                                         "point is a 4 s note; near points have similar codes (the axes have no "
+                                         "units)</sub>", font=dict(size=14)), clickmode="event")
     return figure
 
 

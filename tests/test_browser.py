@@ -104,12 +104,12 @@ def test_upload_map_grid_play(page, tmp_path):
     page.get_by_text("Decoding 2 cells of 0.1 s").wait_for()  # the expected time is stated before decoding
     page.get_by_role("button", name="Generate grid", exact=True).click()
 
-    for label in ("step1", "step2"):
+    for label in ("step1: A 100 %", "step2: B 100 %"):  # each cell says which corners it is made of
         player = page.locator(".block", has=page.get_by_text(label, exact=True)).last
         player.locator("a[download]").first.wait_for(state="attached")
         audio, rate = downloaded_audio(page, player)
         assert rate == 16000 and len(audio) == 1600 and np.abs(audio).max() > 0
-    first = page.locator(".block", has=page.get_by_text("step1", exact=True)).last
+    first = page.locator(".block", has=page.get_by_text("step1: A 100 %", exact=True)).last
     first.get_by_role("button", name="Play", exact=True).click()
     first.get_by_role("button", name="Pause", exact=True).wait_for()
     archive = page.locator(".block", has=page.get_by_text("Download every cell")).last

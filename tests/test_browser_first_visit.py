@@ -52,19 +52,18 @@ def upload(page, path):
     page.locator("#uploads input[type=file]").set_input_files(str(path))
 
 
-def files_in_the_upload_box(page):
-    return page.locator("#uploads .file-preview .file-name, #uploads tbody tr").count()
+BOX_EMPTY = "document.querySelectorAll('#uploads tbody tr').length === 0"  # no file listed in the upload box
 
 
 def test_each_upload_reads_only_its_own_files_and_a_refused_one_does_not_stay(page, served, tmp_path):
     _, _, log = served
     upload(page, tone(tmp_path / "first_tone.wav", 220))
-    page.get_by_text("first_tone", exact=False).first.wait_for()
-    page.wait_for_function("document.querySelectorAll('#uploads tbody tr').length === 0")
+    page.locator("#summary", has_text="first_tone").wait_for()  # the upload has been read and placed
+    page.wait_for_function(BOX_EMPTY)
     upload(page, tone(tmp_path / "second_tone.wav", 330))
     page.locator("#summary", has_text="second_tone").wait_for()
     assert "first_tone" in page.locator("#summary").inner_text()
-    assert files_in_the_upload_box(page) == 0
+    page.wait_for_function(BOX_EMPTY)
     logged = log.read_text()
     assert logged.count("Read upload first_tone\n") == 1 and logged.count("Read upload second_tone\n") == 1
 
@@ -72,7 +71,7 @@ def test_each_upload_reads_only_its_own_files_and_a_refused_one_does_not_stay(pa
     sf.write(silent, np.zeros(16000), 16000)
     upload(page, silent)
     page.locator(".toast-body", has_text="silent").first.wait_for()
-    page.wait_for_function("document.querySelectorAll('#uploads tbody tr').length === 0")
+    page.wait_for_function(BOX_EMPTY)
     upload(page, tone(tmp_path / "third_tone.wav", 440))
     page.locator("#summary", has_text="third_tone").wait_for()
     assert log.read_text().count("'silent_take' is silent") == 1  # refused once, not again with the next upload

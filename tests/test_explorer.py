@@ -181,6 +181,7 @@ def test_grids_mix_the_corners(checkpoints, small_assets, tmp_path):
     corners = list(app.bundled.values())[:4]
     grid = make_grid(corners, 3, "distance")
     assert grid.labels[0] == "r1c1" and len(grid.labels) == 9
+    assert grid.mixes()[0] == "A 100 %" and grid.mixes()[4] == "A 25 % + B 25 % + C 25 % + D 25 %"
     audio, z = app.decode_grid(wavenet, wavenet, grid, temperature=1.0, length=SHORT)
     assert audio.shape == (9, SHORT) and z.shape == (9, NOTE_LENGTH // 512, 16)
     corner_z = encode_notes(wavenet, corners)
@@ -199,6 +200,7 @@ def test_grids_mix_the_corners(checkpoints, small_assets, tmp_path):
 
     line = make_grid(corners[:2], 4)
     assert line.labels == ["step1", "step2", "step3", "step4"]
+    assert line.mixes() == ["A 100 %", "A 67 % + B 33 %", "B 67 % + A 33 %", "B 100 %"]
     with pytest.raises(ExplorerError, match="2 notes"):
         make_grid(corners[:3], 3)
 
@@ -223,6 +225,9 @@ def test_map_places_user_notes_grids_and_trajectories(checkpoints, small_assets,
     assert {"low", "high", "your notes", "grid cells", f"{note.name} over time"} <= set(names)
     clickable_ids = {row[0] for trace in figure.data if trace.customdata is not None for row in trace.customdata}
     assert clickable_ids == set(app.bundled) | {note.id}
+    ends = next(trace for trace in figure.data if trace.text == ("start", "end"))
+    assert (ends.x[0], ends.y[0]) == tuple(path[0]) and (ends.x[1], ends.y[1]) == tuple(path[-1])
+    assert figure.layout.xaxis.title.text == "map x" and "each point is a 4 s note" in figure.layout.title.text
     assert len(map_figure(embedding_map, "pitch").data) == 1
     with pytest.raises(FigureError, match="Colour by one of"):
         map_figure(embedding_map, "colour")
