@@ -7,6 +7,8 @@ Each attack runs against `python app.py` on a loopback port over tiny random che
 good visitor (upload a tone and add it as a note): "kept serving" says whether that visitor was served.
     flood         200 files in one upload event
     big request   one 70 MB upload request over HTTP (the budget is 61 MB a request)
+    queue         two visitors upload 16 files each, then a third one note: the rank and ETA the queue told
+                  the third, against its wait to start and to be done
     NaN weights   a checkpoint whose weights hold a NaN, beside the good ones, when the app starts
     N visitors    N gradio_client visitors at once, each round: upload, add the note, a DDSP 2x2 grid of 0.25 s
     stale lock    torch's build lock, as a build killed midway leaves it, in the engine's (empty) build folder
@@ -117,6 +119,8 @@ def flood_and_load(table: Table, work: Path, visitors: int, rounds: int):
         seen, seconds = answer_of(lambda: upload_answer(url, big))
         table.add("big request: 70 MB", seen, seconds, kept_serving(url, work, 52), pid)
 
+        table.add(*queue_honesty(url, work), kept_serving(url, work, 56), pid)
+
         clients = [Client(url, verbose=False) for _ in range(visitors)]
         timings, failures = {"encode": [], "grid": []}, []
         start = time.perf_counter()
@@ -139,6 +143,36 @@ def flood_and_load(table: Table, work: Path, visitors: int, rounds: int):
                                                                           if failures else ""))
         table.add(f"{visitors} visitors x {rounds} rounds", seen, time.perf_counter() - start,
                   kept_serving(url, work, 53), pid)
+
+
+def queue_honesty(url: str, work: Path) -> tuple[str, str, float]:
+    """Two visitors upload 16 files each, then a third one note: what the queue told the third (its first
+    rank and ETA) against how long it waited to start and to be done."""
+    heavy = [[write_tone(work / f"heavy{visitor}_{i}.wav", 30 + 16 * visitor + i) for i in range(16)]
+             for visitor in range(2)]
+    jobs = [Client(url, verbose=False).submit([handle_file(str(path)) for path in files], "family", False,
+                                              api_name="/add_uploads") for files in heavy]
+    time.sleep(0.5)  # both heavy uploads are in the queue first
+    start = time.perf_counter()
+    job = Client(url, verbose=False).submit([handle_file(str(write_tone(work / "light.wav", 70)))], "family",
+                                            False, api_name="/add_uploads")
+    told, started = None, None
+    while not job.done():
+        status = job.status()
+        if told is None and status.eta is not None:
+            told = (status.rank, status.eta)
+        if started is None and status.code.name in ("PROCESSING", "PROGRESS"):
+            started = time.perf_counter() - start
+        time.sleep(0.05)
+    job.result(timeout=TIMEOUT)
+    done = time.perf_counter() - start
+    for heavy_job in jobs:
+        heavy_job.result(timeout=TIMEOUT)
+    rank, eta = told if told is not None else (None, None)
+    eta_text = "no ETA" if eta is None else f"rank {rank}, ETA {eta:.1f} s"
+    started_text = "start not seen" if started is None else f"started after {started:.1f} s"
+    return ("queue: 2 uploads of 16 files, then 1 note", f"the note was told {eta_text}; {started_text}, done "
+            f"after {done:.1f} s", done)
 
 
 def add_note_many(client: Client, files: list[Path]) -> str:
