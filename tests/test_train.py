@@ -132,10 +132,14 @@ def test_a_killed_run_resumes_from_its_last_save(dataset, uninterrupted, tmp_pat
 def test_a_shipped_checkpoint_can_be_trained_further(dataset, tmp_path):
     run_training(dataset, tmp_path / "first", "--max-steps", "2")
     shipped, _ = load_checkpoint(tmp_path / "first" / "model")
-    run_training(dataset, tmp_path / "second", "--init-from", str(tmp_path / "first" / "model"), "--max-steps", "4")
+    run_training(dataset, tmp_path / "second", "--init-from", str(tmp_path / "first" / "model"), "--max-steps", "4",
+                 "--batch-size", "2")
     assert [step for step, _ in losses(tmp_path / "second")] == [3, 4]
     continued, metadata = load_checkpoint(tmp_path / "second" / "model")
     assert metadata["step"] == 4 and continued.config == shipped.config
+    # The continued run takes the batch size and steps it was given; the rest of the training config it inherits.
+    first_config = load_checkpoint(tmp_path / "first" / "model")[1]["train_config"]
+    assert metadata["train_config"] == dict(first_config, batch_size=2, max_steps=4) != first_config
 
 
 def test_a_pitch_driven_config_without_pitch_conditioning_says_what_to_add(dataset, tmp_path):

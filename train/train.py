@@ -239,7 +239,7 @@ def main(argv: list[str] | None = None):
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                         help="override a field of the model preset (repeatable), e.g. --set decoder_layers=10")
     parser.add_argument("--max-steps", type=int, help="override the config's total steps")
-    parser.add_argument("--batch-size", type=int, help="override the config's batch size (a new run only)")
+    parser.add_argument("--batch-size", type=int, help="override the config's batch size (a new run or --init-from, not a resumed run)")
     parser.add_argument("--minutes", type=float, default=math.inf, help="stop (and save) after this long")
     parser.add_argument("--save-minutes", type=float, default=5.0, help="save the training state this often")
     parser.add_argument("--threads", type=int, help="torch CPU threads")
@@ -280,6 +280,8 @@ def main(argv: list[str] | None = None):
     elif args.init_from:
         initial, initial_metadata = load_checkpoint(args.init_from)
         config = train_config_from_json(initial_metadata["train_config"])
+        if args.batch_size:  # Adam starts afresh, so a continued model can take bigger batches
+            config = replace(config, batch_size=args.batch_size)
     else:
         config = replace(config, **overrides)
     if args.max_steps:
