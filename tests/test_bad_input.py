@@ -6,6 +6,7 @@ through gradio_client against a launched app, checking after each bad request th
 
 import errno
 import os
+import re
 import shutil
 import time
 import urllib.error
@@ -198,19 +199,37 @@ def test_a_bad_grid_size_gets_a_clear_message(page, size):
         run_grid(page, *LINE_NOTES, size=size)
 
 
+@pytest.mark.parametrize("field, given", [("size", "NaN"), ("size", [3]), ("seconds", "1e999"), ("point_x", "nan"),
+                                          ("draw_seed", None)])
+def test_a_field_given_a_non_number_through_the_api_gets_the_apps_message(page, field, given):
+    component = getattr(page, field)
+    with pytest.raises(page.gr.Error, match=re.escape(f"{component.label} must be a number, not {given!r}.")):
+        component.preprocess(given)
+
+
+def test_a_number_sent_as_text_through_the_api_is_read_as_that_number(page):
+    assert page.size.preprocess("3.0") == 3.0 and page.point_x.preprocess(" -1.5 ") == -1.5
+    assert page.note_pitch.preprocess(None) is None  # a field that starts empty may be left empty
+    with pytest.raises(page.gr.Error, match="greater than maximum value 5"):  # Gradio's own range check still runs
+        page.size.preprocess("7")
+
+
 def test_a_whole_float_grid_size_is_taken(page, monkeypatch):
     monkeypatch.setattr(load_model(page.app.checkpoints_dir / "tiny-spectral").decoding, "griffin_lim_iters", 2)
     *players, _, _, _ = run_grid(page, *LINE_NOTES, size=3.0, decoder="Spectral baseline")
     assert sum(bool(player.get("visible")) for player in players) == 3
 
 
-def test_a_note_without_pitch_is_kept_with_a_warning_and_named_when_a_grid_needs_its_pitch(page, tmp_path):
-    sf.write(tmp_path / "short.wav", np.random.default_rng(0).uniform(-0.5, 0.5, SAMPLE_RATE // 10), SAMPLE_RATE)
-    with pytest.warns(UserWarning, match="No pitch was found in 'short'"):
-        session, summary = add_uploads(page, [tmp_path / "short.wav"])
-    (short,) = session
-    with pytest.raises(page.gr.Error, match="needs each note's pitch, but none was found in 'short'"):
-        run_grid(page, short, *LINE_NOTES[:1], decoder="DDSP", session=session)
+@pytest.mark.parametrize("name, channels", [("short", 1), ("channels_1024", 1024)])
+def test_a_note_without_pitch_is_kept_with_a_warning_and_named_when_a_grid_needs_its_pitch(page, tmp_path, name,
+                                                                                           channels):
+    noise = np.random.default_rng(0).uniform(-0.5, 0.5, (SAMPLE_RATE // 10, channels))  # 0.1 s
+    sf.write(tmp_path / f"{name}.wav", noise, SAMPLE_RATE)
+    with pytest.warns(UserWarning, match=f"No pitch was found in '{name}'"):
+        session, summary = add_uploads(page, [tmp_path / f"{name}.wav"])
+    (note,) = session
+    with pytest.raises(page.gr.Error, match=f"needs each note's pitch, but none was found in '{name}'"):
+        run_grid(page, note, *LINE_NOTES[:1], decoder="DDSP", session=session)
 
 
 # --- files handed out ----------------------------------------------------------------------------------------
