@@ -261,7 +261,10 @@ def decode_estimate(decoder, paths, cells, seconds, pitches=1):
     path = checkpoint_paths(*paths)[DECODERS[decoder]]
     if not path:
         return f"No {decoder} checkpoint to decode with."
-    seconds_needed = ex.load_model(path).decoding.estimate_seconds(cells * pitches, int(seconds * SAMPLE_RATE))
+    decoding = ex.load_model(path).decoding
+    if delay := decoding.delay():  # said at once: measuring the cost now would wait as long
+        return f"A {decoder} decode waits for {delay} before it starts."
+    seconds_needed = decoding.estimate_seconds(cells * pitches, int(seconds * SAMPLE_RATE))
     return ex.decode_cost_message(seconds_needed, cells, seconds, decoder, pitches)
 
 

@@ -8,10 +8,12 @@ import errno
 import os
 import re
 import shutil
+import threading
 import time
 import urllib.error
 import urllib.request
 import zipfile
+from dataclasses import replace
 
 import httpx
 import numpy as np
@@ -21,10 +23,11 @@ from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 
 
-from nsynth_core import explorer, exports
+from nsynth_core import explorer, exports, fastgen
 from nsynth_core.audio import NOTE_LENGTH, NOTE_PEAK, PLAYBACK_PEAK, SAMPLE_RATE, AudioError, for_playback
-from nsynth_core.checkpoint import CheckpointError, load_checkpoint
+from nsynth_core.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from nsynth_core.explorer import Explorer, ExplorerError, load_model, note_from_file
+from nsynth_core.wavenet import WaveNetAutoencoder, WaveNetConfig
 from app_helpers import REPO, add_broken_checkpoints, running_app, write_nan_weights, write_tiny_checkpoints
 
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024  # app.py's limit
@@ -230,6 +233,28 @@ def test_a_note_without_pitch_is_kept_with_a_warning_and_named_when_a_grid_needs
     (note,) = session
     with pytest.raises(page.gr.Error, match=f"needs each note's pitch, but none was found in '{name}'"):
         run_grid(page, note, *LINE_NOTES[:1], decoder="DDSP", session=session)
+
+
+def test_a_wavenet_estimate_during_the_engines_first_build_says_why_at_once(page, monkeypatch, tmp_path):
+    engine_sized = tmp_path / "engine-wavenet"  # channels the C++ engine runs (tiny-wavenet's it does not)
+    save_checkpoint(WaveNetAutoencoder(replace(WaveNetConfig.preset("cpu-small"), encoder_layers=2,
+                                               decoder_layers=2, hop_length=32)), engine_sized)
+    release = threading.Event()
+    monkeypatch.setattr(fastgen, "compiled_library", lambda: release.wait(60))  # a build that takes its time
+    monkeypatch.setattr(fastgen, "_finished_build", lambda directory: None)  # a first start
+    monkeypatch.setattr(fastgen, "_engine", fastgen.EngineBuild())
+    monkeypatch.setattr(fastgen, "BUILD_WAIT", 20)
+    monkeypatch.setattr(fastgen, "_warned", set())
+    fastgen.start_build()
+    directory = page.app.checkpoints_dir
+    paths = [str(engine_sized), str(directory / "tiny-spectral"), str(directory / "tiny-ddsp")]
+    started = time.monotonic()
+    said = page.estimate("grid (4 notes)", 2, "WaveNet", 1.0, *paths)
+    waited = time.monotonic() - started
+    release.set()
+    assert "A WaveNet decode waits for the C++ engine's first build on this machine (up to 20 s)" in said
+    assert waited < 5
+    assert "Decoding 4 cells" in page.estimate("grid (4 notes)", 2, "DDSP", 1.0, *paths)  # the others are not held
 
 
 # --- files handed out ----------------------------------------------------------------------------------------
