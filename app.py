@@ -103,11 +103,13 @@ def reads_numbers_in_words(field: gr.Slider | gr.Number) -> None:
     def preprocess(payload):
         if payload is None and field.value is None:  # a field that starts empty may be left empty
             return None
-        try:
-            number = float(payload)
-        except (TypeError, ValueError):
-            number = math.nan
-        if not math.isfinite(number):
+        number = payload  # a number from the page keeps its type (an int stays one)
+        if isinstance(payload, str):
+            try:
+                number = float(payload)
+            except ValueError:
+                number = math.nan
+        if not isinstance(number, (int, float)) or not math.isfinite(number):
             raise gr.Error(f"{field.label} must be a number, not {payload!r}.", print_exception=False)
         return gradio_preprocess(number)
 

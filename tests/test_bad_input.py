@@ -212,6 +212,7 @@ def test_a_field_given_a_non_number_through_the_api_gets_the_apps_message(page, 
 
 def test_a_number_sent_as_text_through_the_api_is_read_as_that_number(page):
     assert page.size.preprocess("3.0") == 3.0 and page.point_x.preprocess(" -1.5 ") == -1.5
+    assert type(page.size.preprocess(3)) is int  # what the page sends is passed on as it was
     assert page.note_pitch.preprocess(None) is None  # a field that starts empty may be left empty
     with pytest.raises(page.gr.Error, match="greater than maximum value 5"):  # Gradio's own range check still runs
         page.size.preprocess("7")
