@@ -9,6 +9,7 @@ written to a temporary folder (NSYNTH_OUTPUTS) and deleted after an hour.
 import ctypes
 import functools
 import json
+import math
 import os
 import sys
 import threading
@@ -91,6 +92,28 @@ def friendly(handler):
             print(f"Refused ({handler.__name__}): {' '.join(str(error).split())}", file=sys.stderr, flush=True)
             raise gr.Error(str(error), print_exception=False) from None
     return wrapped
+
+
+def reads_numbers_in_words(field: gr.Slider | gr.Number) -> None:
+    """Makes a Slider or Number read an API caller's "3.0" as 3.0 and refuse anything that is not a finite number
+    in words: Gradio's own range check fails on text with a bare "Error" and lets NaN through. (Set on the
+    component, not by subclassing it: Gradio writes a .pyi stub beside any module that defines a component.)"""
+    gradio_preprocess = field.preprocess
+
+    def preprocess(payload):
+        if payload is None and field.value is None:  # a field that starts empty may be left empty
+            return None
+        number = payload  # a number from the page keeps its type (an int stays one)
+        if isinstance(payload, str):
+            try:
+                number = float(payload)
+            except ValueError:
+                number = math.nan
+        if not isinstance(number, (int, float)) or not math.isfinite(number):
+            raise gr.Error(f"{field.label} must be a number, not {payload!r}.", print_exception=False)
+        return gradio_preprocess(number)
+
+    field.preprocess = preprocess
 
 
 def writes_files(handler):
@@ -240,7 +263,10 @@ def decode_estimate(decoder, paths, cells, seconds, pitches=1):
     path = checkpoint_paths(*paths)[DECODERS[decoder]]
     if not path:
         return f"No {decoder} checkpoint to decode with."
-    seconds_needed = ex.load_model(path).decoding.estimate_seconds(cells * pitches, int(seconds * SAMPLE_RATE))
+    decoding = ex.load_model(path).decoding
+    if delay := decoding.delay():  # said at once: measuring the cost now would wait as long
+        return f"A {decoder} decode waits for {delay} before it starts."
+    seconds_needed = decoding.estimate_seconds(cells * pitches, int(seconds * SAMPLE_RATE))
     return ex.decode_cost_message(seconds_needed, cells, seconds, decoder, pitches)
 
 
@@ -812,6 +838,9 @@ with gr.Blocks(title="NSynth timbre explorer", delete_cache=(600, exports.OUTPUT
     for event in demo.fns.values():
         if event.api_name not in PUBLIC_API:
             event.api_visibility = "private"
+    for block in demo.blocks.values():
+        if isinstance(block, (gr.Slider, gr.Number)):
+            reads_numbers_in_words(block)
 
 if __name__ == "__main__":
     keep_memory_flat()  # before the server's threads start

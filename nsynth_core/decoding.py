@@ -97,6 +97,11 @@ class Decoding:
     def _decode(self, z, pitch, length, temperature, seed, progress) -> np.ndarray:
         raise NotImplementedError
 
+    def delay(self) -> str | None:
+        """What a decode asked for now would first wait for, in words (None: it starts at once); the cost is
+        not measured until then, as measuring would wait too."""
+        return None
+
     # --- cost
     def probe(self) -> tuple[float, float]:
         """(seconds for the first note, seconds for each further note) per unit of `work(length)`, measured once."""
@@ -143,6 +148,9 @@ class WaveNetDecoding(Decoding):
         frames = -(-length // self.model.config.hop_length)
         return fastgen.decode(self.model, z[:, :frames].contiguous(), pitch=pitch, temperature=temperature,
                               seed=seed, progress=progress, length=length)
+
+    def delay(self) -> str | None:
+        return fastgen.build_delay(self.model)
 
     def work(self, length: int) -> float:
         return length  # one decoder step per sample

@@ -143,6 +143,11 @@ class EngineBuild:
         finally:
             self._done.set()
 
+    def running(self) -> bool:
+        """Whether a decode asked for now would wait for the build (started, unfinished, within BUILD_WAIT)."""
+        return (self._started is not None and not self._done.is_set()
+                and time.monotonic() < self._started + BUILD_WAIT)
+
     def finished(self) -> bool:
         """Whether the build has ended; starts it if needed, and waits for it until BUILD_WAIT s after its start."""
         self.start()
@@ -189,8 +194,20 @@ def _bind(library: ctypes.CDLL) -> ctypes.CDLL:
     return library
 
 
+def build_delay(model: WaveNetAutoencoder) -> str | None:
+    """What a decode with this model asked for now would first wait for, in words; None when it starts at once."""
+    if _engine.running() and model_unsupported_reason(model) is None:
+        return f"the C++ engine's first build on this machine (up to {BUILD_WAIT:g} s)"
+    return None
+
+
 def unavailable_reason(model: WaveNetAutoencoder) -> str | None:
     """Why the fast engine cannot decode with this model (None when it can); builds the engine if needed."""
+    return model_unsupported_reason(model) or (None if load_library() else build_error())
+
+
+def model_unsupported_reason(model: WaveNetAutoencoder) -> str | None:
+    """Why the engine cannot run this model whatever its build, or None."""
     config = model.config
     parameter = next(model.parameters())
     if parameter.device.type != "cpu":
@@ -204,7 +221,7 @@ def unavailable_reason(model: WaveNetAutoencoder) -> str | None:
     channels = (config.residual_channels, config.skip_channels)
     if any(c % CHANNEL_MULTIPLE for c in channels):
         return f"the C++ engine needs channel counts that are multiples of {CHANNEL_MULTIPLE}, not {channels}"
-    return None if load_library() else build_error()
+    return None
 
 
 class FastDecoder:

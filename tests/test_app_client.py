@@ -80,8 +80,11 @@ def test_bad_requests_leave_the_app_working(client, tmp_path):
     *players, _, _ = client.predict(*FIRST_NOTES[:2], None, None, "line (A to B)", 3, "bilinear",
                                     "Spectral baseline", 1.0, 0.1, api_name="/grid")
     assert sum(1 for player in players if player.get("visible")) == 3
-    *players, _, made_by = client.predict(*FIRST_NOTES[:2], None, None, "line (A to B)", 3, "bilinear",
-                                          "DDSP", 1.0, 0.1, api_name="/grid")
+    with pytest.raises(Exception, match=re.escape("Cells per side must be a number, not 'NaN'.")):
+        client.predict(*FIRST_NOTES[:2], None, None, "line (A to B)", "NaN", "bilinear", "DDSP", 1.0, 0.1,
+                       api_name="/grid")
+    *players, _, made_by = client.predict(*FIRST_NOTES[:2], None, None, "line (A to B)", "3.0", "bilinear",
+                                          "DDSP", 1.0, 0.1, api_name="/grid")  # a size sent as text
     assert sum(1 for player in players if player.get("visible")) == 3 and "DDSP" in made_by
 
 

@@ -6,11 +6,14 @@ through gradio_client against a launched app, checking after each bad request th
 
 import errno
 import os
+import re
 import shutil
+import threading
 import time
 import urllib.error
 import urllib.request
 import zipfile
+from dataclasses import replace
 
 import httpx
 import numpy as np
@@ -20,10 +23,11 @@ from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 
 
-from nsynth_core import explorer, exports
+from nsynth_core import explorer, exports, fastgen
 from nsynth_core.audio import NOTE_LENGTH, NOTE_PEAK, PLAYBACK_PEAK, SAMPLE_RATE, AudioError, for_playback
-from nsynth_core.checkpoint import CheckpointError, load_checkpoint
+from nsynth_core.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from nsynth_core.explorer import Explorer, ExplorerError, load_model, note_from_file
+from nsynth_core.wavenet import WaveNetAutoencoder, WaveNetConfig
 from app_helpers import REPO, add_broken_checkpoints, running_app, write_nan_weights, write_tiny_checkpoints
 
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024  # app.py's limit
@@ -198,19 +202,60 @@ def test_a_bad_grid_size_gets_a_clear_message(page, size):
         run_grid(page, *LINE_NOTES, size=size)
 
 
+@pytest.mark.parametrize("field, given", [("size", "NaN"), ("size", [3]), ("seconds", "1e999"), ("point_x", "nan"),
+                                          ("draw_seed", None)])
+def test_a_field_given_a_non_number_through_the_api_gets_the_apps_message(page, field, given):
+    component = getattr(page, field)
+    with pytest.raises(page.gr.Error, match=re.escape(f"{component.label} must be a number, not {given!r}.")):
+        component.preprocess(given)
+
+
+def test_a_number_sent_as_text_through_the_api_is_read_as_that_number(page):
+    assert page.size.preprocess("3.0") == 3.0 and page.point_x.preprocess(" -1.5 ") == -1.5
+    assert type(page.size.preprocess(3)) is int  # what the page sends is passed on as it was
+    assert page.note_pitch.preprocess(None) is None  # a field that starts empty may be left empty
+    with pytest.raises(page.gr.Error, match="greater than maximum value 5"):  # Gradio's own range check still runs
+        page.size.preprocess("7")
+
+
 def test_a_whole_float_grid_size_is_taken(page, monkeypatch):
     monkeypatch.setattr(load_model(page.app.checkpoints_dir / "tiny-spectral").decoding, "griffin_lim_iters", 2)
     *players, _, _, _ = run_grid(page, *LINE_NOTES, size=3.0, decoder="Spectral baseline")
     assert sum(bool(player.get("visible")) for player in players) == 3
 
 
-def test_a_note_without_pitch_is_kept_with_a_warning_and_named_when_a_grid_needs_its_pitch(page, tmp_path):
-    sf.write(tmp_path / "short.wav", np.random.default_rng(0).uniform(-0.5, 0.5, SAMPLE_RATE // 10), SAMPLE_RATE)
-    with pytest.warns(UserWarning, match="No pitch was found in 'short'"):
-        session, summary = add_uploads(page, [tmp_path / "short.wav"])
-    (short,) = session
-    with pytest.raises(page.gr.Error, match="needs each note's pitch, but none was found in 'short'"):
-        run_grid(page, short, *LINE_NOTES[:1], decoder="DDSP", session=session)
+@pytest.mark.parametrize("name, channels", [("short", 1), ("channels_1024", 1024)])
+def test_a_note_without_pitch_is_kept_with_a_warning_and_named_when_a_grid_needs_its_pitch(page, tmp_path, name,
+                                                                                           channels):
+    noise = np.random.default_rng(0).uniform(-0.5, 0.5, (SAMPLE_RATE // 10, channels))  # 0.1 s
+    sf.write(tmp_path / f"{name}.wav", noise, SAMPLE_RATE)
+    with pytest.warns(UserWarning, match=f"No pitch was found in '{name}'"):
+        session, summary = add_uploads(page, [tmp_path / f"{name}.wav"])
+    (note,) = session
+    with pytest.raises(page.gr.Error, match=f"needs each note's pitch, but none was found in '{name}'"):
+        run_grid(page, note, *LINE_NOTES[:1], decoder="DDSP", session=session)
+
+
+def test_a_wavenet_estimate_during_the_engines_first_build_says_why_at_once(page, monkeypatch, tmp_path):
+    engine_sized = tmp_path / "engine-wavenet"  # channels the C++ engine runs (tiny-wavenet's it does not)
+    save_checkpoint(WaveNetAutoencoder(replace(WaveNetConfig.preset("cpu-small"), encoder_layers=2,
+                                               decoder_layers=2, hop_length=32)), engine_sized)
+    release = threading.Event()
+    monkeypatch.setattr(fastgen, "compiled_library", lambda: release.wait(60))  # a build that takes its time
+    monkeypatch.setattr(fastgen, "_finished_build", lambda directory: None)  # a first start
+    monkeypatch.setattr(fastgen, "_engine", fastgen.EngineBuild())
+    monkeypatch.setattr(fastgen, "BUILD_WAIT", 20)
+    monkeypatch.setattr(fastgen, "_warned", set())
+    fastgen.start_build()
+    directory = page.app.checkpoints_dir
+    paths = [str(engine_sized), str(directory / "tiny-spectral"), str(directory / "tiny-ddsp")]
+    started = time.monotonic()
+    said = page.estimate("grid (4 notes)", 2, "WaveNet", 1.0, *paths)
+    waited = time.monotonic() - started
+    release.set()
+    assert "A WaveNet decode waits for the C++ engine's first build on this machine (up to 20 s)" in said
+    assert waited < 5
+    assert "Decoding 4 cells" in page.estimate("grid (4 notes)", 2, "DDSP", 1.0, *paths)  # the others are not held
 
 
 # --- files handed out ----------------------------------------------------------------------------------------
