@@ -62,6 +62,7 @@ def test_shipped_map_is_the_shipped_wavenets_encoding_of_the_examples_as_the_app
     notes = bundled_notes()
     assert list(stored.names) == [note.id for note in notes]
     np.testing.assert_allclose(note_features(encode_notes(wavenet, notes)), stored.features, atol=1e-4)
+    assert Explorer().precomputed_map(wavenet) is not None  # so the page is served with the map already drawn
 
 
 def test_bundled_examples_cover_the_families():
@@ -209,6 +210,7 @@ def test_map_places_user_notes_grids_and_trajectories(checkpoints, small_assets,
     directory, wavenet, spectral, _ = checkpoints
     app = Explorer(directory, small_assets)
     assert app.stored_map is None  # no precomputed map here: it is computed for this encoder
+    assert Explorer(directory).precomputed_map(wavenet) is None  # the shipped one is another encoder's
     embedding_map = app.map_for(wavenet)
     assert app.map_for(wavenet) is embedding_map
     assert sorted(embedding_map.names) == sorted(app.bundled)
