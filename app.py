@@ -18,6 +18,7 @@ from pathlib import Path
 
 import gradio as gr
 import numpy as np
+import plotly.graph_objects as go
 import torch
 from starlette.middleware import Middleware
 
@@ -151,6 +152,20 @@ def session_summary(session) -> str:
     if not session:
         return "Your notes will be listed here."
     return "**Your notes:** " + ", ".join(note.label for note in session.values())
+
+
+def first_map() -> go.Figure | None:
+    """The examples' map as the page is served, when it needs no encoding: drawn by a page-load event instead,
+    it appeared only after that event's round trip and the plotting library's download."""
+    wavenet = default_checkpoint("wavenet")
+    stored = app.precomputed_map(ex.load_model(wavenet)) if wavenet else None
+    return figures.map_figure(stored) if stored is not None else None
+
+
+def preload_plotting_library() -> str:
+    """The page's head fetches Gradio's plotly bundle as the page starts rather than once a plot has a value."""
+    bundles = (Path(gr.__file__).parent / "templates" / "frontend" / "assets").glob("PlotlyPlot-*.js")
+    return "".join(f'<link rel="modulepreload" href="assets/{bundle.name}">' for bundle in sorted(bundles))
 
 
 @friendly
@@ -637,7 +652,8 @@ with gr.Blocks(title="NSynth timbre explorer", delete_cache=(600, exports.OUTPUT
                     color_by = gr.Radio([(figures.COLOR_BY_LABELS[name], name) for name in figures.COLOR_BY],
                                         value="family", label="Colour by")
                     show_path = gr.Checkbox(label="Show the selected note's path over time")
-                map_plot = gr.Plot(label="Map")
+                served_map = first_map()
+                map_plot = gr.Plot(served_map, label="Map")
                 click = gr.Textbox(elem_id="map-click", show_label=False)
 
     with gr.Tab("Grid"):
@@ -832,8 +848,9 @@ with gr.Blocks(title="NSynth timbre explorer", delete_cache=(600, exports.OUTPUT
     demo.load(refresh_checkpoints, model_paths, [status, *model_paths])
     note_dropdowns_and_partner = [*note_dropdowns, partner]
     demo.load(note_pickers, [session, *note_dropdowns_and_partner], note_dropdowns_and_partner)
-    demo.load(draw_map, map_args, map_plot).then(
-        describe_models, model_paths, model_info).then(estimate, estimate_inputs, expected)
+    if served_map is None:  # else it stands until something changes it: a redraw would blank it meanwhile
+        demo.load(draw_map, map_args, map_plot)
+    demo.load(describe_models, model_paths, model_info).then(estimate, estimate_inputs, expected)
     # The API offers what a caller would call; the page's own wiring (estimates, redraws, steps) stays private.
     for event in demo.fns.values():
         if event.api_name not in PUBLIC_API:
@@ -856,7 +873,8 @@ if __name__ == "__main__":
     if removed := disk_space.remove_partial_uploads(older_than=disk_space.ORPHAN_AGE):
         print(f"Removed {removed} partly written upload(s) left by an earlier run.", file=sys.stderr)
     demo.queue(default_concurrency_limit=2, max_size=32).launch(
-        css=CSS, max_file_size=f"{MAX_UPLOAD_MB}mb", state_session_capacity=MAX_SESSIONS,
+        css=CSS, head=preload_plotting_library(), max_file_size=f"{MAX_UPLOAD_MB}mb",
+        state_session_capacity=MAX_SESSIONS,
         blocked_paths=[str(REPO), str(app.checkpoints_dir.resolve())],
         app_kwargs={"middleware": [Middleware(disk_space.UploadRoomMiddleware,
                                               max_request_bytes=UPLOAD_REQUEST_MB * disk_space.MB)]})

@@ -4,13 +4,16 @@ The app, the command line and the evaluation hold a `Decoding` and never ask whi
 - `WaveNetDecoding`: the paper's autoencoder, sampled one step at a time (fastgen's engine), its own encoder's Z;
 - `SpectralDecoding`: the paper's baseline, a spectrogram and Griffin-Lim, its own encoder's Z [1984];
 - `DDSPDecoding`: the harmonic-plus-noise decoder, which reads the WaveNet encoder's Z (`own_encoder` False).
-Each measures its own speed once (`probe`) and predicts a decode's wall time from it (`estimate_seconds`).
+Each measures its own speed once (`probe`) and predicts a decode's wall time (`estimate_seconds`) from it and from
+the decodes that really ran (`record`).
 """
 
 import time
+from collections import deque
 
 import numpy as np
 import torch
+from scipy.optimize import nnls
 
 from . import fastgen
 from .audio import NOTE_LENGTH
@@ -19,6 +22,7 @@ from .spectral import SpectralAutoencoder, spectrogram_to_audio
 from .wavenet import WaveNetAutoencoder
 
 SPEED_PROBE_SAMPLES = 256
+DECODES_KEPT = 8  # recent decodes the estimate is fitted to: a few batch sizes, recent enough to follow the load
 MIDI_PITCHES = range(128)
 
 
@@ -38,6 +42,7 @@ class Decoding:
     def __init__(self, model: torch.nn.Module):
         self.model = model
         self._speed = None
+        self._decodes = deque(maxlen=DECODES_KEPT)  # (notes, work, seconds) of decodes that really ran
 
     # --- what it takes
     @property
@@ -118,15 +123,28 @@ class Decoding:
 
     def estimate_seconds(self, n_notes: int, length: int) -> float:
         """Expected wall time of decoding n_notes notes of `length` samples in one batch on this machine."""
-        first, each = self.probe()
+        first, each = self.speed()
         return self.work(length) * (first + each * (n_notes - 1))
 
     def record(self, n_notes: int, length: int, seconds: float) -> None:
-        """Rescales the measured speed so the next estimate matches a decode that really ran: the probe is
-        short and the machine's load changes."""
-        if self._speed is not None:
-            ratio = seconds / max(self.estimate_seconds(n_notes, length), 1e-9)
-            self._speed = tuple(term * ratio for term in self._speed)
+        """A decode that really ran, for the next estimates: the probe is short and the machine's load changes."""
+        self._decodes.append((n_notes, self.work(length), seconds))
+
+    def speed(self) -> tuple[float, float]:
+        """(seconds for the first note, for each further note) per unit of work: fitted to the recent decodes
+        once they span two batch sizes (a short probe on a loaded machine can miss how the cost grows with the
+        batch), the probe's rescaled to them before that."""
+        first, each = self.probe()
+        if not self._decodes:
+            return first, each
+        notes, work, seconds = (np.array(column, dtype=float) for column in zip(*self._decodes))
+        seconds = np.maximum(seconds, 1e-9)
+        if len(set(notes.tolist())) < 2:
+            ratio = np.mean(seconds / np.maximum(work * (first + each * (notes - 1)), 1e-12))
+            return first * ratio, each * ratio
+        # Least relative error, neither term negative.
+        fitted, _ = nnls(np.stack([work, work * (notes - 1)], axis=1) / seconds[:, None], np.ones(len(seconds)))
+        return float(fitted[0]), float(fitted[1])
 
     def _timed(self, batch: int, length: int) -> float:
         z = torch.zeros(batch, *self._probe_z_shape(length))
@@ -189,6 +207,7 @@ class SpectralDecoding(Decoding):
         return 1.0  # Griffin-Lim runs on the whole spectrogram whatever is kept
 
     def _measure(self):
+        self._timed(1, NOTE_LENGTH)  # the first call pays one-off set-up costs (measured: 3 s of 4.5 s)
         per_note = self._timed(1, NOTE_LENGTH)
         return per_note, per_note
 

@@ -483,7 +483,7 @@ class Explorer:
         the reducer to load and warm up."""
         if wavenet is None:
             return self.stored_map
-        stored_matches = self.stored_map is not None and self.stored_map.checkpoint == wavenet.fingerprint
+        stored_matches = self.precomputed_map(wavenet) is not None
         if not placing and stored_matches:
             computed = self._maps.get(wavenet.fingerprint)
             return computed if computed is not None else self.stored_map
@@ -496,6 +496,12 @@ class Explorer:
                     embedding_map = compute_map(wavenet, list(self.bundled.values()), progress)
                 self._maps.put(wavenet.fingerprint, embedding_map)
             return embedding_map
+
+    def precomputed_map(self, wavenet: LoadedModel) -> EmbeddingMap | None:
+        """The shipped map when it was made with this WaveNet's weights: drawn without encoding anything."""
+        if self.stored_map is not None and self.stored_map.checkpoint == wavenet.fingerprint:
+            return self.stored_map
+        return None
 
     def place_notes(self, wavenet: LoadedModel, notes: list[Note]) -> np.ndarray:
         if not notes:

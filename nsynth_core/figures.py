@@ -69,13 +69,14 @@ def map_figure(embedding_map: EmbeddingMap, color_by: str = "family", user_point
             x=xy[:, 0], y=xy[:, 1], mode="markers", name="grid cells", text=list(cell_labels),
             hovertemplate="%{text}<extra></extra>",
             marker=dict(size=9, symbol="square", color="rgba(0,0,0,0)", line=dict(color="crimson", width=2))))
-    figure.update_layout(margin=dict(l=30, r=10, t=50, b=30), height=480, legend=dict(itemsizing="constant"),
+    figure.update_layout(margin=dict(l=30, r=10, t=105, b=30), height=520, legend=dict(itemsizing="constant"),
                          colorway=plotly.colors.qualitative.Dark24,  # 11 families need more than 10 colours
                          xaxis=dict(showticklabels=False, title="map x"),
                          yaxis=dict(showticklabels=False, title="map y"),
-                         title=dict(text="Notes in the embedding space (UMAP of Z averaged over time)<br><sub>each "
-                                         "point is a 4 s note; near points have similar codes (the axes have no "
-                                         "units)</sub>", font=dict(size=14)), clickmode="event")
+                         # Short lines: plotly does not wrap a title, and a phone's plot is 330 px wide.
+                         title=dict(text="Notes in the embedding space<br><sub>UMAP of Z averaged over time;<br>"
+                                         "each point is a 4 s note, near points<br>have similar codes (the axes "
+                                         "have no units)</sub>", font=dict(size=14)), clickmode="event")
     return figure
 
 

@@ -129,4 +129,6 @@ def test_screenshots_for_review(served, viewport, tmp_path):
     assert page.locator(ERROR_BADGES).count() == 0
     plot_top = page.locator(".js-plotly-plot").first.bounding_box()["y"] + page.evaluate("window.scrollY")
     assert plot_top < 2 * height  # the map is within the first two screens, even on a phone
+    plot, title = (page.locator(f".js-plotly-plot {part}").first.bounding_box() for part in ("", ".gtitle"))
+    assert title["x"] >= plot["x"] and title["x"] + title["width"] <= plot["x"] + plot["width"]  # not cut off
     page.close()
