@@ -457,27 +457,28 @@ def chosen_pitch(choice) -> int | None:
     return None if choice in (None, "", OWN_PITCH) else int(choice)
 
 
-def point_sound(x, y, decoder, pitch, seconds, temperature, *paths):
-    """(audio, blend, its notes) of the map point (x, y) decoded by `decoder`."""
-    paths = checkpoint_paths(*paths)
+def point_sound(x, y, decoder, pitch, seconds, temperature, wavenet_path, spectral_path, ddsp_path, octaves=0):
+    """(audio, what is heard: the blend and its pitch) of the map point (x, y) decoded by `decoder`."""
+    paths = checkpoint_paths(wavenet_path, spectral_path, ddsp_path)
     wavenet = model(paths["wavenet"], "WaveNet")
     loaded = model(paths[DECODERS[decoder]], decoder)
-    return app.play_point(loaded, wavenet, (float(x), float(y)), temperature, int(seconds * SAMPLE_RATE),
-                          chosen_pitch(pitch))
+    audio, blend, notes = app.play_point(loaded, wavenet, (float(x), float(y)), temperature,
+                                         int(seconds * SAMPLE_RATE), chosen_pitch(pitch), octaves=octaves)
+    played = ex.played_pitches([notes[0].pitch], chosen_pitch(pitch), octaves)[0]
+    return audio, describe_blend(blend, notes, decoder, played)
 
 
-def describe_blend(blend, notes, decoder, pitch) -> str:
-    played = chosen_pitch(pitch) or notes[0].pitch
+def describe_blend(blend, notes, decoder, played: int) -> str:
     return ("Blend of " + ", ".join(f"**{note.name}** {100 * w:.0f} %" for note, w in zip(notes, blend.weights))
             + f", decoded by the {decoder} decoder at MIDI {played}.")
 
 
 @friendly
 @writes_files
-def play_point(x, y, decoder, pitch, seconds, temperature, wavenet_path, spectral_path, ddsp_path):
-    audio, blend, notes = point_sound(x, y, decoder, pitch, seconds, temperature, wavenet_path, spectral_path,
-                                      ddsp_path)
-    return playable(audio), describe_blend(blend, notes, decoder, pitch)
+def play_point(x, y, decoder, pitch, seconds, temperature, wavenet_path, spectral_path, ddsp_path, octaves=0):
+    audio, description = point_sound(x, y, decoder, pitch, seconds, temperature, wavenet_path, spectral_path,
+                                     ddsp_path, octaves)
+    return playable(audio), description
 
 
 def clicked_place(payload) -> tuple[float, float] | None:
@@ -492,14 +493,14 @@ def clicked_place(payload) -> tuple[float, float] | None:
 
 @friendly
 @writes_files
-def play_clicked_point(payload, decoder, pitch, seconds, temperature, wavenet_path, spectral_path, ddsp_path):
+def play_clicked_point(payload, decoder, pitch, seconds, temperature, wavenet_path, spectral_path, ddsp_path,
+                       octaves=0):
     """A click on empty map space: the blend there, played at once (mark_clicked_point then draws it)."""
     place = clicked_place(payload)
     if place is None:
         return [gr.skip()] * 5
-    audio, blend, notes = point_sound(*place, decoder, pitch, seconds, temperature, wavenet_path, spectral_path,
-                                      ddsp_path)
-    description = describe_blend(blend, notes, decoder, pitch)
+    audio, description = point_sound(*place, decoder, pitch, seconds, temperature, wavenet_path, spectral_path,
+                                     ddsp_path, octaves)
     return playable(audio), *place, description, description
 
 
@@ -582,7 +583,7 @@ with gr.Blocks(title="NSynth timbre explorer", delete_cache=(600, exports.OUTPUT
     with gr.Row():  # the pitch-conditioned decoders play any timbre at any pitch: grid, reconstruction, map point
         pitch_choice = gr.Dropdown(PITCH_CHOICES, value=OWN_PITCH, label="Pitch (MIDI) of every decoded sound")
         octaves = gr.Slider(-3, 3, value=0, step=1,
-                            label="Octave shift of each note's own pitch (grid, reconstruction)")
+                            label="Octave shift of each note's own pitch (grid, reconstruction, map point)")
 
     with gr.Tab("Explore"):
         with gr.Row(elem_id="explore-columns"):
@@ -780,12 +781,13 @@ with gr.Blocks(title="NSynth timbre explorer", delete_cache=(600, exports.OUTPUT
     to_reconstruct.click(lambda note_id: note_id, walked_id, source_note, js=OPEN_RECONSTRUCT_TAB).then(
         reconstruct, reconstruct_inputs, outputs, concurrency_id="decode", concurrency_limit=1,
         show_progress_on=outputs[0])
-    point_settings = [point_decoder, pitch_choice, seconds, temperature, *model_paths]
+    point_settings = [point_decoder, pitch_choice, seconds, temperature, *model_paths, octaves]
     play_button.click(play_point, [point_x, point_y, *point_settings], [point_player, point_blend],
                       api_name="play_point", concurrency_id="decode", concurrency_limit=1,
                       show_progress_on=point_player)
     click.change(play_clicked_point, [click, *point_settings], [player, point_x, point_y, point_blend, heard],
-                 concurrency_id="decode", concurrency_limit=1, show_progress_on=player).then(mark_clicked_point, [click, *map_args], map_plot)
+                 concurrency_id="decode", concurrency_limit=1, show_progress_on=player).then(
+        mark_clicked_point, [click, *map_args], map_plot)
     soundfont_estimate_inputs = [multigrid_size, gr.State(list(ONS_PITCHES)), point_decoder, seconds, *model_paths]
     play_estimate_inputs = [play_size, play_pitches, point_decoder, play_seconds, *model_paths]
     for trigger in (play_tab.select, multigrid_size.change, point_decoder.change, seconds.change):

@@ -547,14 +547,15 @@ class Explorer:
         return MapBlend(z=mix(encode_notes(wavenet, notes), weights), neighbours=nearest, weights=weights), notes
 
     def play_point(self, loaded: LoadedModel, wavenet: LoadedModel, point, temperature: float, length: int,
-                   pitch: int | None = None, progress: Progress | None = None) -> tuple[np.ndarray, MapBlend, list]:
+                   pitch: int | None = None, progress: Progress | None = None,
+                   octaves: int = 0) -> tuple[np.ndarray, MapBlend, list]:
         """(audio [length], the blend, its notes) of a point of the map, decoded by `loaded` (a decoder that reads
-        the WaveNet's Z) at `pitch`, by default the nearest note's."""
+        the WaveNet's Z) at `pitch`, by default the nearest note's shifted by `octaves`."""
         blend, notes = self.map_blend(wavenet, point)
         if encoder_for(loaded, wavenet).fingerprint != wavenet.fingerprint:
             raise ExplorerError(f"The map's blends are Z of {wavenet.name}'s encoder, which {loaded.name} does not "
                                 "read: choose the DDSP decoder, or that WaveNet.")
-        pitches = played_pitches([notes[0].pitch], pitch)
+        pitches = played_pitches([notes[0].pitch], pitch, octaves)
         audio = decode(loaded, blend.z[None], pitches, ["map point"], temperature, length, progress=progress)[0]
         return audio, blend, notes
 

@@ -1,10 +1,13 @@
 """The Play tab through the app's API: a map point heard, and the grid exported as a SoundFont."""
 
+import re
+
 import numpy as np
 import pytest
 import soundfile as sf
 
 from nsynth_core.audio import PLAYBACK_PEAK, SAMPLE_RATE
+from nsynth_core.metrics import cents_error, median_f0
 
 CORNERS = ["bass_electronic_fluidr3_gm033-036-100", "brass_acoustic_fluidr3_gm056-055-100",
            "flute_acoustic_fluidr3_gm073-067-100", "bass_electronic_fluidr3_gm033-036-100"]
@@ -16,6 +19,16 @@ def test_a_map_point_is_played_as_a_blend_of_three_notes(client):
     assert rate == SAMPLE_RATE and len(audio) == SAMPLE_RATE // 2
     assert np.abs(audio).max() == pytest.approx(PLAYBACK_PEAK, abs=1e-4)
     assert blend.startswith("Blend of") and blend.count("%") == 3
+
+
+def test_a_map_point_plays_its_own_pitch_octaves_away(client):
+    _, own = client.predict(0.5, -0.5, "DDSP", "each note's own", 1.0, 0.25, api_name="/play_point")
+    own_pitch = int(re.search(r"at MIDI (\d+)\.$", own).group(1))
+    audio_path, lower = client.predict(0.5, -0.5, "DDSP", "each note's own", 1.0, 0.25, octaves=-1,
+                                       api_name="/play_point")
+    assert lower.endswith(f"at MIDI {own_pitch - 12}.")
+    audio, rate = sf.read(audio_path)
+    assert abs(cents_error(median_f0(audio, rate), own_pitch - 12)) < 50  # heard an octave down
 
 
 def test_the_grid_downloads_as_a_soundfont_of_every_cell(client):
