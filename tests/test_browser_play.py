@@ -4,10 +4,11 @@ at a cell, press a key, and hear it through Web Audio (assets/play.js)."""
 import os
 import shutil
 
+import numpy as np
 import pytest
 
 from app_helpers import running_app, write_tiny_checkpoints
-from test_browser import CHROMIUM, CHROMIUM_ARGS, ERROR_BADGES, SCREENSHOTS_ENV, WAIT_MS
+from test_browser import CHROMIUM, CHROMIUM_ARGS, ERROR_BADGES, SCREENSHOTS_ENV, WAIT_MS, median_pitch
 
 playwright = pytest.importorskip("playwright.sync_api")
 pytestmark = pytest.mark.skipif(shutil.which(CHROMIUM) is None, reason="needs Debian's chromium")
@@ -19,6 +20,21 @@ ANALYSER_RMS = """() => {
   analyser.getFloatTimeDomainData(samples);
   return Math.sqrt(samples.reduce((sum, s) => sum + s * s, 0) / samples.length);
 }"""
+# A MIDI keyboard the test plays, offered through Web MIDI's own interface: chromium has no device here to ask
+# permission for. The page gets it in place of navigator.requestMIDIAccess before play.js asks for one.
+MIDI_KEYBOARD = """
+window.testMidiInput = {type: "input", onmidimessage: null};
+navigator.requestMIDIAccess = async () => ({inputs: new Map([["test", window.testMidiInput]]), onstatechange: null});
+"""
+HEARD_MS = 900  # the analyser's window, 32 768 samples, is full of the note by then
+# What the loudspeakers receive now: the analyser's last 32 768 samples and the context's sample rate.
+ANALYSER_SAMPLES = """() => {
+  const {analyser, context} = window.nsynthPlay;
+  analyser.fftSize = 32768;
+  const samples = new Float32Array(analyser.fftSize);
+  analyser.getFloatTimeDomainData(samples);
+  return {samples: Array.from(samples), rate: context.sampleRate};
+}"""
 
 
 @pytest.fixture(scope="module")
@@ -29,6 +45,7 @@ def page(tmp_path_factory):
         browser = driver.chromium.launch(executable_path=CHROMIUM,
                                          args=[*CHROMIUM_ARGS, "--autoplay-policy=no-user-gesture-required"])
         page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.add_init_script(MIDI_KEYBOARD)
         page.set_default_timeout(WAIT_MS)
         page.goto(url)
         yield page
@@ -77,4 +94,30 @@ def test_the_soundfont_downloads(page, tmp_path):
     saved = tmp_path / download.value.suggested_filename
     download.value.save_as(saved)
     assert saved.suffix == ".sf2" and saved.read_bytes()[8:12] == b"sfbk"  # a RIFF SoundFont bank
+    assert page.locator(ERROR_BADGES).count() == 0
+
+
+def heard_pitch(page) -> float:
+    """The median MIDI pitch pYIN finds in what the page sends to the loudspeakers now."""
+    page.wait_for_timeout(HEARD_MS)
+    heard = page.evaluate(ANALYSER_SAMPLES)
+    return median_pitch(np.array(heard["samples"], np.float32), heard["rate"])
+
+
+def test_a_midi_keyboard_plays_keys_between_the_decoded_pitches_in_tune(page):
+    """The default grid is decoded at MIDI 48, 56, 64 and 72: key 67 is 64's note sped up, key 62 is it slowed
+    down, and each is heard at its own pitch."""
+    page.get_by_role("tab", name="Play").click()
+    if page.evaluate("window.nsynthPlay.index === null"):
+        page.get_by_role("button", name="Decode for playing", exact=True).click()
+        page.wait_for_function("window.nsynthPlay.index !== null")
+    assert page.evaluate("window.nsynthPlay.index.pitches") == [48, 56, 64, 72]
+    for key in (67, 62):
+        started = page.evaluate("window.nsynthPlay.voicesStarted")
+        page.evaluate(f"window.testMidiInput.onmidimessage({{data: [0x90, {key}, 100]}})")  # note on, channel 1
+        assert page.evaluate("window.nsynthPlay.voicesStarted") == started + 1
+        assert page.locator(f'#play-keys [data-key="{key}"]').get_attribute("class").endswith("down")
+        assert abs(heard_pitch(page) - key) < 0.5
+        page.evaluate(f"window.testMidiInput.onmidimessage({{data: [0x80, {key}, 0]}})")  # note off
+        assert not page.locator(f'#play-keys [data-key="{key}"]').get_attribute("class").endswith("down")
     assert page.locator(ERROR_BADGES).count() == 0
