@@ -235,12 +235,14 @@ def checkpoint_paths(wavenet_path, spectral_path, ddsp_path) -> dict[str, str | 
     return {"wavenet": wavenet_path, "spectral": spectral_path, "ddsp": ddsp_path}
 
 
-def decode_estimate(decoder, paths, cells, seconds, pitches=1):
-    """What decoding `cells` cells of `seconds`, each at `pitches` pitches, will take, said before it starts."""
+def decode_estimate(decoder, paths, cells, seconds, pitches=None):
+    """What decoding `cells` cells of `seconds` (each at `pitches` pitches for a multigrid) will take, said before
+    it starts."""
     path = checkpoint_paths(*paths)[DECODERS[decoder]]
     if not path:
         return f"No {decoder} checkpoint to decode with."
-    seconds_needed = ex.load_model(path).decoding.estimate_seconds(cells * pitches, int(seconds * SAMPLE_RATE))
+    seconds_needed = ex.load_model(path).decoding.estimate_seconds(cells * (pitches or 1),
+                                                                   int(seconds * SAMPLE_RATE))
     return ex.decode_cost_message(seconds_needed, cells, seconds, decoder, pitches)
 
 
@@ -537,7 +539,7 @@ def decode_every_cell(a, b, c, d, size, pitches, rule, decoder, seconds, session
     needed = loaded.decoding.estimate_seconds(notes, length)
     if needed > ex.SLOW_DECODE_SECONDS:
         raise ex.ExplorerError(f"{notes} notes with the {decoder} decoder would take {describe_duration(needed)} "
-                               "here: use the DDSP decoder, or fewer cells.")
+                               "here: choose the DDSP decoder, fewer cells or fewer pitches.")
     return app.multigrid(loaded, encoder, corner_notes(a, b, c, d, session), int(size), pitches, length, rule,
                          progress=lambda done, total: progress(
                              (done, total), desc=f"Decoding every cell at {len(pitches)} pitches", unit="notes"))
