@@ -531,16 +531,16 @@ def corner_notes(a, b, c, d, session) -> list[ex.Note]:
     return [app.note(session, note_id) for note_id in (a, b, c, d)]
 
 
-def decode_every_cell(a, b, c, d, size, pitches, rule, decoder, seconds, session, paths, progress):
-    """Every cell of the grid between the four corners at every pitch (multigrid.py), refused up front when the
-    decoder would take too long."""
+def decode_every_cell(corners, size, pitches, rule, decoder, seconds, paths, progress):
+    """Every cell of the grid between the four corner notes at every pitch (multigrid.py), refused up front when
+    the decoder would take too long."""
     loaded, encoder = decoder_and_encoder(DECODERS[decoder], decoder, checkpoint_paths(*paths))
     length, notes = int(seconds * SAMPLE_RATE), int(size) ** 2 * len(pitches)
     needed = loaded.decoding.estimate_seconds(notes, length)
     if needed > ex.SLOW_DECODE_SECONDS:
         raise ex.ExplorerError(f"{notes} notes with the {decoder} decoder would take {describe_duration(needed)} "
                                "here: choose the DDSP decoder, fewer cells or fewer pitches.")
-    return app.multigrid(loaded, encoder, corner_notes(a, b, c, d, session), int(size), pitches, length, rule,
+    return app.multigrid(loaded, encoder, corners, int(size), pitches, length, rule,
                          progress=lambda done, total: progress(
                              (done, total), desc=f"Decoding every cell at {len(pitches)} pitches", unit="notes"))
 
@@ -549,7 +549,8 @@ def decode_every_cell(a, b, c, d, size, pitches, rule, decoder, seconds, session
 @writes_files
 def export_soundfont(a, b, c, d, size, rule, decoder, seconds, session, *paths, progress=gr.Progress()):
     """Every cell of the grid between the four corners at Open NSynth Super's 16 pitches, as a SoundFont."""
-    grid = decode_every_cell(a, b, c, d, size, ONS_PITCHES, rule, decoder, seconds, session, paths, progress)
+    grid = decode_every_cell(corner_notes(a, b, c, d, session), size, ONS_PITCHES, rule, decoder, seconds, paths,
+                             progress)
     path = exports.output_path(app.outputs_dir, "nsynth_multigrid.sf2")
     return str(write_soundfont(path, grid, title=f"NSynth {size}x{size} grid ({decoder})"))
 
@@ -557,13 +558,15 @@ def export_soundfont(a, b, c, d, size, rule, decoder, seconds, session, *paths, 
 @friendly
 @writes_files
 def decode_for_playing(a, b, c, d, size, pitches, rule, decoder, seconds, session, *paths, progress=gr.Progress()):
-    """The grid's cells at the chosen pitches packed for assets/play.js: (the PCM file, its index)."""
+    """The grid's cells at the chosen pitches packed for assets/play.js: (the PCM file, its index, which also
+    names the decoder and the corner notes, for the page to say what it plays)."""
     if not pitches:
         raise ex.ExplorerError("Choose at least one pitch to decode.")
-    grid = decode_every_cell(a, b, c, d, size, [int(p) for p in pitches], rule, decoder, seconds, session, paths,
-                             progress)
+    corners = corner_notes(a, b, c, d, session)
+    grid = decode_every_cell(corners, size, [int(p) for p in pitches], rule, decoder, seconds, paths, progress)
     path = exports.output_path(app.outputs_dir, "nsynth_play.pcm")
-    return str(path), write_browser_pack(path, grid)
+    return str(path), {**write_browser_pack(path, grid), "decoder": decoder,
+                       "corners": [note.label for note in corners]}
 
 
 # Gradio keeps a copy of every file it serves (uploads, players' wavs, zips): drop those older than an hour.

@@ -48,6 +48,9 @@ def test_the_grid_decoded_for_playing_is_every_cell_at_every_chosen_pitch(client
     assert (index["rows"], index["cols"], index["pitches"], index["length"]) == (2, 2, [48, 72], SAMPLE_RATE // 2)
     assert len(samples) == 4 * 2 * SAMPLE_RATE // 2 and index["offsets"][3][1] == 7 * SAMPLE_RATE // 2
     assert np.abs(samples).max() / 32767 == pytest.approx(PLAYBACK_PEAK, abs=1e-4)
+    assert index["decoder"] == "DDSP" and len(index["corners"]) == 4  # four examples when no corner is chosen
+    _, chosen = client.predict(*CORNERS, 2, [60], "distance", "DDSP", 0.5, api_name="/decode_for_playing")
+    assert [corner.split(" (")[0] for corner in chosen["corners"]] == CORNERS  # what the page says it plays
 
 
 def test_playing_needs_a_pitch_and_all_or_none_of_the_corners(client):

@@ -61,6 +61,8 @@ def test_a_key_plays_the_cell_under_the_pad_point(page, tmp_path):
     page.get_by_text("Decoding 81 cells at 16 pitches (1296 sounds) of 1 s with the DDSP decoder takes").wait_for()
     page.get_by_role("button", name="Decode for playing", exact=True).click()
     page.wait_for_function("window.nsynthPlay.index !== null")
+    said = page.locator("#play-status").inner_text()  # what plays: the corners and the decoder
+    assert said.startswith("3 × 3 cells between A ") and "decoded by the DDSP decoder at MIDI 48, 56, 64, 72" in said
     pad = page.locator("#play-pad")
     assert pad.locator(".cell").count() == 9  # 3 x 3 by default
     pad.click(position={"x": 230, "y": 10})  # top right
