@@ -1,6 +1,7 @@
 """The Play tab through the app's API: a map point heard, and the grid exported as a SoundFont."""
 
 import re
+import time
 
 import numpy as np
 import pytest
@@ -8,6 +9,7 @@ import soundfile as sf
 
 from nsynth_core.audio import PLAYBACK_PEAK, SAMPLE_RATE
 from nsynth_core.metrics import cents_error, median_f0
+from nsynth_core.multigrid import ONS_PITCHES
 
 CORNERS = ["bass_electronic_fluidr3_gm033-036-100", "brass_acoustic_fluidr3_gm056-055-100",
            "flute_acoustic_fluidr3_gm073-067-100", "bass_electronic_fluidr3_gm033-036-100"]
@@ -51,6 +53,20 @@ def test_the_grid_decoded_for_playing_is_every_cell_at_every_chosen_pitch(client
     assert index["decoder"] == "DDSP" and len(index["corners"]) == 4  # four examples when no corner is chosen
     _, chosen = client.predict(*CORNERS, 2, [60], "distance", "DDSP", 0.5, api_name="/decode_for_playing")
     assert [corner.split(" (")[0] for corner in chosen["corners"]] == CORNERS  # what the page says it plays
+
+
+def test_the_largest_multigrid_reports_its_progress_while_it_decodes(client):
+    """9 x 9 cells at Open NSynth Super's 16 pitches: the page's progress bar is fed chunk by chunk."""
+    job = client.submit(*[None] * 4, 9, list(ONS_PITCHES), "distance", "DDSP", 0.5, api_name="/decode_for_playing")
+    seen = set()
+    while not job.done():
+        for update in job.status().progress_data or []:
+            seen.add((update.desc, update.index, update.length))
+        time.sleep(0.02)
+    _, index = job.result()
+    assert len(index["offsets"]) == 81 and len(index["pitches"]) == 16
+    assert seen and all(desc == "Decoding every cell at 16 pitches" and 0 < done <= total == 1296
+                        for desc, done, total in seen)
 
 
 def test_playing_needs_a_pitch_and_all_or_none_of_the_corners(client):
