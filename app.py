@@ -273,15 +273,16 @@ def checkpoint_paths(wavenet_path, spectral_path, ddsp_path) -> dict[str, str | 
     return {"wavenet": wavenet_path, "spectral": spectral_path, "ddsp": ddsp_path}
 
 
-def decode_estimate(decoder, paths, cells, seconds, pitches=1):
-    """What decoding `cells` cells of `seconds`, each at `pitches` pitches, will take, said before it starts."""
+def decode_estimate(decoder, paths, cells, seconds, pitches=None):
+    """What decoding `cells` cells of `seconds` (each at `pitches` pitches for a multigrid) will take, said before
+    it starts."""
     path = checkpoint_paths(*paths)[DECODERS[decoder]]
     if not path:
         return f"No {decoder} checkpoint to decode with."
     decoding = ex.load_model(path).decoding
     if delay := decoding.delay():  # said at once: measuring the cost now would wait as long
         return f"A {decoder} decode waits for {delay} before it starts."
-    seconds_needed = decoding.estimate_seconds(cells * pitches, int(seconds * SAMPLE_RATE))
+    seconds_needed = decoding.estimate_seconds(cells * (pitches or 1), int(seconds * SAMPLE_RATE))
     return ex.decode_cost_message(seconds_needed, cells, seconds, decoder, pitches)
 
 
@@ -498,27 +499,28 @@ def chosen_pitch(choice) -> int | None:
     return None if choice in (None, "", OWN_PITCH) else int(choice)
 
 
-def point_sound(x, y, decoder, pitch, seconds, temperature, *paths):
-    """(audio, blend, its notes) of the map point (x, y) decoded by `decoder`."""
-    paths = checkpoint_paths(*paths)
+def point_sound(x, y, decoder, pitch, seconds, temperature, wavenet_path, spectral_path, ddsp_path, octaves=0):
+    """(audio, what is heard: the blend and its pitch) of the map point (x, y) decoded by `decoder`."""
+    paths = checkpoint_paths(wavenet_path, spectral_path, ddsp_path)
     wavenet = model(paths["wavenet"], "WaveNet")
     loaded = model(paths[DECODERS[decoder]], decoder)
-    return app.play_point(loaded, wavenet, (float(x), float(y)), temperature, int(seconds * SAMPLE_RATE),
-                          chosen_pitch(pitch))
+    audio, blend, notes = app.play_point(loaded, wavenet, (float(x), float(y)), temperature,
+                                         int(seconds * SAMPLE_RATE), chosen_pitch(pitch), octaves=octaves)
+    played = ex.played_pitches([notes[0].pitch], chosen_pitch(pitch), octaves)[0]
+    return audio, describe_blend(blend, notes, decoder, played)
 
 
-def describe_blend(blend, notes, decoder, pitch) -> str:
-    played = chosen_pitch(pitch) or notes[0].pitch
+def describe_blend(blend, notes, decoder, played: int) -> str:
     return ("Blend of " + ", ".join(f"**{note.name}** {100 * w:.0f} %" for note, w in zip(notes, blend.weights))
             + f", decoded by the {decoder} decoder at MIDI {played}.")
 
 
 @friendly
 @writes_files
-def play_point(x, y, decoder, pitch, seconds, temperature, wavenet_path, spectral_path, ddsp_path):
-    audio, blend, notes = point_sound(x, y, decoder, pitch, seconds, temperature, wavenet_path, spectral_path,
-                                      ddsp_path)
-    return playable(audio), describe_blend(blend, notes, decoder, pitch)
+def play_point(x, y, decoder, pitch, seconds, temperature, wavenet_path, spectral_path, ddsp_path, octaves=0):
+    audio, description = point_sound(x, y, decoder, pitch, seconds, temperature, wavenet_path, spectral_path,
+                                     ddsp_path, octaves)
+    return playable(audio), description
 
 
 def clicked_place(payload) -> tuple[float, float] | None:
@@ -533,14 +535,14 @@ def clicked_place(payload) -> tuple[float, float] | None:
 
 @friendly
 @writes_files
-def play_clicked_point(payload, decoder, pitch, seconds, temperature, wavenet_path, spectral_path, ddsp_path):
+def play_clicked_point(payload, decoder, pitch, seconds, temperature, wavenet_path, spectral_path, ddsp_path,
+                       octaves=0):
     """A click on empty map space: the blend there, played at once (mark_clicked_point then draws it)."""
     place = clicked_place(payload)
     if place is None:
         return [gr.skip()] * 5
-    audio, blend, notes = point_sound(*place, decoder, pitch, seconds, temperature, wavenet_path, spectral_path,
-                                      ddsp_path)
-    description = describe_blend(blend, notes, decoder, pitch)
+    audio, description = point_sound(*place, decoder, pitch, seconds, temperature, wavenet_path, spectral_path,
+                                     ddsp_path, octaves)
     return playable(audio), *place, description, description
 
 
@@ -569,16 +571,16 @@ def corner_notes(a, b, c, d, session) -> list[ex.Note]:
     return [app.note(session, note_id) for note_id in (a, b, c, d)]
 
 
-def decode_every_cell(a, b, c, d, size, pitches, rule, decoder, seconds, session, paths, progress):
-    """Every cell of the grid between the four corners at every pitch (multigrid.py), refused up front when the
-    decoder would take too long."""
+def decode_every_cell(corners, size, pitches, rule, decoder, seconds, paths, progress):
+    """Every cell of the grid between the four corner notes at every pitch (multigrid.py), refused up front when
+    the decoder would take too long."""
     loaded, encoder = decoder_and_encoder(DECODERS[decoder], decoder, checkpoint_paths(*paths))
     length, notes = int(seconds * SAMPLE_RATE), int(size) ** 2 * len(pitches)
     needed = loaded.decoding.estimate_seconds(notes, length)
     if needed > ex.SLOW_DECODE_SECONDS:
         raise ex.ExplorerError(f"{notes} notes with the {decoder} decoder would take {describe_duration(needed)} "
-                               "here: use the DDSP decoder, or fewer cells.")
-    return app.multigrid(loaded, encoder, corner_notes(a, b, c, d, session), int(size), pitches, length, rule,
+                               "here: choose the DDSP decoder, fewer cells or fewer pitches.")
+    return app.multigrid(loaded, encoder, corners, int(size), pitches, length, rule,
                          progress=lambda done, total: progress(
                              (done, total), desc=f"Decoding every cell at {len(pitches)} pitches", unit="notes"))
 
@@ -587,7 +589,8 @@ def decode_every_cell(a, b, c, d, size, pitches, rule, decoder, seconds, session
 @writes_files
 def export_soundfont(a, b, c, d, size, rule, decoder, seconds, session, *paths, progress=gr.Progress()):
     """Every cell of the grid between the four corners at Open NSynth Super's 16 pitches, as a SoundFont."""
-    grid = decode_every_cell(a, b, c, d, size, ONS_PITCHES, rule, decoder, seconds, session, paths, progress)
+    grid = decode_every_cell(corner_notes(a, b, c, d, session), size, ONS_PITCHES, rule, decoder, seconds, paths,
+                             progress)
     path = exports.output_path(app.outputs_dir, "nsynth_multigrid.sf2")
     return str(write_soundfont(path, grid, title=f"NSynth {size}x{size} grid ({decoder})"))
 
@@ -595,13 +598,15 @@ def export_soundfont(a, b, c, d, size, rule, decoder, seconds, session, *paths, 
 @friendly
 @writes_files
 def decode_for_playing(a, b, c, d, size, pitches, rule, decoder, seconds, session, *paths, progress=gr.Progress()):
-    """The grid's cells at the chosen pitches packed for assets/play.js: (the PCM file, its index)."""
+    """The grid's cells at the chosen pitches packed for assets/play.js: (the PCM file, its index, which also
+    names the decoder and the corner notes, for the page to say what it plays)."""
     if not pitches:
         raise ex.ExplorerError("Choose at least one pitch to decode.")
-    grid = decode_every_cell(a, b, c, d, size, [int(p) for p in pitches], rule, decoder, seconds, session, paths,
-                             progress)
+    corners = corner_notes(a, b, c, d, session)
+    grid = decode_every_cell(corners, size, [int(p) for p in pitches], rule, decoder, seconds, paths, progress)
     path = exports.output_path(app.outputs_dir, "nsynth_play.pcm")
-    return str(path), write_browser_pack(path, grid)
+    return str(path), {**write_browser_pack(path, grid), "decoder": decoder,
+                       "corners": [note.label for note in corners]}
 
 
 # Gradio keeps a copy of every file it serves (uploads, players' wavs, zips): drop those older than an hour.
@@ -623,7 +628,7 @@ with gr.Blocks(title="NSynth timbre explorer", delete_cache=(600, exports.OUTPUT
     with gr.Row():  # the pitch-conditioned decoders play any timbre at any pitch: grid, reconstruction, map point
         pitch_choice = gr.Dropdown(PITCH_CHOICES, value=OWN_PITCH, label="Pitch (MIDI) of every decoded sound")
         octaves = gr.Slider(-3, 3, value=0, step=1,
-                            label="Octave shift of each note's own pitch (grid, reconstruction)")
+                            label="Octave shift of each note's own pitch (grid, reconstruction, map point)")
 
     with gr.Tab("Explore"):
         with gr.Row(elem_id="explore-columns"):
@@ -822,12 +827,13 @@ with gr.Blocks(title="NSynth timbre explorer", delete_cache=(600, exports.OUTPUT
     to_reconstruct.click(lambda note_id: note_id, walked_id, source_note, js=OPEN_RECONSTRUCT_TAB).then(
         reconstruct, reconstruct_inputs, outputs, concurrency_id="decode", concurrency_limit=1,
         show_progress_on=outputs[0])
-    point_settings = [point_decoder, pitch_choice, seconds, temperature, *model_paths]
+    point_settings = [point_decoder, pitch_choice, seconds, temperature, *model_paths, octaves]
     play_button.click(play_point, [point_x, point_y, *point_settings], [point_player, point_blend],
                       api_name="play_point", concurrency_id="decode", concurrency_limit=1,
                       show_progress_on=point_player)
     click.change(play_clicked_point, [click, *point_settings], [player, point_x, point_y, point_blend, heard],
-                 concurrency_id="decode", concurrency_limit=1, show_progress_on=player).then(mark_clicked_point, [click, *map_args], map_plot)
+                 concurrency_id="decode", concurrency_limit=1, show_progress_on=player).then(
+        mark_clicked_point, [click, *map_args], map_plot)
     soundfont_estimate_inputs = [multigrid_size, gr.State(list(ONS_PITCHES)), point_decoder, seconds, *model_paths]
     play_estimate_inputs = [play_size, play_pitches, point_decoder, play_seconds, *model_paths]
     for trigger in (play_tab.select, multigrid_size.change, point_decoder.change, seconds.change):

@@ -1,7 +1,7 @@
 () => {
   // The Play tab's instrument: a pad of the decoded cells and a keyboard, played with Web Audio. The server
-  // sends one 16-bit PCM file of every cell at every pitch and its index (nsynth_core/browser_pack.py); a key
-  // plays the cell nearest the pad's point at the decoded pitch nearest the key, sped up or slowed down to it.
+  // sends one 16-bit PCM file of every cell at every pitch and its index (nsynth_core/browser_pack.py, with the
+  // decoder and the corner notes); a key plays the cell nearest the pad's point at the decoded pitch nearest the key, sped up or slowed down to it.
   // Every voice goes through one AnalyserNode, so tests (and meters) can see what is sounding.
   const LOWEST_KEY = 48, KEY_COUNT = 25;  // on screen: C3 to C5
   const COMPUTER_KEYS = "awsedftgyhujk";  // C to C, the black keys on the row above
@@ -125,8 +125,11 @@
     }));
     player.index = index;
     drawPad();
-    status(`${index.rows} × ${index.cols} cells at MIDI ${index.pitches.join(", ")} ready: click the pad, ` +
-           "then play the keys (a w s e d f t g y h u j k from middle C, z and x shift an octave).");
+    const [a, b, c, d] = index.corners;
+    status(`${index.rows} × ${index.cols} cells between A ${a} (top left), B ${b} (top right), C ${c} (bottom ` +
+           `left) and D ${d} (bottom right), decoded by the ${index.decoder} decoder at MIDI ` +
+           `${index.pitches.join(", ")}: click the pad, then play the keys (a w s e d f t g y h u j k from middle ` +
+           "C, z and x shift an octave).");
   };
 
   const movePoint = (event, pad) => {

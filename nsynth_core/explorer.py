@@ -346,15 +346,23 @@ WARM_UP_DONE = "Warm-up done: examples encoded, decoders timed"  # the app's log
 SLOW_DECODE_SECONDS = 300  # beyond this a decode is no longer something to wait for in a browser
 
 
-def decode_cost_message(seconds: float, cells: int, cell_seconds: float, decoder: str, pitches: int = 1) -> str:
-    """What the page says before a decode of `cells` cells, each at `pitches` pitches; a model this machine cannot
-    run interactively gets a warning."""
-    at_pitches = f" at {pitches} pitches ({cells * pitches} sounds)" if pitches > 1 else ""
-    message = (f"Decoding {cells} cells{at_pitches} of {cell_seconds:g} s with the {decoder} decoder takes "
-               f"**{describe_duration(seconds)}** on this machine (less for cells decoded before).")
+def decode_cost_message(seconds: float, cells: int, cell_seconds: float, decoder: str,
+                        pitches: int | None = None) -> str:
+    """What the page says before a decode of `cells` cells; a model this machine cannot run interactively gets a
+    warning. With `pitches`, a multigrid: every cell at that many pitches, all decoded afresh (too many notes to
+    cache) and refused beyond SLOW_DECODE_SECONDS."""
+    takes = f"with the {decoder} decoder takes **{describe_duration(seconds)}** on this machine"
+    if pitches is None:
+        message = f"Decoding {cells} cells of {cell_seconds:g} s {takes} (less for cells decoded before)."
+        if seconds > SLOW_DECODE_SECONDS:
+            message = ("⚠️ **This model is too slow for this machine to use interactively** (the paper-size "
+                       "WaveNet needs a GPU): shorten the length or use the small model. " + message)
+        return message
+    message = (f"Decoding {cells} cells at {pitches} pitch{'es' if pitches > 1 else ''} ({cells * pitches} sounds) "
+               f"of {cell_seconds:g} s {takes}.")
     if seconds > SLOW_DECODE_SECONDS:
-        message = ("⚠️ **This model is too slow for this machine to use interactively** (the paper-size WaveNet "
-                   "needs a GPU): shorten the length or use the small model. " + message)
+        message = (f"⚠️ **Too long to decode here** (the limit is {SLOW_DECODE_SECONDS // 60} min): choose the "
+                   "DDSP decoder, fewer cells or fewer pitches. " + message)
     return message
 
 
@@ -553,14 +561,15 @@ class Explorer:
         return MapBlend(z=mix(encode_notes(wavenet, notes), weights), neighbours=nearest, weights=weights), notes
 
     def play_point(self, loaded: LoadedModel, wavenet: LoadedModel, point, temperature: float, length: int,
-                   pitch: int | None = None, progress: Progress | None = None) -> tuple[np.ndarray, MapBlend, list]:
+                   pitch: int | None = None, progress: Progress | None = None,
+                   octaves: int = 0) -> tuple[np.ndarray, MapBlend, list]:
         """(audio [length], the blend, its notes) of a point of the map, decoded by `loaded` (a decoder that reads
-        the WaveNet's Z) at `pitch`, by default the nearest note's."""
+        the WaveNet's Z) at `pitch`, by default the nearest note's shifted by `octaves`."""
         blend, notes = self.map_blend(wavenet, point)
         if encoder_for(loaded, wavenet).fingerprint != wavenet.fingerprint:
             raise ExplorerError(f"The map's blends are Z of {wavenet.name}'s encoder, which {loaded.name} does not "
                                 "read: choose the DDSP decoder, or that WaveNet.")
-        pitches = played_pitches([notes[0].pitch], pitch)
+        pitches = played_pitches([notes[0].pitch], pitch, octaves)
         audio = decode(loaded, blend.z[None], pitches, ["map point"], temperature, length, progress=progress)[0]
         return audio, blend, notes
 

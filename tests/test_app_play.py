@@ -1,10 +1,15 @@
 """The Play tab through the app's API: a map point heard, and the grid exported as a SoundFont."""
 
+import re
+import time
+
 import numpy as np
 import pytest
 import soundfile as sf
 
 from nsynth_core.audio import PLAYBACK_PEAK, SAMPLE_RATE
+from nsynth_core.metrics import cents_error, median_f0
+from nsynth_core.multigrid import ONS_PITCHES
 
 CORNERS = ["bass_electronic_fluidr3_gm033-036-100", "brass_acoustic_fluidr3_gm056-055-100",
            "flute_acoustic_fluidr3_gm073-067-100", "bass_electronic_fluidr3_gm033-036-100"]
@@ -16,6 +21,16 @@ def test_a_map_point_is_played_as_a_blend_of_three_notes(client):
     assert rate == SAMPLE_RATE and len(audio) == SAMPLE_RATE // 2
     assert np.abs(audio).max() == pytest.approx(PLAYBACK_PEAK, abs=1e-4)
     assert blend.startswith("Blend of") and blend.count("%") == 3
+
+
+def test_a_map_point_plays_its_own_pitch_octaves_away(client):
+    _, own = client.predict(0.5, -0.5, "DDSP", "each note's own", 1.0, 0.25, api_name="/play_point")
+    own_pitch = int(re.search(r"at MIDI (\d+)\.$", own).group(1))
+    audio_path, lower = client.predict(0.5, -0.5, "DDSP", "each note's own", 1.0, 0.25, octaves=-1,
+                                       api_name="/play_point")
+    assert lower.endswith(f"at MIDI {own_pitch - 12}.")
+    audio, rate = sf.read(audio_path)
+    assert abs(cents_error(median_f0(audio, rate), own_pitch - 12)) < 50  # heard an octave down
 
 
 def test_the_grid_downloads_as_a_soundfont_of_every_cell(client):
@@ -35,6 +50,23 @@ def test_the_grid_decoded_for_playing_is_every_cell_at_every_chosen_pitch(client
     assert (index["rows"], index["cols"], index["pitches"], index["length"]) == (2, 2, [48, 72], SAMPLE_RATE // 2)
     assert len(samples) == 4 * 2 * SAMPLE_RATE // 2 and index["offsets"][3][1] == 7 * SAMPLE_RATE // 2
     assert np.abs(samples).max() / 32767 == pytest.approx(PLAYBACK_PEAK, abs=1e-4)
+    assert index["decoder"] == "DDSP" and len(index["corners"]) == 4  # four examples when no corner is chosen
+    _, chosen = client.predict(*CORNERS, 2, [60], "distance", "DDSP", 0.5, api_name="/decode_for_playing")
+    assert [corner.split(" (")[0] for corner in chosen["corners"]] == CORNERS  # what the page says it plays
+
+
+def test_the_largest_multigrid_reports_its_progress_while_it_decodes(client):
+    """9 x 9 cells at Open NSynth Super's 16 pitches: the page's progress bar is fed chunk by chunk."""
+    job = client.submit(*[None] * 4, 9, list(ONS_PITCHES), "distance", "DDSP", 0.5, api_name="/decode_for_playing")
+    seen = set()
+    while not job.done():
+        for update in job.status().progress_data or []:
+            seen.add((update.desc, update.index, update.length))
+        time.sleep(0.02)
+    _, index = job.result()
+    assert len(index["offsets"]) == 81 and len(index["pitches"]) == 16
+    assert seen and all(desc == "Decoding every cell at 16 pitches" and 0 < done <= total == 1296
+                        for desc, done, total in seen)
 
 
 def test_playing_needs_a_pitch_and_all_or_none_of_the_corners(client):

@@ -360,6 +360,15 @@ def test_a_decode_too_slow_for_the_machine_is_flagged():
     quick = explorer.decode_cost_message(20, 4, 1.0, "WaveNet")
     slow = explorer.decode_cost_message(40 * 60, 4, 4.0, "WaveNet")
     assert quick.startswith("Decoding 4 cells of 1 s") and "too slow" not in quick
-    assert explorer.decode_cost_message(20, 81, 1.0, "DDSP", pitches=16).startswith(
-        "Decoding 81 cells at 16 pitches (1296 sounds) of 1 s")
     assert "too slow" in slow and "about 40 min" in slow
+
+
+def test_a_multigrid_estimate_says_it_is_decoded_afresh_and_when_it_will_be_refused():
+    quick = explorer.decode_cost_message(20, 81, 1.0, "DDSP", pitches=16)
+    assert quick == ("Decoding 81 cells at 16 pitches (1296 sounds) of 1 s with the DDSP decoder takes **about 20 s** "
+                     "on this machine.")  # no cache: a multigrid's notes are too many to keep
+    assert explorer.decode_cost_message(20, 9, 2.0, "DDSP", pitches=1).startswith("Decoding 9 cells at 1 pitch (9 ")
+    slow = explorer.decode_cost_message(16 * 60, 81, 1.0, "WaveNet", pitches=16)
+    assert slow.startswith("⚠️ **Too long to decode here** (the limit is 5 min): choose the DDSP decoder, fewer "
+                           "cells or fewer pitches.") and "takes **about 16 min**" in slow
+    assert "small model" not in slow  # the shipped WaveNet is the small one already

@@ -76,7 +76,7 @@ def test_the_explorer_blends_the_neighbours_z_frame_by_frame(mapped):
     assert blend.z.shape == encode_notes(wavenet, notes[:1])[0].shape  # frames stay aligned, not averaged away
 
 
-def test_a_map_point_is_decoded_at_the_nearest_notes_pitch_or_the_chosen_one(mapped, monkeypatch):
+def test_a_map_point_is_decoded_at_the_nearest_notes_pitch_octaves_away_or_the_chosen_one(mapped, monkeypatch):
     app, wavenet, _, ddsp = mapped
     given = []
     real_decode = ddsp.decoding.decode
@@ -86,6 +86,8 @@ def test_a_map_point_is_decoded_at_the_nearest_notes_pitch_or_the_chosen_one(map
     assert audio.shape == (3200,) and notes[0].id == "n3" and given[-1] == [69]
     app.play_point(ddsp, wavenet, (1.9, 1.7), 1.0, 3200, pitch=30)
     assert given[-1] == [30]
+    app.play_point(ddsp, wavenet, (1.9, 1.7), 1.0, 3200, octaves=-1)
+    assert given[-1] == [57]  # the nearest note's own pitch, an octave down
 
 
 def test_a_decoder_that_reads_another_z_cannot_play_the_map(mapped):
