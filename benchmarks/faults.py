@@ -35,7 +35,7 @@ import httpx
 import numpy as np
 from gradio_client import Client, handle_file
 
-from benchmarks.load_test import PRESETS, memory_mb, server_pid, visit, write_tone
+from benchmarks.load_test import PRESETS, followed, memory_mb, server_pid, visit, write_tone
 from nsynth_core import disk_space, exports, fastgen
 from nsynth_core.checkpoint import save_checkpoint, weights_fingerprint
 from nsynth_core.ddsp import DDSPDecoder
@@ -153,26 +153,16 @@ def queue_honesty(url: str, work: Path) -> tuple[str, str, float]:
     jobs = [Client(url, verbose=False).submit([handle_file(str(path)) for path in files], "family", False,
                                               api_name="/add_uploads") for files in heavy]
     time.sleep(0.5)  # both heavy uploads are in the queue first
+    light, tone = Client(url, verbose=False), write_tone(work / "light.wav", 70)
     start = time.perf_counter()
-    job = Client(url, verbose=False).submit([handle_file(str(write_tone(work / "light.wav", 70)))], "family",
-                                            False, api_name="/add_uploads")
-    told, started = None, None
-    while not job.done():
-        status = job.status()
-        if told is None and status.eta is not None:
-            told = (status.rank, status.eta)
-        if started is None and status.code.name in ("PROCESSING", "PROGRESS"):
-            started = time.perf_counter() - start
-        time.sleep(0.05)
-    job.result(timeout=TIMEOUT)
+    _, told = followed(light.submit([handle_file(str(tone))], "family", False, api_name="/add_uploads"))
     done = time.perf_counter() - start
     for heavy_job in jobs:
         heavy_job.result(timeout=TIMEOUT)
-    rank, eta = told if told is not None else (None, None)
-    eta_text = "no ETA" if eta is None else f"rank {rank}, ETA {eta:.1f} s"
-    started_text = "start not seen" if started is None else f"started after {started:.1f} s"
-    return ("queue: 2 uploads of 16 files, then 1 note", f"the note was told {eta_text}; {started_text}, done "
-            f"after {done:.1f} s", done)
+    rank_text = "no rank" if told.rank is None else f"rank {told.rank}"
+    eta_text = "no ETA" if told.eta is None else f"ETA {told.eta:.1f} s"
+    return ("queue: 2 uploads of 16 files, then 1 note", f"the note was told {rank_text}, {eta_text}; started "
+            f"after {told.started:.1f} s, done after {done:.1f} s", done)
 
 
 def add_note_many(client: Client, files: list[Path]) -> str:
