@@ -29,7 +29,7 @@ from nsynth_core import teaching
 from nsynth_core.audio import NOTE_LENGTH, SAMPLE_RATE, playback_pcm16
 from nsynth_core.browser_pack import write_browser_pack
 from nsynth_core.decoding import describe_duration
-from nsynth_core.interpolation import GRID_SIZES, MULTIGRID_SIZES
+from nsynth_core.interpolation import GRID_SIZES
 from nsynth_core.map_points import neighbour_weights
 from nsynth_core.multigrid import ONS_PITCHES
 from nsynth_core.rainbowgram import rainbowgram
@@ -742,7 +742,7 @@ with gr.Blocks(title="NSynth timbre explorer", delete_cache=(600, exports.OUTPUT
         point_player = gr.Audio(label="Map point", interactive=False, autoplay=True)
         point_blend = gr.Markdown(label="Blend heard")
         with gr.Row():
-            multigrid_size = gr.Slider(min(MULTIGRID_SIZES), max(MULTIGRID_SIZES), value=MULTIGRID_SIZE, step=1,
+            multigrid_size = gr.Slider(min(GRID_SIZES), MAX_SIZE, value=MULTIGRID_SIZE, step=1,
                                        label="Cells per side")
             soundfont_button = gr.Button("Download as SoundFont (.sf2)")
         soundfont_expected = gr.Markdown()
@@ -750,7 +750,7 @@ with gr.Blocks(title="NSynth timbre explorer", delete_cache=(600, exports.OUTPUT
         gr.Markdown("**Play in the page:** the same grid's cells decoded at a few pitches; keys between them play "
                     "the nearest pitch sped up or slowed down.")
         with gr.Row():
-            play_size = gr.Slider(min(MULTIGRID_SIZES), max(MULTIGRID_SIZES), value=PLAY_SIZE, step=1,
+            play_size = gr.Slider(min(GRID_SIZES), MAX_SIZE, value=PLAY_SIZE, step=1,
                                   label="Cells per side to play")
             play_pitches = gr.Dropdown(list(ONS_PITCHES), value=list(PLAY_PITCHES), multiselect=True,
                                        label="Pitches to decode (MIDI)")

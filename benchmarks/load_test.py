@@ -6,9 +6,11 @@ note and decodes a 2x2 grid of it with three bundled notes. Stages, each timed a
     encode  the /add_uploads event: read, pitch, encode, place on the map (gradio_client sends the 32 kB file
             again with it)
     grid    the /grid event: 2x2 WaveNet decode of --seconds per cell, zip; decodes queue one at a time
-Every request must succeed. It prints p50/p95 latency per stage and per round, and the server's resident memory
-(VmRSS, and its peak VmHWM, from /proc/<pid>/status; psutil is not needed) after each round: after the first
-round it should grow only by the visitors' own notes (256 kB each), bounded caches and allocator noise.
+Every request must succeed. It prints p50/p95 latency per stage and per round, what the queue told the visitors
+who waited for the encode or the grid (their rank, and the ETA once Gradio has one), the load average, and the
+server's resident memory (VmRSS, and its peak VmHWM, from /proc/<pid>/status; psutil is not needed) after each
+round: after the first round it should grow only by the visitors' own notes (256 kB each), bounded caches and
+allocator noise.
 
     python -m benchmarks.load_test                       # a tiny random WaveNet, 8 clients, 5 rounds
     python -m benchmarks.load_test --preset cpu-small    # random weights at the small trainable size
@@ -22,13 +24,15 @@ import shutil
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import httpx
 import numpy as np
 import soundfile as sf
 from gradio_client import Client, handle_file
+from gradio_client.client import Job
+from gradio_client.utils import Status
 
 from nsynth_core.audio import SAMPLE_RATE
 from nsynth_core.checkpoint import save_checkpoint
@@ -39,6 +43,9 @@ from tests.app_helpers import TINY_WAVENET, running_app
 
 REQUEST_TIMEOUT = 600  # s for one request, queueing included
 STAGES = ("upload", "encode", "grid")
+QUEUED = ("encode", "grid")  # the stages that go through Gradio's queue
+JOINING = (Status.STARTING, Status.JOINING_QUEUE, Status.SENDING_DATA)  # before the queue has the job
+POLL = 0.05  # s between looks at a job's status
 PRESETS = {
     # The tests' tiny WaveNet widened to the narrowest the C++ decoder takes, so grids use the app's real decoder.
     "tiny": replace(TINY_WAVENET, residual_channels=16, skip_channels=16),
@@ -67,9 +74,40 @@ def write_tone(path: Path, midi: int) -> Path:
     return path
 
 
+@dataclass
+class QueueView:
+    """What a visitor's job was told while it waited, when the queue took it and when it started (seconds
+    after it was submitted)."""
+    rank: int | None = None  # its first place in the queue (0: next)
+    eta: float | None = None  # the first ETA, in seconds
+    joined: float | None = None
+    started: float | None = None
+
+
+def followed(job: Job) -> tuple[tuple, QueueView]:
+    """The job's result, and what the queue told it on the way."""
+    submitted, view = time.perf_counter(), QueueView()
+    while not job.done():
+        status = job.status()
+        if view.joined is None and status.code not in JOINING:
+            view.joined = time.perf_counter() - submitted
+        if status.code == Status.IN_QUEUE:
+            view.rank = status.rank if view.rank is None else view.rank
+            view.eta = status.eta if view.eta is None else view.eta
+        if view.started is None and status.code in (Status.PROCESSING, Status.PROGRESS):
+            view.started = time.perf_counter() - submitted
+        time.sleep(POLL)
+    result = job.result(timeout=REQUEST_TIMEOUT)
+    done = time.perf_counter() - submitted
+    view.joined = done if view.joined is None else view.joined
+    view.started = done if view.started is None else view.started
+    return result, view
+
+
 def visit(client: Client, url: str, tone: Path, corners: list[str], seconds: float,
-          decoder: str = "WaveNet") -> dict[str, float]:
-    """One round of one visitor; returns the seconds each stage took."""
+          decoder: str = "WaveNet") -> dict[str, float | QueueView]:
+    """One round of one visitor; returns the seconds each stage took, and what the queue told it ("encode queue",
+    "grid queue")."""
     timings = {}
     start = time.perf_counter()
     with open(tone, "rb") as file:
@@ -78,13 +116,13 @@ def visit(client: Client, url: str, tone: Path, corners: list[str], seconds: flo
     timings["upload"] = time.perf_counter() - start
 
     start = time.perf_counter()
-    _, _, picker, *_ = client.submit([handle_file(str(tone))], "family", False,
-                                     api_name="/add_uploads").result(timeout=REQUEST_TIMEOUT)
+    (_, _, picker, *_), timings["encode queue"] = followed(client.submit(
+        [handle_file(str(tone))], "family", False, api_name="/add_uploads"))
     timings["encode"] = time.perf_counter() - start
 
     start = time.perf_counter()
-    *players, archive, _ = client.submit(picker["value"], *corners, "grid (4 notes)", 2, "bilinear", decoder, 1.0,
-                                      seconds, api_name="/grid").result(timeout=REQUEST_TIMEOUT)
+    (*players, archive, _), timings["grid queue"] = followed(client.submit(
+        picker["value"], *corners, "grid (4 notes)", 2, "bilinear", decoder, 1.0, seconds, api_name="/grid"))
     timings["grid"] = time.perf_counter() - start
     played = [player["value"] for player in players if player.get("visible")]
     if len(played) != 4 or not Path(archive).is_file():
@@ -95,6 +133,19 @@ def visit(client: Client, url: str, tone: Path, corners: list[str], seconds: flo
 def percentiles(values) -> str:
     p50, p95 = np.percentile(values, [50, 95])
     return f"{len(values):4d}  {p50:8.2f}  {p95:8.2f}  {max(values):8.2f}"
+
+
+def queue_summary(views: list[QueueView]) -> str:
+    """What the queue told the visitors who waited in it, and how soon the others started."""
+    told = [view for view in views if view.rank is not None]
+    untold = [view for view in views if view.rank is None]
+    etas = [view.eta for view in told if view.eta is not None]
+    longest = lambda values: max(values, default=0.0)
+    return (f"{len(told)} of {len(views)} were told their place in the queue (ranks up to "
+            f"{longest(v.rank for v in told)}; {len(etas)} an ETA, up to {longest(etas):.1f} s) and waited there up "
+            f"to {longest(v.started - v.joined for v in told):.1f} s; the other {len(untold)} started as the queue "
+            f"took them, at most {longest(v.started - v.joined for v in untold):.1f} s later (joining took up to "
+            f"{longest(v.joined for v in views):.1f} s)")
 
 
 def main():
@@ -116,7 +167,9 @@ def main():
         save_checkpoint(SpectralAutoencoder(SpectralConfig.preset("cpu-small")).eval(), checkpoints / "random-spectral")
     corners = [entry["name"] for entry in json.loads((ASSETS_DIR / NOTES_INDEX).read_text())[:3]]
     timings = {stage: [] for stage in (*STAGES, "round")}
+    views = {stage: [] for stage in QUEUED}
     memory = []
+    load_before = os.getloadavg()
     started = time.perf_counter()
     with running_app(checkpoints, work / "app.log") as url:
         pid = server_pid()
@@ -136,15 +189,23 @@ def main():
                 for result in results:
                     for stage in STAGES:
                         timings[stage].append(result[stage])
+                    for stage in QUEUED:
+                        views[stage].append(result[f"{stage} queue"])
                 memory.append((f"after round {round_index + 1}", memory_mb(pid)))
                 print(f"round {round_index + 1}: {timings['round'][-1]:.1f} s, "
                       f"server RSS {memory[-1][1]['VmRSS']:.0f} MiB", flush=True)
 
+    load_after = os.getloadavg()
     print(f"\n{args.clients} clients x {args.rounds} rounds, 2x2 grid of {args.seconds:g} s cells, "
           f"checkpoints {checkpoints}; every request succeeded")
+    print(f"load average (1, 5, 15 min) before: {', '.join(f'{x:.1f}' for x in load_before)}; after: "
+          f"{', '.join(f'{x:.1f}' for x in load_after)} on {os.cpu_count()} cores")
     print(f"{'stage':>8}  {'n':>4}  {'p50 s':>8}  {'p95 s':>8}  {'max s':>8}")
     for stage in (*STAGES, "round"):
         print(f"{stage:>8}  {percentiles(timings[stage])}")
+    print("\nthe queue:")
+    for stage in QUEUED:
+        print(f"  {stage:>6}: {queue_summary(views[stage])}")
     print("\nserver memory (MiB):")
     for label, figures in memory:
         print(f"  {label:>15}: RSS {figures['VmRSS']:7.1f}   peak (VmHWM) {figures['VmHWM']:7.1f}")

@@ -235,10 +235,11 @@ class FastDecoder:
         self.batch, self.frames = z.shape[0], z.shape[1]
         with torch.no_grad():
             *layer_biases, out_bias = decoder.condition_biases(model.conditioning(z.float(), pitch))
-            # Per frame [.., F, C], with the bias of the conv each one is added to folded in.
-            layer_bias = torch.stack([b.transpose(1, 2) + layer.dilated.bias
-                                      for b, layer in zip(layer_biases, decoder.layers)])
-            out_bias = out_bias.transpose(1, 2) + decoder.out1.bias
+            # Frame-major ([F, L, B, 2R] and [F, B, S]): one frame's biases for all rows lie together. The bias
+            # of the conv each one is added to is folded in.
+            layer_bias = torch.stack([b.permute(2, 0, 1) + layer.dilated.bias
+                                      for b, layer in zip(layer_biases, decoder.layers)], dim=1)
+            out_bias = out_bias.permute(2, 0, 1) + decoder.out1.bias
             matrix = lambda conv: conv.weight[:, :, 0].t()  # a 1x1 conv as an input-major [in, out] matrix
             # Dilated taps oldest first, as the rows of one [k * R, 2R] matrix, then the excitation's [E, 2R].
             taps = lambda layer: torch.cat(

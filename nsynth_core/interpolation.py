@@ -7,8 +7,7 @@ A weight array [..., corners] says how much of each corner goes into a cell; `mi
 
 import numpy as np
 
-GRID_SIZES = (2, 3, 4, 5)  # the page's grids, decoded by any decoder (the WaveNet takes seconds per cell)
-MULTIGRID_SIZES = tuple(range(2, 10))  # up to Open NSynth Super's 9 x 9, decoded by the fast DDSP decoder
+GRID_SIZES = tuple(range(2, 10))  # cells per side, up to Open NSynth Super's 9 x 9
 MIXING_RULES = ("bilinear", "distance")
 CORNER_POSITIONS = np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
 
@@ -55,9 +54,9 @@ def distance_weights(size: int) -> np.ndarray:
     return weights / weights.sum(axis=-1, keepdims=True)
 
 
-def grid_weights(size: int, rule: str = "bilinear", sizes: tuple = GRID_SIZES) -> np.ndarray:
-    if size not in sizes:
-        raise InterpolationError(f"Grid size must be one of {sizes}, got {size}.")
+def grid_weights(size: int, rule: str = "bilinear") -> np.ndarray:
+    if size not in GRID_SIZES:
+        raise InterpolationError(f"Grid size must be one of {GRID_SIZES}, got {size}.")
     if rule == "bilinear":
         return bilinear_weights(size)
     if rule == "distance":

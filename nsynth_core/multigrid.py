@@ -12,7 +12,7 @@ import torch
 
 from .audio import NOTE_LENGTH
 from .decoding import Decoding
-from .interpolation import MULTIGRID_SIZES, cell_labels, grid_weights, mix
+from .interpolation import cell_labels, grid_weights, mix
 
 ONS_PITCHES = tuple(range(24, 85, 4))  # Open NSynth Super's 16 pitches, MIDI 24, 28, ..., 84
 DECODE_CHUNK = 64  # notes per decoder call: bounds the working memory of a batch (a few MB per DDSP note)
@@ -42,7 +42,7 @@ def decode_multigrid(decoding: Decoding, corner_z: np.ndarray, size: int = 9, pi
     pitches = tuple(sorted(set(int(p) for p in pitches)))
     if not pitches:
         raise MultigridError("Choose at least one pitch.")
-    weights = grid_weights(size, rule, MULTIGRID_SIZES).reshape(size * size, 4)
+    weights = grid_weights(size, rule).reshape(size * size, 4)
     cell_z = torch.from_numpy(mix(corner_z, weights))
     cells, total = len(weights), len(weights) * len(pitches)
     note_cells = np.arange(total) // len(pitches)

@@ -196,9 +196,9 @@ def test_a_spectral_grid_without_a_wavenet_is_heard_not_placed(page, monkeypatch
         assert {"step1.wav", "step2.wav", "grid.json"} <= set(opened.namelist())
 
 
-@pytest.mark.parametrize("size", ["NaN", 3.5, float("inf"), 6, None])
+@pytest.mark.parametrize("size", ["NaN", 3.5, float("inf"), 1, 10, None])
 def test_a_bad_grid_size_gets_a_clear_message(page, size):
-    with pytest.raises(page.gr.Error, match=f"The grid size must be a whole number from 2 to 5, not {size!r}"):
+    with pytest.raises(page.gr.Error, match=f"The grid size must be a whole number from 2 to 9, not {size!r}"):
         run_grid(page, *LINE_NOTES, size=size)
 
 
@@ -222,6 +222,17 @@ def test_a_whole_float_grid_size_is_taken(page, monkeypatch):
     monkeypatch.setattr(load_model(page.app.checkpoints_dir / "tiny-spectral").decoding, "griffin_lim_iters", 2)
     *players, _, _, _ = run_grid(page, *LINE_NOTES, size=3.0, decoder="Spectral baseline")
     assert sum(bool(player.get("visible")) for player in players) == 3
+
+
+def test_a_9_by_9_grid_says_what_it_will_take_before_it_fills_81_players_in_9_rows(page):
+    paths = [str(page.app.checkpoints_dir / name) for name in ("tiny-wavenet", "tiny-spectral", "tiny-ddsp")]
+    for decoder in ("WaveNet", "DDSP"):
+        said = page.estimate("grid (4 notes)", 9, decoder, 4.0, *paths)
+        assert f"Decoding 81 cells of 4 s with the {decoder} decoder takes **" in said
+    *players, _, cells, _ = run_grid(page, *LINE_NOTES, *LINE_NOTES, size=9, decoder="DDSP")
+    shown = [index for index, player in enumerate(players) if player.get("visible")]
+    assert shown == list(range(81)) and len(players) == 81  # row by row, 9 to a row
+    assert players[80]["label"].startswith("r9c9: ") and len(cells) == 81
 
 
 @pytest.mark.parametrize("name, channels", [("short", 1), ("channels_1024", 1024)])

@@ -71,21 +71,26 @@ def test_logits_match_the_teacher_forced_forward_over_the_generated_audio(preset
     assert (logits.permute(1, 2, 0) - expected).abs().max().item() < 1e-4
 
 
-# The reference decodes a few milliseconds per step: these stay short.
-@pytest.mark.parametrize("preset, changes, length, temperature", [
-    pytest.param("cpu-small", {"hop_length": 64}, 200, 1.0, id="cpu-small"),
-    pytest.param("cpu-small", {"hop_length": 64}, 100, 0.0, id="cpu-small-greedy"),
-    pytest.param("paper", {"decoder_layers": 4, "decoder_cycle": 4, "hop_length": 16}, 30, 0.8, id="paper-4-layers"),
-    pytest.param("cpu-small", {"decoder_layers": 3, "hop_length": 64, "pitch_classes": 128}, 100, 1.0, id="pitched"),
+# The reference decodes a few milliseconds per step: these stay short. Two threads, each with its share of the batch.
+@pytest.mark.parametrize("preset, changes, batch, length, temperature", [
+    pytest.param("cpu-small", {"hop_length": 64}, 2, 200, 1.0, id="cpu-small"),
+    pytest.param("cpu-small", {"hop_length": 64}, 2, 100, 0.0, id="cpu-small-greedy"),
+    pytest.param("paper", {"decoder_layers": 4, "decoder_cycle": 4, "hop_length": 16}, 2, 30, 0.8,
+                 id="paper-4-layers"),
+    pytest.param("cpu-small", {"decoder_layers": 3, "hop_length": 64, "pitch_classes": 128}, 2, 100, 1.0,
+                 id="pitched"),
     pytest.param("cpu-small", {"decoder_layers": 3, "hop_length": 64, "pitch_classes": 128,
-                               "excitation_harmonics": 4}, 100, 1.0, id="excited"),
+                               "excitation_harmonics": 4}, 2, 100, 1.0, id="excited"),
+    # A 9 x 9 grid of the shipped model's kind at full depth: 150 samples wrap the queues of dilations up to 64.
+    pytest.param("cpu-small", {"hop_length": 64, "pitch_classes": 128, "excitation_harmonics": 4}, 81, 150, 1.0,
+                 id="grid-of-81"),
 ])
 @pytest.mark.usefixtures("engine")
-def test_samples_match_the_reference_generator(preset, changes, length, temperature):
+def test_samples_match_the_reference_generator(preset, changes, batch, length, temperature):
     model = random_model(preset, **changes)
-    z = random_z(model, 2, length)
-    pitch = torch.tensor([40, 70]) if model.config.pitch_classes else None
-    fast = fastgen.fast_generate(model, z, pitch, temperature=temperature, seed=9, length=length)
+    z = random_z(model, batch, length)
+    pitch = torch.arange(batch) % 60 + 30 if model.config.pitch_classes else None
+    fast = fastgen.fast_generate(model, z, pitch, temperature=temperature, seed=9, length=length, threads=2)
     np.testing.assert_array_equal(fast, generate(model, z, pitch, temperature=temperature, seed=9, length=length))
     assert len(np.unique(fast)) > 2  # not a trivial sequence
 

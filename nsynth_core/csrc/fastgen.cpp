@@ -178,12 +178,12 @@ struct Decoder {
   Packed skip_start, out1, logits;
   std::vector<Packed> dilated, res_skip;  // [kR + E, 2R] (taps oldest first, then the excitation's weights)
                                           // and [R, R+S] (residual | skip)
-  std::vector<float> layer_bias, out_bias;  // [L][B][F][2R] and [B][F][S]: conditioning + conv biases per frame
+  std::vector<float> layer_bias, out_bias;  // [F][L][B][2R] and [F][B][S]: conditioning + conv biases per frame
   // Decoding state.
   int64_t t = 0;
   std::vector<float> previous;            // [B] the sample fed at the next step (mu-law code / 128)
   std::vector<float> input_queue;         // [B][k-1] past input samples of the start conv
-  std::vector<std::vector<float>> queues;  // per layer [B][(k-1)d][R]: past layer inputs
+  std::vector<std::vector<float>> queues;  // per layer [(k-1)d][B][R]: past layer inputs, a step's rows together
 
   int64_t layers() const { return static_cast<int64_t>(dilations.size()); }
 
@@ -214,15 +214,14 @@ struct Decoder {
 
       for (int64_t l = 0; l < layers(); ++l) {
         const int64_t d = dilations[l], span = (k - 1) * d;
-        float* queue = queues[l].data() + b0 * span * R;  // row r's queue starts r * span * R further
-        for (int64_t j = 0; j < k - 1; ++j) taps[j] = {queue + wrap(now - (k - 1 - j) * d, span) * R, span * R, R};
+        float* queue = queues[l].data() + b0 * R;  // a slot holds all rows' entries of one step
+        for (int64_t j = 0; j < k - 1; ++j) taps[j] = {queue + wrap(now - (k - 1 - j) * d, span) * batch * R, R, R};
         taps[k - 1] = h_rows;
         if (E > 0) taps[k] = {excitation + (step * batch + b0) * E, E, E};
         matmul(rows, taps.data(), static_cast<int>(taps.size()), dilated[l],
-               layer_bias.data() + ((l * batch + b0) * frames + frame) * 2 * R, frames * 2 * R, nullptr,
-               conv.data(), 2 * R);
+               layer_bias.data() + ((frame * layers() + l) * batch + b0) * 2 * R, 2 * R, nullptr, conv.data(), 2 * R);
         for (int64_t r = 0; r < rows; ++r) {  // h becomes the newest entry, in the slot of the oldest tap just read
-          std::memcpy(queue + (r * span + now % span) * R, state.data() + r * C, R * sizeof(float));
+          std::memcpy(queue + ((now % span) * batch + r) * R, state.data() + r * C, R * sizeof(float));
           const float* c = conv.data() + r * 2 * R;
           for (int64_t i = 0; i < R; i += W) store(gated.data() + r * R + i, gate(load(c + i), load(c + R + i)));
         }
@@ -231,8 +230,7 @@ struct Decoder {
 
       for (int64_t r = 0; r < rows; ++r)
         for (int64_t i = 0; i < S; i += W) store(skip.data() + r * S + i, vrelu(load(state.data() + r * C + R + i)));
-      matmul(rows, &skip_rows, 1, out1, out_bias.data() + (b0 * frames + frame) * S, frames * S, nullptr,
-             hidden.data(), S);
+      matmul(rows, &skip_rows, 1, out1, out_bias.data() + (frame * batch + b0) * S, S, nullptr, hidden.data(), S);
       for (int64_t i = 0; i < rows * S; i += W) store(hidden.data() + i, vrelu(load(hidden.data() + i)));
       matmul(rows, &hidden_rows, 1, logits, logits_b.data(), 0, nullptr, out.data(), Q);
 
@@ -255,8 +253,8 @@ struct Decoder {
 extern "C" {
 
 // Weights as in nsynth_core/fastgen.py: matrices input-major [K, N], `dilated_w` [L, kR + E, 2R] with the E rows of
-// the excitation's weights after the taps; `layer_bias` [L, B, F, 2R] and
-// `out_bias` [B, F, S] already include the dilated conv and out1 biases. All float32, contiguous; copied.
+// the excitation's weights after the taps; `layer_bias` [F, L, B, 2R] and
+// `out_bias` [F, B, S] already include the dilated conv and out1 biases. All float32, contiguous; copied.
 void* fastgen_create(int64_t batch, int64_t frames, int64_t hop, int64_t R, int64_t S, int64_t Q, int64_t k,
                      int64_t E, int64_t layers, const int64_t* dilations, const float* start_w, const float* start_b,
                      const float* skip_start_w, const float* skip_start_b, const float* dilated_w,
