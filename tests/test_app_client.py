@@ -12,6 +12,7 @@ import soundfile as sf
 from gradio_client import handle_file
 
 from nsynth_core.audio import PLAYBACK_PEAK
+from nsynth_core.interpolation import GRID_SIZES
 from app_helpers import REPO
 
 FIRST_NOTES = ["bass_electronic_fluidr3_gm033-036-100", "brass_acoustic_fluidr3_gm056-055-100",
@@ -48,7 +49,7 @@ def test_upload_map_grid_and_reconstruction(client, write_tone, tmp_path):
         selected, *FIRST_NOTES, "grid (4 notes)", 2, "distance", "WaveNet", 1.0, 0.1, api_name="/grid")
     assert "WaveNet" in made_by and "tiny-wavenet" in made_by  # the page says which decoder made the sounds
     shown = [player["value"] for player in players if player.get("visible")]  # players are updated, not replaced
-    assert len(players) == 25 and len(shown) == 4
+    assert len(players) == max(GRID_SIZES) ** 2 and len(shown) == 4
     for player in shown:
         rate, length, peak = loudness(player)
         assert rate == 16000 and length == 1600 and at_playback_peak(peak)

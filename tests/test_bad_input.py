@@ -27,6 +27,7 @@ from nsynth_core import explorer, exports, fastgen
 from nsynth_core.audio import NOTE_LENGTH, NOTE_PEAK, PLAYBACK_PEAK, SAMPLE_RATE, AudioError, for_playback
 from nsynth_core.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from nsynth_core.explorer import Explorer, ExplorerError, load_model, note_from_file
+from nsynth_core.interpolation import GRID_SIZES
 from nsynth_core.wavenet import WaveNetAutoencoder, WaveNetConfig
 from app_helpers import REPO, add_broken_checkpoints, running_app, write_nan_weights, write_tiny_checkpoints
 
@@ -214,8 +215,9 @@ def test_a_number_sent_as_text_through_the_api_is_read_as_that_number(page):
     assert page.size.preprocess("3.0") == 3.0 and page.point_x.preprocess(" -1.5 ") == -1.5
     assert type(page.size.preprocess(3)) is int  # what the page sends is passed on as it was
     assert page.note_pitch.preprocess(None) is None  # a field that starts empty may be left empty
-    with pytest.raises(page.gr.Error, match="greater than maximum value 5"):  # Gradio's own range check still runs
-        page.size.preprocess("7")
+    largest = max(GRID_SIZES)
+    with pytest.raises(page.gr.Error, match=f"greater than maximum value {largest}"):  # Gradio's range check runs
+        page.size.preprocess(str(largest + 2))
 
 
 def test_a_whole_float_grid_size_is_taken(page, monkeypatch):
