@@ -76,7 +76,8 @@ CSS += "\n#how-it-works p, #how-it-works td, #how-it-works th {font-size: 1.2rem
 # On a phone the Explore tab's columns stack: the map comes first, above the upload and note controls.
 CSS += "\n@media (max-width: 768px) {#explore-columns {flex-direction: column-reverse}}"
 # A corner box shows a whole note id: full width on a phone, where two side by side would cut both.
-CSS += "\n@media (max-width: 768px) {.corner-pickers {flex-direction: column}}"
+CSS += ("\n@media (max-width: 768px) {.corner-pickers {flex-direction: column} "
+        ".corner-pickers .block {padding-left: 4px; padding-right: 0} .corner-pickers input {font-size: 12px}}")
 # Switches to the Reconstruct tab in the page itself; the inputs pass through to the Python handler unchanged.
 OPEN_RECONSTRUCT_TAB = """
 (...inputs) => {

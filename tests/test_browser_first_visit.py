@@ -1,6 +1,6 @@
 """A first visit in a real browser: a ready example to hear, uploads one after another, a refusal shown once,
-Reconstruct's own settings, a corrected pitch, and screenshots at a laptop's and a phone's size (to
-$NSYNTH_SCREENSHOTS, else the test's folder)."""
+Reconstruct's own settings, a corrected pitch, whole note ids in the corner boxes, and screenshots at a laptop's and
+a phone's size (to $NSYNTH_SCREENSHOTS, else the test's folder)."""
 
 import os
 import shutil
@@ -12,6 +12,7 @@ import soundfile as sf
 from app_helpers import running_app, write_tiny_checkpoints
 from browser_helpers import CHROMIUM, CHROMIUM_ARGS, downloaded_audio
 from nsynth_core import example_grid
+from nsynth_core.explorer import bundled_notes
 from nsynth_core.exports import PLAY_ALL_GAP
 
 WAIT_MS = 120_000
@@ -87,6 +88,41 @@ def test_the_first_visit_offers_a_ready_example(page):
     middle = page.locator(".block", has=page.get_by_text(f"r2c2: {example.mixes[4]}", exact=True)).last
     middle.get_by_role("button", name="Play", exact=True).click()
     middle.get_by_role("button", name="Pause", exact=True).wait_for()
+
+
+# Where a text box's text ends and where its room for text ends (before the dropdown's arrow), in page pixels.
+TEXT_AND_ROOM = """(box) => {
+  const style = getComputedStyle(box), area = box.getBoundingClientRect();
+  const pen = document.createElement('canvas').getContext('2d');
+  pen.font = `${style.fontWeight} ${style.fontSize} ${style.fontFamily}`;
+  const arrow = box.closest('.wrap').querySelector('.dropdown-arrow');
+  const room = Math.min(area.right - parseFloat(style.paddingRight),
+                        arrow ? arrow.getBoundingClientRect().left : Infinity);
+  return [area.left + parseFloat(style.paddingLeft) + pen.measureText(box.value).width, room];
+}"""
+
+
+@pytest.mark.parametrize("viewport", VIEWPORTS)
+def test_the_corner_boxes_show_whole_note_ids(served, viewport, tmp_path):
+    """The example's corner B is as long as any bundled note's label (synth_lead, FluidR3): none may be cut."""
+    examples = {note.id: note for note in bundled_notes()}
+    assert max(len(examples[note_id].label) for note_id in example_grid.CORNERS) == max(
+        len(note.label) for note in examples.values())
+    url, browser, _ = served
+    width, height = VIEWPORTS[viewport]
+    page = browser.new_page(viewport={"width": width, "height": height})
+    page.set_default_timeout(WAIT_MS)
+    page.goto(url)
+    page.get_by_role("tab", name="Grid").click()
+    page.wait_for_function("document.querySelector('#play-all a[download]') !== null")
+    for corner, note_id in zip("ABCD", example_grid.CORNERS):
+        box = page.get_by_label(f"Corner {corner}")
+        page.wait_for_function("(box) => box.value.includes('(')", arg=box.element_handle())  # its label shown
+        assert note_id in box.input_value()
+        text_end, room_end = box.evaluate(TEXT_AND_ROOM)
+        assert text_end <= room_end, f"corner {corner} cut at {viewport}: text ends at {text_end}, room at {room_end}"
+    page.screenshot(path=os.path.join(screenshot_folder(tmp_path), f"grid_tab_{viewport}.png"), full_page=True)
+    page.close()
 
 
 BOX_EMPTY = "document.querySelectorAll('#uploads tbody tr').length === 0"  # no file listed in the upload box
