@@ -14,6 +14,7 @@ import os
 import sys
 import threading
 import time
+from itertools import islice
 from pathlib import Path
 
 import gradio as gr
@@ -23,7 +24,7 @@ import torch
 from starlette.middleware import Middleware
 
 from nsynth_core import explorer as ex
-from nsynth_core import disk_space, exports, figures, session_archive
+from nsynth_core import disk_space, example_grid, exports, figures, session_archive
 from nsynth_core import fastgen
 from nsynth_core import teaching
 from nsynth_core.audio import NOTE_LENGTH, SAMPLE_RATE, playback_pcm16
@@ -56,6 +57,7 @@ UPLOAD_LIMITS = (f"WAV, FLAC, OGG or MP3, up to {MAX_UPLOAD_MB} MB each, {ex.MAX
 torch.set_num_threads(int(os.environ.get("NSYNTH_THREADS", "1")))
 
 app = ex.Explorer()
+EXAMPLE = example_grid.load_example(app.assets_dir)  # heard on the page before anything is chosen
 CLICK_BRIDGE = (REPO / "assets" / "map_click.js").read_text()  # reports clicks on notes and on empty space
 PLAYER = (REPO / "assets" / "play.js").read_text()  # the Play tab's pad and keyboard (Web Audio, Web MIDI)
 PLAY_PITCHES = (48, 56, 64, 72)  # spread over the on-screen keyboard's two octaves: every key at most 4 away
@@ -73,6 +75,9 @@ CSS = "#map-click {display: none !important}"
 CSS += "\n#how-it-works p, #how-it-works td, #how-it-works th {font-size: 1.2rem; line-height: 1.5}"
 # On a phone the Explore tab's columns stack: the map comes first, above the upload and note controls.
 CSS += "\n@media (max-width: 768px) {#explore-columns {flex-direction: column-reverse}}"
+# A corner box shows a whole note id: full width on a phone, where two side by side would cut both.
+CSS += ("\n@media (max-width: 768px) {.corner-pickers {flex-direction: column} "
+        ".corner-pickers .block {padding-left: 4px; padding-right: 0} .corner-pickers input {font-size: 12px}}")
 # Switches to the Reconstruct tab in the page itself; the inputs pass through to the Python handler unchanged.
 OPEN_RECONSTRUCT_TAB = """
 (...inputs) => {
@@ -321,14 +326,26 @@ def run_grid(a, b, c, d, shape, size, rule, decoder, temperature, seconds, sessi
     # failure before it leaves no file behind.
     cells = list(zip(grid.labels, app.place_grid(ex.load_model(wavenet_path), grid).tolist())) if wavenet_path else []
     archive = exports.export_zip(exports.output_path(app.outputs_dir, "nsynth_grid.zip"), grid, audio, z)
-    players = [gr.update(value=None, visible=False) for _ in range(MAX_SIZE * MAX_SIZE)]
-    rows = 1 if count == 2 else size
-    for index, (label, made_of) in enumerate(zip(grid.labels, grid.mixes())):
-        row, column = divmod(index, size) if rows > 1 else (0, index)
-        players[row * MAX_SIZE + column] = gr.update(value=playable(audio[index]), label=f"{label}: {made_of}",
-                                                     visible=True)
+    pcm = np.stack([playback_pcm16(cell) for cell in audio])
+    players = [gr.update(**shown, visible=True) if shown else gr.update(value=None, visible=False)
+               for shown in grid_players(grid.labels, grid.mixes(), pcm, size)]
     made_by = f"Decoded by the **{decoder}** decoder (`{loaded.name}`)."
-    return [*players, str(archive), cells, made_by]
+    return [*players, gr.update(**play_all_player(grid.labels, pcm, grid.rule == "line")), str(archive), cells,
+            made_by]
+
+
+def grid_players(labels, mixes, pcm, per_row: int) -> list[dict | None]:
+    """What each of the MAX_SIZE x MAX_SIZE cell players shows, row by row: a cell's 16-bit sound and what it is
+    made of; None for a player left hidden. A line (as many cells as per_row) fills the first row."""
+    shown = [None] * (MAX_SIZE * MAX_SIZE)
+    for index, (label, made_of, cell) in enumerate(zip(labels, mixes, pcm)):
+        row, column = divmod(index, per_row)
+        shown[row * MAX_SIZE + column] = {"value": (SAMPLE_RATE, cell), "label": f"{label}: {made_of}"}
+    return shown
+
+
+def play_all_player(labels, pcm, line: bool) -> dict:
+    return {"value": (SAMPLE_RATE, exports.play_all(pcm)), "label": exports.play_all_label(labels, line)}
 
 
 @friendly
@@ -559,13 +576,10 @@ def mark_clicked_point(payload, session, color_by, selected, show_path, grid_cel
 
 
 def corner_notes(a, b, c, d, session) -> list[ex.Note]:
-    """The Grid tab's four corners; with none chosen, the first example of each of four families, so the
-    instrument can be played straight away."""
+    """The Grid tab's four corners; with none chosen, the example grid's, so the instrument can be played
+    straight away."""
     if not any((a, b, c, d)):
-        first_of_family = {}
-        for note in app.bundled.values():
-            first_of_family.setdefault(note.family, note)
-        return list(first_of_family.values())[:4]
+        a, b, c, d = EXAMPLE.corners
     if not all((a, b, c, d)):
         raise ex.ExplorerError("Choose all four corner notes in the Grid tab first (or none, for four examples).")
     return [app.note(session, note_id) for note_id in (a, b, c, d)]
@@ -616,6 +630,10 @@ with gr.Blocks(title="NSynth timbre explorer", delete_cache=(600, exports.OUTPUT
     gr.Markdown("# NSynth timbre explorer\nBring notes, see where they sit in the embedding space, and mix them "
                 "into new sounds with the paper's WaveNet autoencoder, its spectral baseline or a fast DDSP decoder "
                 "on the WaveNet's code.")
+    with gr.Row(elem_id="example"):
+        gr.Markdown(f"**Hear an example first.** {example_grid.DESCRIPTION} (The Grid tab plays each cell.)")
+        gr.Audio(**play_all_player(EXAMPLE.labels, EXAMPLE.cells, line=False), interactive=False,
+                 elem_id="example-player")
     status = gr.Markdown(app.status())
     with gr.Row():
         wavenet_path = gr.Dropdown([(name, path) for name, path in app.checkpoints()["wavenet"]],
@@ -662,11 +680,14 @@ with gr.Blocks(title="NSynth timbre explorer", delete_cache=(600, exports.OUTPUT
                 click = gr.Textbox(elem_id="map-click", show_label=False)
 
     with gr.Tab("Grid"):
-        with gr.Row():
-            corners = [note_picker(f"Corner {corner}") for corner in CORNERS]
+        corners = []
+        for row in (CORNERS[:2], CORNERS[2:]):  # laid out as they sit on the grid
+            with gr.Row(elem_classes="corner-pickers"):
+                corners += [note_picker(f"Corner {corner}", EXAMPLE.corners[CORNERS.index(corner)])
+                            for corner in row]
         with gr.Row():
             shape = gr.Radio(["grid (4 notes)", "line (A to B)"], value="grid (4 notes)", label="Shape")
-            size = gr.Slider(min(GRID_SIZES), MAX_SIZE, value=2, step=1, label="Cells per side")
+            size = gr.Slider(min(GRID_SIZES), MAX_SIZE, value=example_grid.SIZE, step=1, label="Cells per side")
             rule = gr.Radio([("bilinear", "bilinear"), ("Open NSynth Super distance", "distance")],
                             value="bilinear", label="Mixing")
         with gr.Row():
@@ -676,15 +697,19 @@ with gr.Blocks(title="NSynth timbre explorer", delete_cache=(600, exports.OUTPUT
             temperature = gr.Slider(0.0, 1.5, value=0.25, step=0.05,
                                     label="WaveNet temperature (0 = most likely sample, 1 = the model's own "
                                           "distribution)")
-            seconds = gr.Slider(0.1, 4.0, value=1.0, step=0.1, label="Length (s)")
+            seconds = gr.Slider(0.1, 4.0, value=example_grid.SECONDS, step=0.1, label="Length (s)")
         expected = gr.Markdown()
         generate_button = gr.Button("Generate grid", variant="primary")
-        made_by = gr.Markdown(label="Decoded by")
+        made_by = gr.Markdown(example_grid.DESCRIPTION, label="Decoded by")
+        all_cells = gr.Audio(**play_all_player(EXAMPLE.labels, EXAMPLE.cells, line=False), interactive=False,
+                             elem_id="play-all")
+        example_cells = iter(grid_players(EXAMPLE.labels, EXAMPLE.mixes, EXAMPLE.cells, example_grid.SIZE))
         players = []
         for _ in range(MAX_SIZE):
             with gr.Row():
-                players += [gr.Audio(visible=False, interactive=False, min_width=120, label="Grid cell")
-                            for _ in range(MAX_SIZE)]
+                players += [gr.Audio(**(shown or {"label": "Grid cell"}), visible=shown is not None,
+                                     interactive=False, min_width=120)
+                            for shown in islice(example_cells, MAX_SIZE)]
         archive = gr.File(label="Download every cell (wav + Z as .npy)")
 
     with gr.Tab("Reconstruct", elem_id="reconstruct-tab"):
@@ -800,7 +825,7 @@ with gr.Blocks(title="NSynth timbre explorer", delete_cache=(600, exports.OUTPUT
     generate_button.click(
         run_grid, [*corners, shape, size, rule, decoder, temperature, seconds, session, *model_paths, pitch_choice,
                    octaves],
-        [*players, archive, grid_cells, made_by], api_name="grid", concurrency_id="decode",
+        [*players, all_cells, archive, grid_cells, made_by], api_name="grid", concurrency_id="decode",
         concurrency_limit=1, show_progress_on=made_by).then(
         draw_map, map_args, map_plot)
     reconstruct_inputs = [source_note, session, reconstruct_temperature, reconstruct_seconds, *model_paths,

@@ -67,8 +67,11 @@ class Note:
 
     @property
     def label(self) -> str:
-        pitch = "" if self.pitch is None else f", {librosa.midi_to_note(self.pitch, unicode=False)}"
-        return f"{self.name} ({self.family}{pitch})"
+        """Name, family and pitch; a name that begins with its family (as NSynth's do) says the family once."""
+        said = [] if self.name.startswith(self.family) else [self.family]
+        if self.pitch is not None:
+            said.append(librosa.midi_to_note(self.pitch, unicode=False))
+        return f"{self.name} ({', '.join(said)})" if said else self.name
 
 
 @dataclass(frozen=True, eq=False)

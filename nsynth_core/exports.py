@@ -1,5 +1,5 @@
-"""Files handed to visitors: a fresh folder per file under the outputs folder (old ones cleared out), and a
-grid's zip of wavs and Z."""
+"""Files handed to visitors: a fresh folder per file under the outputs folder (old ones cleared out), a grid's
+zip of wavs and Z, and a grid's cells joined into one track to play them all."""
 
 import errno
 import io
@@ -14,11 +14,12 @@ from pathlib import Path
 
 import numpy as np
 
-from .audio import for_playback, write_wav
+from .audio import SAMPLE_RATE, for_playback, write_wav
 
 OUTPUTS_ENV = "NSYNTH_OUTPUTS"
 DEFAULT_OUTPUTS_DIR = Path(tempfile.gettempdir()) / "nsynth-explorer"
 OUTPUT_MAX_AGE = 3600  # s; the page serves its own copy of a returned file, ours is only needed until then
+PLAY_ALL_GAP = 0.3  # s of silence after each cell of the play-all track, so one cell is heard ending
 
 
 class OutputError(ValueError):
@@ -83,3 +84,17 @@ def export_zip(path, grid, audio: np.ndarray, z: np.ndarray) -> Path:
                        "cells": {label: w.round(6).tolist() for label, w in zip(grid.labels, grid.weights)}}
         archive.writestr("grid.json", json.dumps(description, indent=1))
     return path
+
+
+def play_all(cells: np.ndarray, gap: float = PLAY_ALL_GAP, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """The cells' sounds [cells, samples] (as their players hold them) one after another in grid order, each
+    followed by `gap` s of silence: the whole grid in one track."""
+    silence = np.zeros((len(cells), round(gap * sample_rate)), dtype=cells.dtype)
+    return np.concatenate([cells, silence], axis=1).reshape(-1)
+
+
+def play_all_label(labels: list[str], line: bool, gap: float = PLAY_ALL_GAP) -> str:
+    """What the play-all track holds, in the order heard."""
+    order = "from A to B" if line else "row by row from the top left"
+    shown = labels if len(labels) <= 4 else [*labels[:3], "…", labels[-1]]
+    return f"Play all: the {len(labels)} cells {order} ({', '.join(shown)}), {gap:g} s apart"

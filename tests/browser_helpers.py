@@ -1,5 +1,9 @@
 """The browser the UI tests and benchmarks drive, and the page hooks they share."""
 
+import io
+
+import soundfile as sf
+
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]
@@ -37,3 +41,12 @@ ARM_CLICK_TIMER = """() => { window.clickToAudio = new Promise((resolve) => {
     poll();
   }, {capture: true, once: true});
 }); }"""
+
+
+def downloaded_audio(page, player):
+    """The audio a player offers for download, fetched the way the browser would."""
+    href = player.locator("a[download]").first.get_attribute("href")
+    response = page.request.get(href if href.startswith("http") else page.url.rstrip("/") + "/" + href.lstrip("/"))
+    assert response.ok
+    audio, rate = sf.read(io.BytesIO(response.body()))
+    return audio, rate

@@ -12,6 +12,7 @@ import soundfile as sf
 from gradio_client import handle_file
 
 from nsynth_core.audio import PLAYBACK_PEAK
+from nsynth_core.exports import PLAY_ALL_GAP
 from nsynth_core.interpolation import GRID_SIZES
 from app_helpers import REPO
 
@@ -45,7 +46,7 @@ def test_upload_map_grid_and_reconstruction(client, write_tone, tmp_path):
     played = client.predict(selected, api_name="/select_note")
     assert at_playback_peak(loudness(played)[2])
 
-    *players, archive, made_by = client.predict(
+    *players, all_cells, archive, made_by = client.predict(
         selected, *FIRST_NOTES, "grid (4 notes)", 2, "distance", "WaveNet", 1.0, 0.1, api_name="/grid")
     assert "WaveNet" in made_by and "tiny-wavenet" in made_by  # the page says which decoder made the sounds
     shown = [player["value"] for player in players if player.get("visible")]  # players are updated, not replaced
@@ -53,6 +54,8 @@ def test_upload_map_grid_and_reconstruction(client, write_tone, tmp_path):
     for player in shown:
         rate, length, peak = loudness(player)
         assert rate == 16000 and length == 1600 and at_playback_peak(peak)
+    assert "4 cells row by row" in all_cells["label"]
+    assert loudness(all_cells["value"])[1] == 4 * (1600 + PLAY_ALL_GAP * 16000)  # every cell, then a pause
     with zipfile.ZipFile(archive) as opened:
         assert {"r1c1.wav", "r2c2.npy", "grid.json"} <= set(opened.namelist())
     assert "grid cells" in client.predict("family", selected, False, api_name="/map")["plot"]
@@ -78,13 +81,13 @@ def test_bad_requests_leave_the_app_working(client, tmp_path):
         client.predict([handle_file(str(silent))], "family", False, api_name="/add_uploads")
     with pytest.raises(Exception, match="all four corner notes"):
         client.predict(None, *FIRST_NOTES, "grid (4 notes)", 2, "bilinear", "WaveNet", 1.0, 0.1, api_name="/grid")
-    *players, _, _ = client.predict(*FIRST_NOTES[:2], None, None, "line (A to B)", 3, "bilinear",
+    *players, _, _, _ = client.predict(*FIRST_NOTES[:2], None, None, "line (A to B)", 3, "bilinear",
                                     "Spectral baseline", 1.0, 0.1, api_name="/grid")
     assert sum(1 for player in players if player.get("visible")) == 3
     with pytest.raises(Exception, match=re.escape("Cells per side must be a number, not 'NaN'.")):
         client.predict(*FIRST_NOTES[:2], None, None, "line (A to B)", "NaN", "bilinear", "DDSP", 1.0, 0.1,
                        api_name="/grid")
-    *players, _, made_by = client.predict(*FIRST_NOTES[:2], None, None, "line (A to B)", "3.0", "bilinear",
+    *players, _, _, made_by = client.predict(*FIRST_NOTES[:2], None, None, "line (A to B)", "3.0", "bilinear",
                                           "DDSP", 1.0, 0.1, api_name="/grid")  # a size sent as text
     assert sum(1 for player in players if player.get("visible")) == 3 and "DDSP" in made_by
 

@@ -1,6 +1,5 @@
 """A visitor in a real browser (Debian's chromium, driven by Playwright): upload -> map -> grid -> play."""
 
-import io
 import os
 import shutil
 
@@ -10,7 +9,7 @@ import pytest
 import soundfile as sf
 
 from app_helpers import running_app, write_tiny_checkpoints
-from browser_helpers import ARM_CLICK_TIMER, CHROMIUM, CHROMIUM_ARGS, EMPTY_SPOT
+from browser_helpers import ARM_CLICK_TIMER, CHROMIUM, CHROMIUM_ARGS, EMPTY_SPOT, downloaded_audio
 
 WAIT_MS = 120_000  # a busy 2-core machine; every wait ends as soon as its element appears
 SCREENSHOTS_ENV = "NSYNTH_SCREENSHOTS"  # a folder for the walk-through's screenshots (else the test's tmp folder)
@@ -39,15 +38,6 @@ def click_first_example(page):
     point.scroll_into_view_if_needed()  # a button pressed lower on the page may have scrolled the map away
     box = point.bounding_box()
     page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
-
-
-def downloaded_audio(page, player):
-    """The audio a player offers for download, fetched the way the browser would."""
-    href = player.locator("a[download]").first.get_attribute("href")
-    response = page.request.get(href if href.startswith("http") else page.url.rstrip("/") + "/" + href.lstrip("/"))
-    assert response.ok
-    audio, rate = sf.read(io.BytesIO(response.body()))
-    return audio, rate
 
 
 def median_pitch(audio, rate):

@@ -1,5 +1,6 @@
-"""A first visit in a real browser: uploads one after another, a refusal shown once, Reconstruct's own settings, a
-corrected pitch, and screenshots at a laptop's and a phone's size (to $NSYNTH_SCREENSHOTS, else the test's folder)."""
+"""A first visit in a real browser: a ready example to hear, uploads one after another, a refusal shown once,
+Reconstruct's own settings, a corrected pitch, whole note ids in the corner boxes, and screenshots at a laptop's and
+a phone's size (to $NSYNTH_SCREENSHOTS, else the test's folder)."""
 
 import os
 import shutil
@@ -9,7 +10,10 @@ import pytest
 import soundfile as sf
 
 from app_helpers import running_app, write_tiny_checkpoints
-from browser_helpers import CHROMIUM, CHROMIUM_ARGS
+from browser_helpers import CHROMIUM, CHROMIUM_ARGS, downloaded_audio
+from nsynth_core import example_grid
+from nsynth_core.explorer import bundled_notes
+from nsynth_core.exports import PLAY_ALL_GAP
 
 WAIT_MS = 120_000
 SCREENSHOTS_ENV = "NSYNTH_SCREENSHOTS"
@@ -42,6 +46,12 @@ def page(served):
     page.close()
 
 
+def screenshot_folder(tmp_path):
+    folder = os.environ.get(SCREENSHOTS_ENV) or str(tmp_path)
+    os.makedirs(folder, exist_ok=True)
+    return folder
+
+
 def tone(path, frequency, seconds=1.0, amplitude=0.5):
     t = np.arange(round(seconds * 16000)) / 16000
     sf.write(path, amplitude * np.sin(2 * np.pi * frequency * t) * np.exp(-2 * t), 16000)
@@ -50,6 +60,69 @@ def tone(path, frequency, seconds=1.0, amplitude=0.5):
 
 def upload(page, path):
     page.locator("#uploads input[type=file]").set_input_files(str(path))
+
+
+def test_the_first_visit_offers_a_ready_example(page):
+    """Before anything is chosen: the example's line and all its cells in one track at the top of the page; on the
+    Grid tab its corners, the same track and each of its nine cells, playable."""
+    example = example_grid.load_example()
+    page.get_by_text("Hear an example first").wait_for()
+    top = page.locator("#example-player")
+    top.locator("a[download]").first.wait_for(state="attached")
+    audio, rate = downloaded_audio(page, top)
+    cells, samples = example.cells.shape
+    with_gap = samples + round(PLAY_ALL_GAP * rate)
+    assert rate == 16000 and len(audio) == cells * with_gap
+    heard = np.round(audio * 32768).astype(np.int16).reshape(cells, with_gap)
+    np.testing.assert_array_equal(heard[:, :samples], example.cells)  # the shipped cells, row by row
+    assert not heard[:, samples:].any()
+
+    page.get_by_role("tab", name="Grid").click()
+    page.get_by_role("tabpanel").get_by_text(example_grid.DESCRIPTION).wait_for()
+    for corner, note_id in zip("ABCD", example.corners):
+        assert note_id in page.get_by_label(f"Corner {corner}").input_value()
+    page.locator("#play-all", has_text="row by row from the top left (r1c1, r1c2, r1c3, …, r3c3)").wait_for()
+    for label, made_of in zip(example.labels, example.mixes):  # each cell says which corners it leans on
+        player = page.locator(".block", has=page.get_by_text(f"{label}: {made_of}", exact=True)).last
+        player.locator("a[download]").first.wait_for(state="attached")
+    middle = page.locator(".block", has=page.get_by_text(f"r2c2: {example.mixes[4]}", exact=True)).last
+    middle.get_by_role("button", name="Play", exact=True).click()
+    middle.get_by_role("button", name="Pause", exact=True).wait_for()
+
+
+# Where a text box's text ends and where its room for text ends (before the dropdown's arrow), in page pixels.
+TEXT_AND_ROOM = """(box) => {
+  const style = getComputedStyle(box), area = box.getBoundingClientRect();
+  const pen = document.createElement('canvas').getContext('2d');
+  pen.font = `${style.fontWeight} ${style.fontSize} ${style.fontFamily}`;
+  const arrow = box.closest('.wrap').querySelector('.dropdown-arrow');
+  const room = Math.min(area.right - parseFloat(style.paddingRight),
+                        arrow ? arrow.getBoundingClientRect().left : Infinity);
+  return [area.left + parseFloat(style.paddingLeft) + pen.measureText(box.value).width, room];
+}"""
+
+
+@pytest.mark.parametrize("viewport", VIEWPORTS)
+def test_the_corner_boxes_show_whole_note_ids(served, viewport, tmp_path):
+    """The example's corner B is as long as any bundled note's label (synth_lead, FluidR3): none may be cut."""
+    examples = {note.id: note for note in bundled_notes()}
+    assert max(len(examples[note_id].label) for note_id in example_grid.CORNERS) == max(
+        len(note.label) for note in examples.values())
+    url, browser, _ = served
+    width, height = VIEWPORTS[viewport]
+    page = browser.new_page(viewport={"width": width, "height": height})
+    page.set_default_timeout(WAIT_MS)
+    page.goto(url)
+    page.get_by_role("tab", name="Grid").click()
+    page.wait_for_function("document.querySelector('#play-all a[download]') !== null")
+    for corner, note_id in zip("ABCD", example_grid.CORNERS):
+        box = page.get_by_label(f"Corner {corner}")
+        page.wait_for_function("(box) => box.value.includes('(')", arg=box.element_handle())  # its label shown
+        assert note_id in box.input_value()
+        text_end, room_end = box.evaluate(TEXT_AND_ROOM)
+        assert text_end <= room_end, f"corner {corner} cut at {viewport}: text ends at {text_end}, room at {room_end}"
+    page.screenshot(path=os.path.join(screenshot_folder(tmp_path), f"grid_tab_{viewport}.png"), full_page=True)
+    page.close()
 
 
 BOX_EMPTY = "document.querySelectorAll('#uploads tbody tr').length === 0"  # no file listed in the upload box
@@ -100,9 +173,7 @@ def test_reconstruct_has_its_own_settings_and_rainbowgrams_with_axes(page, serve
     tab.locator(".js-plotly-plot").nth(3).wait_for()  # the original and three reconstructions
     assert tab.locator(".js-plotly-plot .xtitle", has_text="time (s)").count() == 4
     assert tab.locator(".js-plotly-plot .ytick", has_text="C4").count() == 4
-    folder = os.environ.get(SCREENSHOTS_ENV) or str(tmp_path)
-    os.makedirs(folder, exist_ok=True)
-    page.screenshot(path=os.path.join(folder, "reconstruct.png"), full_page=True)
+    page.screenshot(path=os.path.join(screenshot_folder(tmp_path), "reconstruct.png"), full_page=True)
 
 
 def test_a_wrong_pitch_estimate_can_be_corrected(page, tmp_path):
@@ -123,9 +194,7 @@ def test_screenshots_for_review(served, viewport, tmp_path):
     page.set_default_timeout(WAIT_MS)
     page.goto(url)
     page.wait_for_selector(".js-plotly-plot .scatterlayer .points path")
-    folder = os.environ.get(SCREENSHOTS_ENV) or str(tmp_path)
-    os.makedirs(folder, exist_ok=True)
-    page.screenshot(path=os.path.join(folder, f"first_visit_{viewport}.png"), full_page=True)
+    page.screenshot(path=os.path.join(screenshot_folder(tmp_path), f"first_visit_{viewport}.png"), full_page=True)
     assert page.locator(ERROR_BADGES).count() == 0
     plot_top = page.locator(".js-plotly-plot").first.bounding_box()["y"] + page.evaluate("window.scrollY")
     assert plot_top < 2 * height  # the map is within the first two screens, even on a phone

@@ -72,6 +72,8 @@ def test_bundled_examples_cover_the_families():
     assert {note.family for note in notes} >= {"bass", "brass", "flute", "keyboard", "string", "vocal"}
     assert all(note.audio.shape == (NOTE_LENGTH,) for note in notes)
     assert all(np.abs(note.audio).max() == pytest.approx(NOTE_PEAK) for note in notes)  # the level models are fed at
+    piano = next(note for note in notes if note.id == "keyboard_acoustic_fluidr3_gm000-060-100")
+    assert piano.label == "keyboard_acoustic_fluidr3_gm000-060-100 (C4)"  # its name says the family already
 
 
 def test_uploads_become_named_pitched_notes(write_tone):

@@ -1,0 +1,81 @@
+"""The page's ready example: a 3 x 3 grid between four contrasting bundled notes, decoded by the DDSP decoder
+from the shipped checkpoints and shipped in assets/, so a first visitor hears the grid before choosing anything.
+
+    python -m nsynth_core.example_grid    # rewrites assets/example_grid.wav and .json from checkpoints/
+
+The wav holds the cells one after another, row by row, as 16-bit samples at the playback level (what the page's
+players hold); the JSON says which notes are the corners, how each cell is mixed and which weights decoded it.
+"""
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from . import explorer as ex
+from .audio import SAMPLE_RATE, playback_pcm16
+
+# Piano, sawtooth lead, violin and vibraphone around middle C: four families far apart in sound, close in pitch.
+CORNERS = ("keyboard_acoustic_fluidr3_gm000-060-100", "synth_lead_synthetic_fluidr3_gm081-060-100",
+           "string_acoustic_fluidr3_gm040-062-100", "mallet_acoustic_fluidr3_gm011-060-100")
+SIZE = 3
+SECONDS = 1.0
+RULE = "bilinear"
+TEMPERATURE = 0.25  # the Grid tab's default; the DDSP decoder does not sample, so it decodes the same at any
+SHIPPED_CHECKPOINTS = ex.ASSETS_DIR.parent / "checkpoints"
+DECODER, ENCODER = "ddsp", "wavenet"  # the shipped checkpoints' names
+AUDIO_FILE, INDEX_FILE = "example_grid.wav", "example_grid.json"
+DESCRIPTION = ("An example: four bundled notes at the corners, decoded by DDSP; choose your own corners to make "
+               "a new one.")
+
+
+@dataclass(frozen=True)
+class ExampleGrid:
+    corners: list[str]  # note ids of corners A, B, C, D
+    labels: list[str]  # one per cell, row by row
+    mixes: list[str]  # what each cell is made of, e.g. "A 50 % + B 50 %"
+    cells: np.ndarray  # int16 [cells, samples] at the playback level
+    checkpoints: dict[str, str]  # "decoder" / "encoder" -> weights fingerprint
+
+
+def decode_example(explorer: ex.Explorer, decoder: ex.LoadedModel, encoder: ex.LoadedModel) -> ExampleGrid:
+    """The example grid as `decoder` (reading `encoder`'s Z) decodes it now."""
+    grid = ex.make_grid([explorer.bundled[note_id] for note_id in CORNERS], SIZE, RULE)
+    audio, _ = explorer.decode_grid(decoder, encoder, grid, TEMPERATURE, int(SECONDS * SAMPLE_RATE))
+    return ExampleGrid(corners=list(CORNERS), labels=grid.labels, mixes=grid.mixes(),
+                       cells=np.stack([playback_pcm16(cell) for cell in audio]),
+                       checkpoints={"decoder": decoder.fingerprint, "encoder": encoder.fingerprint})
+
+
+def write_example(example: ExampleGrid, assets_dir=ex.ASSETS_DIR) -> None:
+    assets_dir = Path(assets_dir)
+    sf.write(assets_dir / AUDIO_FILE, example.cells.reshape(-1), SAMPLE_RATE, subtype="PCM_16")
+    index = {"corners": example.corners, "labels": example.labels, "mixes": example.mixes,
+             "samples_per_cell": example.cells.shape[1], "checkpoints": example.checkpoints}
+    (assets_dir / INDEX_FILE).write_text(json.dumps(index, indent=1) + "\n")
+
+
+def load_example(assets_dir=ex.ASSETS_DIR) -> ExampleGrid:
+    assets_dir = Path(assets_dir)
+    index = json.loads((assets_dir / INDEX_FILE).read_text())
+    samples, _ = sf.read(assets_dir / AUDIO_FILE, dtype="int16")
+    return ExampleGrid(corners=index["corners"], labels=index["labels"], mixes=index["mixes"],
+                       cells=samples.reshape(len(index["labels"]), index["samples_per_cell"]),
+                       checkpoints=index["checkpoints"])
+
+
+def shipped_models() -> tuple[ex.LoadedModel, ex.LoadedModel]:
+    """(the shipped DDSP decoder, the WaveNet whose Z it reads)."""
+    return ex.load_model(SHIPPED_CHECKPOINTS / DECODER), ex.load_model(SHIPPED_CHECKPOINTS / ENCODER)
+
+
+def main() -> None:
+    example = decode_example(ex.Explorer(), *shipped_models())
+    write_example(example)
+    print(f"Wrote {ex.ASSETS_DIR / AUDIO_FILE} ({len(example.labels)} cells of {SECONDS:g} s) and {INDEX_FILE}.")
+
+
+if __name__ == "__main__":
+    main()
