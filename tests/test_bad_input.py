@@ -190,7 +190,8 @@ def run_grid(page, *corners, size=2, decoder="WaveNet", session=None, wavenet=Tr
 
 def test_a_spectral_grid_without_a_wavenet_is_heard_not_placed(page, monkeypatch):
     monkeypatch.setattr(load_model(page.app.checkpoints_dir / "tiny-spectral").decoding, "griffin_lim_iters", 2)
-    *players, archive, cells, made_by = run_grid(page, *LINE_NOTES, decoder="Spectral baseline", wavenet=False)
+    *players, _, archive, cells, made_by = run_grid(page, *LINE_NOTES, decoder="Spectral baseline",
+                                                    wavenet=False)
     assert cells == [] and "spectral" in made_by.lower()
     assert sum(bool(player.get("visible")) for player in players) == 2
     with zipfile.ZipFile(archive) as opened:
@@ -222,7 +223,7 @@ def test_a_number_sent_as_text_through_the_api_is_read_as_that_number(page):
 
 def test_a_whole_float_grid_size_is_taken(page, monkeypatch):
     monkeypatch.setattr(load_model(page.app.checkpoints_dir / "tiny-spectral").decoding, "griffin_lim_iters", 2)
-    *players, _, _, _ = run_grid(page, *LINE_NOTES, size=3.0, decoder="Spectral baseline")
+    *players, _, _, _, _ = run_grid(page, *LINE_NOTES, size=3.0, decoder="Spectral baseline")
     assert sum(bool(player.get("visible")) for player in players) == 3
 
 
@@ -231,7 +232,7 @@ def test_a_9_by_9_grid_says_what_it_will_take_before_it_fills_81_players_in_9_ro
     for decoder in ("WaveNet", "DDSP"):
         said = page.estimate("grid (4 notes)", 9, decoder, 4.0, *paths)
         assert f"Decoding 81 cells of 4 s with the {decoder} decoder takes **" in said
-    *players, _, cells, _ = run_grid(page, *LINE_NOTES, *LINE_NOTES, size=9, decoder="DDSP")
+    *players, _, _, cells, _ = run_grid(page, *LINE_NOTES, *LINE_NOTES, size=9, decoder="DDSP")
     shown = [index for index, player in enumerate(players) if player.get("visible")]
     assert shown == list(range(81)) and len(players) == 81  # row by row, 9 to a row
     assert players[80]["label"].startswith("r9c9: ") and len(cells) == 81
