@@ -83,8 +83,8 @@ def visit(client: Client, url: str, tone: Path, corners: list[str], seconds: flo
     timings["encode"] = time.perf_counter() - start
 
     start = time.perf_counter()
-    *players, archive, _ = client.submit(picker["value"], *corners, "grid (4 notes)", 2, "bilinear", decoder, 1.0,
-                                      seconds, api_name="/grid").result(timeout=REQUEST_TIMEOUT)
+    *players, _, archive, _ = client.submit(picker["value"], *corners, "grid (4 notes)", 2, "bilinear", decoder, 1.0,
+                                         seconds, api_name="/grid").result(timeout=REQUEST_TIMEOUT)
     timings["grid"] = time.perf_counter() - start
     played = [player["value"] for player in players if player.get("visible")]
     if len(played) != 4 or not Path(archive).is_file():
