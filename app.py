@@ -24,7 +24,7 @@ import torch
 from starlette.middleware import Middleware
 
 from nsynth_core import explorer as ex
-from nsynth_core import disk_space, example_grid, exports, figures, session_archive
+from nsynth_core import disk_space, example_grid, exports, family_guess, figures, session_archive
 from nsynth_core import fastgen
 from nsynth_core import teaching
 from nsynth_core.audio import NOTE_LENGTH, SAMPLE_RATE, playback_pcm16
@@ -194,6 +194,7 @@ def draw_map(session, color_by, selected, show_path, grid_cells, wavenet_path, p
 
 def with_new_notes(session, notes, color_by, show_path, grid_cells, wavenet_path):
     session = ex.add_notes(session, notes, {note.name for note in app.bundled.values()})
+    session = family_guess.with_guessed_families(app, ex.load_model(wavenet_path) if wavenet_path else None, session)
     choices = note_choices(session)
     selected = next((n.id for n in reversed(list(session.values())) if any(n.id == m.id for m in notes)), None)
     figure = draw_map(session, color_by, selected, show_path, grid_cells, wavenet_path)

@@ -57,9 +57,11 @@ def map_figure(embedding_map: EmbeddingMap, color_by: str = "family", user_point
     if len(user_points):
         notes, xy = zip(*user_points)
         xy = np.asarray(xy)
+        # Named on hover only: names of notes placed close together would overlap. Ids stay in customdata for clicks.
         figure.add_trace(go.Scatter(
-            x=xy[:, 0], y=xy[:, 1], mode="markers+text", name="your notes", text=[n.name for n in notes],
-            textposition="top center", hovertemplate=hover,
+            x=xy[:, 0], y=xy[:, 1], mode="markers", name="your notes",
+            text=[n.name for n in notes], hovertemplate="<b>%{text}</b><br>family, guessed from the nearest "
+            "examples: %{customdata[1]}<br>MIDI pitch: %{customdata[2]}<extra></extra>",
             customdata=[[n.id, n.family, "" if n.pitch is None else n.pitch] for n in notes],
             marker=dict(size=16, symbol="star", color="black", line=dict(color="white", width=1))))
     if len(cells):

@@ -88,6 +88,9 @@ def test_upload_map_grid_play(page, tmp_path):
 
     page.get_by_role("tab", name="Grid").click()
     page.get_by_label("line (A to B)").check()
+    steps = page.get_by_label("number input for Cells per side", exact=True)
+    steps.fill("2")
+    steps.press("Enter")
     length = page.get_by_label("number input for Length (s)")
     length.fill("0.1")
     length.press("Enter")

@@ -1,0 +1,31 @@
+"""A family for a visitor's own note, which comes without one: the family most common among its nearest bundled
+notes in the WaveNet's code (Z averaged over time, the map's input), said as a guess ("keyboard?")."""
+
+from dataclasses import replace
+
+import numpy as np
+from sklearn.neighbors import KNeighborsClassifier
+
+from .embedding_map import note_features
+from .explorer import Explorer, LoadedModel, Note, encode_notes
+
+UNKNOWN = "unknown"  # a note's family before any guess (Note's default)
+NEIGHBOURS = 3  # an odd few: one odd example does not decide, a far-off family does not vote
+
+
+def guess_families(features: np.ndarray, example_features: np.ndarray, example_families: list[str],
+                   neighbours: int = NEIGHBOURS) -> list[str]:
+    """The family most common among each note's nearest examples (ties: the nearer ones'), e.g. "keyboard?"."""
+    vote = KNeighborsClassifier(n_neighbors=neighbours, weights="distance").fit(example_features, example_families)
+    return [f"{family}?" for family in vote.predict(features)]
+
+
+def with_guessed_families(explorer: Explorer, wavenet: LoadedModel | None, session: dict[str, Note]) -> dict[str, Note]:
+    """The session with a guessed family for each note that has none; without a WaveNet there is nothing to go on."""
+    unknown = [note for note in session.values() if note.family == UNKNOWN]
+    if wavenet is None or not unknown:
+        return session
+    examples = list(explorer.bundled.values())
+    guesses = guess_families(note_features(encode_notes(wavenet, unknown)),
+                             note_features(encode_notes(wavenet, examples)), [note.family for note in examples])
+    return {**session, **{note.id: replace(note, family=guess) for note, guess in zip(unknown, guesses)}}
