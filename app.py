@@ -78,6 +78,9 @@ CSS += "\n@media (max-width: 768px) {#explore-columns {flex-direction: column-re
 # A corner box shows a whole note id: full width on a phone, where two side by side would cut both.
 CSS += ("\n@media (max-width: 768px) {.corner-pickers {flex-direction: column} "
         ".corner-pickers .block {padding-left: 4px; padding-right: 0} .corner-pickers input {font-size: 12px}}")
+# The About tables keep their words whole: on a phone they scroll sideways instead of wrapping letter by letter.
+CSS += ("\n#about table {display: block; overflow-x: auto} "
+        "#about td, #about th {word-break: normal; overflow-wrap: normal; hyphens: none; min-width: 6.5em}")
 # Switches to the Reconstruct tab in the page itself; the inputs pass through to the Python handler unchanged.
 OPEN_RECONSTRUCT_TAB = """
 (...inputs) => {
@@ -788,7 +791,7 @@ with gr.Blocks(title="NSynth timbre explorer", delete_cache=(600, exports.OUTPUT
         play_index = gr.JSON(visible="hidden", label="Index of the decoded notes")
 
     with gr.Tab("About"):
-        gr.Markdown((ex.ASSETS_DIR / "about.md").read_text())
+        gr.Markdown((ex.ASSETS_DIR / "about.md").read_text(), elem_id="about")
 
     note_dropdowns = [selected, *corners, source_note]
     map_inputs = [session, color_by, show_path, grid_cells, wavenet_path]

@@ -20,6 +20,22 @@ WAIT_MS = 120_000
 SCREENSHOTS_ENV = "NSYNTH_SCREENSHOTS"
 ERROR_BADGES = ".error-container, .error-bubble, .status-tracker.error"  # a component's own "Error" badge
 VIEWPORTS = {"laptop": (1280, 900), "phone": (390, 844)}
+# The words of an element's table cells that the layout breaks over two lines or more.
+BROKEN_WORDS = """selector => {
+    const broken = [];
+    for (const cell of document.querySelectorAll(`${selector} td, ${selector} th`)) {
+        const walker = document.createTreeWalker(cell, NodeFilter.SHOW_TEXT);
+        for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+            for (const word of node.textContent.matchAll(/[^\\s-]+/g)) {  // a break after a hyphen is fine
+                const range = document.createRange();
+                range.setStart(node, word.index);
+                range.setEnd(node, word.index + word[0].length);
+                if (range.getClientRects().length > 1) broken.push(word[0]);
+            }
+        }
+    }
+    return broken;
+}"""
 
 playwright = pytest.importorskip("playwright.sync_api")
 pytestmark = pytest.mark.skipif(shutil.which(CHROMIUM) is None, reason="needs Debian's chromium")
@@ -205,4 +221,10 @@ def test_screenshots_for_review(served, viewport, tmp_path):
     assert plot_top < 2 * height  # the map is within the first two screens, even on a phone
     plot, title = (page.locator(f".js-plotly-plot {part}").first.bounding_box() for part in ("", ".gtitle"))
     assert title["x"] >= plot["x"] and title["x"] + title["width"] <= plot["x"] + plot["width"]  # not cut off
+    if not page.get_by_role("tab", name="About").is_visible():  # a phone keeps the last tabs behind a menu
+        page.locator(".overflow-menu button").first.click()
+    page.get_by_text("About", exact=True).last.click()
+    page.locator("#about table").first.wait_for()
+    page.screenshot(path=os.path.join(screenshot_folder(tmp_path), f"about_{viewport}.png"), full_page=True)
+    assert page.evaluate(BROKEN_WORDS, "#about") == []  # a squeezed column wraps its words letter by letter
     page.close()
