@@ -636,8 +636,8 @@ with gr.Blocks(title="NSynth timbre explorer", delete_cache=(600, exports.OUTPUT
                 "on the WaveNet's code.")
     with gr.Row(elem_id="example"):
         gr.Markdown(f"**Hear an example first.** {example_grid.DESCRIPTION} (The Grid tab plays each cell.)")
-        gr.Audio(**play_all_player(EXAMPLE.labels, EXAMPLE.cells, line=False), interactive=False,
-                 elem_id="example-player")
+        example_track = play_all_player(EXAMPLE.labels, EXAMPLE.cells, line=False)
+        gr.Audio(**example_track, interactive=False, elem_id="example-player")
     status = gr.Markdown(app.status())
     with gr.Row():
         wavenet_path = gr.Dropdown([(name, path) for name, path in app.checkpoints()["wavenet"]],
@@ -705,8 +705,7 @@ with gr.Blocks(title="NSynth timbre explorer", delete_cache=(600, exports.OUTPUT
         expected = gr.Markdown()
         generate_button = gr.Button("Generate grid", variant="primary")
         made_by = gr.Markdown(example_grid.DESCRIPTION, label="Decoded by")
-        all_cells = gr.Audio(**play_all_player(EXAMPLE.labels, EXAMPLE.cells, line=False), interactive=False,
-                             elem_id="play-all")
+        all_cells = gr.Audio(**example_track, interactive=False, elem_id="play-all")
         example_cells = iter(grid_players(EXAMPLE.labels, EXAMPLE.mixes, EXAMPLE.cells, example_grid.SIZE))
         players = []
         for _ in range(MAX_SIZE):

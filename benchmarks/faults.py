@@ -49,18 +49,23 @@ SHOWN = 110  # characters of an answer shown in the table
 CORNERS = [entry["name"] for entry in json.loads((ASSETS_DIR / NOTES_INDEX).read_text())[:4]]
 
 
+def shown(answer) -> str:
+    """An answer as one line of the table."""
+    return " ".join(str(answer).split())[:SHOWN]
+
+
 def error_text(error: Exception) -> str:
-    return " ".join(f"{type(error).__name__}: {error}".split())[:SHOWN]
+    return shown(f"{type(error).__name__}: {error}")
 
 
 def answer_of(call) -> tuple[str, float]:
     """What a visitor saw from `call()` (its result, or its error's message), and the seconds it took."""
     start = time.perf_counter()
     try:
-        seen = call()
+        seen = shown(call())
     except Exception as error:  # the visitor's view of a refusal
-        seen = f"{type(error).__name__}: {error}"
-    return " ".join(str(seen).split())[:SHOWN], time.perf_counter() - start
+        seen = error_text(error)
+    return seen, time.perf_counter() - start
 
 
 def upload_answer(url: str, path: Path) -> str:
