@@ -9,7 +9,8 @@ the harmonics of f0, and the magnitudes of a noise filter --synthesisers--> audi
   frequency sampling), and an optional learnt reverb impulse response.
 - the decoder: Z (normalised) and log-f0 through an MLP, a GRU and an MLP at Z's frame rate, whose last layer
   emits several control frames per Z frame.
-- losses: a multi-resolution spectral loss (linear and log magnitudes) from auraloss.
+- losses: a multi-resolution spectral loss (linear and log magnitudes) from auraloss, optionally with a log-mel
+  term.
 
 f0 is the pitch's equal-tempered frequency, constant over the note: the oscillators cannot drift off pitch, and
 everything else about the sound (its spectrum over time, its noise) comes from Z. The noise is drawn from a
@@ -42,6 +43,7 @@ class DDSPConfig:
     own_encoder: bool = False  # a jointly trained encoder (log-mel frames -> Z) instead of reading a given Z
     mel_bands: int = 64
     sample_rate: int = 16000
+    mel_loss_weight: float = 0.0  # a log-mel term beside the spectral loss, for the bands the ear resolves finely
 
     @staticmethod
     def preset(name: str) -> "DDSPConfig":
@@ -256,7 +258,11 @@ class DDSPDecoder(nn.Module):
         elif z is None:
             raise ValueError("This DDSP decoder reads the WaveNet encoder's Z: give the note's Z.")
         decoded = self(z, pitch)
-        return spectral_loss(decoded, audio[:, : decoded.shape[-1]])
+        target = audio[:, : decoded.shape[-1]]
+        loss = spectral_loss(decoded, target)
+        if self.config.mel_loss_weight:
+            loss = loss + self.config.mel_loss_weight * mel_loss(decoded, target)
+        return loss
 
 
 # ---------------------------------------------------------------------------------------------- losses
@@ -270,6 +276,17 @@ _spectral_loss = auraloss.freq.MultiResolutionSTFTLoss(
 def spectral_loss(decoded: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """DDSP's loss: mean L1 distance of linear and of log STFT magnitudes over six FFT sizes (2048 .. 64)."""
     return _spectral_loss(decoded[:, None], target[:, None])
+
+
+# Linear-frequency bins spend most of the log term on the noise above a few kHz; on a mel scale the partials of
+# the note's lower harmonics, which carry most of its colour, weigh as much as the rest.
+_mel_loss = auraloss.freq.MelSTFTLoss(16000, fft_size=2048, hop_size=512, win_length=2048, n_mels=128,
+                                      w_sc=0.0, w_log_mag=1.0, w_lin_mag=0.0)
+
+
+def mel_loss(decoded: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean L1 distance of log mel-band magnitudes (FFT 2048, hop 512, 128 bands, 16 kHz)."""
+    return _mel_loss(decoded[:, None], target[:, None])
 
 
 def set_latent_statistics(model: DDSPDecoder, z: torch.Tensor) -> None:

@@ -12,6 +12,7 @@ from nsynth_core.ddsp import (
     DDSPDecoder,
     filtered_noise,
     harmonic_synth,
+    mel_loss,
     noise_impulse_responses,
     reverb,
     set_latent_statistics,
@@ -166,3 +167,10 @@ def test_spectral_loss_is_zero_for_equal_signals_and_grows_with_difference():
     a = torch.randn(1, 4096) * 0.1
     assert spectral_loss(a, a).item() < 1e-6
     assert spectral_loss(a * 0.5, a).item() > spectral_loss(a * 0.9, a).item() > 0
+
+
+def test_mel_loss_is_the_log_ratio_of_levels():
+    a = torch.randn(2, 16000) * 0.1
+    assert mel_loss(a, a).item() < 1e-6
+    # Half the level lowers every band's log magnitude by ln 2.
+    assert mel_loss(a * 0.5, a).item() == pytest.approx(math.log(2), rel=1e-3)

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +17,8 @@ import torch
 from nsynth_core.audio import write_wav
 from nsynth_core.checkpoint import load_checkpoint
 from train.train import TRAIN_CONFIGS, LossOf, build_model, training_batch
-from nsynth_core.dataset import NoteCropDataset
+from nsynth_core.dataset import EncodedNoteDataset, NoteCropDataset
+from nsynth_core.ddsp import DDSPDecoder, mel_loss
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--set", "encoder_layers=2", "--set", "decoder_layers=3", "--set", "residual_channels=16",
@@ -77,15 +79,18 @@ def test_a_training_step_decreases_the_loss(dataset, config_name):
     assert after < before
 
 
-def start_training(data, out, *extra) -> subprocess.Popen:
-    command = [sys.executable, "-m", "train.train", "--data", str(data), "--out", str(out), "--config",
-               "cpu-small", "--pitch-conditioning", "--save-minutes", "0", *TINY, *extra]
+WAVENET = ("--config", "cpu-small", "--pitch-conditioning", *TINY)
+
+
+def start_training(data, out, *extra, model=WAVENET) -> subprocess.Popen:
+    command = [sys.executable, "-m", "train.train", "--data", str(data), "--out", str(out), "--save-minutes", "0",
+               *model, *extra]
     return subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
-def run_training(data, out, *extra) -> str:
+def run_training(data, out, *extra, model=WAVENET) -> str:
     """The run's console output, once it has finished successfully."""
-    process = start_training(data, out, *extra)
+    process = start_training(data, out, *extra, model=model)
     output, _ = process.communicate(timeout=300)
     assert process.returncode == 0, output
     return output
@@ -161,3 +166,32 @@ def test_bf16_precision_trains_the_same_model_in_other_arithmetic(dataset, tmp_p
     differences = [(weights["fp32"][name] - weights["bf16"][name]).abs().max().item() for name in weights["fp32"]]
     # Same data, same initial weights: bf16 matmuls change the gradients a little, so the weights differ a little.
     assert 0 < max(differences) < 1e-2
+
+
+def test_the_ddsp_decoder_trains_on_cached_z_and_a_continued_run_can_add_the_mel_term(dataset, tmp_path):
+    run_training(dataset, tmp_path / "wavenet", "--max-steps", "1")
+    cache = tmp_path / "z-cache"
+    for split in ("nsynth-train", "nsynth-valid"):
+        subprocess.run([sys.executable, "-m", "train.cache_z", "--data", str(dataset.with_name(split)),
+                        "--checkpoint", str(tmp_path / "wavenet" / "model"), "--out", str(cache / split),
+                        "--notes", "4", "--threads", "1"], cwd=ROOT, check=True, capture_output=True, timeout=300)
+    ddsp = ("--z-cache", str(cache / "nsynth-train"), "--config", "ddsp-cpu-small", "--batch-size", "2",
+            "--threads", "1")
+    small = ["--set", "hidden=16", "--set", "gru_channels=16", "--set", "harmonics=8"]
+    run_training(dataset, tmp_path / "first", *small, "--max-steps", "2", model=ddsp)
+    first, _ = load_checkpoint(tmp_path / "first" / "model")
+    assert first.config.mel_loss_weight == 0
+    run_training(dataset, tmp_path / "second", "--init-from", str(tmp_path / "first" / "model"),
+                 "--set", "mel_loss_weight=1", "--max-steps", "4", model=ddsp)
+    continued, metadata = load_checkpoint(tmp_path / "second" / "model")
+    assert continued.config.mel_loss_weight == 1 and metadata["step"] == 4
+    assert [step for step, _ in losses(tmp_path / "second")] == [3, 4]
+    # The continued model's loss is the spectral loss plus the mel term, on the same weights.
+    audio, pitch, z = next(iter(torch.utils.data.DataLoader(EncodedNoteDataset(dataset, cache / "nsynth-train"),
+                                                            batch_size=4)))
+    without_mel = DDSPDecoder(replace(continued.config, mel_loss_weight=0.0))
+    without_mel.load_state_dict(continued.state_dict())
+    with torch.no_grad():
+        decoded = continued(z, pitch)
+        expected = without_mel.loss(audio, pitch, z) + mel_loss(decoded, audio[:, :decoded.shape[-1]])
+        assert torch.isclose(continued.loss(audio, pitch, z), expected)

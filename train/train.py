@@ -282,6 +282,8 @@ def main(argv: list[str] | None = None):
         config = train_config_from_json(initial_metadata["train_config"])
         if args.batch_size:  # Adam starts afresh, so a continued model can take bigger batches
             config = replace(config, batch_size=args.batch_size)
+        if args.set:  # fields that leave the weights' shapes as they are, e.g. a loss weight
+            config = replace(config, model_changes={**config.model_changes, **parse_changes(args.set)})
     else:
         config = replace(config, **overrides)
     if args.max_steps:
