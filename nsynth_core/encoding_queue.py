@@ -7,6 +7,7 @@ responsive while it works. A waiting request can ask where it stands: the notes 
 batches have been timed, about how long until its own are done.
 """
 
+import math
 import threading
 import time
 from collections import OrderedDict, deque
@@ -100,17 +101,22 @@ class FairBatchQueue:
         return self.wait(self.submit(owner, group, items), report)
 
     def position(self, request: Request) -> Position:
-        """Round-robin: before this request's last item, each other owner gets at most one item per turn of
-        its owner's, so at most as many items as its owner still has pending up to and including this request."""
+        """Round-robin: before this request's last item, each other owner gets at most one item per turn of its
+        owner's, so at most as many items as its owner still has pending up to and including this request. The
+        estimate counts what the worker must process until then: the batch under way, and the batches up to the
+        one that holds that last item."""
         with self._changed:
             own = self._waiting.get(request.owner, ())
             turns = next((i + 1 for i in range(len(own) - 1, -1, -1) if own[i].request is request), 0)
-            ahead = sum(task.request is not request for task in self._in_flight)
-            ahead += sum(min(len(tasks), turns) for owner, tasks in self._waiting.items() if owner != request.owner)
-            ahead += turns - sum(task.request is request for task in own)  # the owner's earlier requests
+            queued_ahead = sum(min(len(tasks), turns) for owner, tasks in self._waiting.items()
+                               if owner != request.owner)
+            queued_ahead += turns - sum(task.request is request for task in own)  # the owner's earlier requests
+            ahead = queued_ahead + sum(task.request is not request for task in self._in_flight)
+            last = queued_ahead + sum(task.request is request for task in own)  # place of its last queued item
+            pending = sum(len(tasks) for tasks in self._waiting.values())
+            work = len(self._in_flight) + min(math.ceil(last / self.batch_size) * self.batch_size, pending)
             cost = self.seconds_per_item()
-            seconds = None if cost is None else (ahead + request.left) * cost
-            return Position(ahead, request.left, len(request.items), seconds)
+            return Position(ahead, request.left, len(request.items), None if cost is None else work * cost)
 
     def seconds_per_item(self) -> float | None:
         with self._changed:

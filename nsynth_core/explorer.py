@@ -31,7 +31,7 @@ from .exports import outputs_dir
 from .embedding_map import EmbeddingMap, EmbeddingMapError, build_map, ensure_reducer, load_map, note_features
 from .interpolation import GRID_SIZES, cell_labels, grid_weights, line_weights, mix
 from .map_points import MapBlend, neighbour_weights
-from .metrics import median_f0
+from .metrics import quick_median_f0
 from .multigrid import ONS_PITCHES, Multigrid, decode_multigrid
 
 ASSETS_DIR = Path(__file__).resolve().parent.parent / "assets"
@@ -124,7 +124,7 @@ class LRUCache:
 # --- notes -------------------------------------------------------------------------------------------------------
 
 def estimate_pitch(audio: np.ndarray) -> int | None:
-    f0 = median_f0(audio)
+    f0 = quick_median_f0(audio)
     return None if np.isnan(f0) else int(round(librosa.hz_to_midi(f0)))
 
 

@@ -26,7 +26,7 @@ class Recorder:
 
     def __call__(self, group, items):
         self.nice = thread_nice()
-        if not self.batches:
+        if "hold" in items:
             self.held.set()
             self.gate.wait(30)
         self.batches.append(list(items))
@@ -39,11 +39,14 @@ class Recorder:
         return [item for batch in self.batches for item in batch]
 
 
-def held_queue(batch_size=4):
-    """A queue whose worker is inside its first batch (["first"]) until recorder.gate is set."""
+def held_queue(batch_size=4, before=()):
+    """A queue whose worker, after processing `before`, is inside a batch of ["hold"] until recorder.gate is
+    set."""
     recorder = Recorder()
     queue = FairBatchQueue(recorder, batch_size)
-    first = queue.submit("starter", "g", ["first"])
+    if before:
+        queue.run("earlier", "g", list(before))
+    first = queue.submit("starter", "g", ["hold"])
     assert recorder.held.wait(30)
     return queue, recorder, first
 
@@ -83,19 +86,31 @@ def test_positions_count_the_notes_ahead_and_shrink_to_none():
     light = queue.submit("light", "g", ["l0"])
     # The batch under way, and one of the heavy upload's notes (its turn comes first); no batch timed yet.
     assert queue.position(light) == Position(ahead=2, left=1, total=1, seconds=None)
-    assert queue.position(heavy) == Position(ahead=2, left=16, total=16, seconds=None)
+    assert queue.position(heavy) == Position(ahead=2, left=16, total=16, seconds=None)  # before its last: l0
     assert str(queue.position(light)) == "2 notes ahead of yours"
     reports = []
-    recorder.gate.set()
-    queue.wait(heavy, reports.append)
-    assert reports[0].ahead == 2 and reports[0].seconds is None
+    with ThreadPoolExecutor(1) as pool:
+        waiting = pool.submit(queue.wait, heavy, reports.append)
+        while not reports:  # the first report comes at once, while the worker is held
+            threading.Event().wait(0.01)
+        recorder.gate.set()
+        waiting.result()
+    assert reports[0] == Position(ahead=2, left=16, total=16, seconds=None)
     assert all(later.left <= earlier.left for earlier, later in zip(reports, reports[1:]))
+
+
+def test_the_estimate_counts_the_batches_until_the_requests_last_note_from_the_measured_cost():
+    queue, recorder, first = held_queue(before=["w0", "w1"])
     cost = queue.seconds_per_item()
-    assert cost is not None and cost > 0  # measured from the batches just run
-    again = queue.submit("light", "g", ["l1", "l2"])
-    position = queue.position(again)
-    assert position.seconds == pytest.approx((position.ahead + 2) * cost)
-    assert queue.wait(again) == ["g:l1", "g:l2"]
+    assert cost is not None and cost > 0  # measured from the batch just run
+    heavy = queue.submit("heavy", "g", [f"h{i}" for i in range(16)])
+    light = queue.submit("light", "g", ["l0"])
+    # The held batch (1 note), then the batch of 4 that holds the light note: h0, l0, h1, h2.
+    assert queue.position(light) == Position(ahead=2, left=1, total=1, seconds=pytest.approx(5 * cost))
+    assert queue.position(heavy).seconds == pytest.approx(18 * cost)  # everything: the held note, 16 and l0
+    assert str(queue.position(light)).startswith("2 notes ahead of yours, about ")
+    recorder.gate.set()
+    assert queue.wait(light) == ["g:l0"] and queue.wait(heavy)[-1] == "g:h15"
 
 
 def test_a_failing_request_gets_its_error_and_the_others_are_served():
