@@ -426,17 +426,23 @@ def keep_memory_flat():
 
 def warm_up():
     """Load the default WaveNet and its map (the first UMAP placement compiles for seconds), encode the examples
-    (so a click between notes on the map only decodes), and time every default decoder so the first estimate is
-    a measured one."""
+    (so a click between notes on the map only decodes), and time every default decoder, so the first estimate of
+    a decode is a measured one. The last batch of examples goes through the notes' queue once the rest is done, so
+    an upload's first estimate is measured too, on a machine no longer busy warming up (pYIN's tracker compiles
+    on one note first)."""
     low_priority.lower_this_thread()
     started = time.monotonic()
+    examples = list(app.bundled.values())
+    ex.with_pitches(examples[:1])
     wavenet = default_checkpoint("wavenet")
     if wavenet:
         app.map_for(ex.load_model(wavenet))
-        ex.encode_notes(ex.load_model(wavenet), list(app.bundled.values()))
+        ex.encode_notes(ex.load_model(wavenet), examples[notes_queue.batch_size:])
     for kind in DECODERS.values():
         if path := default_checkpoint(kind):
             ex.load_model(path).decoding.probe()
+    if wavenet:
+        notes_queue.run("warm-up", ex.load_model(wavenet), examples[:notes_queue.batch_size])
     print(f"{ex.WARM_UP_DONE} in {time.monotonic() - started:.0f} s", file=sys.stderr, flush=True)
 
 

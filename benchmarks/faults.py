@@ -42,7 +42,7 @@ from nsynth_core.ddsp import DDSPDecoder
 from nsynth_core.explorer import ASSETS_DIR, NOTES_INDEX
 from nsynth_core.spectral import SpectralAutoencoder, SpectralConfig
 from nsynth_core.wavenet import WaveNetAutoencoder
-from tests.app_helpers import TINY_DDSP, running_app, write_nan_weights, write_tiny_checkpoints
+from tests.app_helpers import TINY_DDSP, running_app, wait_for_warm_up, write_nan_weights, write_tiny_checkpoints
 
 TIMEOUT = 600  # s for one answer
 POST_TIMEOUT = 5  # s: httpx's default, which gradio_client's uploads use
@@ -129,6 +129,7 @@ def flood_and_load(table: Table, work: Path, visitors: int, rounds: int):
         seen, seconds = answer_of(lambda: upload_answer(url, big))
         table.add("big request: 70 MB", seen, seconds, kept_serving(url, work, 52), pid)
 
+        wait_for_warm_up(work / "app.log")
         table.add(*queue_honesty(url, work), kept_serving(url, work, 56), pid)
 
         clients = [Client(url, verbose=False) for _ in range(visitors)]
@@ -199,7 +200,8 @@ def queue_alone(table: Table, work: Path):
     write_tiny_checkpoints(checkpoints)
     with running_app(checkpoints, work / "app.log") as url:
         pid = server_pid()
-        kept_serving(url, work, 57)  # not timed: the first note waits for the map's first placement
+        wait_for_warm_up(work / "app.log")
+        kept_serving(url, work, 57)  # not timed: the first note placed on a map computed here compiles UMAP's code
         table.add(*queue_honesty(url, work), kept_serving(url, work, 56), pid)
 
 

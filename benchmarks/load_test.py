@@ -40,7 +40,7 @@ from nsynth_core.checkpoint import save_checkpoint
 from nsynth_core.explorer import ASSETS_DIR, NOTES_INDEX
 from nsynth_core.spectral import SpectralAutoencoder, SpectralConfig
 from nsynth_core.wavenet import WaveNetAutoencoder, WaveNetConfig
-from tests.app_helpers import TINY_WAVENET, running_app
+from tests.app_helpers import TINY_WAVENET, running_app, wait_for_warm_up
 
 REQUEST_TIMEOUT = 600  # s for one request, queueing included
 STAGES = ("upload", "encode", "grid")
@@ -195,7 +195,8 @@ def main():
     started = time.perf_counter()
     with running_app(checkpoints, work / "app.log") as url:
         pid = server_pid()
-        print(f"app at {url} (pid {pid}), log {work / 'app.log'}; started in {time.perf_counter() - started:.0f} s")
+        wait_for_warm_up(work / "app.log")  # as visitors who come a minute after it starts find it
+        print(f"app at {url} (pid {pid}), log {work / 'app.log'}; warmed up in {time.perf_counter() - started:.0f} s")
         clients = [Client(url, verbose=False) for _ in range(args.clients)]
         # Not timed: the first request waits for the map of the example notes and the decoder's first build.
         visit(clients[0], url, write_tone(work / "warm_up.wav", 30), corners, args.seconds)

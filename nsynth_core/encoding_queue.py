@@ -8,6 +8,7 @@ batches have been timed, about how long until its own are done.
 """
 
 import math
+import statistics
 import threading
 import time
 from collections import OrderedDict, deque
@@ -17,7 +18,7 @@ from typing import Callable, Hashable
 from . import explorer as ex
 from .low_priority import lower_this_thread
 
-RECENT_BATCHES = 8  # the cost per note is averaged over this many recent batches
+RECENT_BATCHES = 8  # the cost per note: the median over this many recent batches, so one slow batch does not sway it
 REPORT_EVERY = 0.5  # s between reports to a waiting request
 
 
@@ -66,6 +67,7 @@ class FairBatchQueue:
         self._in_flight: list[_Task] = []
         self._costs: deque[tuple[int, float]] = deque(maxlen=RECENT_BATCHES)  # (items, seconds) per batch
         self._worker: threading.Thread | None = None
+        self._batch_started = 0.0  # perf_counter() when the batch under way began
 
     def submit(self, owner: Hashable, group, items: list) -> Request:
         request = Request(owner, group, list(items), [None] * len(items), len(items))
@@ -103,8 +105,8 @@ class FairBatchQueue:
     def position(self, request: Request) -> Position:
         """Round-robin: before this request's last item, each other owner gets at most one item per turn of its
         owner's, so at most as many items as its owner still has pending up to and including this request. The
-        estimate counts what the worker must process until then: the batch under way, and the batches up to the
-        one that holds that last item."""
+        estimate counts what the worker must process until then: what is left of the batch under way, and the
+        batches up to the one that holds that last item."""
         with self._changed:
             own = self._waiting.get(request.owner, ())
             turns = next((i + 1 for i in range(len(own) - 1, -1, -1) if own[i].request is request), 0)
@@ -114,14 +116,16 @@ class FairBatchQueue:
             ahead = queued_ahead + sum(task.request is not request for task in self._in_flight)
             last = queued_ahead + sum(task.request is request for task in own)  # place of its last queued item
             pending = sum(len(tasks) for tasks in self._waiting.values())
-            work = len(self._in_flight) + min(math.ceil(last / self.batch_size) * self.batch_size, pending)
+            queued = min(math.ceil(last / self.batch_size) * self.batch_size, pending)
             cost = self.seconds_per_item()
-            return Position(ahead, request.left, len(request.items), None if cost is None else work * cost)
+            if cost is None:
+                return Position(ahead, request.left, len(request.items), None)
+            under_way = max(len(self._in_flight) * cost - (time.perf_counter() - self._batch_started), 0.0)
+            return Position(ahead, request.left, len(request.items), under_way + queued * cost)
 
     def seconds_per_item(self) -> float | None:
         with self._changed:
-            items = sum(count for count, _ in self._costs)
-            return sum(seconds for _, seconds in self._costs) / items if items else None
+            return statistics.median(seconds / count for count, seconds in self._costs) if self._costs else None
 
     def _next_batch(self) -> list[_Task]:
         """Up to batch_size tasks of one group, one per owner in turn; each owner served goes to the back."""
@@ -150,9 +154,9 @@ class FairBatchQueue:
                 while not self._waiting:
                     self._changed.wait()
                 batch = self._in_flight = self._next_batch()
-            start = time.perf_counter()
+                self._batch_started = time.perf_counter()
             outcomes = self._outcomes(batch)
-            seconds = time.perf_counter() - start
+            seconds = time.perf_counter() - self._batch_started
             with self._changed:
                 if not any(isinstance(outcome, Exception) for outcome in outcomes):
                     self._costs.append((len(batch), seconds))
