@@ -839,7 +839,8 @@ with gr.Blocks(title="NSynth timbre explorer", delete_cache=(600, exports.OUTPUT
     recorder.stop_recording(add_recording, [recorder, uploaded, *map_inputs], [*new_note_outputs, uploaded],
                             api_name="add_recording", **adding)
     save_button.click(save_notes, session, saved, api_name="save_notes")
-    restore.upload(restore_notes, [restore, *map_inputs], new_note_outputs, api_name="restore_notes", **adding)
+    restore.upload(restore_notes, [restore, *map_inputs], new_note_outputs, api_name="restore_notes",
+                   show_progress_on=summary)
     pitch_button.click(correct_pitch, [selected, note_pitch, *map_inputs], new_note_outputs,
                        api_name="correct_pitch", show_progress_on=note_pitch)
 
