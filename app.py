@@ -26,7 +26,6 @@ from starlette.middleware import Middleware
 from nsynth_core import explorer as ex
 from nsynth_core import disk_space, example_grid, exports, family_guess, figures, session_archive
 from nsynth_core import encoding_queue, fastgen, low_priority
-from nsynth_core.low_priority import at_low_priority
 from nsynth_core import teaching
 from nsynth_core.audio import NOTE_LENGTH, SAMPLE_RATE, playback_pcm16
 from nsynth_core.browser_pack import write_browser_pack
@@ -47,8 +46,8 @@ CORNERS = ("A (top left)", "B (top right)", "C (bottom left)", "D (bottom right)
 REPO = Path(__file__).resolve().parent
 MAX_UPLOAD_MB = 20
 UPLOAD_REQUEST_MB = ex.MAX_UPLOAD_MB + 1  # the files of one upload and the form around them
-# Uploads wait on the shared encoding queue, which serves visitors in turn, not on Gradio's queue: enough of them
-# run at once that each visitor hears where their own notes stand.
+# Uploads wait on the shared encoding queue, which serves visitors in turn, rather than on Gradio's queue: enough of
+# them run at once that each visitor is told where their own notes stand.
 ADDING_NOTES_AT_ONCE = 8
 SESSION_TTL = 3 * 3600  # s without a new note before a visitor's notes are dropped from server memory
 MAX_SESSIONS = 500  # sessions kept in memory, each holding up to ex.MAX_SESSION_NOTES notes of 256 kB
@@ -333,7 +332,7 @@ def decoder_and_encoder(kind: str, label: str, paths: dict) -> tuple[ex.LoadedMo
 
 @friendly
 @writes_files
-@at_low_priority
+@low_priority.at_low_priority
 def run_grid(a, b, c, d, shape, size, rule, decoder, temperature, seconds, session, wavenet_path, spectral_path,
              ddsp_path, pitch=OWN_PITCH, octaves=0, progress=gr.Progress()):
     size = ex.grid_size(size)
@@ -375,7 +374,7 @@ def play_all_player(labels, pcm, line: bool) -> dict:
 
 @friendly
 @writes_files
-@at_low_priority
+@low_priority.at_low_priority
 def reconstruct(note_id, session, temperature, seconds, wavenet_path, spectral_path, ddsp_path, pitch=OWN_PITCH,
                 octaves=0, progress=gr.Progress()):
     if not note_id:
@@ -567,7 +566,7 @@ def describe_blend(blend, notes, decoder, played: int) -> str:
 
 @friendly
 @writes_files
-@at_low_priority
+@low_priority.at_low_priority
 def play_point(x, y, decoder, pitch, seconds, temperature, wavenet_path, spectral_path, ddsp_path, octaves=0):
     audio, description = point_sound(x, y, decoder, pitch, seconds, temperature, wavenet_path, spectral_path,
                                      ddsp_path, octaves)
@@ -586,7 +585,7 @@ def clicked_place(payload) -> tuple[float, float] | None:
 
 @friendly
 @writes_files
-@at_low_priority
+@low_priority.at_low_priority
 def play_clicked_point(payload, decoder, pitch, seconds, temperature, wavenet_path, spectral_path, ddsp_path,
                        octaves=0):
     """A click on empty map space: the blend there, played at once (mark_clicked_point then draws it)."""
@@ -636,7 +635,7 @@ def decode_every_cell(corners, size, pitches, rule, decoder, seconds, paths, pro
 
 @friendly
 @writes_files
-@at_low_priority
+@low_priority.at_low_priority
 def export_soundfont(a, b, c, d, size, rule, decoder, seconds, session, *paths, progress=gr.Progress()):
     """Every cell of the grid between the four corners at Open NSynth Super's 16 pitches, as a SoundFont."""
     grid = decode_every_cell(corner_notes(a, b, c, d, session), size, ONS_PITCHES, rule, decoder, seconds, paths,
@@ -647,7 +646,7 @@ def export_soundfont(a, b, c, d, size, rule, decoder, seconds, session, *paths, 
 
 @friendly
 @writes_files
-@at_low_priority
+@low_priority.at_low_priority
 def decode_for_playing(a, b, c, d, size, pitches, rule, decoder, seconds, session, *paths, progress=gr.Progress()):
     """The grid's cells at the chosen pitches packed for assets/play.js: (the PCM file, its index, which also
     names the decoder and the corner notes, for the page to say what it plays)."""
