@@ -44,7 +44,7 @@ class Position:
         if self.ahead:
             said = f"{self.ahead} note{'s' if self.ahead > 1 else ''} ahead of yours"
         else:
-            said = f"pitch and code of your {self.left} note{'s' if self.left > 1 else ''}"
+            said = f"finding the pitch and code of your {self.left} note{'s' if self.left > 1 else ''}"
         return said + (f", about {max(1, round(self.seconds))} s" if self.seconds is not None else "")
 
 

@@ -88,6 +88,7 @@ def test_positions_count_the_notes_ahead_and_shrink_to_none():
     assert queue.position(light) == Position(ahead=2, left=1, total=1, seconds=None)
     assert queue.position(heavy) == Position(ahead=2, left=16, total=16, seconds=None)  # before its last: l0
     assert str(queue.position(light)) == "2 notes ahead of yours"
+    assert str(queue.position(first)) == "finding the pitch and code of your 1 note"  # under way
     reports = []
     with ThreadPoolExecutor(1) as pool:
         waiting = pool.submit(queue.wait, heavy, reports.append)
