@@ -25,7 +25,7 @@ from starlette.middleware import Middleware
 
 from nsynth_core import explorer as ex
 from nsynth_core import disk_space, example_grid, exports, family_guess, figures, session_archive
-from nsynth_core import fastgen
+from nsynth_core import encoding_queue, fastgen, low_priority
 from nsynth_core import teaching
 from nsynth_core.audio import NOTE_LENGTH, SAMPLE_RATE, playback_pcm16
 from nsynth_core.browser_pack import write_browser_pack
@@ -46,6 +46,9 @@ CORNERS = ("A (top left)", "B (top right)", "C (bottom left)", "D (bottom right)
 REPO = Path(__file__).resolve().parent
 MAX_UPLOAD_MB = 20
 UPLOAD_REQUEST_MB = ex.MAX_UPLOAD_MB + 1  # the files of one upload and the form around them
+# Uploads wait on the shared encoding queue, which serves visitors in turn, rather than on Gradio's queue: enough of
+# them run at once that each visitor is told where their own notes stand.
+ADDING_NOTES_AT_ONCE = 8
 SESSION_TTL = 3 * 3600  # s without a new note before a visitor's notes are dropped from server memory
 MAX_SESSIONS = 500  # sessions kept in memory, each holding up to ex.MAX_SESSION_NOTES notes of 256 kB
 M_MMAP_THRESHOLD, M_ARENA_MAX = -3, -8  # glibc's mallopt parameters (malloc.h)
@@ -57,6 +60,7 @@ UPLOAD_LIMITS = (f"WAV, FLAC, OGG or MP3, up to {MAX_UPLOAD_MB} MB each, {ex.MAX
 torch.set_num_threads(int(os.environ.get("NSYNTH_THREADS", "1")))
 
 app = ex.Explorer()
+notes_queue = encoding_queue.FairBatchQueue(encoding_queue.pitch_and_encode)
 EXAMPLE = example_grid.load_example(app.assets_dir)  # heard on the page before anything is chosen
 CLICK_BRIDGE = (REPO / "assets" / "map_click.js").read_text()  # reports clicks on notes and on empty space
 PLAYER = (REPO / "assets" / "play.js").read_text()  # the Play tab's pad and keyboard (Web Audio, Web MIDI)
@@ -209,25 +213,40 @@ def nothing_new(session):
     return [session, session_summary(session), gr.skip(), gr.skip(), *[gr.skip()] * (len(CORNERS) + 1)]
 
 
+def pitched_and_encoded(notes, wavenet_path, request: gr.Request, progress) -> list[ex.Note]:
+    """The notes with their pitch and WaveNet code, from the queue shared by every visitor; meanwhile the page
+    says where this visitor's notes stand in it."""
+    wavenet = ex.load_model(wavenet_path) if wavenet_path else None
+    return notes_queue.run(request.session_hash or id(request), wavenet, notes, lambda position: progress(
+        (position.total - position.left, position.total), desc=str(position), unit="notes"))
+
+
 @friendly
-def add_uploads(files, session, color_by, show_path, grid_cells, wavenet_path):
-    notes, problems = ex.read_uploads(files, session)
+def add_uploads(files, uploaded, session, color_by, show_path, grid_cells, wavenet_path, request: gr.Request,
+                progress=gr.Progress()):
+    notes, problems = ex.read_uploads(files, session, uploaded, lambda read: pitched_and_encoded(
+        read, wavenet_path, request, progress))
     for note in notes:
         print(f"Read upload {note.name}", file=sys.stderr, flush=True)
     for problem in problems:
         gr.Warning(problem)
-    return with_new_notes(session, notes, color_by, show_path, grid_cells, wavenet_path)
+    return [*with_new_notes(session, notes, color_by, show_path, grid_cells, wavenet_path),
+            uploaded + ex.upload_bytes(files)]
 
 
 @friendly
-def add_recording(path, session, color_by, show_path, grid_cells, wavenet_path):
+def add_recording(path, uploaded, session, color_by, show_path, grid_cells, wavenet_path, request: gr.Request,
+                  progress=gr.Progress()):
     if not path:
-        return nothing_new(session)
+        return [*nothing_new(session), uploaded]
+    ex.check_upload([path], session, uploaded)
     taken = sum(note.source == "microphone" for note in session.values())
-    note = ex.note_from_file(path, name=f"recording {taken + 1}", source="microphone")
+    read = ex.read_note(path, name=f"recording {taken + 1}", source="microphone")
+    note, = pitched_and_encoded([read], wavenet_path, request, progress)
     if warning := ex.pitch_warning(note):
         gr.Warning(warning)
-    return with_new_notes(session, [note], color_by, show_path, grid_cells, wavenet_path)
+    return [*with_new_notes(session, [note], color_by, show_path, grid_cells, wavenet_path),
+            uploaded + ex.upload_bytes([path])]
 
 
 @friendly
@@ -313,6 +332,7 @@ def decoder_and_encoder(kind: str, label: str, paths: dict) -> tuple[ex.LoadedMo
 
 @friendly
 @writes_files
+@low_priority.at_low_priority
 def run_grid(a, b, c, d, shape, size, rule, decoder, temperature, seconds, session, wavenet_path, spectral_path,
              ddsp_path, pitch=OWN_PITCH, octaves=0, progress=gr.Progress()):
     size = ex.grid_size(size)
@@ -354,6 +374,7 @@ def play_all_player(labels, pcm, line: bool) -> dict:
 
 @friendly
 @writes_files
+@low_priority.at_low_priority
 def reconstruct(note_id, session, temperature, seconds, wavenet_path, spectral_path, ddsp_path, pitch=OWN_PITCH,
                 octaves=0, progress=gr.Progress()):
     if not note_id:
@@ -404,16 +425,23 @@ def keep_memory_flat():
 
 def warm_up():
     """Load the default WaveNet and its map (the first UMAP placement compiles for seconds), encode the examples
-    (so a click between notes on the map only decodes), and time every default decoder so the first estimate is
-    a measured one."""
+    (so a click between notes on the map only decodes), and time every default decoder, so the first estimate of
+    a decode is a measured one. The last batch of examples goes through the notes' queue once the rest is done, so
+    an upload's first estimate is measured too, on a machine no longer busy warming up (pYIN's tracker compiles
+    on one note first)."""
+    low_priority.lower_this_thread()
     started = time.monotonic()
+    examples = list(app.bundled.values())
+    ex.with_pitches(examples[:1])
     wavenet = default_checkpoint("wavenet")
     if wavenet:
         app.map_for(ex.load_model(wavenet))
-        ex.encode_notes(ex.load_model(wavenet), list(app.bundled.values()))
+        ex.encode_notes(ex.load_model(wavenet), examples[notes_queue.batch_size:])
     for kind in DECODERS.values():
         if path := default_checkpoint(kind):
             ex.load_model(path).decoding.probe()
+    if wavenet:
+        notes_queue.run("warm-up", ex.load_model(wavenet), examples[:notes_queue.batch_size])
     print(f"{ex.WARM_UP_DONE} in {time.monotonic() - started:.0f} s", file=sys.stderr, flush=True)
 
 
@@ -538,6 +566,7 @@ def describe_blend(blend, notes, decoder, played: int) -> str:
 
 @friendly
 @writes_files
+@low_priority.at_low_priority
 def play_point(x, y, decoder, pitch, seconds, temperature, wavenet_path, spectral_path, ddsp_path, octaves=0):
     audio, description = point_sound(x, y, decoder, pitch, seconds, temperature, wavenet_path, spectral_path,
                                      ddsp_path, octaves)
@@ -556,6 +585,7 @@ def clicked_place(payload) -> tuple[float, float] | None:
 
 @friendly
 @writes_files
+@low_priority.at_low_priority
 def play_clicked_point(payload, decoder, pitch, seconds, temperature, wavenet_path, spectral_path, ddsp_path,
                        octaves=0):
     """A click on empty map space: the blend there, played at once (mark_clicked_point then draws it)."""
@@ -605,6 +635,7 @@ def decode_every_cell(corners, size, pitches, rule, decoder, seconds, paths, pro
 
 @friendly
 @writes_files
+@low_priority.at_low_priority
 def export_soundfont(a, b, c, d, size, rule, decoder, seconds, session, *paths, progress=gr.Progress()):
     """Every cell of the grid between the four corners at Open NSynth Super's 16 pitches, as a SoundFont."""
     grid = decode_every_cell(corner_notes(a, b, c, d, session), size, ONS_PITCHES, rule, decoder, seconds, paths,
@@ -615,6 +646,7 @@ def export_soundfont(a, b, c, d, size, rule, decoder, seconds, session, *paths, 
 
 @friendly
 @writes_files
+@low_priority.at_low_priority
 def decode_for_playing(a, b, c, d, size, pitches, rule, decoder, seconds, session, *paths, progress=gr.Progress()):
     """The grid's cells at the chosen pitches packed for assets/play.js: (the PCM file, its index, which also
     names the decoder and the corner notes, for the page to say what it plays)."""
@@ -630,6 +662,7 @@ def decode_for_playing(a, b, c, d, size, pitches, rule, decoder, seconds, sessio
 # Gradio keeps a copy of every file it serves (uploads, players' wavs, zips): drop those older than an hour.
 with gr.Blocks(title="NSynth timbre explorer", delete_cache=(600, exports.OUTPUT_MAX_AGE)) as demo:
     session = gr.State({}, time_to_live=SESSION_TTL)  # note id -> Note: this visitor's own notes
+    uploaded = gr.State(0, time_to_live=SESSION_TTL)  # bytes of this visitor's uploads so far (their budget)
     grid_cells = gr.State([], time_to_live=SESSION_TTL)  # [(label, [x, y])] of the last grid, drawn on the map
     gr.Markdown("# NSynth timbre explorer\nBring notes, see where they sit in the embedding space, and mix them "
                 "into new sounds with the paper's WaveNet autoencoder, its spectral baseline or a fast DDSP decoder "
@@ -797,12 +830,13 @@ with gr.Blocks(title="NSynth timbre explorer", delete_cache=(600, exports.OUTPUT
     new_note_outputs = [session, summary, map_plot, selected, *corners, source_note]
     # Each event shows its progress, and a refusal's badge, on one component rather than on every output.
     # The box is emptied after each upload, taken or refused, so the next upload reads only its own files.
-    uploaded = uploads.upload(add_uploads, [uploads, *map_inputs], new_note_outputs, api_name="add_uploads",
-                              show_progress_on=summary)
-    for after in (uploaded.success, uploaded.failure):
+    adding = {"concurrency_id": "add_notes", "concurrency_limit": ADDING_NOTES_AT_ONCE, "show_progress_on": summary}
+    upload_event = uploads.upload(add_uploads, [uploads, uploaded, *map_inputs], [*new_note_outputs, uploaded],
+                                  api_name="add_uploads", **adding)
+    for after in (upload_event.success, upload_event.failure):
         after(None, None, uploads, js="() => null")
-    recorder.stop_recording(add_recording, [recorder, *map_inputs], new_note_outputs, api_name="add_recording",
-                            show_progress_on=summary)
+    recorder.stop_recording(add_recording, [recorder, uploaded, *map_inputs], [*new_note_outputs, uploaded],
+                            api_name="add_recording", **adding)
     save_button.click(save_notes, session, saved, api_name="save_notes")
     restore.upload(restore_notes, [restore, *map_inputs], new_note_outputs, api_name="restore_notes",
                    show_progress_on=summary)
@@ -895,6 +929,8 @@ with gr.Blocks(title="NSynth timbre explorer", delete_cache=(600, exports.OUTPUT
 
 if __name__ == "__main__":
     keep_memory_flat()  # before the server's threads start
+    if (nice := low_priority.compute_nice()) and sys.platform.startswith("linux"):
+        print(f"Pitch tracking, encoding and decoding run at nice {nice}, below the web server.", file=sys.stderr)
     fastgen.start_build()  # the first start compiles for up to minutes: not on a visitor's first decode
     for name, problem in ex.broken_checkpoints(app.checkpoints_dir).items():
         print(f"Skipped checkpoint {name}: {problem}", file=sys.stderr)

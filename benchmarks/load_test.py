@@ -20,6 +20,7 @@ allocator noise.
 import argparse
 import json
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -39,7 +40,7 @@ from nsynth_core.checkpoint import save_checkpoint
 from nsynth_core.explorer import ASSETS_DIR, NOTES_INDEX
 from nsynth_core.spectral import SpectralAutoencoder, SpectralConfig
 from nsynth_core.wavenet import WaveNetAutoencoder, WaveNetConfig
-from tests.app_helpers import TINY_WAVENET, running_app
+from tests.app_helpers import TINY_WAVENET, running_app, wait_for_warm_up
 
 REQUEST_TIMEOUT = 600  # s for one request, queueing included
 STAGES = ("upload", "encode", "grid")
@@ -82,6 +83,14 @@ class QueueView:
     eta: float | None = None  # the first ETA, in seconds
     joined: float | None = None
     started: float | None = None
+    said: str | None = None  # the app's own first word on its wait (its progress text) that gives seconds
+    said_at: float | None = None
+    done: float | None = None
+
+    def app_estimate(self) -> float | None:
+        """The seconds the app's first estimate said were left ("..., about 3 s")."""
+        found = re.search(r"about (\d+) s", self.said or "")
+        return float(found.group(1)) if found else None
 
 
 def followed(job: Job) -> tuple[tuple, QueueView]:
@@ -96,9 +105,12 @@ def followed(job: Job) -> tuple[tuple, QueueView]:
             view.eta = status.eta if view.eta is None else view.eta
         if view.started is None and status.code in (Status.PROCESSING, Status.PROGRESS):
             view.started = time.perf_counter() - submitted
+        said = [unit.desc for unit in status.progress_data or [] if unit.desc and "about" in unit.desc]
+        if view.said is None and said:
+            view.said, view.said_at = said[0], time.perf_counter() - submitted
         time.sleep(POLL)
     result = job.result(timeout=REQUEST_TIMEOUT)
-    done = time.perf_counter() - submitted
+    done = view.done = time.perf_counter() - submitted
     view.joined = done if view.joined is None else view.joined
     view.started = done if view.started is None else view.started
     return result, view
@@ -145,7 +157,17 @@ def queue_summary(views: list[QueueView]) -> str:
             f"{longest(v.rank for v in told)}; {len(etas)} an ETA, up to {longest(etas):.1f} s) and waited there up "
             f"to {longest(v.started - v.joined for v in told):.1f} s; the other {len(untold)} started as the queue "
             f"took them, at most {longest(v.started - v.joined for v in untold):.1f} s later (joining took up to "
-            f"{longest(v.joined for v in views):.1f} s)")
+            f"{longest(v.joined for v in views):.1f} s)" + app_estimates(views))
+
+
+def app_estimates(views: list[QueueView]) -> str:
+    """The app's own first estimate of each wait against what was left of it when said."""
+    pairs = [(view.app_estimate(), view.done - view.said_at) for view in views if view.app_estimate() is not None]
+    if not pairs:
+        return "; the app gave no estimate in seconds"
+    ratios = [actual / max(told, 1.0) for told, actual in pairs]
+    return (f"; the app's own estimate was given to {len(pairs)}: actual / told p50 {np.median(ratios):.2f}, "
+            f"max {max(ratios):.2f} (told up to {max(t for t, _ in pairs):.0f} s)")
 
 
 def main():
@@ -173,7 +195,8 @@ def main():
     started = time.perf_counter()
     with running_app(checkpoints, work / "app.log") as url:
         pid = server_pid()
-        print(f"app at {url} (pid {pid}), log {work / 'app.log'}; started in {time.perf_counter() - started:.0f} s")
+        wait_for_warm_up(work / "app.log")  # as visitors who come a minute after it starts find it
+        print(f"app at {url} (pid {pid}), log {work / 'app.log'}; warmed up in {time.perf_counter() - started:.0f} s")
         clients = [Client(url, verbose=False) for _ in range(args.clients)]
         # Not timed: the first request waits for the map of the example notes and the decoder's first build.
         visit(clients[0], url, write_tone(work / "warm_up.wav", 30), corners, args.seconds)

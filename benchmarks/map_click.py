@@ -14,25 +14,14 @@ import argparse
 import os
 import statistics
 import tempfile
-import time
 from pathlib import Path
 
 from playwright.sync_api import sync_playwright
 
-from nsynth_core.explorer import WARM_UP_DONE
-from tests.app_helpers import running_app
+from tests.app_helpers import running_app, wait_for_warm_up
 from tests.browser_helpers import ARM_CLICK_TIMER, CHROMIUM, CHROMIUM_ARGS, EMPTY_SPOT
 
 REPO = Path(__file__).resolve().parent.parent
-WARM_UP_SECONDS = 900
-
-
-def wait_for_warm_up(log: Path):
-    deadline = time.monotonic() + WARM_UP_SECONDS
-    while WARM_UP_DONE not in log.read_text():
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"the app did not finish warming up within {WARM_UP_SECONDS} s")
-        time.sleep(1)
 
 
 def click_latencies(url: str, pitches: list[int]) -> list[float]:

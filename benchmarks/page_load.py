@@ -17,8 +17,8 @@ from pathlib import Path
 
 from playwright.sync_api import sync_playwright
 
-from benchmarks.map_click import REPO, wait_for_warm_up
-from tests.app_helpers import running_app
+from benchmarks.map_click import REPO
+from tests.app_helpers import running_app, wait_for_warm_up
 from tests.browser_helpers import CHROMIUM, CHROMIUM_ARGS
 
 PLOTTING_LIBRARY = "PlotlyPlot-"  # Gradio's bundle of plotly.js, 4.6 MB

@@ -31,7 +31,7 @@ from .exports import outputs_dir
 from .embedding_map import EmbeddingMap, EmbeddingMapError, build_map, ensure_reducer, load_map, note_features
 from .interpolation import GRID_SIZES, cell_labels, grid_weights, line_weights, mix
 from .map_points import MapBlend, neighbour_weights
-from .metrics import median_f0
+from .metrics import quick_median_f0
 from .multigrid import ONS_PITCHES, Multigrid, decode_multigrid
 
 ASSETS_DIR = Path(__file__).resolve().parent.parent / "assets"
@@ -48,6 +48,9 @@ MAX_SESSION_NOTES = 48  # a visitor's own notes live in server memory (256 kB ea
 # must not hold it for minutes, so its files are counted and weighed before any is read.
 MAX_UPLOAD_FILES = 16
 MAX_UPLOAD_MB = 60
+# Gradio keeps every uploaded file for an hour: a visitor's uploads together are bounded too.
+MAX_SESSION_UPLOAD_MB = 150
+SESSION_UPLOAD_ENV = "NSYNTH_SESSION_UPLOAD_MB"
 
 Progress = Callable[[int, int], None]
 
@@ -121,32 +124,55 @@ class LRUCache:
 # --- notes -------------------------------------------------------------------------------------------------------
 
 def estimate_pitch(audio: np.ndarray) -> int | None:
-    f0 = median_f0(audio)
+    f0 = quick_median_f0(audio)
     return None if np.isnan(f0) else int(round(librosa.hz_to_midi(f0)))
 
 
-def note_from_file(path, name: str | None = None, source: str = "upload") -> Note:
-    """A user's file as a 4 s note; AudioError/ExplorerError (both ValueError) say what is wrong with it."""
+def read_note(path, name: str | None = None, source: str = "upload") -> Note:
+    """A user's file as a 4 s note, its pitch not yet looked for (with_pitches); AudioError/ExplorerError (both
+    ValueError) say what is wrong with it."""
     name = name or Path(path).stem
     audio = load_audio(path)
     if np.abs(audio).max() < SILENCE_PEAK:
         raise ExplorerError(f"'{name}' is silent: there is nothing to encode.")
-    return Note(id=f"{source}-{audio_digest(audio)}", name=name, audio=audio, pitch=estimate_pitch(audio),
-                source=source)
+    return Note(id=f"{source}-{audio_digest(audio)}", name=name, audio=audio, source=source)
 
 
-def check_upload(paths: list, session: dict[str, Note]) -> None:
-    """Refuses an upload of too many files or bytes for one request, or more files than the visitor's notes
-    have room for, before any file is read."""
+def with_pitches(notes: list[Note]) -> list[Note]:
+    return [replace(note, pitch=estimate_pitch(note.audio)) for note in notes]
+
+
+def note_from_file(path, name: str | None = None, source: str = "upload") -> Note:
+    """read_note with its pitch found."""
+    return with_pitches([read_note(path, name, source)])[0]
+
+
+def upload_bytes(paths: list) -> int:
+    return sum(os.path.getsize(path) for path in paths if os.path.isfile(path))
+
+
+def session_upload_mb() -> float:
+    return float(os.environ.get(SESSION_UPLOAD_ENV, MAX_SESSION_UPLOAD_MB))
+
+
+def check_upload(paths: list, session: dict[str, Note], uploaded: int = 0) -> None:
+    """Refuses an upload of too many files or bytes for one request, more files than the visitor's notes have
+    room for, or more bytes than are left of the visitor's budget (`uploaded`: bytes of their earlier uploads),
+    before any file is read."""
     room = MAX_SESSION_NOTES - len(session)
     if len(paths) > MAX_UPLOAD_FILES:
         raise ExplorerError(f"Upload at most {MAX_UPLOAD_FILES} files at a time; this upload has {len(paths)}.")
     if len(paths) > room:
         raise ExplorerError(f"Up to {MAX_SESSION_NOTES} notes of your own can be kept and you have {len(session)}, "
                             f"so {room} more can be added, not {len(paths)}. Reload the page to start afresh.")
-    megabytes = sum(os.path.getsize(path) for path in paths if os.path.isfile(path)) / 2 ** 20
+    megabytes = upload_bytes(paths) / 2 ** 20
     if megabytes > MAX_UPLOAD_MB:
         raise ExplorerError(f"Upload at most {MAX_UPLOAD_MB} MB at a time; these files hold {megabytes:.0f} MB.")
+    budget, used = session_upload_mb(), uploaded / 2 ** 20
+    if used + megabytes > budget:
+        raise ExplorerError(f"Each visitor can upload {budget:g} MB in all; you have uploaded {used:.1f} MB, so "
+                            f"{max(budget - used, 0):.1f} MB more can be added, not {megabytes:.1f} MB. Reload "
+                            "the page to start afresh.")
 
 
 def pitch_warning(note: Note) -> str | None:
@@ -157,19 +183,22 @@ def pitch_warning(note: Note) -> str | None:
             "with the WaveNet, but decoders that need a pitch (DDSP) will refuse it.")
 
 
-def read_uploads(paths: list, session: dict[str, Note]) -> tuple[list[Note], list[str]]:
+def read_uploads(paths: list, session: dict[str, Note], uploaded: int = 0,
+                 prepare: Callable[[list[Note]], list[Note]] = with_pitches) -> tuple[list[Note], list[str]]:
     """(the usable notes, warnings: why a file was skipped, which note has no pitch) of an upload that
-    check_upload lets through; when no file is usable the reasons are raised, so the request fails with them."""
+    check_upload lets through; when no file is usable the reasons are raised, so the request fails with them.
+    `prepare` finds the read notes' pitches (and may encode them: encoding_queue.py)."""
     paths = list(paths or [])
-    check_upload(paths, session)
+    check_upload(paths, session, uploaded)
     notes, problems = [], []
     for path in paths:
         try:
-            notes.append(note_from_file(path))
+            notes.append(read_note(path))
         except ValueError as error:
             problems.append(str(error))
     if problems and not notes:
         raise ExplorerError(" ".join(problems))
+    notes = prepare(notes)
     return notes, problems + [warning for note in notes if (warning := pitch_warning(note))]
 
 

@@ -14,6 +14,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from nsynth_core.checkpoint import save_checkpoint, weights_fingerprint
+from nsynth_core.explorer import WARM_UP_DONE
 from nsynth_core.ddsp import DDSPConfig, DDSPDecoder
 from nsynth_core.spectral import SpectralAutoencoder, SpectralConfig
 from nsynth_core.wavenet import WaveNetAutoencoder, WaveNetConfig
@@ -24,6 +25,7 @@ TINY_WAVENET = WaveNetConfig(encoder_channels=8, encoder_layers=2, encoder_cycle
 TINY_DDSP = DDSPConfig(hidden=16, mlp_layers=1, gru_channels=16, subframes=4, harmonics=8, noise_bands=9,
                        reverb_samples=0)
 STARTUP_SECONDS = 180  # imports and the first UMAP compilation on a busy 2-core machine
+WARM_UP_SECONDS = 900  # the app's warm-up after it answers: encoding the examples, timing the decoders
 
 
 def write_tiny_checkpoints(directory, seed=0):
@@ -94,3 +96,12 @@ def running_app(checkpoints_dir, log_path):
             server.wait(timeout=10)
         except subprocess.TimeoutExpired:
             server.kill()
+
+
+def wait_for_warm_up(log: Path):
+    """Until the app started by running_app (logging to `log`) says it has warmed up."""
+    deadline = time.monotonic() + WARM_UP_SECONDS
+    while WARM_UP_DONE not in log.read_text():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the app did not finish warming up within {WARM_UP_SECONDS} s")
+        time.sleep(1)

@@ -134,9 +134,13 @@ def reads(monkeypatch):
     return calls
 
 
-def add_uploads(page, paths, session=None):
-    session, summary, *_ = page.add_uploads([str(path) for path in paths], session or {}, "family", False, [], None)
-    return session, summary
+def add_uploads(page, paths, session=None, uploaded=0):
+    """The page's upload handler as one visitor calls it: (their notes, the summary shown, the bytes they have
+    uploaded now)."""
+    session, summary, *_, uploaded = page.add_uploads(
+        [str(path) for path in paths], uploaded, session or {}, "family", False, [], None,
+        request=page.gr.Request(session_hash="visitor"), progress=lambda *args, **kwargs: None)
+    return session, summary, uploaded
 
 
 def test_a_flood_of_files_is_refused_before_any_is_read_and_the_next_upload_works(page, files, tmp_path, reads):
@@ -147,7 +151,7 @@ def test_a_flood_of_files_is_refused_before_any_is_read_and_the_next_upload_work
     with pytest.raises(page.gr.Error, match="Upload at most 16 files at a time; this upload has 200"):
         add_uploads(page, flood)
     assert reads == []
-    session, summary = add_uploads(page, [files / "good.wav"])
+    session, summary, _ = add_uploads(page, [files / "good.wav"])
     assert "good" in summary and reads
 
 
@@ -169,8 +173,21 @@ def test_an_upload_over_the_visitors_room_is_refused_before_any_is_read(page, fi
     with pytest.raises(page.gr.Error, match="you have 46, so 2 more can be added, not 3"):
         add_uploads(page, [files / "good.wav", files / "click.wav", files / "real.mp3"], nearly_full)
     assert reads == []
-    session, _ = add_uploads(page, [files / "click.wav"], nearly_full)
+    session, _, _ = add_uploads(page, [files / "click.wav"], nearly_full)
     assert len(session) == explorer.MAX_SESSION_NOTES - 1
+
+
+def test_uploads_past_the_visitors_byte_budget_are_refused_before_any_is_read(page, files, reads, monkeypatch):
+    monkeypatch.setenv(explorer.SESSION_UPLOAD_ENV, "12")
+    session, _, uploaded = add_uploads(page, [files / "ten_minutes.wav"])
+    assert uploaded == (files / "ten_minutes.wav").stat().st_size
+    reads.clear()
+    with pytest.raises(page.gr.Error, match=r"Each visitor can upload 12 MB in all; you have uploaded 9\.2 MB, so "
+                                            r"2\.8 MB more can be added, not 9\.2 MB"):
+        add_uploads(page, [files / "ten_minutes.wav"], session, uploaded)
+    assert reads == []
+    _, summary, now = add_uploads(page, [files / "good.wav"], session, uploaded)  # what is left can be used
+    assert "good" in summary and now == uploaded + (files / "good.wav").stat().st_size
 
 
 # --- grids --------------------------------------------------------------------------------------------------
@@ -244,7 +261,7 @@ def test_a_note_without_pitch_is_kept_with_a_warning_and_named_when_a_grid_needs
     noise = np.random.default_rng(0).uniform(-0.5, 0.5, (SAMPLE_RATE // 10, channels))  # 0.1 s
     sf.write(tmp_path / f"{name}.wav", noise, SAMPLE_RATE)
     with pytest.warns(UserWarning, match=f"No pitch was found in '{name}'"):
-        session, summary = add_uploads(page, [tmp_path / f"{name}.wav"])
+        session, summary, _ = add_uploads(page, [tmp_path / f"{name}.wav"])
     (note,) = session
     with pytest.raises(page.gr.Error, match=f"needs each note's pitch, but none was found in '{name}'"):
         run_grid(page, note, *LINE_NOTES[:1], decoder="DDSP", session=session)
@@ -305,7 +322,7 @@ def test_a_full_disk_gives_a_clear_message_and_leaves_no_partial_zip(page, monke
 # --- saved notes --------------------------------------------------------------------------------------------
 
 def test_saved_notes_come_back_as_they_were(page, files):
-    session, _ = add_uploads(page, [files / "good.wav", files / "click.wav"])
+    session, _, _ = add_uploads(page, [files / "good.wav", files / "click.wav"])
     saved = page.save_notes(session)
     restored, summary, *_ = page.restore_notes(saved, {}, "family", False, [], None)
     assert list(restored) == list(session) and "good" in summary
@@ -403,8 +420,12 @@ def served(tmp_path_factory):
     add_broken_checkpoints(checkpoints)
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv(exports.OUTPUTS_ENV, str(outputs))
+        patch.setenv(explorer.SESSION_UPLOAD_ENV, str(SERVED_BUDGET_MB))
         with running_app(checkpoints, checkpoints / "app.log") as url:
             yield url, Client(url, verbose=False), checkpoints, outputs
+
+
+SERVED_BUDGET_MB = 25  # each visitor's upload budget in the launched app: two long files, not three
 
 
 def upload(client, *paths):
@@ -436,6 +457,18 @@ def test_files_over_the_size_limit_are_refused(served, files):
         answer = httpx.post(f"{url}gradio_api/upload", files=[("files", ("too_big.wav", big))], timeout=60)
     assert answer.status_code == 413
     assert "good" in upload(client, files / "good.wav")
+
+
+def test_a_visitor_past_their_byte_budget_is_told_so_and_the_app_keeps_serving(served, files):
+    url, _, _, _ = served
+    visitor = Client(url, verbose=False)  # a visitor of their own: nothing uploaded yet
+    for _ in range(2):
+        assert "ten_minutes" in upload(visitor, files / "ten_minutes.wav")
+    with pytest.raises(AppError, match=rf"Each visitor can upload {SERVED_BUDGET_MB} MB in all; you have uploaded "
+                                       r"18\.3 MB, so 6\.7 MB more can be added, not 9\.2 MB"):
+        upload(visitor, files / "ten_minutes.wav")
+    assert "good" in upload(visitor, files / "good.wav")  # the rest of the budget is theirs
+    assert "good" in upload(Client(url, verbose=False), files / "ten_minutes.wav", files / "good.wav")
 
 
 def fetch(url):

@@ -1,9 +1,11 @@
 import math
 
+import librosa
 import numpy as np
 import pytest
 
 from nsynth_core import metrics
+from nsynth_core.explorer import bundled_notes
 
 SAMPLE_RATE = 16000
 
@@ -35,6 +37,26 @@ def test_median_f0_of_a_sine_is_within_10_cents(midi_pitch):
 
 def test_median_f0_of_silence_is_nan():
     assert math.isnan(metrics.median_f0(np.zeros(SAMPLE_RATE * 2, dtype=np.float32)))
+
+
+def rendered_notes():
+    """Every third bundled example: NSynth notes rendered from SoundFonts, each family and pitches 36-81."""
+    return bundled_notes()[::3]
+
+
+@pytest.mark.parametrize("note", rendered_notes(), ids=lambda note: note.name)
+def test_the_quick_pitch_search_finds_what_the_full_one_finds_in_rendered_notes(note):
+    full, quick = metrics.median_f0(note.audio), metrics.quick_median_f0(note.audio)
+    assert quick == pytest.approx(full, rel=1e-9)  # the same bin
+
+
+@pytest.mark.parametrize("midi_pitch", [21, 28, 45, 96, 108])
+def test_the_quick_pitch_search_finds_what_the_full_one_finds_at_the_ends_of_the_range(midi_pitch):
+    t = np.arange(2 * SAMPLE_RATE) / SAMPLE_RATE
+    rich = sum(np.sin(2 * np.pi * k * librosa.midi_to_hz(midi_pitch) * t) / k for k in range(1, 6)
+               if k * librosa.midi_to_hz(midi_pitch) < SAMPLE_RATE / 2).astype(np.float32)  # a sawtooth-like tone
+    assert metrics.quick_median_f0(rich) == pytest.approx(metrics.median_f0(rich), rel=1e-9)
+    assert math.isnan(metrics.quick_median_f0(np.zeros(SAMPLE_RATE * 2, dtype=np.float32)))
 
 
 def test_cents_error_measures_octaves_and_semitones():

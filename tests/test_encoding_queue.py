@@ -1,0 +1,154 @@
+"""The shared queue that pitch-tracks and encodes visitors' notes: fair between visitors, batched, honest about
+where a request stands, and unharmed by one request's failure. A gate holds the worker in its first batch, so
+what waits behind it is known exactly (no timing)."""
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+import torch
+
+from nsynth_core import explorer as ex
+from nsynth_core.encoding_queue import FairBatchQueue, Position, pitch_and_encode
+from nsynth_core.low_priority import compute_nice, thread_nice
+from app_helpers import write_tiny_checkpoints
+
+
+class Recorder:
+    """A process function that records each batch, can hold the first one at a gate, and fails on "bad"."""
+
+    def __init__(self):
+        self.batches = []
+        self.gate = threading.Event()
+        self.held = threading.Event()
+        self.nice = None
+
+    def __call__(self, group, items):
+        self.nice = thread_nice()
+        if "hold" in items:
+            self.held.set()
+            self.gate.wait(30)
+        self.batches.append(list(items))
+        if "bad" in items:
+            raise ValueError("a bad item")
+        return [f"{group}:{item}" for item in items]
+
+    @property
+    def order(self):
+        return [item for batch in self.batches for item in batch]
+
+
+def held_queue(batch_size=4, before=()):
+    """A queue whose worker, after processing `before`, is inside a batch of ["hold"] until recorder.gate is
+    set."""
+    recorder = Recorder()
+    queue = FairBatchQueue(recorder, batch_size)
+    if before:
+        queue.run("earlier", "g", list(before))
+    first = queue.submit("starter", "g", ["hold"])
+    assert recorder.held.wait(30)
+    return queue, recorder, first
+
+
+def test_a_single_note_is_served_before_a_big_upload_submitted_earlier_is_done():
+    queue, recorder, first = held_queue()
+    heavy = queue.submit("heavy", "g", [f"h{i}" for i in range(16)])
+    light = queue.submit("light", "g", ["l0"])
+    recorder.gate.set()
+    assert queue.wait(light) == ["g:l0"]
+    assert queue.wait(heavy) == [f"g:h{i}" for i in range(16)]  # in their order
+    # The note did not wait for the 16 files: it came in the first batch after the one under way, in turn.
+    assert recorder.batches[1] == ["h0", "l0", "h1", "h2"]
+    assert len(recorder.batches) == 1 + 5
+
+
+def test_notes_waiting_together_are_processed_in_one_batch():
+    queue, recorder, first = held_queue(batch_size=8)
+    requests = [queue.submit(f"visitor{i}", "g", [f"v{i}"]) for i in range(5)]
+    recorder.gate.set()
+    assert [queue.wait(request) for request in requests] == [[f"g:v{i}"] for i in range(5)]
+    assert recorder.batches[1:] == [[f"v{i}" for i in range(5)]]
+
+
+def test_only_notes_for_the_same_encoder_share_a_batch():
+    queue, recorder, first = held_queue()
+    a = queue.submit("one", "wavenet-a", ["x"])
+    b = queue.submit("two", "wavenet-b", ["y"])
+    recorder.gate.set()
+    assert queue.wait(a) == ["wavenet-a:x"] and queue.wait(b) == ["wavenet-b:y"]
+    assert recorder.batches[1:] == [["x"], ["y"]]
+
+
+def test_positions_count_the_notes_ahead_and_shrink_to_none():
+    queue, recorder, first = held_queue()
+    heavy = queue.submit("heavy", "g", [f"h{i}" for i in range(16)])
+    light = queue.submit("light", "g", ["l0"])
+    # The batch under way, and one of the heavy upload's notes (its turn comes first); no batch timed yet.
+    assert queue.position(light) == Position(ahead=2, left=1, total=1, seconds=None)
+    assert queue.position(heavy) == Position(ahead=2, left=16, total=16, seconds=None)  # before its last: l0
+    assert str(queue.position(light)) == "2 notes ahead of yours"
+    assert str(queue.position(first)) == "finding the pitch and code of your 1 note"  # under way
+    reports = []
+    with ThreadPoolExecutor(1) as pool:
+        waiting = pool.submit(queue.wait, heavy, reports.append)
+        while not reports:  # the first report comes at once, while the worker is held
+            threading.Event().wait(0.01)
+        recorder.gate.set()
+        waiting.result()
+    assert reports[0] == Position(ahead=2, left=16, total=16, seconds=None)
+    assert all(later.left <= earlier.left for earlier, later in zip(reports, reports[1:]))
+
+
+def test_the_estimate_counts_the_batches_until_the_requests_last_note_from_the_measured_cost():
+    queue, recorder, first = held_queue(before=["w0", "w1"])
+    cost = queue.seconds_per_item()
+    assert cost is not None and cost > 0  # measured from the batch just run
+    heavy = queue.submit("heavy", "g", [f"h{i}" for i in range(16)])
+    light = queue.submit("light", "g", ["l0"])
+    # What is left of the held batch (1 note, under way for a while), then the batch of 4 that holds the light
+    # note: h0, l0, h1, h2.
+    position = queue.position(light)
+    assert (position.ahead, position.left, position.total) == (2, 1, 1)
+    assert 4 * cost <= position.seconds <= 5 * cost
+    assert 17 * cost <= queue.position(heavy).seconds <= 18 * cost  # everything: the held note, 16 and l0
+    assert str(queue.position(light)).startswith("2 notes ahead of yours, about ")
+    recorder.gate.set()
+    assert queue.wait(light) == ["g:l0"] and queue.wait(heavy)[-1] == "g:h15"
+
+
+def test_a_failing_request_gets_its_error_and_the_others_are_served():
+    queue, recorder, first = held_queue()
+    broken = queue.submit("broken", "g", ["ok1", "bad", "ok2", "ok3", "ok4", "ok5"])
+    good = queue.submit("good", "g", ["fine"])
+    recorder.gate.set()
+    assert queue.wait(good) == ["g:fine"]  # it shared a batch with "bad": retried on its own
+    with pytest.raises(ValueError, match="a bad item"):
+        queue.wait(broken)
+    assert queue.wait(queue.submit("later", "g", ["after"])) == ["g:after"]  # the worker keeps serving
+    assert "ok5" not in recorder.order  # what was left of the failed request was dropped
+
+
+def test_the_worker_runs_below_the_callers_priority():
+    queue, recorder, first = held_queue()
+    recorder.gate.set()
+    queue.wait(first)
+    if thread_nice() is not None:
+        assert recorder.nice >= max(thread_nice(), compute_nice()) > thread_nice()
+
+
+def test_queued_notes_get_the_pitch_and_code_they_get_directly(tmp_path, write_tone):
+    torch.set_num_threads(1)
+    wavenet = ex.load_model(write_tiny_checkpoints(tmp_path)[0])
+    uploads = [[ex.read_note(write_tone(frequency=f, seconds=1.0).rename(tmp_path / f"{f}.wav"))
+                for f in frequencies] for frequencies in ([220.0, 330.0, 440.0], [262.0], [523.0, 110.0])]
+    queue = FairBatchQueue(pitch_and_encode)
+    with ThreadPoolExecutor(3) as pool:
+        results = list(pool.map(lambda i: queue.run(f"visitor{i}", wavenet, uploads[i]), range(3)))
+    for notes, queued in zip(uploads, results):
+        assert [note.pitch for note in queued] == [ex.estimate_pitch(note.audio) for note in notes]
+        assert [note.id for note in queued] == [note.id for note in notes]
+        with torch.no_grad():
+            direct = wavenet.model.encode(torch.from_numpy(np.stack([note.audio for note in notes]))).numpy()
+        np.testing.assert_allclose(ex.encode_notes(wavenet, queued), direct, atol=1e-5)
+    assert [note.pitch for note in results[0]] == [57, 64, 69]
