@@ -60,7 +60,7 @@ UPLOAD_LIMITS = (f"WAV, FLAC, OGG or MP3, up to {MAX_UPLOAD_MB} MB each, {ex.MAX
 torch.set_num_threads(int(os.environ.get("NSYNTH_THREADS", "1")))
 
 app = ex.Explorer()
-notes_queue = encoding_queue.FairBatchQueue(encoding_queue.pitch_and_encode)
+notes_queue = encoding_queue.FairBatchQueue(functools.partial(encoding_queue.prepared_notes, app))
 EXAMPLE = example_grid.load_example(app.assets_dir)  # heard on the page before anything is chosen
 CLICK_BRIDGE = (REPO / "assets" / "map_click.js").read_text()  # reports clicks on notes and on empty space
 PLAYER = (REPO / "assets" / "play.js").read_text()  # the Play tab's pad and keyboard (Web Audio, Web MIDI)

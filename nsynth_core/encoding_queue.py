@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Hashable
 
 from . import explorer as ex
+from . import family_guess
 from .low_priority import lower_this_thread
 
 RECENT_BATCHES = 8  # the cost per note: the median over this many recent batches, so one slow batch does not sway it
@@ -223,6 +224,17 @@ def _pitched_and_encoded(wavenet: ex.LoadedModel | None, notes: list[ex.Note]) -
     if wavenet is not None:
         ex.encode_notes(wavenet, pitched)
     return pitched
+
+
+def prepared_notes(explorer: ex.Explorer, wavenet: ex.LoadedModel | None, notes: list[ex.Note]) -> list[ex.Note]:
+    """What adding notes costs, done once for all the notes that wait together: pitch and code and, once the map is
+    ready, the family guess and the place on the map (which the explorer keeps for every redraw after). Each
+    visitor's own request then has only its map to draw."""
+    notes = pitch_and_encode(wavenet, notes)
+    if wavenet is not None and explorer.has_map(wavenet):
+        notes = family_guess.with_guesses(explorer, wavenet, notes)
+        explorer.place_notes(wavenet, notes)
+    return notes
 
 
 _cores = ThreadPoolExecutor(CORES, thread_name_prefix="encoding", initializer=lower_this_thread)

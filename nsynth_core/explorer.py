@@ -486,6 +486,9 @@ class Explorer:
             self.stored_map = None
         self._maps = LRUCache(MAPS_KEPT)
         self._map_lock = threading.Lock()
+        # Where a note lies in a map, by (WaveNet, audio): a visitor's earlier notes are not placed again at each
+        # redraw, and stay where they were first drawn.
+        self._positions = LRUCache(ENCODE_CACHE_SIZE)
 
     def checkpoints(self) -> dict[str, list[tuple[str, str]]]:
         """{kind: [(name, path)]} of the checkpoints that load; broken ones are left out (see status())."""
@@ -543,10 +546,18 @@ class Explorer:
             return self.stored_map
         return None
 
+    def has_map(self, wavenet: LoadedModel) -> bool:
+        """Whether this WaveNet's map is ready to place notes without loading or computing anything."""
+        return self._maps.get(wavenet.fingerprint) is not None
+
     def place_notes(self, wavenet: LoadedModel, notes: list[Note]) -> np.ndarray:
-        if not notes:
-            return np.zeros((0, 2), np.float32)
-        return self.map_for(wavenet).place(note_features(encode_notes(wavenet, notes)))
+        keys = [(wavenet.fingerprint, audio_digest(note.audio)) for note in notes]
+        missing = [i for i, key in enumerate(keys) if self._positions.get(key) is None]
+        if missing:
+            placed = self.map_for(wavenet).place(note_features(encode_notes(wavenet, [notes[i] for i in missing])))
+            for i, position in zip(missing, placed):
+                self._positions.put(keys[i], position)
+        return np.stack([self._positions.get(key) for key in keys]) if notes else np.zeros((0, 2), np.float32)
 
     def place_grid(self, wavenet: LoadedModel, grid: Grid) -> np.ndarray:
         """Where each cell's mixture lies: the time average is linear, so mixing features mixes Z."""

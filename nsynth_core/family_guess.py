@@ -20,12 +20,18 @@ def guess_families(features: np.ndarray, example_features: np.ndarray, example_f
     return [f"{family}?" for family in vote.predict(features)]
 
 
-def with_guessed_families(explorer: Explorer, wavenet: LoadedModel | None, session: dict[str, Note]) -> dict[str, Note]:
-    """The session with a guessed family for each note that has none; without a WaveNet there is nothing to go on."""
-    unknown = [note for note in session.values() if note.family == UNKNOWN]
+def with_guesses(explorer: Explorer, wavenet: LoadedModel | None, notes: list[Note]) -> list[Note]:
+    """The notes, each one that has no family given a guessed one; without a WaveNet there is nothing to go on."""
+    unknown = [i for i, note in enumerate(notes) if note.family == UNKNOWN]
     if wavenet is None or not unknown:
-        return session
+        return notes
     examples = list(explorer.bundled.values())
-    guesses = guess_families(note_features(encode_notes(wavenet, unknown)),
+    guesses = guess_families(note_features(encode_notes(wavenet, [notes[i] for i in unknown])),
                              note_features(encode_notes(wavenet, examples)), [note.family for note in examples])
-    return {**session, **{note.id: replace(note, family=guess) for note, guess in zip(unknown, guesses)}}
+    guessed = dict(zip(unknown, guesses))
+    return [replace(note, family=guessed[i]) if i in guessed else note for i, note in enumerate(notes)]
+
+
+def with_guessed_families(explorer: Explorer, wavenet: LoadedModel | None, session: dict[str, Note]) -> dict[str, Note]:
+    """The session with a guessed family for each note that has none."""
+    return dict(zip(session, with_guesses(explorer, wavenet, list(session.values()))))

@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from nsynth_core import explorer as ex
-from nsynth_core.encoding_queue import FairBatchQueue, Position, pitch_and_encode
+from nsynth_core.encoding_queue import FairBatchQueue, Position, pitch_and_encode, prepared_notes
+from nsynth_core.family_guess import UNKNOWN
 from nsynth_core.low_priority import compute_nice, thread_nice
 from app_helpers import write_tiny_checkpoints
 
@@ -152,3 +153,20 @@ def test_queued_notes_get_the_pitch_and_code_they_get_directly(tmp_path, write_t
             direct = wavenet.model.encode(torch.from_numpy(np.stack([note.audio for note in notes]))).numpy()
         np.testing.assert_allclose(ex.encode_notes(wavenet, queued), direct, atol=1e-5)
     assert [note.pitch for note in results[0]] == [57, 64, 69]
+
+
+def test_notes_waiting_together_get_their_guess_and_place_once_the_map_is_ready(tmp_path, write_tone):
+    torch.set_num_threads(1)
+    directory = tmp_path / "checkpoints"
+    wavenet = ex.load_model(write_tiny_checkpoints(directory)[0])
+    explorer = ex.Explorer(directory)
+    notes = [ex.read_note(write_tone(frequency=f, seconds=1.0).rename(tmp_path / f"{f}.wav")) for f in (220.0, 330.0)]
+    # Before the map is ready the queue neither computes it nor guesses: the visitor's own request does that.
+    early = prepared_notes(explorer, wavenet, notes)
+    assert not explorer.has_map(wavenet) and [note.family for note in early] == [UNKNOWN, UNKNOWN]
+    embedding_map = explorer.map_for(wavenet)
+    prepared = prepared_notes(explorer, wavenet, notes)
+    assert all(note.family.endswith("?") for note in prepared)
+    asked, transform = [], embedding_map.reducer.transform
+    embedding_map.reducer.transform = lambda features: asked.append(len(features)) or transform(features)
+    assert explorer.place_notes(wavenet, prepared).shape == (2, 2) and asked == []  # placed in the queue's batch

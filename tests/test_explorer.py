@@ -240,6 +240,12 @@ def test_map_places_user_notes_grids_and_trajectories(checkpoints, small_assets,
     cells = app.place_grid(wavenet, grid)
     path = app.trajectory(wavenet, note)
     assert placed.shape == (1, 2) and cells.shape == (4, 2) and path.shape == (NOTE_LENGTH // 512, 2)
+    # A placed note keeps its place when drawn again beside a new one; only the new one goes through the reducer.
+    asked, transform = [], embedding_map.reducer.transform
+    embedding_map.reducer.transform = lambda features: asked.append(len(features)) or transform(features)
+    other = note_from_file(write_tone(frequency=500.0))
+    both = app.place_notes(wavenet, [note, other])
+    assert asked == [1] and np.array_equal(both[0], placed[0])
 
     figure = map_figure(embedding_map, "family", user_points=[(note, placed[0])],
                         cells=list(zip(grid.labels, cells)), trajectory=(note.name, path))
