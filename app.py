@@ -929,7 +929,7 @@ with gr.Blocks(title="NSynth timbre explorer", delete_cache=(600, exports.OUTPUT
 
 if __name__ == "__main__":
     keep_memory_flat()  # before the server's threads start
-    if (nice := low_priority.compute_nice()) and sys.platform.startswith("linux"):
+    if (nice := low_priority.compute_nice()) and low_priority.PER_THREAD:
         print(f"Pitch tracking, encoding and decoding run at nice {nice}, below the web server.", file=sys.stderr)
     fastgen.start_build()  # the first start compiles for up to minutes: not on a visitor's first decode
     for name, problem in ex.broken_checkpoints(app.checkpoints_dir).items():

@@ -14,13 +14,11 @@ import os
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from benchmarks.decode import matmul_peak
 from nsynth_core import explorer as ex
 from nsynth_core import family_guess
-from nsynth_core.audio import load_audio
 
 TEST_NOTES = Path("data/nsynth-sf/nsynth-test/audio")
 
@@ -30,13 +28,11 @@ def stages(app: ex.Explorer, wavenet: ex.LoadedModel, paths: list[Path]) -> dict
     ex.encode_notes(wavenet, list(app.bundled.values()))
     seconds = {}
     start = time.perf_counter()
-    audio = [load_audio(path) for path in paths]
+    read = [ex.read_note(path) for path in paths]
     seconds["read"] = time.perf_counter() - start
     start = time.perf_counter()
-    pitches = [ex.estimate_pitch(a) for a in audio]
+    notes = ex.with_pitches(read)
     seconds["pitch"] = time.perf_counter() - start
-    notes = [ex.Note(id=f"upload-{ex.audio_digest(a)}", name=p.stem, audio=a, pitch=pitch)
-             for a, p, pitch in zip(audio, paths, pitches)]
     start = time.perf_counter()
     ex.encode_notes(wavenet, notes)
     seconds["encode"] = time.perf_counter() - start

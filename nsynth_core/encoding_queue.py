@@ -13,13 +13,12 @@ import statistics
 import threading
 import time
 from collections import OrderedDict, deque
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable, Hashable
 
 from . import explorer as ex
 from . import family_guess
-from .low_priority import lower_this_thread
+from .low_priority import lower_this_thread, niced_pool
 
 RECENT_BATCHES = 8  # the cost per note: the median over this many recent batches, so one slow batch does not sway it
 REPORT_EVERY = 0.5  # s between reports to a waiting request
@@ -237,4 +236,4 @@ def prepared_notes(explorer: ex.Explorer, wavenet: ex.LoadedModel | None, notes:
     return notes
 
 
-_cores = ThreadPoolExecutor(CORES, thread_name_prefix="encoding", initializer=lower_this_thread)
+_cores = niced_pool(CORES, "encoding")

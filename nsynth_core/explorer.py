@@ -551,13 +551,15 @@ class Explorer:
         return self._maps.get(wavenet.fingerprint) is not None
 
     def place_notes(self, wavenet: LoadedModel, notes: list[Note]) -> np.ndarray:
+        if not notes:
+            return np.zeros((0, 2), np.float32)
         keys = [(wavenet.fingerprint, audio_digest(note.audio)) for note in notes]
         missing = [i for i, key in enumerate(keys) if self._positions.get(key) is None]
         if missing:
             placed = self.map_for(wavenet).place(note_features(encode_notes(wavenet, [notes[i] for i in missing])))
             for i, position in zip(missing, placed):
                 self._positions.put(keys[i], position)
-        return np.stack([self._positions.get(key) for key in keys]) if notes else np.zeros((0, 2), np.float32)
+        return np.stack([self._positions.get(key) for key in keys])
 
     def place_grid(self, wavenet: LoadedModel, grid: Grid) -> np.ndarray:
         """Where each cell's mixture lies: the time average is linear, so mixing features mixes Z."""

@@ -12,6 +12,7 @@ import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
+PER_THREAD = sys.platform.startswith("linux")  # where a thread can be niced on its own
 NICE_ENV = "NSYNTH_COMPUTE_NICE"
 DEFAULT_NICE = 10  # CFS gives a nice-0 thread about 9 times a nice-10 one's share of a busy core
 COMPUTE_THREADS = 4  # decoding handlers at once: the decode events take one at a time, their follow-ups a few more
@@ -24,7 +25,7 @@ def compute_nice() -> int:
 def lower_this_thread() -> int | None:
     """Raises the calling thread's nice value to compute_nice() (never lowers it: that needs privileges);
     returns the value it runs at, or None where threads cannot be niced one by one."""
-    if not sys.platform.startswith("linux"):
+    if not PER_THREAD:
         return None
     thread = threading.get_native_id()
     nice = max(os.getpriority(os.PRIO_PROCESS, thread), compute_nice())
@@ -34,12 +35,17 @@ def lower_this_thread() -> int | None:
 
 def thread_nice() -> int | None:
     """The calling thread's nice value (Linux), to check that the niced threads are."""
-    if not sys.platform.startswith("linux"):
+    if not PER_THREAD:
         return None
     return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
 
 
-_pool = ThreadPoolExecutor(COMPUTE_THREADS, thread_name_prefix="compute", initializer=lower_this_thread)
+def niced_pool(workers: int, name: str) -> ThreadPoolExecutor:
+    """A thread pool whose threads run at compute_nice()."""
+    return ThreadPoolExecutor(workers, thread_name_prefix=name, initializer=lower_this_thread)
+
+
+_pool = niced_pool(COMPUTE_THREADS, "compute")
 
 
 def at_low_priority(handler):
