@@ -139,10 +139,14 @@ def writes_files(handler):
     return wrapped
 
 
-def playable(audio: np.ndarray) -> tuple[int, np.ndarray]:
+def playable(audio: np.ndarray) -> str:
     """Notes are encoded at the training level (audio.NOTE_PEAK); every player plays at one louder peak, so
     originals and reconstructions compare by ear."""
-    return SAMPLE_RATE, playback_pcm16(audio)
+    return player_file(playback_pcm16(audio))
+
+
+def player_file(pcm: np.ndarray) -> str:
+    return str(exports.wav_file(app.outputs_dir, pcm))
 
 
 def model(path: str | None, kind: str) -> ex.LoadedModel:
@@ -364,12 +368,12 @@ def grid_players(labels, mixes, pcm, per_row: int) -> list[dict | None]:
     shown = [None] * (MAX_SIZE * MAX_SIZE)
     for index, (label, made_of, cell) in enumerate(zip(labels, mixes, pcm)):
         row, column = divmod(index, per_row)
-        shown[row * MAX_SIZE + column] = {"value": (SAMPLE_RATE, cell), "label": f"{label}: {made_of}"}
+        shown[row * MAX_SIZE + column] = {"value": player_file(cell), "label": f"{label}: {made_of}"}
     return shown
 
 
 def play_all_player(labels, pcm, line: bool) -> dict:
-    return {"value": (SAMPLE_RATE, exports.play_all(pcm)), "label": exports.play_all_label(labels, line)}
+    return {"value": player_file(exports.play_all(pcm)), "label": exports.play_all_label(labels, line)}
 
 
 @friendly
@@ -844,9 +848,10 @@ with gr.Blocks(title="NSynth timbre explorer", delete_cache=(600, exports.OUTPUT
                        api_name="correct_pitch", show_progress_on=note_pitch)
 
     map_args = [session, color_by, selected, show_path, grid_cells, wavenet_path]
-    color_by.change(draw_map, map_args, map_plot, api_name="map")
-    for trigger in (show_path.change, wavenet_path.change):
-        trigger(draw_map, map_args, map_plot)
+    # One listener per output that several settings change, always run on the latest settings: separate listeners
+    # could finish out of order under load and leave on the page what earlier settings gave.
+    gr.on([color_by.change, show_path.change, wavenet_path.change], draw_map, map_args, map_plot, api_name="map",
+          trigger_mode="always_last")
     selected.change(select_note, [selected, session], player, api_name="select_note")
     selected.change(pitch_of, [selected, session], note_pitch)
     selected.change(lambda note_id: f"**{note_id}**, as recorded." if note_id else gr.skip(), selected, heard)
@@ -857,8 +862,8 @@ with gr.Blocks(title="NSynth timbre explorer", delete_cache=(600, exports.OUTPUT
 
     model_paths = [wavenet_path, spectral_path, ddsp_path]
     estimate_inputs = [shape, size, decoder, seconds, *model_paths]
-    for trigger in (shape.change, size.change, decoder.change, seconds.change):
-        trigger(estimate, estimate_inputs, expected)
+    gr.on([shape.change, size.change, decoder.change, seconds.change], estimate, estimate_inputs, expected,
+          trigger_mode="always_last")
     generate_button.click(
         run_grid, [*corners, shape, size, rule, decoder, temperature, seconds, session, *model_paths, pitch_choice,
                    octaves],
@@ -882,10 +887,10 @@ with gr.Blocks(title="NSynth timbre explorer", delete_cache=(600, exports.OUTPUT
         show_mix, mix_inputs, [mix_plot, blend_player, mixed_by]).then(
         show_decoders, model_paths, decoders_table)
     time_step.change(show_decoder, step_inputs, [field_plot, distribution_plot])
-    for trigger in (walk_temperature.change, draw_seed.change):
-        trigger(show_distribution, step_inputs, distribution_plot)
-    partner.change(show_mix, mix_inputs, [mix_plot, blend_player, mixed_by])
-    weight.change(show_mix, mix_inputs, [mix_plot, blend_player, mixed_by])
+    gr.on([walk_temperature.change, draw_seed.change], show_distribution, step_inputs, distribution_plot,
+          trigger_mode="always_last")
+    gr.on([partner.change, weight.change], show_mix, mix_inputs, [mix_plot, blend_player, mixed_by],
+          trigger_mode="always_last")
     to_reconstruct.click(lambda note_id: note_id, walked_id, source_note, js=OPEN_RECONSTRUCT_TAB).then(
         reconstruct, reconstruct_inputs, outputs, concurrency_id="decode", concurrency_limit=1,
         show_progress_on=outputs[0])
@@ -898,10 +903,10 @@ with gr.Blocks(title="NSynth timbre explorer", delete_cache=(600, exports.OUTPUT
         mark_clicked_point, [click, *map_args], map_plot)
     soundfont_estimate_inputs = [multigrid_size, gr.State(list(ONS_PITCHES)), point_decoder, seconds, *model_paths]
     play_estimate_inputs = [play_size, play_pitches, point_decoder, play_seconds, *model_paths]
-    for trigger in (play_tab.select, multigrid_size.change, point_decoder.change, seconds.change):
-        trigger(multigrid_estimate, soundfont_estimate_inputs, soundfont_expected)
-    for trigger in (play_tab.select, play_size.change, play_pitches.change, point_decoder.change, play_seconds.change):
-        trigger(multigrid_estimate, play_estimate_inputs, play_expected)
+    gr.on([play_tab.select, multigrid_size.change, point_decoder.change, seconds.change], multigrid_estimate,
+          soundfont_estimate_inputs, soundfont_expected, trigger_mode="always_last")
+    gr.on([play_tab.select, play_size.change, play_pitches.change, point_decoder.change, play_seconds.change],
+          multigrid_estimate, play_estimate_inputs, play_expected, trigger_mode="always_last")
     soundfont_button.click(export_soundfont, [*corners, multigrid_size, rule, point_decoder, seconds, session,
                                               *model_paths], soundfont_file, api_name="soundfont",
                            concurrency_id="decode", concurrency_limit=1)

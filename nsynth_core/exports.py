@@ -1,5 +1,5 @@
-"""Files handed to visitors: a fresh folder per file under the outputs folder (old ones cleared out), a grid's
-zip of wavs and Z, and a grid's cells joined into one track to play them all."""
+"""Files handed to visitors: a fresh folder per file under the outputs folder (old ones cleared out), the sounds
+of the page's players, a grid's zip of wavs and Z, and a grid's cells joined into one track to play them all."""
 
 import errno
 import io
@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
+import soundfile as sf
 
 from .audio import SAMPLE_RATE, for_playback, write_wav
 
@@ -67,6 +68,16 @@ def output_path(directory, filename: str) -> Path:
         directory.mkdir(parents=True, exist_ok=True)
         remove_old_outputs(directory)
         return Path(tempfile.mkdtemp(dir=directory)) / filename
+
+
+def wav_file(directory, pcm: np.ndarray, filename: str = "sound.wav", sample_rate: int = SAMPLE_RATE) -> Path:
+    """16-bit samples as a wav of their own, for a player. Players are handed files, not arrays: Gradio rewrites
+    an array's cache file in place whenever the same sound is returned again, so a browser still fetching it from
+    an earlier reply would get it half written."""
+    path = output_path(directory, filename)
+    with write_errors_explained(path.parent):
+        sf.write(path, pcm, sample_rate, format="WAV", subtype="PCM_16")
+    return path
 
 
 def export_zip(path, grid, audio: np.ndarray, z: np.ndarray) -> Path:
