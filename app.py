@@ -935,7 +935,8 @@ with gr.Blocks(title="NSynth timbre explorer", delete_cache=(600, exports.OUTPUT
 if __name__ == "__main__":
     keep_memory_flat()  # before the server's threads start
     if (nice := low_priority.compute_nice()) and low_priority.PER_THREAD:
-        print(f"Pitch tracking, encoding and decoding run at nice {nice}, below the web server.", file=sys.stderr)
+        print(f"Pitch tracking and encoding run at nice {nice}, decoding at nice {low_priority.decode_nice()}, "
+              "below the web server.", file=sys.stderr)
     fastgen.start_build()  # the first start compiles for up to minutes: not on a visitor's first decode
     for name, problem in ex.broken_checkpoints(app.checkpoints_dir).items():
         print(f"Skipped checkpoint {name}: {problem}", file=sys.stderr)

@@ -1,5 +1,7 @@
 """Computing below the web server's priority: the threads that pitch-track, encode and decode run niced, so the
-thread that serves uploads, pages and files gets a core as soon as it has something to do.
+thread that serves uploads, pages and files gets a core as soon as it has something to do. Decoding runs nicer
+still than adding notes: a new note is a visitor's first wait and costs a second of a core, where grids take
+longer anyway, so other visitors' grids should not stretch it.
 
 Linux sets a nice value per thread (os.setpriority on the thread's id), and threads started from a niced thread
 inherit it. Elsewhere nothing changes.
@@ -15,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 PER_THREAD = sys.platform.startswith("linux")  # where a thread can be niced on its own
 NICE_ENV = "NSYNTH_COMPUTE_NICE"
 DEFAULT_NICE = 10  # CFS gives a nice-0 thread about 9 times a nice-10 one's share of a busy core
+DECODE_NICE_STEP = 5  # decoding's nice above compute_nice(): CFS weighs nice 10 against nice 15 about 3 to 1
 COMPUTE_THREADS = 4  # decoding handlers at once: the decode events take one at a time, their follow-ups a few more
 
 
@@ -22,13 +25,19 @@ def compute_nice() -> int:
     return int(os.environ.get(NICE_ENV, DEFAULT_NICE))
 
 
-def lower_this_thread() -> int | None:
-    """Raises the calling thread's nice value to compute_nice() (never lowers it: that needs privileges);
-    returns the value it runs at, or None where threads cannot be niced one by one."""
+def decode_nice() -> int:
+    """Decoding's nice value; 0 (not niced) when compute_nice() is 0."""
+    nice = compute_nice()
+    return min(nice + DECODE_NICE_STEP, 19) if nice else 0
+
+
+def lower_this_thread(nice: int | None = None) -> int | None:
+    """Raises the calling thread's nice value to `nice`, by default compute_nice() (never lowers it: that needs
+    privileges); returns the value it runs at, or None where threads cannot be niced one by one."""
     if not PER_THREAD:
         return None
     thread = threading.get_native_id()
-    nice = max(os.getpriority(os.PRIO_PROCESS, thread), compute_nice())
+    nice = max(os.getpriority(os.PRIO_PROCESS, thread), compute_nice() if nice is None else nice)
     os.setpriority(os.PRIO_PROCESS, thread, nice)
     return nice
 
@@ -40,17 +49,17 @@ def thread_nice() -> int | None:
     return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
 
 
-def niced_pool(workers: int, name: str) -> ThreadPoolExecutor:
-    """A thread pool whose threads run at compute_nice()."""
-    return ThreadPoolExecutor(workers, thread_name_prefix=name, initializer=lower_this_thread)
+def niced_pool(workers: int, name: str, nice: int | None = None) -> ThreadPoolExecutor:
+    """A thread pool whose threads run at `nice`, by default compute_nice()."""
+    return ThreadPoolExecutor(workers, thread_name_prefix=name, initializer=lower_this_thread, initargs=(nice,))
 
 
-_pool = niced_pool(COMPUTE_THREADS, "compute")
+_pool = niced_pool(COMPUTE_THREADS, "decoding", decode_nice())
 
 
 def at_low_priority(handler):
-    """Runs `handler` on a niced thread while the caller waits; the caller's context (Gradio's progress and
-    warnings) goes with it."""
+    """Runs `handler` (a decode) on a thread at decode_nice() while the caller waits; the caller's context
+    (Gradio's progress and warnings) goes with it."""
     @functools.wraps(handler)
     def wrapped(*args, **kwargs):
         return _pool.submit(contextvars.copy_context().run, handler, *args, **kwargs).result()

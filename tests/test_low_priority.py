@@ -1,11 +1,12 @@
-"""Handlers that decode run on niced threads, with their caller's context (Gradio's progress and warnings)."""
+"""Handlers that decode run on niced threads, nicer than adding notes, with their caller's context (Gradio's
+progress and warnings)."""
 
 import contextvars
 import inspect
 
 import pytest
 
-from nsynth_core.low_priority import at_low_priority, compute_nice, thread_nice
+from nsynth_core.low_priority import at_low_priority, compute_nice, decode_nice, niced_pool, thread_nice
 
 caller = contextvars.ContextVar("caller")
 
@@ -15,7 +16,8 @@ def test_a_wrapped_handler_runs_niced_with_its_callers_context_and_errors():
     nice, seen = at_low_priority(lambda: (thread_nice(), caller.get()))()
     assert seen == "the page's event"
     if thread_nice() is not None:  # Linux
-        assert nice >= compute_nice() > thread_nice()
+        assert nice >= decode_nice() > compute_nice() > thread_nice()
+        assert niced_pool(1, "adding-notes").submit(thread_nice).result() == compute_nice()
 
     @at_low_priority
     def refuses(reason):
