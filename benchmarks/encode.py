@@ -1,4 +1,5 @@
-"""Encoding speed of the WaveNet encoder: the convolutional forward pass against the inference path encode() uses.
+"""Encoding speed of the WaveNet encoder: the convolutional forward pass against the inference path encode() uses,
+in float32 and, where the CPU runs it in hardware (what encode() then uses), in bfloat16.
 
 For one 4 s note and a batch of --batch notes it prints seconds per note, the achieved GFLOP/s as a share of the
 torch.mm peak measured in the same run, user and system CPU seconds (system time counts the page faults of big
@@ -16,6 +17,7 @@ import torch
 
 from benchmarks.decode import cpu_name, matmul_peak
 from nsynth_core.audio import NOTE_LENGTH
+from nsynth_core.precision import native_bf16
 from nsynth_core.wavenet import WaveNetAutoencoder, WaveNetConfig
 
 
@@ -47,8 +49,10 @@ def main():
     flops = encoder_flops_per_sample(model.config) * NOTE_LENGTH
     paths = {
         "convolutional forward": lambda audio: model.encoder(model.scale_input(audio)),
-        "inference path (encode)": model.encode,
+        "inference path (encode), float32": lambda audio: model.encode(audio, torch.float32),
     }
+    if native_bf16(torch.device("cpu")):
+        paths["inference path (encode), bfloat16"] = lambda audio: model.encode(audio, torch.bfloat16)
     print("| path | notes | s per note | GFLOP/s | % of mm peak | user s | system s |")
     print("|---|---:|---:|---:|---:|---:|---:|")
     with torch.no_grad():

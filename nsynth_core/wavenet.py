@@ -20,6 +20,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .audio import midi_to_hz, mu_law_encode
+from .precision import encoder_dtype
 
 
 @dataclass
@@ -176,31 +177,34 @@ class TemporalEncoder(nn.Module):
         return F.avg_pool1d(self.bottleneck(h), self.hop_length)
 
     @torch.no_grad()
-    def infer(self, x_scaled: torch.Tensor) -> torch.Tensor:
+    def infer(self, x_scaled: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:
         """`forward` for inference, the same weights laid out for speed: Z [B, latent, T // hop].
 
         One note at a time, time-major ([T, C] rows), each dilated convolution as three in-place matrix products
         on row-shifted views (one per tap), so no padded or stacked copy of the activations is made. Memory stays
         at a few [T, C] buffers whatever the batch; on two CPU cores this runs at about half the matmul peak,
-        where the batched convolutions of `forward` reach a fifth.
+        where the batched convolutions of `forward` reach a fifth. The residual stack runs in `dtype`, by default
+        precision.encoder_dtype (bfloat16 where the CPU has it); the bottleneck and Z are float32.
         """
-        return torch.stack([self._infer_note(x[0]) for x in x_scaled]).transpose(1, 2)
+        dtype = dtype or encoder_dtype(x_scaled.device)
+        return torch.stack([self._infer_note(x[0], dtype) for x in x_scaled]).transpose(1, 2)
 
-    def _infer_note(self, x: torch.Tensor) -> torch.Tensor:
+    def _infer_note(self, x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
         length, (k, hop) = x.shape[0], (self.start.kernel_size[0], self.hop_length)
         if k != 3:
             raise ValueError("The inference path is written for kernel size 3, as in the paper.")
         start_taps = F.pad(x, (1, 1)).unfold(0, 3, 1)  # [T, 3]: x[t-1], x[t], x[t+1]
-        h = torch.addmm(self.start.bias, start_taps, self.start.weight[:, 0, :].T)
+        h = torch.addmm(self.start.bias, start_taps, self.start.weight[:, 0, :].T).to(dtype)
         rectified, gated = torch.empty_like(h), torch.empty_like(h)
         for layer in self.layers:
-            d, weight = layer.dilated.dilation[0], layer.dilated.weight  # [out, in, 3]
+            d = layer.dilated.dilation[0]
+            weight, bias = layer.dilated.weight.to(dtype), layer.dilated.bias.to(dtype)  # [out, in, 3]
             torch.clamp(h, min=0, out=rectified)
-            torch.addmm(layer.dilated.bias, rectified, weight[:, :, 1].T, out=gated)
+            torch.addmm(bias, rectified, weight[:, :, 1].T, out=gated)
             gated[d:].addmm_(rectified[:-d], weight[:, :, 0].T)  # the tap at t - d
             gated[:-d].addmm_(rectified[d:], weight[:, :, 2].T)  # the tap at t + d
-            h.addmm_(gated.relu_(), layer.residual.weight[:, :, 0].T).add_(layer.residual.bias)
-        z = torch.addmm(self.bottleneck.bias, h, self.bottleneck.weight[:, :, 0].T)
+            h.addmm_(gated.relu_(), layer.residual.weight[:, :, 0].T.to(dtype)).add_(layer.residual.bias.to(dtype))
+        z = torch.addmm(self.bottleneck.bias, h.float(), self.bottleneck.weight[:, :, 0].T)
         frames = length // hop
         return z[: frames * hop].view(frames, hop, -1).mean(dim=1)
 
@@ -314,9 +318,10 @@ class WaveNetAutoencoder(nn.Module):
         """Audio in [-1, 1] [B, T] -> the network's input: 8-bit mu-law code / 128, [B, 1, T]."""
         return (mu_law_encode(audio).to(audio.dtype) / 128.0).unsqueeze(1)
 
-    def encode(self, audio: torch.Tensor) -> torch.Tensor:
-        """Audio [B, T] -> Z [B, T // hop, latent], for inference (no gradients; the fast encoder path)."""
-        return self.encoder.infer(self.scale_input(audio)).transpose(1, 2)
+    def encode(self, audio: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:
+        """Audio [B, T] -> Z [B, T // hop, latent], for inference (no gradients; the fast encoder path, its residual
+        stack in `dtype`, by default bfloat16 where the CPU has it)."""
+        return self.encoder.infer(self.scale_input(audio), dtype).transpose(1, 2)
 
     def conditioning(self, z: torch.Tensor, pitch: torch.Tensor | None = None) -> torch.Tensor:
         """Z [B, F, latent] (+ MIDI pitch [B]) -> decoder conditioning [B, latent (+ pitch classes), F]."""

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from nsynth_core.audio import midi_to_hz
+from nsynth_core import precision
 from nsynth_core.generate import generate
 from nsynth_core.wavenet import (
     WaveNetAutoencoder,
@@ -45,10 +46,26 @@ def test_fast_encoder_path_equals_the_convolutional_forward_pass(length):
     audio = (torch.rand(3, length) * 2 - 1) * torch.linspace(0.05, 0.9, 3)[:, None]
     with torch.no_grad():
         reference = model.encoder(model.scale_input(audio)).transpose(1, 2)
-    fast = model.encode(audio)
+    fast = model.encode(audio, torch.float32)
     assert fast.shape == reference.shape == (3, length // 512, 16)
     torch.testing.assert_close(fast, reference, rtol=1e-4, atol=1e-4)
-    torch.testing.assert_close(model.encode(audio[1:2]), fast[1:2], rtol=1e-5, atol=1e-5)  # batch-independent
+    torch.testing.assert_close(model.encode(audio[1:2], torch.float32), fast[1:2], rtol=1e-5, atol=1e-5)  # per note
+    # bfloat16 (what an AVX512-BF16 or AMX CPU runs by default) rounds each layer's activations: Z stays close.
+    brief = model.encode(audio, torch.bfloat16)
+    assert brief.dtype == torch.float32
+    assert ((brief - reference).norm() / reference.norm()).item() < 0.01
+
+
+def test_the_encoder_precision_follows_the_hardware_unless_chosen(monkeypatch):
+    cpu = torch.device("cpu")
+    monkeypatch.delenv(precision.ENCODER_PRECISION_ENV, raising=False)
+    assert precision.encoder_dtype(cpu) == (torch.bfloat16 if precision.native_bf16(cpu) else torch.float32)
+    for choice, dtype in precision.ENCODER_PRECISIONS.items():
+        monkeypatch.setenv(precision.ENCODER_PRECISION_ENV, choice)
+        assert precision.encoder_dtype(cpu) == dtype
+    monkeypatch.setenv(precision.ENCODER_PRECISION_ENV, "half")
+    with pytest.raises(ValueError, match="use auto, bf16 or fp32"):
+        precision.encoder_dtype(cpu)
 
 
 def test_forward_gives_256_logits_per_sample_and_causal_decoder():

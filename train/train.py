@@ -31,6 +31,7 @@ from tqdm import tqdm
 from nsynth_core.checkpoint import load_checkpoint, save_checkpoint
 from nsynth_core.dataset import EncodedNoteDataset, NoteCropDataset
 from nsynth_core.ddsp import DDSPConfig, DDSPDecoder, set_latent_statistics
+from nsynth_core.precision import native_bf16
 from nsynth_core.spectral import SpectralAutoencoder, SpectralConfig
 from nsynth_core.wavenet import WaveNetAutoencoder, WaveNetConfig
 
@@ -204,13 +205,6 @@ def training_step(trained, model, optimizer, batch, grad_clip: float, bf16: bool
         torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
     optimizer.step()
     return loss
-
-
-def native_bf16(device) -> bool:
-    """Whether bfloat16 matmuls run in hardware here (on a 2-core AVX512-BF16 CPU, a 1.5x faster step)."""
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    return torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
 
 
 @torch.no_grad()
