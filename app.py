@@ -7,6 +7,7 @@ written to a temporary folder (NSYNTH_OUTPUTS) and deleted after an hour.
 """
 
 import ctypes
+import dataclasses
 import functools
 import json
 import math
@@ -430,9 +431,10 @@ def keep_memory_flat():
 def warm_up():
     """Load the default WaveNet and its map (the first UMAP placement compiles for seconds), encode the examples
     (so a click between notes on the map only decodes), and time every default decoder, so the first estimate of
-    a decode is a measured one. The last batch of examples goes through the notes' queue once the rest is done, so
-    an upload's first estimate is measured too, on a machine no longer busy warming up (pYIN's tracker compiles
-    on one note first)."""
+    a decode is a measured one. Then a batch of notes no visitor has (examples played upside down) goes through the
+    notes' queue, pitched and encoded as uploads are (in bfloat16 where the CPU has it, where the examples' own
+    codes stay float32, as the shipped map was made), so an upload's first estimate is measured too, on a machine
+    no longer busy warming up (pYIN's tracker compiles on one note first)."""
     low_priority.lower_this_thread()
     started = time.monotonic()
     examples = list(app.bundled.values())
@@ -440,12 +442,14 @@ def warm_up():
     wavenet = default_checkpoint("wavenet")
     if wavenet:
         app.map_for(ex.load_model(wavenet))
-        ex.encode_notes(ex.load_model(wavenet), examples[notes_queue.batch_size:])
+        ex.encode_notes(ex.load_model(wavenet), examples)
     for kind in DECODERS.values():
         if path := default_checkpoint(kind):
             ex.load_model(path).decoding.probe()
     if wavenet:
-        notes_queue.run("warm-up", ex.load_model(wavenet), examples[:notes_queue.batch_size])
+        upside_down = [dataclasses.replace(note, id=f"{note.id}-upside-down", audio=-note.audio)
+                       for note in examples[:notes_queue.batch_size]]
+        notes_queue.run("warm-up", ex.load_model(wavenet), upside_down)
     print(f"{ex.WARM_UP_DONE} in {time.monotonic() - started:.0f} s", file=sys.stderr, flush=True)
 
 

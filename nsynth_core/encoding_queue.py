@@ -19,6 +19,7 @@ from typing import Callable, Hashable
 from . import explorer as ex
 from . import family_guess
 from .low_priority import lower_this_thread, niced_pool
+from .precision import encoder_dtype
 
 RECENT_BATCHES = 8  # the cost per note: the median over this many recent batches, so one slow batch does not sway it
 REPORT_EVERY = 0.5  # s between reports to a waiting request
@@ -220,8 +221,8 @@ def pitch_and_encode(wavenet: ex.LoadedModel | None, notes: list[ex.Note]) -> li
 
 def _pitched_and_encoded(wavenet: ex.LoadedModel | None, notes: list[ex.Note]) -> list[ex.Note]:
     pitched = ex.with_pitches(notes)
-    if wavenet is not None:
-        ex.encode_notes(wavenet, pitched)
+    if wavenet is not None:  # in bfloat16 where the CPU has it: this is where visitors wait
+        ex.encode_notes(wavenet, pitched, dtype=encoder_dtype(next(wavenet.model.parameters()).device))
     return pitched
 
 

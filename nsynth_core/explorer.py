@@ -317,14 +317,16 @@ _decodings = LRUCache(DECODE_CACHE_SIZE)
 
 
 @torch.no_grad()
-def encode_notes(loaded: LoadedModel, notes: list[Note], progress: Progress | None = None) -> np.ndarray:
-    """Z of every note: [N, frames, 16] for WaveNet, [N, 1984] for the spectral baseline."""
+def encode_notes(loaded: LoadedModel, notes: list[Note], progress: Progress | None = None,
+                 dtype: torch.dtype = torch.float32) -> np.ndarray:
+    """Z of every note: [N, frames, 16] for WaveNet (its encoder in `dtype`), [N, 1984] for the spectral
+    baseline. A note's Z is computed once and kept."""
     keys = [(loaded.fingerprint, audio_digest(note.audio)) for note in notes]
     missing = [i for i, key in enumerate(keys) if _encodings.get(key) is None]
     for start in range(0, len(missing), ENCODE_BATCH):
         chunk = missing[start:start + ENCODE_BATCH]
         audio = torch.from_numpy(np.stack([notes[i].audio for i in chunk]))
-        z = loaded.model.encode(audio).numpy()
+        z = (loaded.model.encode(audio, dtype) if loaded.kind == "wavenet" else loaded.model.encode(audio)).numpy()
         for i, z_i in zip(chunk, z):
             _encodings.put(keys[i], z_i)
         if progress:

@@ -16,9 +16,10 @@ def native_bf16(device: torch.device) -> bool:
 
 
 def encoder_dtype(device: torch.device) -> torch.dtype:
-    """The WaveNet encoder's inference precision: bfloat16 on a CPU that has it in hardware (an AVX512-BF16 core
-    encodes a note 2.4 times as fast, its Z within 0.3 % of float32's), else float32. NSYNTH_ENCODER_PRECISION
-    (auto, bf16 or fp32) chooses."""
+    """The precision the app encodes visitors' notes in: bfloat16 on a CPU that has it in hardware (an
+    AVX512-BF16 core encodes a note 2.2 times as fast, its Z within 0.3 % of float32's), else float32.
+    NSYNTH_ENCODER_PRECISION (auto, bf16 or fp32) chooses. Everything else (the examples, the shipped map and
+    grid, the command line, the evaluation, the Z cache) encodes in float32, the same on every machine."""
     choice = os.environ.get(ENCODER_PRECISION_ENV, "auto")
     if choice == "auto":
         return torch.bfloat16 if device.type == "cpu" and native_bf16(device) else torch.float32

@@ -20,7 +20,6 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .audio import midi_to_hz, mu_law_encode
-from .precision import encoder_dtype
 
 
 @dataclass
@@ -177,16 +176,16 @@ class TemporalEncoder(nn.Module):
         return F.avg_pool1d(self.bottleneck(h), self.hop_length)
 
     @torch.no_grad()
-    def infer(self, x_scaled: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:
+    def infer(self, x_scaled: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
         """`forward` for inference, the same weights laid out for speed: Z [B, latent, T // hop].
 
         One note at a time, time-major ([T, C] rows), each dilated convolution as three in-place matrix products
         on row-shifted views (one per tap), so no padded or stacked copy of the activations is made. Memory stays
         at a few [T, C] buffers whatever the batch; on two CPU cores this runs at about half the matmul peak,
-        where the batched convolutions of `forward` reach a fifth. The residual stack runs in `dtype`, by default
-        precision.encoder_dtype (bfloat16 where the CPU has it); the bottleneck and Z are float32.
+        where the batched convolutions of `forward` reach a fifth. The residual stack runs in `dtype` (bfloat16
+        is twice as fast where the CPU has it in hardware: precision.encoder_dtype); the bottleneck and Z are
+        float32.
         """
-        dtype = dtype or encoder_dtype(x_scaled.device)
         return torch.stack([self._infer_note(x[0], dtype) for x in x_scaled]).transpose(1, 2)
 
     def _infer_note(self, x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
@@ -318,9 +317,9 @@ class WaveNetAutoencoder(nn.Module):
         """Audio in [-1, 1] [B, T] -> the network's input: 8-bit mu-law code / 128, [B, 1, T]."""
         return (mu_law_encode(audio).to(audio.dtype) / 128.0).unsqueeze(1)
 
-    def encode(self, audio: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:
+    def encode(self, audio: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
         """Audio [B, T] -> Z [B, T // hop, latent], for inference (no gradients; the fast encoder path, its residual
-        stack in `dtype`, by default bfloat16 where the CPU has it)."""
+        stack in `dtype`)."""
         return self.encoder.infer(self.scale_input(audio), dtype).transpose(1, 2)
 
     def conditioning(self, z: torch.Tensor, pitch: torch.Tensor | None = None) -> torch.Tensor:
