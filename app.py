@@ -143,11 +143,11 @@ def writes_files(handler):
 def playable(audio: np.ndarray) -> str:
     """Notes are encoded at the training level (audio.NOTE_PEAK); every player plays at one louder peak, so
     originals and reconstructions compare by ear."""
-    return player_file(playback_pcm16(audio))
+    return player_files([playback_pcm16(audio)])[0]
 
 
-def player_file(pcm: np.ndarray) -> str:
-    return str(exports.wav_file(app.outputs_dir, pcm))
+def player_files(sounds: list[np.ndarray]) -> list[str]:
+    return [str(path) for path in exports.wav_files(app.outputs_dir, sounds)]
 
 
 def model(path: str | None, kind: str) -> ex.LoadedModel:
@@ -367,14 +367,14 @@ def grid_players(labels, mixes, pcm, per_row: int) -> list[dict | None]:
     """What each of the MAX_SIZE x MAX_SIZE cell players shows, row by row: a cell's 16-bit sound and what it is
     made of; None for a player left hidden. A line (as many cells as per_row) fills the first row."""
     shown = [None] * (MAX_SIZE * MAX_SIZE)
-    for index, (label, made_of, cell) in enumerate(zip(labels, mixes, pcm)):
+    for index, (label, made_of, cell) in enumerate(zip(labels, mixes, player_files(list(pcm)))):
         row, column = divmod(index, per_row)
-        shown[row * MAX_SIZE + column] = {"value": player_file(cell), "label": f"{label}: {made_of}"}
+        shown[row * MAX_SIZE + column] = {"value": cell, "label": f"{label}: {made_of}"}
     return shown
 
 
 def play_all_player(labels, pcm, line: bool) -> dict:
-    return {"value": player_file(exports.play_all(pcm)), "label": exports.play_all_label(labels, line)}
+    return {"value": player_files([exports.play_all(pcm)])[0], "label": exports.play_all_label(labels, line)}
 
 
 @friendly

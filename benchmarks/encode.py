@@ -1,5 +1,5 @@
 """Encoding speed of the WaveNet encoder: the convolutional forward pass against the inference path encode() uses,
-in float32 and, where the CPU runs it in hardware (what encode() then uses), in bfloat16.
+in float32 and, where the CPU runs it in hardware (what the app encodes visitors' notes in), in bfloat16.
 
 For one 4 s note and a batch of --batch notes it prints seconds per note, the achieved GFLOP/s as a share of the
 torch.mm peak measured in the same run, user and system CPU seconds (system time counts the page faults of big

@@ -70,14 +70,17 @@ def output_path(directory, filename: str) -> Path:
         return Path(tempfile.mkdtemp(dir=directory)) / filename
 
 
-def wav_file(directory, pcm: np.ndarray, filename: str = "sound.wav", sample_rate: int = SAMPLE_RATE) -> Path:
-    """16-bit samples as a wav of their own, for a player. Players are handed files, not arrays: Gradio rewrites
-    an array's cache file in place whenever the same sound is returned again, so a browser still fetching it from
-    an earlier reply would get it half written."""
-    path = output_path(directory, filename)
-    with write_errors_explained(path.parent):
-        sf.write(path, pcm, sample_rate, format="WAV", subtype="PCM_16")
-    return path
+def wav_files(directory, sounds: list[np.ndarray], sample_rate: int = SAMPLE_RATE) -> list[Path]:
+    """16-bit sounds as wavs of their own, for players, in one fresh folder (so a grid's cells clear out old
+    outputs once). Players are handed files, not arrays: Gradio rewrites an array's cache file in place whenever
+    the same sound is returned again, so a browser still fetching it from an earlier reply would get it half
+    written."""
+    folder = output_path(directory, "sound.wav").parent
+    paths = [folder / f"sound-{index}.wav" for index in range(len(sounds))]
+    with write_errors_explained(folder):
+        for path, pcm in zip(paths, sounds):
+            sf.write(path, pcm, sample_rate, format="WAV", subtype="PCM_16")
+    return paths
 
 
 def export_zip(path, grid, audio: np.ndarray, z: np.ndarray) -> Path:
