@@ -2,7 +2,7 @@
   // Reports clicks on the map to the hidden #map-click textbox: {id, x, y} on a note (plotly_click), {x, y} in
   // data coordinates anywhere else on the plot area. Plotly has no event for empty space, so a short press
   // without movement on the drag layer (.nsewdrag, the plot area) counts when plotly's hover shows no note:
-  // the hover is what plotly_click reports, so each press is told once, at once.
+  // the hover is what plotly_click reports, so each press is told once.
   const send = (payload) => {
     const box = document.querySelector("#map-click textarea");
     if (!box) return;
@@ -21,6 +21,7 @@
     const listening = plot._ev && plot._ev.listeners("plotly_click").includes(report);
     if (plot.on && !listening) plot.on("plotly_click", report);
   });
+  const HOVER_CATCH_UP_MS = 70;
   let press = null;
   document.addEventListener("pointerdown", (event) => {
     const area = event.target.closest && event.target.closest(".nsewdrag");
@@ -34,7 +35,13 @@
     const layout = started.plot._fullLayout;
     const box = started.area.getBoundingClientRect();
     const x = layout.xaxis.p2d(event.clientX - box.left), y = layout.yaxis.p2d(event.clientY - box.top);
-    if (!(started.plot._hoverdata || []).some(noteOf)) send({x: x, y: y});
+    if ((started.plot._hoverdata || []).some(noteOf)) return;  // plotly_click reports it
+    // Plotly looks for the hovered note at most every 50 ms, so a press just after the pointer reached a note
+    // finds no hover yet (and no plotly_click): judge it once the hover has caught up with the press.
+    setTimeout(() => {
+      const point = (started.plot._hoverdata || []).find(noteOf);
+      send(point ? {id: noteOf(point), x: point.x, y: point.y} : {x: x, y: y});
+    }, HOVER_CATCH_UP_MS);
   }, true);
   new MutationObserver(attach).observe(document.body, {childList: true, subtree: true});
   attach();
