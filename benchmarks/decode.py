@@ -5,7 +5,8 @@ samples/s over all notes of the batch, the ratio to real time (16 kHz), the samp
 rate, less sensitive than wall time to other work on the machine) and the achieved GFLOP/s against a measured
 float32 matmul peak. Each row is the best of `--repeats` runs; the table also goes to decode_results.md. Then
 the two figures the engine is judged by: a 9 x 9 grid of 4 s notes (Open NSynth Super's 81 cells) against the
-torch.mm peak on all cores, and the `paper` preset at batch 9 and 16 against its FLOP floor at that peak.
+torch.mm peak on all cores, and the `paper` preset at batch 9 and 16 against its FLOP floor at that peak. Where the
+CPU has AVX512-BF16, the engine's bfloat16 products (what the app decodes with there) get rows of their own.
 
     python -m benchmarks.decode [--repeats 2]
 """
@@ -19,7 +20,7 @@ from pathlib import Path
 import torch
 
 from nsynth_core.audio import SAMPLE_RATE, mu_law_decode
-from nsynth_core.fastgen import FastDecoder, build_error, fast_generate, load_library
+from nsynth_core.fastgen import FastDecoder, bfloat16_unavailable_reason, build_error, fast_generate, load_library
 from nsynth_core.generate import generate, sampling_uniforms
 from nsynth_core.wavenet import WaveNetAutoencoder, WaveNetConfig, count_parameters, decoder_flops_per_sample
 
@@ -83,6 +84,7 @@ def measure(engine, model, batch, start, length, threads, repeats):
         "naive": lambda: naive_generate(model, z, length, start),
         "reference": lambda: generate(model, z, seed=0, length=length),
         "fast": lambda: fast_generate(model, z, seed=0, length=length),
+        "fast, bfloat16": lambda: fast_generate(model, z, seed=0, length=length, dtype=torch.bfloat16),
     }
     return min(timed(runs[engine]) for _ in range(repeats))
 
@@ -119,6 +121,8 @@ def main():
         ("fast, sample loop", "paper", 9, 0, 100, cores),
         ("fast, sample loop", "paper", 16, 0, 100, cores),
     ]
+    if bfloat16_unavailable_reason() is None:
+        plan += [("fast, bfloat16", "cpu-small", batch, 0, 64000, cores) for batch in (9, 81)]
     header = ("| engine | preset | batch | threads | samples | wall s | samples/s | x real time | GFLOP/s "
               "| samples/CPU-s | GFLOP/CPU-s | % of matmul GFLOP/CPU-s | % of matmul GFLOP/s on all cores |")
     lines = [header, "|" + "---|" * (header.count("|") - 1)]
@@ -136,7 +140,7 @@ def main():
         rate, cpu_rate = batch * length / wall, batch * length / cpu
         samples = f"{start}-{start + length}" if start else f"{length}"
         usable = min(threads, batch)
-        threads_used = f"1-{usable} tuned" if engine == "fast" and usable > 1 else f"{usable}"
+        threads_used = f"1-{usable} tuned" if engine in ("fast", "fast, bfloat16") and usable > 1 else f"{usable}"
         gflops, cpu_gflops = rate * flops / 1e9, cpu_rate * flops / 1e9
         rates[engine, preset, batch, threads] = rate, cpu_rate
         line = (f"| {engine} | {preset} | {batch} | {threads_used} | {samples} | {wall:.2f} | {rate:,.0f} "
@@ -147,15 +151,20 @@ def main():
     load_after = os.getloadavg()
     peak, cpu_peak = peaks[cores]
     small, paper = (decoder_flops_per_sample(models[name].config) for name in ("cpu-small", "paper"))
-    grid_rate, grid_cpu_rate = rates["fast", "cpu-small", 81, cores]
     grid_samples = 81 * FRAMES * models["cpu-small"].config.hop_length
     floor_rate = peak * 1e9 / paper  # samples/s if every FLOP ran at the matmul peak
     judged = [
         f"9 x 9 grid of 4 s notes (81 notes, {grid_samples / 1e6:.2f} M samples, cpu-small) on {cores} threads "
-        f"(tuned): {grid_samples / grid_rate:.1f} s, {grid_rate:,.0f} samples/s = {grid_rate * small / 1e9:.0f} "
-        f"GFLOP/s, {100 * grid_rate * small / 1e9 / peak:.0f} % of the {cores}-thread torch.mm peak of this run "
-        f"({peak:.0f} GFLOP/s); per CPU-second {100 * grid_cpu_rate * small / 1e9 / cpu_peak:.0f} % of torch.mm's "
-        f"({cpu_peak:.0f} GFLOP/CPU-s). At that peak the floor would be {peak * 1e9 / small:,.0f} samples/s.",
+        f"(tuned), {precision}: {grid_samples / grid_rate:.1f} s, {grid_rate:,.0f} samples/s = "
+        f"{grid_rate * small / 1e9:.0f} GFLOP/s, {100 * grid_rate * small / 1e9 / peak:.0f} % of the {cores}-thread "
+        f"float32 torch.mm peak of this run ({peak:.0f} GFLOP/s); per CPU-second "
+        f"{100 * grid_cpu_rate * small / 1e9 / cpu_peak:.0f} % of torch.mm's ({cpu_peak:.0f} GFLOP/CPU-s)."
+        for precision, engine in (("float32", "fast"), ("bfloat16 products", "fast, bfloat16"))
+        if (engine, "cpu-small", 81, cores) in rates
+        for grid_rate, grid_cpu_rate in [rates[engine, "cpu-small", 81, cores]]
+    ] + [
+        f"At that peak a float32 engine's floor would be {peak * 1e9 / small:,.0f} samples/s "
+        f"({grid_samples * small / peak / 1e9:.1f} s for the 9 x 9 grid).",
         f"paper preset ({paper / 1e6:.1f} MFLOP/sample): its FLOP floor at the "
         f"{cores}-thread peak is {floor_rate:,.0f} samples/s; the engine's sample loop ran "
         + ", ".join(f"{rate:,.0f} samples/s at batch {batch} on {threads} thread(s) ({floor_rate / rate:.1f} x the "

@@ -163,10 +163,14 @@ class WaveNetDecoding(Decoding):
     label = "WaveNet"
     uses_temperature = True
 
+    def __init__(self, model: WaveNetAutoencoder, dtype: torch.dtype = torch.float32):
+        super().__init__(model)
+        self.dtype = dtype  # of the engine's products (precision.decoder_dtype); float32 gives generate's samples
+
     def _decode(self, z, pitch, length, temperature, seed, progress):
         frames = -(-length // self.model.config.hop_length)
         return fastgen.decode(self.model, z[:, :frames].contiguous(), pitch=pitch, temperature=temperature,
-                              seed=seed, progress=progress, length=length)
+                              seed=seed, progress=progress, length=length, dtype=self.dtype)
 
     def delay(self) -> str | None:
         return fastgen.build_delay(self.model)
@@ -261,12 +265,13 @@ class DDSPDecoding(Decoding):
         return -(-length // self.model.config.latent_hop), self.model.config.latent_channels
 
 
-DECODINGS = ((WaveNetAutoencoder, WaveNetDecoding), (SpectralAutoencoder, SpectralDecoding),
-             (DDSPDecoder, DDSPDecoding))
+DECODINGS = ((SpectralAutoencoder, SpectralDecoding), (DDSPDecoder, DDSPDecoding))  # a WaveNet: decoding_for
 
 
-def decoding_for(model: torch.nn.Module) -> Decoding:
-    """The decoding interface of a loaded model."""
+def decoding_for(model: torch.nn.Module, wavenet_dtype: torch.dtype = torch.float32) -> Decoding:
+    """The decoding interface of a loaded model; a WaveNet's engine computes in `wavenet_dtype`."""
+    if isinstance(model, WaveNetAutoencoder):
+        return WaveNetDecoding(model, wavenet_dtype)
     for model_class, decoding_class in DECODINGS:
         if isinstance(model, model_class):
             return decoding_class(model)

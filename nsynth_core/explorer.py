@@ -33,6 +33,7 @@ from .interpolation import GRID_SIZES, cell_labels, grid_weights, line_weights, 
 from .map_points import MapBlend, neighbour_weights
 from .metrics import quick_median_f0
 from .multigrid import ONS_PITCHES, Multigrid, decode_multigrid
+from .precision import decoder_dtype
 
 ASSETS_DIR = Path(__file__).resolve().parent.parent / "assets"
 CHECKPOINTS_ENV = "NSYNTH_CHECKPOINTS"
@@ -268,7 +269,8 @@ def list_checkpoints(directory) -> dict[str, list[tuple[str, str]]]:
 def _load_model(path: str, modified: float) -> LoadedModel:
     model, metadata = load_checkpoint(path)
     return LoadedModel(model=model, kind=read_description(path)["kind"], name=Path(path).name,
-                       fingerprint=weights_fingerprint(path), metadata=metadata, decoding=decoding_for(model))
+                       fingerprint=weights_fingerprint(path), metadata=metadata,
+                       decoding=decoding_for(model, decoder_dtype(next(model.parameters()).device)))
 
 
 def load_model(path) -> LoadedModel:

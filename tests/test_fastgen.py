@@ -54,13 +54,12 @@ LOGIT_CASES = [
 ]
 
 
-@pytest.mark.parametrize("preset, changes, length", LOGIT_CASES)
-@pytest.mark.usefixtures("engine")
-def test_logits_match_the_teacher_forced_forward_over_the_generated_audio(preset, changes, length):
+def engine_and_forward_logits(preset, changes, length, dtype):
+    """The engine's logits [B, 256, length] as it generates, and the float32 forward pass's over what it made."""
     model = random_model(preset, **changes)
     z = random_z(model, 2, length)
     pitch = torch.tensor([40, 70]) if model.config.pitch_classes else None
-    engine = fastgen.FastDecoder(model, z, pitch)
+    engine = fastgen.FastDecoder(model, z, pitch, dtype)
     logits = torch.empty(length, 2, 256)
     codes = engine.run(length, sampling_uniforms(length, 2, 1.0, seed=5), temperature=1.0, logits=logits)
     with torch.no_grad():
@@ -68,7 +67,30 @@ def test_logits_match_the_teacher_forced_forward_over_the_generated_audio(preset
         phase = None if pitch is None else steady_phase(pitch, 0, audio.shape[1], model.config.sample_rate)
         expected = model.decode_logits(audio, z, pitch, phase)[:, :, :length]
     assert expected.abs().max() > 0.1  # a meaningful comparison, not of zeros
-    assert (logits.permute(1, 2, 0) - expected).abs().max().item() < 1e-4
+    return logits.permute(1, 2, 0), expected
+
+
+@pytest.mark.parametrize("preset, changes, length", LOGIT_CASES)
+@pytest.mark.usefixtures("engine")
+def test_logits_match_the_teacher_forced_forward_over_the_generated_audio(preset, changes, length):
+    logits, expected = engine_and_forward_logits(preset, changes, length, torch.float32)
+    assert (logits - expected).abs().max().item() < 1e-4
+
+
+@pytest.mark.parametrize("preset, changes, length", LOGIT_CASES)
+@pytest.mark.usefixtures("engine")
+def test_bfloat16_logits_stay_close_to_the_float32_forward_over_the_generated_audio(preset, changes, length):
+    if reason := fastgen.bfloat16_unavailable_reason():
+        pytest.skip(f"No bfloat16 products here: {reason}")
+    logits, expected = engine_and_forward_logits(preset, changes, length, torch.bfloat16)
+    error = (logits - expected).abs()
+    print(f"bfloat16 logits: error max {error.max():.4f}, mean {error.mean():.5f}; logits up to "
+          f"{expected.abs().max():.2f}")
+    assert error.max().item() < 0.02 * expected.abs().max().item()
+    # Decisions stay the same: the most likely class agrees wherever float32's margin exceeds the error.
+    top2 = expected.topk(2, dim=1).values
+    clear = (top2[:, 0] - top2[:, 1]) > 2 * error.max()
+    assert (logits.argmax(1) == expected.argmax(1))[clear].all()
 
 
 # The reference decodes a few milliseconds per step: these stay short. Two threads, each with its share of the batch.
@@ -138,6 +160,31 @@ def test_decode_falls_back_to_the_reference_when_the_engine_cannot_be_built(capl
         audio = fastgen.decode(model, z, seed=4)
     assert "no compiler" in caplog.text
     np.testing.assert_array_equal(audio, generate(model, z, seed=4))
+
+
+@pytest.mark.usefixtures("engine")
+def test_a_bfloat16_decode_without_bfloat16_instructions_runs_in_float32_and_says_why(caplog, monkeypatch):
+    monkeypatch.setattr(fastgen, "bfloat16_unavailable_reason", lambda: "this CPU has no AVX512-BF16 instructions")
+    model = random_model("cpu-small", decoder_layers=2, hop_length=32)
+    z = torch.randn(2, 2, 16)
+    with caplog.at_level(logging.WARNING, logger="nsynth_core.fastgen"):
+        audio = fastgen.decode(model, z, seed=4, dtype=torch.bfloat16)
+    assert "Decoding in float32: this CPU has no AVX512-BF16" in caplog.text
+    np.testing.assert_array_equal(audio, generate(model, z, seed=4))
+
+
+@pytest.mark.usefixtures("engine")
+def test_bfloat16_decodes_are_deterministic_and_mostly_make_float32_choices():
+    if reason := fastgen.bfloat16_unavailable_reason():
+        pytest.skip(f"No bfloat16 products here: {reason}")
+    model = random_model("cpu-small", decoder_layers=3, hop_length=64)
+    z = random_z(model, 2, 400)
+    greedy = {dtype: fastgen.decode(model, z, temperature=0.0, length=400, dtype=dtype)
+              for dtype in (torch.float32, torch.bfloat16)}
+    same = (greedy[torch.float32] == greedy[torch.bfloat16]).mean()
+    assert same > 0.9  # greedy choices flip only where float32's two best classes are within the rounding
+    assert fastgen.decode(model, z, temperature=0.0, length=400, dtype=torch.bfloat16).tolist() == \
+        greedy[torch.bfloat16].tolist()  # and deterministic
 
 
 @pytest.mark.usefixtures("engine")

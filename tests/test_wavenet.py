@@ -56,16 +56,18 @@ def test_fast_encoder_path_equals_the_convolutional_forward_pass(length):
     assert ((brief - reference).norm() / reference.norm()).item() < 0.01
 
 
-def test_the_encoder_precision_follows_the_hardware_unless_chosen(monkeypatch):
+@pytest.mark.parametrize("variable, chosen", [(precision.ENCODER_PRECISION_ENV, precision.encoder_dtype),
+                                              (precision.DECODER_PRECISION_ENV, precision.decoder_dtype)])
+def test_the_app_precisions_follow_the_hardware_unless_chosen(monkeypatch, variable, chosen):
     cpu = torch.device("cpu")
-    monkeypatch.delenv(precision.ENCODER_PRECISION_ENV, raising=False)
-    assert precision.encoder_dtype(cpu) == (torch.bfloat16 if precision.native_bf16(cpu) else torch.float32)
-    for choice, dtype in precision.ENCODER_PRECISIONS.items():
-        monkeypatch.setenv(precision.ENCODER_PRECISION_ENV, choice)
-        assert precision.encoder_dtype(cpu) == dtype
-    monkeypatch.setenv(precision.ENCODER_PRECISION_ENV, "half")
+    monkeypatch.delenv(variable, raising=False)
+    assert chosen(cpu) == (torch.bfloat16 if precision.native_bf16(cpu) else torch.float32)
+    for choice, dtype in precision.PRECISIONS.items():
+        monkeypatch.setenv(variable, choice)
+        assert chosen(cpu) == dtype
+    monkeypatch.setenv(variable, "half")
     with pytest.raises(ValueError, match="use auto, bf16 or fp32"):
-        precision.encoder_dtype(cpu)
+        chosen(cpu)
 
 
 def test_forward_gives_256_logits_per_sample_and_causal_decoder():
