@@ -12,20 +12,27 @@
   };
   // A grid cell or a path point has no note of its own: the place itself is played instead.
   const noteOf = (point) => Array.isArray(point.customdata) ? point.customdata[0] : point.customdata;
+  let reported = 0;  // when plotly_click last told of a note
   const report = (event) => {
     const point = event.points[0];
     const id = noteOf(point);
     if (id) send({id: id, x: point.x, y: point.y});
+    reported = performance.now();
   };
   const attach = () => document.querySelectorAll(".js-plotly-plot").forEach((plot) => {
     const listening = plot._ev && plot._ev.listeners("plotly_click").includes(report);
     if (plot.on && !listening) plot.on("plotly_click", report);
   });
+  // Plotly looks for the hovered note at most every 50 ms: a press sooner than that after the pointer last moved,
+  // or a tap (no hover before it), may find no hover yet, so it is judged once the hover has caught up.
   const HOVER_CATCH_UP_MS = 70;
-  let press = null;
+  let press = null, lastMove = 0;
+  document.addEventListener("pointermove", () => { lastMove = performance.now(); }, true);
   document.addEventListener("pointerdown", (event) => {
     const area = event.target.closest && event.target.closest(".nsewdrag");
-    press = area ? {x: event.clientX, y: event.clientY, area: area, plot: area.closest(".js-plotly-plot")} : null;
+    const now = performance.now(), settled = event.pointerType === "mouse" && now - lastMove > HOVER_CATCH_UP_MS;
+    press = area ? {x: event.clientX, y: event.clientY, area: area, plot: area.closest(".js-plotly-plot"),
+                    time: now, wait: settled ? 0 : HOVER_CATCH_UP_MS} : null;
   }, true);
   // Capture phase on the document: plotly may cover the page while it handles a press.
   document.addEventListener("pointerup", (event) => {
@@ -36,12 +43,13 @@
     const box = started.area.getBoundingClientRect();
     const x = layout.xaxis.p2d(event.clientX - box.left), y = layout.yaxis.p2d(event.clientY - box.top);
     if ((started.plot._hoverdata || []).some(noteOf)) return;  // plotly_click reports it
-    // Plotly looks for the hovered note at most every 50 ms, so a press just after the pointer reached a note
-    // finds no hover yet (and no plotly_click): judge it once the hover has caught up with the press.
-    setTimeout(() => {
+    const judge = () => {
+      if (reported > started.time) return;  // plotly_click told of it meanwhile
       const point = (started.plot._hoverdata || []).find(noteOf);
       send(point ? {id: noteOf(point), x: point.x, y: point.y} : {x: x, y: y});
-    }, HOVER_CATCH_UP_MS);
+    };
+    if (started.wait) setTimeout(judge, started.wait);
+    else judge();
   }, true);
   new MutationObserver(attach).observe(document.body, {childList: true, subtree: true});
   attach();

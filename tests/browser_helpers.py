@@ -10,9 +10,11 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 
 # The pixel of the map's plot area nearest its centre that plotly cannot take for a press on a note: plotly hovers
 # (and so clicks) a note up to its hoverdistance, 20 px, from the marker's edge, and a marker's radius is 5 px.
+# The map is scrolled into view first: a press outside the window reaches nothing.
 EMPTY_SPOT = """() => {
   const HOVER_DISTANCE = 20, NOTE_RADIUS = 5;
   const plot = document.querySelector('.js-plotly-plot');
+  plot.scrollIntoView({block: 'nearest'});
   const area = plot.querySelector('.nsewdrag').getBoundingClientRect();
   const notes = [...plot.querySelectorAll('.scatterlayer .points path')].map((point) => {
     const box = point.getBoundingClientRect();

@@ -130,12 +130,11 @@ def test_upload_map_grid_play(page, tmp_path):
 def test_a_press_the_moment_the_pointer_lands_on_a_note_selects_that_note(page):
     """Plotly's hover lags the pointer by up to 50 ms: a press before it catches up is still a press on the note."""
     page.get_by_role("tab", name="Explore").click()
+    spot = page.evaluate(EMPTY_SPOT)  # first: it scrolls the map into view
     point = page.locator(".js-plotly-plot .scatterlayer .trace").first.locator(".points path").first
-    point.scroll_into_view_if_needed()
     box = point.bounding_box()
     x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
     before = page.evaluate("document.querySelector('#map-click textarea').value")
-    spot = page.evaluate(EMPTY_SPOT)
     page.mouse.move(spot["x"], spot["y"])  # a hover elsewhere on the map: plotly's next one waits
     page.mouse.click(x, y)
     page.wait_for_function(f"document.querySelector('#map-click textarea').value !== {before!r}")
