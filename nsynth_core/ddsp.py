@@ -44,6 +44,7 @@ class DDSPConfig:
     mel_bands: int = 64
     sample_rate: int = 16000
     mel_loss_weight: float = 0.0  # a log-mel term beside the spectral loss, for the bands the ear resolves finely
+    modulation_loss_weight: float = 0.0  # how much each mel band wavers from frame to frame, whatever its phase
 
     @staticmethod
     def preset(name: str) -> "DDSPConfig":
@@ -262,6 +263,8 @@ class DDSPDecoder(nn.Module):
         loss = spectral_loss(decoded, target)
         if self.config.mel_loss_weight:
             loss = loss + self.config.mel_loss_weight * mel_loss(decoded, target)
+        if self.config.modulation_loss_weight:
+            loss = loss + self.config.modulation_loss_weight * modulation_loss(decoded, target)
         return loss
 
 
@@ -287,6 +290,22 @@ _mel_loss = auraloss.freq.MelSTFTLoss(16000, fft_size=2048, hop_size=512, win_le
 def mel_loss(decoded: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Mean L1 distance of log mel-band magnitudes (FFT 2048, hop 512, 128 bands, 16 kHz)."""
     return _mel_loss(decoded[:, None], target[:, None])
+
+
+_MODULATION_MEL = torch.from_numpy(librosa.filters.mel(sr=16000, n_fft=1024, n_mels=64)).float()
+
+
+def band_movement(audio: torch.Tensor) -> torch.Tensor:
+    """[B, 64]: mean |change| from one frame to the next of each mel band's log power (FFT 1024, hop 256)."""
+    spectrum = torch.stft(audio, 1024, 256, window=torch.hann_window(1024, device=audio.device),
+                          return_complex=True).abs() ** 2
+    log_mel = torch.log(_MODULATION_MEL.to(audio.device) @ spectrum + 1e-7)
+    return (log_mel[..., 1:] - log_mel[..., :-1]).abs().mean(-1)
+
+
+def modulation_loss(decoded: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """L1 distance of the band movements: as much wavering (vibrato, chorus, tremolo) as the target, in any phase."""
+    return (band_movement(decoded) - band_movement(target)).abs().mean()
 
 
 def set_latent_statistics(model: DDSPDecoder, z: torch.Tensor) -> None:

@@ -13,6 +13,7 @@ from nsynth_core.ddsp import (
     filtered_noise,
     harmonic_synth,
     mel_loss,
+    modulation_loss,
     noise_impulse_responses,
     reverb,
     set_latent_statistics,
@@ -167,6 +168,18 @@ def test_spectral_loss_is_zero_for_equal_signals_and_grows_with_difference():
     a = torch.randn(1, 4096) * 0.1
     assert spectral_loss(a, a).item() < 1e-6
     assert spectral_loss(a * 0.5, a).item() > spectral_loss(a * 0.9, a).item() > 0
+
+
+def test_modulation_loss_asks_for_as_much_wavering_whatever_its_phase():
+    t = torch.arange(32000) / SAMPLE_RATE
+    tone = torch.sin(2 * math.pi * 440 * t)
+    tremolo = lambda phase: tone * (1 + 0.5 * torch.sin(2 * math.pi * 6 * t + phase))  # 6 Hz, as a voice wavers
+    steady, wavering, shifted = tone[None], tremolo(0.0)[None], tremolo(math.pi)[None]
+    assert modulation_loss(wavering, wavering).item() == 0
+    # The same wavering half a cycle apart is nearly free; a steady note in its place is not.
+    assert modulation_loss(shifted, wavering).item() < 0.1 * modulation_loss(steady, wavering).item()
+    # The spectral loss prefers the steady note to the shifted one: the trade the modulation term corrects.
+    assert spectral_loss(steady, wavering).item() < spectral_loss(shifted, wavering).item()
 
 
 def test_mel_loss_is_the_log_ratio_of_levels():
