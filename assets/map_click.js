@@ -12,29 +12,27 @@
   };
   // A grid cell or a path point has no note of its own: the place itself is played instead.
   const noteOf = (point) => Array.isArray(point.customdata) ? point.customdata[0] : point.customdata;
-  let last = null;  // the latest press on a plot's drag layer
+  let reported = 0;  // when plotly_click last told of a note
   const report = (event) => {
-    if (!last || last.wait) return;  // a hasty press: its hover may be stale, so the press is judged later
     const point = event.points[0];
     const id = noteOf(point);
     if (id) send({id: id, x: point.x, y: point.y});
+    reported = performance.now();
   };
   const attach = () => document.querySelectorAll(".js-plotly-plot").forEach((plot) => {
     const listening = plot._ev && plot._ev.listeners("plotly_click").includes(report);
     if (plot.on && !listening) plot.on("plotly_click", report);
   });
-  // Plotly looks for the hovered note at most every 50 ms: after a press sooner than that after the pointer last
-  // moved, or a tap (no hover before it), its hover may be stale or missing, so such a press is judged once the
-  // hover has caught up, and plotly_click (which reports the stale hover) is not heard for it.
+  // Plotly looks for the hovered note at most every 50 ms: a press sooner than that after the pointer last moved,
+  // or a tap (no hover before it), may find no hover yet, so it is judged once the hover has caught up.
   const HOVER_CATCH_UP_MS = 70;
   let press = null, lastMove = 0;
   document.addEventListener("pointermove", () => { lastMove = performance.now(); }, true);
   document.addEventListener("pointerdown", (event) => {
     const area = event.target.closest && event.target.closest(".nsewdrag");
-    const settled = event.pointerType === "mouse" && performance.now() - lastMove > HOVER_CATCH_UP_MS;
+    const now = performance.now(), settled = event.pointerType === "mouse" && now - lastMove > HOVER_CATCH_UP_MS;
     press = area ? {x: event.clientX, y: event.clientY, area: area, plot: area.closest(".js-plotly-plot"),
-                    wait: settled ? 0 : HOVER_CATCH_UP_MS} : null;
-    last = press || last;
+                    time: now, wait: settled ? 0 : HOVER_CATCH_UP_MS} : null;
   }, true);
   // Capture phase on the document: plotly may cover the page while it handles a press.
   document.addEventListener("pointerup", (event) => {
@@ -44,8 +42,9 @@
     const layout = started.plot._fullLayout;
     const box = started.area.getBoundingClientRect();
     const x = layout.xaxis.p2d(event.clientX - box.left), y = layout.yaxis.p2d(event.clientY - box.top);
-    if (!started.wait && (started.plot._hoverdata || []).some(noteOf)) return;  // plotly_click reports it
+    if ((started.plot._hoverdata || []).some(noteOf)) return;  // plotly_click reports it
     const judge = () => {
+      if (reported > started.time) return;  // plotly_click told of it meanwhile
       const point = (started.plot._hoverdata || []).find(noteOf);
       send(point ? {id: noteOf(point), x: point.x, y: point.y} : {x: x, y: y});
     };
