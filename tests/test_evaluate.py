@@ -117,6 +117,23 @@ def test_writes_a_table_of_original_wavenet_per_temperature_and_spectral_rows(ev
     assert np.isfinite(results["wavenet"]["cross_entropy_nats"]) and results["wavenet"]["cross_entropy_nats"] > 0
 
 
+def test_ddsp_rows_alone_need_only_the_wavenet_encoder(setup, tmp_path, monkeypatch):
+    """No temperatures and no spectral checkpoint: the originals and the DDSP rows, the WaveNet never decoding."""
+    decoded = []
+    monkeypatch.setattr(evaluate, "decode", lambda *args, **kwargs: decoded.append(args))
+    out = tmp_path / "ddsp-only.md"
+    argv = arguments(setup, out, temperatures=())
+    spectral_at = argv.index("--spectral")
+    del argv[spectral_at: spectral_at + 2]
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert main(argv) == 0
+    results = json.loads(out.with_suffix(".json").read_text())
+    assert list(results["rows"]) == [ORIGINAL, "DDSP reconstruction (ddsp, the WaveNet's Z)",
+                                     "DDSP reconstruction (ddsp-own, its own encoder's Z)"]
+    assert decoded == [] and results["wavenet"]["cross_entropy_nats"] is None and results["spectral"] is None
+    assert "its encoder only" in out.read_text() and "Spectral baseline" not in out.read_text()
+
+
 def test_original_audio_keeps_its_pitch(evaluated):
     original = evaluated[2]["rows"][ORIGINAL]
     assert original["pitch_accuracy"] == 100.0

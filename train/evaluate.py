@@ -14,7 +14,9 @@ are reconstructed by every model, and each row reports
 The WaveNet gets one row per sampling temperature (--temperature 1 0.5: two rows, one encoding of the notes);
 its teacher-forced cross-entropy on the same notes (at the models' input level) and its decoding times are reported
 beside the table. Each --ddsp checkpoint is one row more, decoding the WaveNet encoder's Z of the notes (or, for
-a DDSP model trained with an encoder of its own, that encoder's).
+a DDSP model trained with an encoder of its own, that encoder's). `--temperature` with no value and no --spectral
+leave only the originals and the DDSP rows: the WaveNet then only encodes, which compares DDSP checkpoints on many
+notes in minutes.
 Z comes from the whole note, but only its first --length-seconds are decoded and measured, because sample-by-sample
 decoding is the expensive part. The models are given each note at the level the app and the command line give
 them (peak audio.NOTE_PEAK); reconstructions are compared with the note at its own level. A pitch-conditioned
@@ -116,7 +118,7 @@ def wavenet_reconstructions(model: WaveNetAutoencoder, audio: np.ndarray, pitche
                             seed: int, temperatures=(1.0,)
                             ) -> tuple[list[np.ndarray], float, list[float], torch.Tensor]:
     """(reconstructions [N, length] and decoding seconds per temperature, teacher-forced cross-entropy in nats
-    per sample, and the notes' Z).
+    per sample (None without temperatures: no WaveNet rows), and the notes' Z).
 
     All notes are decoded in one batch, the way the decoder is fastest per note; each temperature starts from the
     same seed.
@@ -125,6 +127,8 @@ def wavenet_reconstructions(model: WaveNetAutoencoder, audio: np.ndarray, pitche
     notes = torch.from_numpy(audio).to(device)
     pitch = torch.tensor(pitches, device=device) if model.config.pitch_classes else None
     z = torch.cat([model.encode(batch) for batch in notes.split(ENCODE_BATCH)])
+    if not temperatures:
+        return [], None, [], z
     window = notes[:, :length]
     total_nats = 0.0
     # One note at a time: the decoder's activations span every sample.
@@ -215,11 +219,12 @@ def markdown_table(results: dict) -> str:
         "",
         f"{notes} test notes of {results['instruments']} held-out instruments (MIDI {min(results['pitches'])}–"
         f"{max(results['pitches'])}), the first {results['length_seconds']:g} s of each. "
-        f"WaveNet: {step(wavenet)}, {conditioning(wavenet)}, teacher-forced cross-entropy "
-        f"{wavenet['cross_entropy_nats']:.3f} nats per sample; all notes decoded in one batch, seed "
-        f"{results['seed']}, {decode_times}. "
-        f"Spectral baseline: {step(spectral)}, {conditioning(spectral)}, "
-        f"Griffin-Lim with {spectral['griffin_lim_iters']} iterations."
+        + (f"WaveNet: {step(wavenet)}, {conditioning(wavenet)}, teacher-forced cross-entropy "
+           f"{wavenet['cross_entropy_nats']:.3f} nats per sample; all notes decoded in one batch, seed "
+           f"{results['seed']}, {decode_times}. " if wavenet["temperatures"] else
+           f"WaveNet: {step(wavenet)}, its encoder only (Z for the DDSP rows). ")
+        + ("" if spectral is None else f"Spectral baseline: {step(spectral)}, {conditioning(spectral)}, "
+                                       f"Griffin-Lim with {spectral['griffin_lim_iters']} iterations.")
         + "".join(f" {label}: {step(model)}, given the labelled pitch, all notes in {model['decode_seconds']:.2f} s "
                   f"({1000 * model['decode_seconds'] / notes:.0f} ms per note)."
                   for label, model in results["ddsp"].items()),
@@ -246,7 +251,7 @@ def evaluate(args) -> dict:
         raise EvaluationError("--device cuda was asked for, but PyTorch sees no CUDA GPU here.")
     device = default_device() if args.device == "auto" else torch.device(args.device)
     wavenet, wavenet_metadata = load_model(args.wavenet, WaveNetAutoencoder, device)
-    spectral, spectral_metadata = load_model(args.spectral, SpectralAutoencoder, device)
+    spectral, spectral_metadata = load_model(args.spectral, SpectralAutoencoder, device) if args.spectral else (None, {})
     ddsp = [(path, *load_model(path, DDSPDecoder, device)) for path in args.ddsp]
 
     examples = read_examples_json(args.data)
@@ -261,12 +266,12 @@ def evaluate(args) -> dict:
                                          cache_dir=Path(args.out).parent)
     wavenet_audio, cross_entropy, decode_seconds, z = wavenet_reconstructions(wavenet, notes, pitches, length,
                                                                               args.seed, args.temperature)
-    spectral_audio = spectral_reconstructions(spectral, notes, pitches, args.griffin_lim_iters)[:, :length]
     measure = lambda audio: score(matched_peak(audio, originals), originals, pitches, families, classifier)
     rows = {ORIGINAL: score(originals, originals, pitches, families, classifier)}
     for temperature, audio in zip(args.temperature, wavenet_audio):
         rows[wavenet_row(temperature)] = measure(audio)
-    rows[SPECTRAL] = measure(spectral_audio)
+    if spectral is not None:
+        rows[SPECTRAL] = measure(spectral_reconstructions(spectral, notes, pitches, args.griffin_lim_iters)[:, :length])
     ddsp_results = {}
     for path, model, metadata in ddsp:
         audio, seconds = ddsp_reconstructions(model, z, notes, pitches, length)
@@ -285,9 +290,9 @@ def evaluate(args) -> dict:
                     "pitch_conditioned": bool(wavenet.config.pitch_classes),
                     "cross_entropy_nats": cross_entropy, "decode_seconds": decode_seconds,
                     "temperatures": args.temperature},
-        "spectral": {"checkpoint": str(args.spectral), "step": spectral_metadata.get("step"),
-                     "pitch_conditioned": bool(spectral.config.pitch_classes),
-                     "griffin_lim_iters": args.griffin_lim_iters},
+        "spectral": None if spectral is None else {
+            "checkpoint": str(args.spectral), "step": spectral_metadata.get("step"),
+            "pitch_conditioned": bool(spectral.config.pitch_classes), "griffin_lim_iters": args.griffin_lim_iters},
         "ddsp": ddsp_results,
         "classifier": {"feature_seconds": classifier.feature_seconds, "training_notes": classifier.training_notes,
                        "seconds": classifier.seconds, "features_cached": classifier.features_cached},
@@ -304,7 +309,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--train-data", required=True, type=Path,
                         help="the training split (json/wav folder), for the family classifier")
     parser.add_argument("--wavenet", required=True, help="WaveNet autoencoder checkpoint")
-    parser.add_argument("--spectral", required=True, help="spectral baseline checkpoint")
+    parser.add_argument("--spectral", help="spectral baseline checkpoint (no spectral row without it)")
     parser.add_argument("--ddsp", nargs="*", default=[], help="DDSP decoder checkpoints, one row each")
     parser.add_argument("--notes", type=positive(int), default=24, help="test notes to evaluate (default 24)")
     parser.add_argument("--out", required=True, type=Path,
@@ -313,9 +318,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=0, help="chooses the notes and WaveNet's samples (default 0)")
     parser.add_argument("--length-seconds", type=positive(float), default=NOTE_LENGTH / SAMPLE_RATE,
                         help="seconds of each note to decode and measure (default 4)")
-    parser.add_argument("--temperature", type=non_negative_float, nargs="+", default=[1.0],
+    parser.add_argument("--temperature", type=non_negative_float, nargs="*", default=[1.0],
                         help="WaveNet sampling temperatures, one table row each; 0 = always the most likely "
-                             "sample (default 1)")
+                             "sample; none = no WaveNet rows, its encoder only gives the DDSP rows their Z "
+                             "(default 1)")
     parser.add_argument("--griffin-lim-iters", type=positive(int), default=100,
                         help="phase reconstruction iterations for the spectral baseline (default 100)")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
