@@ -328,25 +328,30 @@ class NoteCropDataset(torch.utils.data.Dataset):
 
 class EncodedNoteDataset(torch.utils.data.Dataset):
     """Whole notes with their cached Z (train/cache_z.py): item i is (audio [T] at NOTE_PEAK, MIDI pitch,
-    Z [frames, latent]), the audio as the encoder heard it. Z is held in memory; audio is read from `notes`."""
+    Z [frames, latent]), the audio as the encoder heard it. Z is held in memory; audio is read from `notes`.
 
-    def __init__(self, notes, cache):
-        self.source, self.cache = Path(notes), Path(cache)
+    `more` are further (notes, cache) pairs, e.g. the notes of another SoundFont rendered apart: their notes join
+    these, each read from its own folder (so equal names do not clash), and a pair given twice weighs twice."""
+
+    def __init__(self, notes, cache, *more):
         self.generator = None  # whole notes: nothing is drawn at random here
-        shards = sorted(self.cache.glob("shard-*.safetensors"))
-        if not shards:
-            raise DatasetError(f"'{self.cache}' holds no cached Z; make it with `python -m train.cache_z`.")
-        self.names, z, pitch = [], [], []
-        for shard in shards:
-            with safe_open(str(shard), "pt") as file:
-                self.names += json.loads(file.metadata()["names"])
-                z.append(file.get_tensor("z"))
-                pitch.append(file.get_tensor("pitch"))
+        self.names, self.folders, z, pitch = [], [], [], []
+        for notes, cache in [(notes, cache), *more]:
+            shards = sorted(Path(cache).glob("shard-*.safetensors"))
+            if not shards:
+                raise DatasetError(f"'{cache}' holds no cached Z; make it with `python -m train.cache_z`.")
+            for shard in shards:
+                with safe_open(str(shard), "pt") as file:
+                    names = json.loads(file.metadata()["names"])
+                    z.append(file.get_tensor("z"))
+                    pitch.append(file.get_tensor("pitch"))
+                self.names += names
+                self.folders += [Path(notes)] * len(names)
         self.z, self.pitch = torch.cat(z), torch.cat(pitch)
 
     def __len__(self):
         return len(self.names)
 
     def __getitem__(self, index):
-        audio = normalize_loudness(read_wav(self.source / "audio" / f"{self.names[index]}.wav"), NOTE_PEAK)
+        audio = normalize_loudness(read_wav(self.folders[index] / "audio" / f"{self.names[index]}.wav"), NOTE_PEAK)
         return torch.from_numpy(audio), int(self.pitch[index]), self.z[index]

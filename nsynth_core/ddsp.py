@@ -45,6 +45,7 @@ class DDSPConfig:
     sample_rate: int = 16000
     mel_loss_weight: float = 0.0  # a log-mel term beside the spectral loss, for the bands the ear resolves finely
     modulation_loss_weight: float = 0.0  # how much each mel band wavers from frame to frame, whatever its phase
+    z_noise: float = 0.0  # in training, Gaussian noise on Z (in units of each channel's std): unseen instruments' Z
 
     @staticmethod
     def preset(name: str) -> "DDSPConfig":
@@ -258,6 +259,8 @@ class DDSPDecoder(nn.Module):
             z = self.encode(audio)
         elif z is None:
             raise ValueError("This DDSP decoder reads the WaveNet encoder's Z: give the note's Z.")
+        if self.training and self.config.z_noise:
+            z = z + self.config.z_noise * self.z_std * torch.randn_like(z)
         decoded = self(z, pitch)
         target = audio[:, : decoded.shape[-1]]
         loss = spectral_loss(decoded, target)

@@ -3,6 +3,7 @@
 import csv
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -17,7 +18,7 @@ import torch
 from nsynth_core.audio import write_wav
 from nsynth_core.checkpoint import load_checkpoint
 from train.train import TRAIN_CONFIGS, LossOf, build_model, training_batch
-from nsynth_core.dataset import EncodedNoteDataset, NoteCropDataset
+from nsynth_core.dataset import EncodedNoteDataset, NoteCropDataset, read_wav
 from nsynth_core.ddsp import DDSPDecoder, mel_loss
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -195,3 +196,24 @@ def test_the_ddsp_decoder_trains_on_cached_z_and_a_continued_run_can_add_the_mel
         decoded = continued(z, pitch)
         expected = without_mel.loss(audio, pitch, z) + mel_loss(decoded, audio[:, :decoded.shape[-1]])
         assert torch.isclose(continued.loss(audio, pitch, z), expected)
+
+    # Another folder's notes (same names, other audio) join the training notes, each read from its own folder.
+    other = tmp_path / "other-font" / "nsynth-train"
+    shutil.copytree(dataset, other)
+    for wav in (other / "audio").glob("*.wav"):
+        write_wav(wav, -read_wav(wav))
+    joined = EncodedNoteDataset(dataset, cache / "nsynth-train", (other, cache / "nsynth-train"))
+    alone = EncodedNoteDataset(dataset, cache / "nsynth-train")
+    assert len(joined) == 2 * len(alone) and joined.names == 2 * alone.names
+    torch.testing.assert_close(joined[len(alone)][0], -alone[0][0])
+    run_training(dataset, tmp_path / "joined", "--init-from", str(tmp_path / "first" / "model"), "--max-steps", "3",
+                 "--more-notes", str(other), str(cache / "nsynth-train"), model=ddsp)
+    assert load_checkpoint(tmp_path / "joined" / "model")[1]["more_data"] == [str(other)]
+    # Z of another encoder would teach the decoder two spaces at once: refused before training.
+    foreign = tmp_path / "foreign-cache"
+    shutil.copytree(cache / "nsynth-train", foreign)
+    manifest = json.loads((foreign / "manifest.json").read_text())
+    (foreign / "manifest.json").write_text(json.dumps({**manifest, "encoder": "0" * 16}))
+    process = start_training(dataset, tmp_path / "refused", "--more-notes", str(other), str(foreign), model=ddsp)
+    output, _ = process.communicate(timeout=300)
+    assert process.returncode == 2 and "another encoder" in output and not (tmp_path / "refused" / "model.json").exists()

@@ -228,6 +228,9 @@ def main(argv: list[str] | None = None):
     parser.add_argument("--out", type=Path, required=True, help="run folder (state, exported model, metrics.csv)")
     parser.add_argument("--z-cache", type=Path, help="the training notes' cached Z (DDSP configs), with a sibling "
                                                       "cache of the validation notes (nsynth-train -> nsynth-valid)")
+    parser.add_argument("--more-notes", nargs=2, action="append", default=[], type=Path, metavar=("DATA", "CACHE"),
+                        help="DDSP configs: another folder of training notes and its cached Z, e.g. another "
+                             "SoundFont rendered apart (repeatable; a pair given twice weighs twice)")
     parser.add_argument("--config", choices=sorted(TRAIN_CONFIGS), default="cpu-small")
     parser.add_argument("--pitch-conditioning", action="store_true", help="condition the decoder on MIDI pitch")
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
@@ -286,13 +289,26 @@ def main(argv: list[str] | None = None):
     if pitch_driven and not config.pitch_conditioning:
         parser.error(f"--config {args.config} sets {pitch_driven[0]}, which follows the conditioned pitch: add "
                      f"--pitch-conditioning (or --set {pitch_driven[0]}=0 to leave it out).")
+    if args.more_notes and config.model != "ddsp":
+        parser.error("--more-notes adds cached Z to a DDSP config's training notes.")
     if config.model == "ddsp" and args.z_cache is None:
         parser.error("DDSP configs train on cached Z: give --z-cache (made by `python -m train.cache_z`).")
+    # A decoder trained on cached Z names the encoder that made it, so it is only paired with that encoder.
+    z_source = {}
+    if args.z_cache is not None:
+        encoder_of = lambda cache: json.loads((cache / "manifest.json").read_text())["encoder"]
+        z_source = {"encoder": encoder_of(args.z_cache)}
+        for data, cache in args.more_notes:
+            if encoder_of(cache) != z_source["encoder"]:
+                parser.error(f"'{cache}' was encoded by another encoder than '{args.z_cache}'; one decoder learns "
+                             "one encoder's Z.")
+        if args.more_notes:
+            z_source["more_data"] = [str(data) for data, _ in args.more_notes]
     if config.batch_size % world:
         raise ValueError(f"Batch size {config.batch_size} does not split over {world} processes.")
 
     if config.model == "ddsp":
-        train_set = EncodedNoteDataset(args.data, args.z_cache)
+        train_set = EncodedNoteDataset(args.data, args.z_cache, *args.more_notes)
         valid_set = None
         if is_main and valid_source(args.data) and valid_source(args.z_cache):
             valid_set = EncodedNoteDataset(valid_source(args.data), valid_source(args.z_cache))
@@ -363,10 +379,6 @@ def main(argv: list[str] | None = None):
             "wall_seconds": round(wall_before + time.time() - start), "ema": ema is not None,
             "pitch_conditioning": config.pitch_conditioning, "data": args.data.name, **z_source})
 
-    # A decoder trained on cached Z names the encoder that made it, so it is only paired with that encoder.
-    z_source = {}
-    if args.z_cache is not None:
-        z_source = {"encoder": json.loads((args.z_cache / "manifest.json").read_text())["encoder"]}
     use_autocast = args.precision == "bf16" or (args.precision == "auto" and native_bf16(device))
     if is_main:
         print(f"Training step in {'bfloat16' if use_autocast else 'float32'} (--precision {args.precision}).")
