@@ -10,7 +10,8 @@ the harmonics of f0, and the magnitudes of a noise filter --synthesisers--> audi
 - the decoder: Z (normalised) and log-f0 through an MLP, a GRU and an MLP at Z's frame rate, whose last layer
   emits several control frames per Z frame.
 - losses: a multi-resolution spectral loss (linear and log magnitudes) from auraloss, optionally with a log-mel
-  term.
+  term and a band-movement term (how much each mel band wavers from frame to frame, whatever its phase; the
+  shipped decoder trains with it).
 
 f0 is the pitch's equal-tempered frequency, constant over the note: the oscillators cannot drift off pitch, and
 everything else about the sound (its spectrum over time, its noise) comes from Z. The noise is drawn from a
@@ -45,7 +46,6 @@ class DDSPConfig:
     sample_rate: int = 16000
     mel_loss_weight: float = 0.0  # a log-mel term beside the spectral loss, for the bands the ear resolves finely
     modulation_loss_weight: float = 0.0  # how much each mel band wavers from frame to frame, whatever its phase
-    z_noise: float = 0.0  # in training, Gaussian noise on Z (in units of each channel's std): unseen instruments' Z
 
     @staticmethod
     def preset(name: str) -> "DDSPConfig":
@@ -259,8 +259,6 @@ class DDSPDecoder(nn.Module):
             z = self.encode(audio)
         elif z is None:
             raise ValueError("This DDSP decoder reads the WaveNet encoder's Z: give the note's Z.")
-        if self.training and self.config.z_noise:
-            z = z + self.config.z_noise * self.z_std * torch.randn_like(z)
         decoded = self(z, pitch)
         target = audio[:, : decoded.shape[-1]]
         loss = spectral_loss(decoded, target)

@@ -221,9 +221,9 @@ def markdown_table(results: dict) -> str:
         f"{max(results['pitches'])}), the first {results['length_seconds']:g} s of each. "
         + (f"WaveNet: {step(wavenet)}, {conditioning(wavenet)}, teacher-forced cross-entropy "
            f"{wavenet['cross_entropy_nats']:.3f} nats per sample; all notes decoded in one batch, seed "
-           f"{results['seed']}, {decode_times}. " if wavenet["temperatures"] else
-           f"WaveNet: {step(wavenet)}, its encoder only (Z for the DDSP rows). ")
-        + ("" if spectral is None else f"Spectral baseline: {step(spectral)}, {conditioning(spectral)}, "
+           f"{results['seed']}, {decode_times}." if wavenet["temperatures"] else
+           f"WaveNet: {step(wavenet)}, its encoder only (Z for the DDSP rows).")
+        + ("" if spectral is None else f" Spectral baseline: {step(spectral)}, {conditioning(spectral)}, "
                                        f"Griffin-Lim with {spectral['griffin_lim_iters']} iterations.")
         + "".join(f" {label}: {step(model)}, given the labelled pitch, all notes in {model['decode_seconds']:.2f} s "
                   f"({1000 * model['decode_seconds'] / notes:.0f} ms per note)."
