@@ -50,6 +50,11 @@ def open_manifest(out: Path, manifest: dict) -> None:
     path.write_text(json.dumps(manifest, indent=2) + "\n")
 
 
+def cache_encoder(cache: Path) -> str:
+    """The fingerprint of the encoder whose Z a cache holds."""
+    return json.loads((Path(cache) / "manifest.json").read_text())["encoder"]
+
+
 def encode_shard(model: WaveNetAutoencoder, data: Path, examples: dict, names: list[str]) -> tuple[dict, list]:
     """Z [n, frames, latent] of the usable notes among `names`, with their pitches; and the names kept."""
     kept, audio = [], []

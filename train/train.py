@@ -34,6 +34,7 @@ from nsynth_core.ddsp import DDSPConfig, DDSPDecoder, set_latent_statistics
 from nsynth_core.precision import native_bf16
 from nsynth_core.spectral import SpectralAutoencoder, SpectralConfig
 from nsynth_core.wavenet import WaveNetAutoencoder, WaveNetConfig
+from train.cache_z import cache_encoder
 
 # The paper's learning rate by step (a piecewise-constant schedule).
 PAPER_LR_SCHEDULE = ((0, 2e-4), (90_000, 1.33e-4), (120_000, 6e-5), (150_000, 4e-5), (180_000, 2e-5),
@@ -296,10 +297,9 @@ def main(argv: list[str] | None = None):
     # A decoder trained on cached Z names the encoder that made it, so it is only paired with that encoder.
     z_source = {}
     if args.z_cache is not None:
-        encoder_of = lambda cache: json.loads((cache / "manifest.json").read_text())["encoder"]
-        z_source = {"encoder": encoder_of(args.z_cache)}
-        for data, cache in args.more_notes:
-            if encoder_of(cache) != z_source["encoder"]:
+        z_source = {"encoder": cache_encoder(args.z_cache)}
+        for _, cache in args.more_notes:
+            if cache_encoder(cache) != z_source["encoder"]:
                 parser.error(f"'{cache}' was encoded by another encoder than '{args.z_cache}'; one decoder learns "
                              "one encoder's Z.")
         if args.more_notes:
