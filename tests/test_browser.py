@@ -141,7 +141,9 @@ def test_a_press_the_moment_the_pointer_lands_on_a_note_selects_that_note(page):
     for start in ({"x": spot["x"], "y": spot["y"]}, {"x": farthest[0], "y": farthest[1]}):
         before = page.evaluate("document.querySelector('#map-click textarea').value")
         page.mouse.move(start["x"], start["y"])  # plotly hovers here at once, so its next look waits 50 ms
-        page.mouse.click(x, y)
+        page.mouse.move(x, y, steps=4)  # a hand's jump passes over the map on its way, as plotly sees it
+        page.mouse.down()
+        page.mouse.up()
         page.wait_for_function(f"document.querySelector('#map-click textarea').value !== {before!r}")
         reported = page.evaluate("document.querySelector('#map-click textarea').value")
         assert json.loads(reported).get("id") == page.evaluate(HOVERED_NOTES)[0]  # the note there, not a blend
