@@ -12,27 +12,28 @@
   };
   // A grid cell or a path point has no note of its own: the place itself is played instead.
   const noteOf = (point) => Array.isArray(point.customdata) ? point.customdata[0] : point.customdata;
-  let reported = 0;  // when plotly_click last told of a note
+  let hasty = null;  // a press judged once plotly's hover has caught up: plotly_click tells its stale hover
   const report = (event) => {
+    if (hasty) return;
     const point = event.points[0];
     const id = noteOf(point);
     if (id) send({id: id, x: point.x, y: point.y});
-    reported = performance.now();
   };
   const attach = () => document.querySelectorAll(".js-plotly-plot").forEach((plot) => {
     const listening = plot._ev && plot._ev.listeners("plotly_click").includes(report);
     if (plot.on && !listening) plot.on("plotly_click", report);
   });
-  // Plotly looks for the hovered note at most every 50 ms: a press sooner than that after the pointer last moved,
-  // or a tap (no hover before it), may find no hover yet, so it is judged once the hover has caught up.
+  // Plotly looks for the hovered note at most every 50 ms, and plotly_click tells of the hover of the moment: after
+  // a press sooner than that after the pointer last moved, or a tap (no hover before it), that hover may be of the
+  // note the pointer has just left, or of none, so such a press is judged once the hover has caught up.
   const HOVER_CATCH_UP_MS = 70;
   let press = null, lastMove = 0;
   document.addEventListener("pointermove", () => { lastMove = performance.now(); }, true);
   document.addEventListener("pointerdown", (event) => {
     const area = event.target.closest && event.target.closest(".nsewdrag");
-    const now = performance.now(), settled = event.pointerType === "mouse" && now - lastMove > HOVER_CATCH_UP_MS;
+    const settled = event.pointerType === "mouse" && performance.now() - lastMove > HOVER_CATCH_UP_MS;
     press = area ? {x: event.clientX, y: event.clientY, area: area, plot: area.closest(".js-plotly-plot"),
-                    time: now, wait: settled ? 0 : HOVER_CATCH_UP_MS} : null;
+                    settled: settled} : null;
   }, true);
   // Capture phase on the document: plotly may cover the page while it handles a press.
   document.addEventListener("pointerup", (event) => {
@@ -42,14 +43,14 @@
     const layout = started.plot._fullLayout;
     const box = started.area.getBoundingClientRect();
     const x = layout.xaxis.p2d(event.clientX - box.left), y = layout.yaxis.p2d(event.clientY - box.top);
-    if ((started.plot._hoverdata || []).some(noteOf)) return;  // plotly_click reports it
     const judge = () => {
-      if (reported > started.time) return;  // plotly_click told of it meanwhile
       const point = (started.plot._hoverdata || []).find(noteOf);
       send(point ? {id: noteOf(point), x: point.x, y: point.y} : {x: x, y: y});
     };
-    if (started.wait) setTimeout(judge, started.wait);
-    else judge();
+    if (!started.settled) {
+      hasty = started;
+      setTimeout(() => { hasty = null; judge(); }, HOVER_CATCH_UP_MS);
+    } else if (!(started.plot._hoverdata || []).some(noteOf)) judge();  // else plotly_click tells of the note
   }, true);
   new MutationObserver(attach).observe(document.body, {childList: true, subtree: true});
   attach();
