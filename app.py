@@ -721,7 +721,7 @@ with gr.Blocks(title="NSynth timbre explorer", delete_cache=(600, exports.OUTPUT
                                         value="family", label="Colour by")
                     show_path = gr.Checkbox(label="Show the selected note's path over time")
                 served_map = first_map()
-                map_plot = gr.Plot(served_map, label="Map")
+                map_plot = gr.Plot(served_map, label="Map", elem_id="map")
                 click = gr.Textbox(elem_id="map-click", show_label=False)
 
     with gr.Tab("Grid"):

@@ -1,8 +1,8 @@
 () => {
-  // Reports clicks on the map to the hidden #map-click textbox: {id, x, y} on a note (plotly_click), {x, y} in
-  // data coordinates anywhere else on the plot area. Plotly has no event for empty space, so a short press
-  // without movement on the drag layer (.nsewdrag, the plot area) counts when plotly's hover shows no note:
-  // the hover is what plotly_click reports, so each press is told once.
+  // Reports clicks on the map (#map, not the other figures) to the hidden #map-click textbox: {id, x, y} on a note
+  // (plotly_click), {x, y} in data coordinates anywhere else on the plot area. Plotly has no event for empty space,
+  // so a short press without movement on the drag layer (.nsewdrag, the plot area) counts when plotly's hover
+  // shows no note: the hover is what plotly_click reports, so each press is told once.
   const send = (payload) => {
     const box = document.querySelector("#map-click textarea");
     if (!box) return;
@@ -19,7 +19,7 @@
     const id = noteOf(point);
     if (id) send({id: id, x: point.x, y: point.y});
   };
-  const attach = () => document.querySelectorAll(".js-plotly-plot").forEach((plot) => {
+  const attach = () => document.querySelectorAll("#map .js-plotly-plot").forEach((plot) => {
     const listening = plot._ev && plot._ev.listeners("plotly_click").includes(report);
     if (plot.on && !listening) plot.on("plotly_click", report);
   });
@@ -30,7 +30,7 @@
   let press = null, lastMove = 0;
   document.addEventListener("pointermove", () => { lastMove = performance.now(); }, true);
   document.addEventListener("pointerdown", (event) => {
-    const area = event.target.closest && event.target.closest(".nsewdrag");
+    const area = event.target.closest && event.target.closest("#map .nsewdrag");
     const settled = event.pointerType === "mouse" && performance.now() - lastMove > HOVER_CATCH_UP_MS;
     press = area ? {x: event.clientX, y: event.clientY, area: area, plot: area.closest(".js-plotly-plot"),
                     settled: settled} : null;

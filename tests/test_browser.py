@@ -197,6 +197,15 @@ def test_how_it_works_walks_the_five_steps(page, tmp_path):
                                       "5. Three decoders side by side"], start=1):
         tab.get_by_role("heading", name=heading).evaluate("element => element.scrollIntoView({block: 'start'})")
         page.screenshot(path=os.path.join(shots, f"how-it-works-{number}.png"))
+    before = page.evaluate("document.querySelector('#map-click textarea').value")
+    sound = tab.locator(".js-plotly-plot .nsewdrag").first  # a click on a figure other than the map plays nothing
+    sound.scroll_into_view_if_needed()
+    x, y = centre(sound.bounding_box())
+    page.mouse.move(x, y)
+    page.wait_for_timeout(200)
+    page.mouse.click(x, y)
+    page.wait_for_timeout(500)
+    assert page.evaluate("document.querySelector('#map-click textarea').value") == before
     quantised = page.locator(".block", has=page.get_by_text("rounded to 256 levels")).last
     quantised.locator("a[download]").first.wait_for(state="attached")
     assert page.locator(ERROR_BADGES).count() == 0 and page.get_by_text("Error", exact=True).count() == 0
