@@ -101,7 +101,7 @@ def evaluated(setup):
     return stdout.getvalue(), out.read_text(), json.loads(out.with_suffix(".json").read_text())
 
 
-def test_writes_a_table_of_original_wavenet_per_temperature_and_spectral_rows(evaluated):
+def test_writes_a_table_of_original_wavenet_per_temperature_and_spectral_rows(setup, evaluated):
     printed, written, results = evaluated
     assert printed == written
     rows = [line for line in written.splitlines() if line.startswith("| ") and "---" not in line]
@@ -111,7 +111,8 @@ def test_writes_a_table_of_original_wavenet_per_temperature_and_spectral_rows(ev
         "Spectral baseline reconstruction", "DDSP reconstruction (ddsp, the WaveNet's Z)",
         "DDSP reconstruction (ddsp-own, its own encoder's Z)"]
     assert "step 11, given the labelled pitch" in written and "step 12" in written
-    assert "4 test notes of 2 held-out instruments" in written
+    split = "/".join(setup["test"].parts[-2:])  # the table names the folder it was measured on
+    assert f"4 notes of {split}, from 2 held-out instruments" in written
     assert "step 7" in written and "step 3" in written and "no pitch input" in written
     assert len(results["notes"]) == 4 and min(results["wavenet"]["decode_seconds"]) > 0
     assert np.isfinite(results["wavenet"]["cross_entropy_nats"]) and results["wavenet"]["cross_entropy_nats"] > 0

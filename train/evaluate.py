@@ -217,7 +217,8 @@ def markdown_table(results: dict) -> str:
                              for temperature, seconds in zip(wavenet["temperatures"], wavenet["decode_seconds"]))
     lines += [
         "",
-        f"{notes} test notes of {results['instruments']} held-out instruments (MIDI {min(results['pitches'])}–"
+        f"{notes} notes of {results['data']}, from {results['instruments']} held-out instruments (MIDI "
+        f"{min(results['pitches'])}–"
         f"{max(results['pitches'])}), the first {results['length_seconds']:g} s of each. "
         + (f"WaveNet: {step(wavenet)}, {conditioning(wavenet)}, teacher-forced cross-entropy "
            f"{wavenet['cross_entropy_nats']:.3f} nats per sample; all notes decoded in one batch, seed "
@@ -279,6 +280,7 @@ def evaluate(args) -> dict:
         rows[label] = measure(audio)
         ddsp_results[label] = {"checkpoint": str(path), "step": metadata.get("step"), "decode_seconds": seconds}
     return {
+        "data": "/".join(Path(args.data).parts[-2:]),  # the split the table speaks of (test, or validation)
         "notes": names,
         "pitches": pitches,
         "families": [FAMILIES[family] for family in families],
