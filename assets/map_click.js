@@ -12,7 +12,7 @@
   };
   // A grid cell or a path point has no note of its own: the place itself is played instead.
   const noteOf = (point) => Array.isArray(point.customdata) ? point.customdata[0] : point.customdata;
-  let hasty = null;  // a press judged once plotly's hover has caught up: plotly_click tells its stale hover
+  let hasty = false;  // a press waits for plotly's hover to catch up: plotly_click tells of the stale one
   const report = (event) => {
     if (hasty) return;
     const point = event.points[0];
@@ -43,14 +43,15 @@
     const layout = started.plot._fullLayout;
     const box = started.area.getBoundingClientRect();
     const x = layout.xaxis.p2d(event.clientX - box.left), y = layout.yaxis.p2d(event.clientY - box.top);
+    const hovered = () => (started.plot._hoverdata || []).find(noteOf);
     const judge = () => {
-      const point = (started.plot._hoverdata || []).find(noteOf);
+      const point = hovered();
       send(point ? {id: noteOf(point), x: point.x, y: point.y} : {x: x, y: y});
     };
     if (!started.settled) {
-      hasty = started;
-      setTimeout(() => { hasty = null; judge(); }, HOVER_CATCH_UP_MS);
-    } else if (!(started.plot._hoverdata || []).some(noteOf)) judge();  // else plotly_click tells of the note
+      hasty = true;
+      setTimeout(() => { hasty = false; judge(); }, HOVER_CATCH_UP_MS);
+    } else if (!hovered()) judge();  // else plotly_click tells of the note
   }, true);
   new MutationObserver(attach).observe(document.body, {childList: true, subtree: true});
   attach();

@@ -40,17 +40,18 @@ HOVERED_NOTES = """() => (document.querySelector('.js-plotly-plot')._hoverdata |
   .map((point) => Array.isArray(point.customdata) ? point.customdata[0] : point.customdata).filter(Boolean)"""
 
 
+MAP_CLICK = "document.querySelector('#map-click textarea').value"  # what the page last reported of a click on the map
 # The map drawn now, kept to tell when it has been drawn anew.
 KEEP_MAP = "() => { window.mapKept = document.querySelector('.js-plotly-plot').data; }"
 # The map has been drawn anew since KEEP_MAP, with the played point where the last click on it was (the clicked
 # place, in the map's coordinates).
-MARKED_WHERE_CLICKED = """() => {
-  const click = JSON.parse(document.querySelector('#map-click textarea').value);
+MARKED_WHERE_CLICKED = f"""() => {{
+  const click = JSON.parse({MAP_CLICK});
   const map = document.querySelector('.js-plotly-plot').data;
   const played = (map || []).find((trace) => trace.name === 'played point');
   return map !== window.mapKept && Boolean(played) && Math.abs(played.x[0] - click.x) < 1e-9
     && Math.abs(played.y[0] - click.y) < 1e-9;
-}"""
+}}"""
 
 
 def click_first_example(page) -> str:
@@ -129,7 +130,7 @@ def test_upload_map_grid_play(page, tmp_path):
 
     example = click_first_example(page)
     assert "fluidr3" in example  # a bundled note, not the upload
-    page.wait_for_function(f"document.querySelector('#map-click textarea').value.includes({example!r})")
+    page.wait_for_function(f"{MAP_CLICK}.includes({example!r})")
     page.get_by_role("button", name="Use as B", exact=True).click()
 
     page.get_by_role("tab", name="Grid").click()
@@ -167,16 +168,16 @@ def test_a_press_the_moment_the_pointer_lands_on_a_note_selects_that_note(page):
     x, y = centres[0]  # the first bundled note
     farthest = max(centres, key=lambda centre: (centre[0] - x) ** 2 + (centre[1] - y) ** 2)
     for start in ({"x": spot["x"], "y": spot["y"]}, {"x": farthest[0], "y": farthest[1]}):
-        before = page.evaluate("document.querySelector('#map-click textarea').value")
+        before = page.evaluate(MAP_CLICK)
         page.mouse.move(start["x"], start["y"])  # plotly hovers here at once, so its next look waits 50 ms
         page.mouse.move(x, y, steps=4)  # a hand's jump passes over the map on its way, as plotly sees it
         page.mouse.down()
         page.mouse.up()
-        page.wait_for_function(f"document.querySelector('#map-click textarea').value !== {before!r}")
-        reported = page.evaluate("document.querySelector('#map-click textarea').value")
+        page.wait_for_function(f"{MAP_CLICK} !== {before!r}")
+        reported = page.evaluate(MAP_CLICK)
         assert json.loads(reported).get("id") == page.evaluate(HOVERED_NOTES)[0]  # the note there, not a blend
         page.wait_for_timeout(300)
-        assert page.evaluate("document.querySelector('#map-click textarea').value") == reported  # told once
+        assert page.evaluate(MAP_CLICK) == reported  # told once
         page.mouse.move(spot["x"], spot["y"])
         page.wait_for_timeout(100)
 
@@ -197,7 +198,7 @@ def test_how_it_works_walks_the_five_steps(page, tmp_path):
                                       "5. Three decoders side by side"], start=1):
         tab.get_by_role("heading", name=heading).evaluate("element => element.scrollIntoView({block: 'start'})")
         page.screenshot(path=os.path.join(shots, f"how-it-works-{number}.png"))
-    before = page.evaluate("document.querySelector('#map-click textarea').value")
+    before = page.evaluate(MAP_CLICK)
     sound = tab.locator(".js-plotly-plot .nsewdrag").first  # a click on a figure other than the map plays nothing
     sound.scroll_into_view_if_needed()
     x, y = centre(sound.bounding_box())
@@ -205,7 +206,7 @@ def test_how_it_works_walks_the_five_steps(page, tmp_path):
     page.wait_for_timeout(200)
     page.mouse.click(x, y)
     page.wait_for_timeout(500)
-    assert page.evaluate("document.querySelector('#map-click textarea').value") == before
+    assert page.evaluate(MAP_CLICK) == before
     quantised = page.locator(".block", has=page.get_by_text("rounded to 256 levels")).last
     quantised.locator("a[download]").first.wait_for(state="attached")
     assert page.locator(ERROR_BADGES).count() == 0 and page.get_by_text("Error", exact=True).count() == 0

@@ -217,9 +217,8 @@ def markdown_table(results: dict) -> str:
                              for temperature, seconds in zip(wavenet["temperatures"], wavenet["decode_seconds"]))
     lines += [
         "",
-        f"{notes} notes of {results['data']}, from {results['instruments']} held-out instruments (MIDI "
-        f"{min(results['pitches'])}–"
-        f"{max(results['pitches'])}), the first {results['length_seconds']:g} s of each. "
+        f"{notes} notes of {results['data']}, from {results['instruments']} held-out instruments "
+        f"(MIDI {min(results['pitches'])}–{max(results['pitches'])}), the first {results['length_seconds']:g} s of each. "
         + (f"WaveNet: {step(wavenet)}, {conditioning(wavenet)}, teacher-forced cross-entropy "
            f"{wavenet['cross_entropy_nats']:.3f} nats per sample; all notes decoded in one batch, seed "
            f"{results['seed']}, {decode_times}." if wavenet["temperatures"] else
