@@ -1,4 +1,4 @@
-"""NSynth timbre explorer: a web page over nsynth_core.explorer.
+"""NSynth timbre explorer: a web page over nsynth_core.explorer.explorer.
 
     python app.py            # http://127.0.0.1:7860 (GRADIO_SERVER_NAME / GRADIO_SERVER_PORT override)
 
@@ -24,18 +24,25 @@ import plotly.graph_objects as go
 import torch
 from starlette.middleware import Middleware
 
-from nsynth_core import explorer as ex
-from nsynth_core import disk_space, example_grid, exports, family_guess, figures, session_archive
-from nsynth_core import encoding_queue, fastgen, low_priority
-from nsynth_core import teaching
-from nsynth_core.audio import NOTE_LENGTH, SAMPLE_RATE, playback_pcm16
-from nsynth_core.browser_pack import write_browser_pack
-from nsynth_core.decoding import describe_duration
-from nsynth_core.interpolation import GRID_SIZES
-from nsynth_core.map_points import neighbour_weights
-from nsynth_core.multigrid import ONS_PITCHES
-from nsynth_core.rainbowgram import rainbowgram
-from nsynth_core.soundfont import write_soundfont
+from nsynth_core.explorer import explorer as ex
+from webapp import disk_space
+from nsynth_core.exports import example_grid
+from nsynth_core.exports import files as exports
+from nsynth_core.explorer import family_guess
+from webapp import figures
+from nsynth_core.exports import session_archive
+from webapp import encoding_queue
+from nsynth_core.engine import fastgen
+from webapp import low_priority
+from webapp import teaching
+from nsynth_core.audio.core import NOTE_LENGTH, SAMPLE_RATE, playback_pcm16
+from nsynth_core.exports.browser_pack import write_browser_pack
+from nsynth_core.explorer.decoding import describe_duration
+from nsynth_core.explorer.interpolation import GRID_SIZES
+from nsynth_core.explorer.map_points import neighbour_weights
+from nsynth_core.explorer.multigrid import ONS_PITCHES
+from nsynth_core.audio.rainbowgram import rainbowgram
+from nsynth_core.exports.soundfont import write_soundfont
 
 MAX_SIZE = max(GRID_SIZES)
 DECODERS = {"DDSP": "ddsp", "WaveNet": "wavenet", "Spectral baseline": "spectral"}  # page label -> checkpoint kind

@@ -20,13 +20,13 @@ import numpy as np
 import torch
 
 from benchmarks.decode import cpu_name, matmul_peak, timed, write_results
-from nsynth_core.audio import NOTE_LENGTH, SAMPLE_RATE
-from nsynth_core.browser_pack import write_browser_pack
-from nsynth_core.ddsp import DDSPConfig, DDSPDecoder
-from nsynth_core.decoding import decoding_for
-from nsynth_core.fastgen import build_error, fast_generate, load_library
-from nsynth_core.multigrid import ONS_PITCHES, decode_multigrid
-from nsynth_core.wavenet import WaveNetAutoencoder, WaveNetConfig
+from nsynth_core.audio.core import NOTE_LENGTH, SAMPLE_RATE
+from nsynth_core.exports.browser_pack import write_browser_pack
+from nsynth_core.models.ddsp import DDSPConfig, DDSPDecoder
+from nsynth_core.explorer.decoding import decoding_for
+from nsynth_core.engine.fastgen import build_error, fast_generate, load_library
+from nsynth_core.explorer.multigrid import ONS_PITCHES, decode_multigrid
+from nsynth_core.models.wavenet import WaveNetAutoencoder, WaveNetConfig
 
 RESULTS = Path(__file__).with_name("ddsp_decode_results.md")
 FRAMES = NOTE_LENGTH // 512

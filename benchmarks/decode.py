@@ -19,10 +19,10 @@ from pathlib import Path
 
 import torch
 
-from nsynth_core.audio import SAMPLE_RATE, mu_law_decode
-from nsynth_core.fastgen import FastDecoder, bfloat16_unavailable_reason, build_error, fast_generate, load_library
-from nsynth_core.generate import generate, sampling_uniforms
-from nsynth_core.wavenet import WaveNetAutoencoder, WaveNetConfig, count_parameters, decoder_flops_per_sample
+from nsynth_core.audio.core import SAMPLE_RATE, mu_law_decode
+from nsynth_core.engine.fastgen import FastDecoder, bfloat16_unavailable_reason, build_error, fast_generate, load_library
+from nsynth_core.engine.generate import generate, sampling_uniforms
+from nsynth_core.models.wavenet import WaveNetAutoencoder, WaveNetConfig, count_parameters, decoder_flops_per_sample
 
 RESULTS = Path(__file__).with_name("decode_results.md")
 FRAMES = 125  # a 4 s note

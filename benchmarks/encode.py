@@ -16,9 +16,9 @@ import time
 import torch
 
 from benchmarks.decode import cpu_name, matmul_peak
-from nsynth_core.audio import NOTE_LENGTH
-from nsynth_core.precision import native_bf16
-from nsynth_core.wavenet import WaveNetAutoencoder, WaveNetConfig
+from nsynth_core.audio.core import NOTE_LENGTH
+from nsynth_core.engine.precision import native_bf16
+from nsynth_core.models.wavenet import WaveNetAutoencoder, WaveNetConfig
 
 
 def encoder_flops_per_sample(config: WaveNetConfig) -> int:

@@ -16,8 +16,8 @@ from pathlib import Path
 import torch
 
 from benchmarks.decode import cpu_name, matmul_peak, write_results
-from nsynth_core import explorer as ex
-from nsynth_core.audio import SAMPLE_RATE
+from nsynth_core.explorer import explorer as ex
+from nsynth_core.audio.core import SAMPLE_RATE
 
 RESULTS = Path(__file__).with_name("estimates_results.md")
 SIZES = (2, 3, 5)

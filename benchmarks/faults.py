@@ -36,12 +36,14 @@ import numpy as np
 from gradio_client import Client, handle_file
 
 from benchmarks.load_test import PRESETS, followed, memory_mb, server_pid, visit, write_tone
-from nsynth_core import disk_space, exports, fastgen
-from nsynth_core.checkpoint import save_checkpoint, weights_fingerprint
-from nsynth_core.ddsp import DDSPDecoder
-from nsynth_core.explorer import ASSETS_DIR, NOTES_INDEX
-from nsynth_core.spectral import SpectralAutoencoder, SpectralConfig
-from nsynth_core.wavenet import WaveNetAutoencoder
+from webapp import disk_space
+from nsynth_core.exports import files as exports
+from nsynth_core.engine import fastgen
+from nsynth_core.models.checkpoint import save_checkpoint, weights_fingerprint
+from nsynth_core.models.ddsp import DDSPDecoder
+from nsynth_core.explorer.explorer import ASSETS_DIR, NOTES_INDEX
+from nsynth_core.models.spectral import SpectralAutoencoder, SpectralConfig
+from nsynth_core.models.wavenet import WaveNetAutoencoder
 from tests.app_helpers import TINY_DDSP, running_app, wait_for_warm_up, write_nan_weights, write_tiny_checkpoints
 
 TIMEOUT = 600  # s for one answer

@@ -35,11 +35,11 @@ from gradio_client import Client, handle_file
 from gradio_client.client import Job
 from gradio_client.utils import Status
 
-from nsynth_core.audio import SAMPLE_RATE
-from nsynth_core.checkpoint import save_checkpoint
-from nsynth_core.explorer import ASSETS_DIR, NOTES_INDEX
-from nsynth_core.spectral import SpectralAutoencoder, SpectralConfig
-from nsynth_core.wavenet import WaveNetAutoencoder, WaveNetConfig
+from nsynth_core.audio.core import SAMPLE_RATE
+from nsynth_core.models.checkpoint import save_checkpoint
+from nsynth_core.explorer.explorer import ASSETS_DIR, NOTES_INDEX
+from nsynth_core.models.spectral import SpectralAutoencoder, SpectralConfig
+from nsynth_core.models.wavenet import WaveNetAutoencoder, WaveNetConfig
 from tests.app_helpers import TINY_WAVENET, running_app, wait_for_warm_up
 
 REQUEST_TIMEOUT = 600  # s for one request, queueing included

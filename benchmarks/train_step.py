@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from benchmarks.decode import cpu_name, timed
-from nsynth_core.precision import native_bf16
+from nsynth_core.engine.precision import native_bf16
 from train.train import TRAIN_CONFIGS, LossOf, build_model, training_step
 
 RESULTS = Path(__file__).with_name("train_step_results.md")

@@ -17,8 +17,8 @@ from pathlib import Path
 import torch
 
 from benchmarks.decode import matmul_peak
-from nsynth_core import explorer as ex
-from nsynth_core import family_guess
+from nsynth_core.explorer import explorer as ex
+from nsynth_core.explorer import family_guess
 
 TEST_NOTES = Path("data/nsynth-sf/nsynth-test/audio")
 

@@ -23,11 +23,11 @@ import torch
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from . import default_device
-from .audio import NOTE_LENGTH, SAMPLE_RATE, load_audio, write_wav
-from .checkpoint import load_checkpoint, weights_fingerprint
-from .decoding import Decoding, decoding_for
-from .metrics import median_f0
+from nsynth_core import default_device
+from nsynth_core.audio.core import NOTE_LENGTH, SAMPLE_RATE, load_audio, write_wav
+from nsynth_core.models.checkpoint import load_checkpoint, weights_fingerprint
+from nsynth_core.explorer.decoding import Decoding, decoding_for
+from nsynth_core.audio.metrics import median_f0
 
 PROGRAM = "python -m nsynth_core"
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")

@@ -20,9 +20,9 @@ import tinysoundfont  # rendering never touches its optional pyaudio dependency
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from nsynth_core import explorer  # noqa: E402
-from nsynth_core.audio import NOTE_LENGTH, PLAYBACK_PEAK, SAMPLE_RATE, normalize_loudness  # noqa: E402
-from nsynth_core.embedding_map import save_map  # noqa: E402
+from nsynth_core.explorer import explorer  # noqa: E402
+from nsynth_core.audio.core import NOTE_LENGTH, PLAYBACK_PEAK, SAMPLE_RATE, normalize_loudness  # noqa: E402
+from nsynth_core.explorer.embedding_map import save_map  # noqa: E402
 
 SOUNDFONTS = {"FluidR3_GM": "/usr/share/sounds/sf2/FluidR3_GM.sf2", "TimGM6mb": "/usr/share/sounds/sf2/TimGM6mb.sf2"}
 # NSynth family -> (General-MIDI program, NSynth instrument source, three MIDI pitches in the instrument's range)

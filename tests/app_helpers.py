@@ -13,11 +13,11 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-from nsynth_core.checkpoint import save_checkpoint, weights_fingerprint
-from nsynth_core.explorer import WARM_UP_DONE
-from nsynth_core.ddsp import DDSPConfig, DDSPDecoder
-from nsynth_core.spectral import SpectralAutoencoder, SpectralConfig
-from nsynth_core.wavenet import WaveNetAutoencoder, WaveNetConfig
+from nsynth_core.models.checkpoint import save_checkpoint, weights_fingerprint
+from nsynth_core.explorer.explorer import WARM_UP_DONE
+from nsynth_core.models.ddsp import DDSPConfig, DDSPDecoder
+from nsynth_core.models.spectral import SpectralAutoencoder, SpectralConfig
+from nsynth_core.models.wavenet import WaveNetAutoencoder, WaveNetConfig
 
 REPO = Path(__file__).resolve().parent.parent
 TINY_WAVENET = WaveNetConfig(encoder_channels=8, encoder_layers=2, encoder_cycle=2, residual_channels=8,

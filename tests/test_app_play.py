@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from nsynth_core.audio import PLAYBACK_PEAK, SAMPLE_RATE
-from nsynth_core.metrics import cents_error, median_f0
-from nsynth_core.multigrid import ONS_PITCHES
+from nsynth_core.audio.core import PLAYBACK_PEAK, SAMPLE_RATE
+from nsynth_core.audio.metrics import cents_error, median_f0
+from nsynth_core.explorer.multigrid import ONS_PITCHES
 
 CORNERS = ["bass_electronic_fluidr3_gm033-036-100", "brass_acoustic_fluidr3_gm056-055-100",
            "flute_acoustic_fluidr3_gm073-067-100", "bass_electronic_fluidr3_gm033-036-100"]

@@ -9,8 +9,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from nsynth_core import audio
-from nsynth_core.audio import (MAX_PLAYBACK_GAIN, NOTE_LENGTH, NOTE_PEAK, PLAYBACK_PEAK, SAMPLE_RATE, AudioError,
+from nsynth_core.audio import core as audio
+from nsynth_core.audio.core import (MAX_PLAYBACK_GAIN, NOTE_LENGTH, NOTE_PEAK, PLAYBACK_PEAK, SAMPLE_RATE, AudioError,
                                for_playback, load_audio, mu_law_decode, mu_law_encode, normalize_loudness, write_wav)
 
 

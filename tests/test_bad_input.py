@@ -23,12 +23,14 @@ from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 
 
-from nsynth_core import explorer, exports, fastgen
-from nsynth_core.audio import NOTE_LENGTH, NOTE_PEAK, PLAYBACK_PEAK, SAMPLE_RATE, AudioError, for_playback
-from nsynth_core.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from nsynth_core.explorer import Explorer, ExplorerError, load_model, note_from_file
-from nsynth_core.interpolation import GRID_SIZES
-from nsynth_core.wavenet import WaveNetAutoencoder, WaveNetConfig
+from nsynth_core.explorer import explorer
+from nsynth_core.exports import files as exports
+from nsynth_core.engine import fastgen
+from nsynth_core.audio.core import NOTE_LENGTH, NOTE_PEAK, PLAYBACK_PEAK, SAMPLE_RATE, AudioError, for_playback
+from nsynth_core.models.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from nsynth_core.explorer.explorer import Explorer, ExplorerError, load_model, note_from_file
+from nsynth_core.explorer.interpolation import GRID_SIZES
+from nsynth_core.models.wavenet import WaveNetAutoencoder, WaveNetConfig
 from app_helpers import REPO, add_broken_checkpoints, running_app, write_nan_weights, write_tiny_checkpoints
 
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024  # app.py's limit
@@ -342,7 +344,7 @@ def tampered(path, **changes):
 
 
 def test_a_tampered_archive_is_refused_and_the_notes_kept(page, files, tmp_path):
-    from nsynth_core.session_archive import load_notes, save_notes
+    from nsynth_core.exports.session_archive import load_notes, save_notes
 
     saved = save_notes([note_from_file(files / "good.wav")], tmp_path / "notes.npz")
     audio = np.load(saved)["audio"]

@@ -5,10 +5,10 @@ import json
 import numpy as np
 import pytest
 
-from nsynth_core.audio import PLAYBACK_PEAK, playback_pcm16
-from nsynth_core.browser_pack import write_browser_pack
-from nsynth_core.interpolation import cell_labels, grid_weights
-from nsynth_core.multigrid import Multigrid
+from nsynth_core.audio.core import PLAYBACK_PEAK, playback_pcm16
+from nsynth_core.exports.browser_pack import write_browser_pack
+from nsynth_core.explorer.interpolation import cell_labels, grid_weights
+from nsynth_core.explorer.multigrid import Multigrid
 
 PITCHES = (48, 60, 72, 84)
 

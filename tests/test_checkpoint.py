@@ -4,8 +4,8 @@ from dataclasses import replace
 import pytest
 import torch
 
-from nsynth_core.checkpoint import CheckpointError, load_checkpoint, read_description, save_checkpoint
-from nsynth_core.wavenet import WaveNetAutoencoder, WaveNetConfig
+from nsynth_core.models.checkpoint import CheckpointError, load_checkpoint, read_description, save_checkpoint
+from nsynth_core.models.wavenet import WaveNetAutoencoder, WaveNetConfig
 
 
 def tiny_config(**changes):

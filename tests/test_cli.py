@@ -7,12 +7,12 @@ import pytest
 import soundfile as sf
 import torch
 
-from nsynth_core.audio import NOTE_LENGTH, SAMPLE_RATE, load_audio
-from nsynth_core.checkpoint import save_checkpoint
+from nsynth_core.audio.core import NOTE_LENGTH, SAMPLE_RATE, load_audio
+from nsynth_core.models.checkpoint import save_checkpoint
 from nsynth_core.cli import main
-from nsynth_core.generate import generate
-from nsynth_core.spectral import SpectralAutoencoder, SpectralConfig
-from nsynth_core.wavenet import WaveNetAutoencoder, WaveNetConfig
+from nsynth_core.engine.generate import generate
+from nsynth_core.models.spectral import SpectralAutoencoder, SpectralConfig
+from nsynth_core.models.wavenet import WaveNetAutoencoder, WaveNetConfig
 
 TINY = WaveNetConfig(encoder_channels=8, encoder_layers=2, encoder_cycle=2, residual_channels=8,
                      skip_channels=8, decoder_layers=2, decoder_cycle=2)
@@ -221,8 +221,8 @@ def test_cuda_without_a_gpu_is_a_clear_error(tmp_path, wavenet, capsys):
 
 def test_ddsp_decodes_and_reconstructs_from_the_wavenets_z(wavenet, checkpoint, tmp_path, capsys):
     from app_helpers import TINY_DDSP
-    from nsynth_core.checkpoint import weights_fingerprint
-    from nsynth_core.ddsp import DDSPDecoder
+    from nsynth_core.models.checkpoint import weights_fingerprint
+    from nsynth_core.models.ddsp import DDSPDecoder
 
     wavenet_path, wavenet_model = wavenet
     torch.manual_seed(0)

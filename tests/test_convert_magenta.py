@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from nsynth_core.checkpoint import load_checkpoint
-from nsynth_core.convert_magenta import convert, main
-from nsynth_core.tf_checkpoint import CheckpointFormatError, TFCheckpoint
+from nsynth_core.models.checkpoint import load_checkpoint
+from nsynth_core.data.convert_magenta import convert, main
+from nsynth_core.data.tf_checkpoint import CheckpointFormatError, TFCheckpoint
 
 FIXTURE = Path(__file__).parent / "fixtures" / "magenta_ckpt" / "model.ckpt-7"
 HOP, CYCLE = 8, 2  # the fixture's model: 3 + 3 layers of dilations 1, 2, 1

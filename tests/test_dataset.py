@@ -7,7 +7,7 @@ import pytest
 import soundfile as sf
 import torch
 
-from nsynth_core.dataset import (QUALITIES, DatasetError, NoteCropDataset, parse_example, read_examples_json,
+from nsynth_core.data.nsynth import (QUALITIES, DatasetError, NoteCropDataset, parse_example, read_examples_json,
                                  read_json_wav, read_tfrecord, read_tfrecord_at, tfrecord_offsets)
 from tests.fixtures.make_nsynth_fixtures import NOTES, encode_example
 

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from nsynth_core.checkpoint import load_checkpoint, save_checkpoint
-from nsynth_core.ddsp import (
+from nsynth_core.models.checkpoint import load_checkpoint, save_checkpoint
+from nsynth_core.models.ddsp import (
     DDSPConfig,
     DDSPDecoder,
     filtered_noise,

@@ -10,8 +10,9 @@ import httpx
 import pytest
 from gradio_client import Client
 
-from nsynth_core import disk_space, exports
-from nsynth_core.disk_space import DiskFullError, UploadRoomMiddleware, check_room, remove_partial_uploads
+from webapp import disk_space
+from nsynth_core.exports import files as exports
+from webapp.disk_space import DiskFullError, UploadRoomMiddleware, check_room, remove_partial_uploads
 from app_helpers import running_app, write_tiny_checkpoints
 
 CORNERS = ["bass_electronic_fluidr3_gm033-036-100", "brass_acoustic_fluidr3_gm056-055-100"]

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from nsynth_core.embedding_map import (
+from nsynth_core.explorer.embedding_map import (
     MAP_FILE, REDUCER_FILE, EmbeddingMapError, build_map, ensure_reducer, load_map, note_features, save_map,
 )
 

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import torch
 
-from nsynth_core import explorer as ex
-from nsynth_core.encoding_queue import FairBatchQueue, Position, pitch_and_encode, prepared_notes
-from nsynth_core.family_guess import UNKNOWN
-from nsynth_core.low_priority import compute_nice, thread_nice
-from nsynth_core.precision import encoder_dtype
+from nsynth_core.explorer import explorer as ex
+from webapp.encoding_queue import FairBatchQueue, Position, pitch_and_encode, prepared_notes
+from nsynth_core.explorer.family_guess import UNKNOWN
+from webapp.low_priority import compute_nice, thread_nice
+from nsynth_core.engine.precision import encoder_dtype
 from app_helpers import write_tiny_checkpoints
 
 

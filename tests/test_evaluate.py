@@ -10,12 +10,12 @@ import pytest
 import soundfile as sf
 import torch
 
-from nsynth_core.audio import NOTE_PEAK, SAMPLE_RATE
-from nsynth_core.checkpoint import load_checkpoint, save_checkpoint
-from nsynth_core.dataset import FAMILIES
-from nsynth_core.ddsp import DDSPDecoder
-from nsynth_core.spectral import SpectralAutoencoder, SpectralConfig
-from nsynth_core.wavenet import WaveNetAutoencoder, WaveNetConfig
+from nsynth_core.audio.core import NOTE_PEAK, SAMPLE_RATE
+from nsynth_core.models.checkpoint import load_checkpoint, save_checkpoint
+from nsynth_core.data.nsynth import FAMILIES
+from nsynth_core.models.ddsp import DDSPDecoder
+from nsynth_core.models.spectral import SpectralAutoencoder, SpectralConfig
+from nsynth_core.models.wavenet import WaveNetAutoencoder, WaveNetConfig
 from train import evaluate
 from train.evaluate import (ORIGINAL, SPECTRAL, EvaluationError, choose_notes, load_notes, main, markdown_table,
                             wavenet_reconstructions, wavenet_row)

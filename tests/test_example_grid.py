@@ -5,10 +5,10 @@ import librosa
 import numpy as np
 import pytest
 
-from nsynth_core import example_grid
-from nsynth_core import explorer as ex
-from nsynth_core.audio import SAMPLE_RATE
-from nsynth_core.exports import play_all, play_all_label
+from nsynth_core.exports import example_grid
+from nsynth_core.explorer import explorer as ex
+from nsynth_core.audio.core import SAMPLE_RATE
+from nsynth_core.exports.files import play_all, play_all_label
 
 
 @pytest.fixture(scope="module")
@@ -18,7 +18,7 @@ def shipped():
 
 def test_the_shipped_example_is_what_the_shipped_checkpoints_decode_now(shipped):
     """A retrained checkpoint, a changed decoder or other corners make the asset stale: rebuild it with
-    `python -m nsynth_core.example_grid`."""
+    `python -m nsynth_core.exports.example_grid`."""
     decoder, encoder = example_grid.shipped_models()
     assert shipped.checkpoints == {"decoder": decoder.fingerprint, "encoder": encoder.fingerprint}
     fresh = example_grid.decode_example(ex.Explorer(), decoder, encoder)

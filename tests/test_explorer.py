@@ -7,17 +7,17 @@ import pytest
 import soundfile as sf
 import torch
 
-from nsynth_core import explorer
-from nsynth_core.audio import NOTE_LENGTH, NOTE_PEAK, PLAYBACK_PEAK, SAMPLE_RATE, AudioError
-from nsynth_core.checkpoint import CheckpointError
-from nsynth_core.decoding import decoding_for
-from nsynth_core.embedding_map import load_map, note_features, save_map
-from nsynth_core.explorer import (
+from nsynth_core.explorer import explorer
+from nsynth_core.audio.core import NOTE_LENGTH, NOTE_PEAK, PLAYBACK_PEAK, SAMPLE_RATE, AudioError
+from nsynth_core.models.checkpoint import CheckpointError
+from nsynth_core.explorer.decoding import decoding_for
+from nsynth_core.explorer.embedding_map import load_map, note_features, save_map
+from nsynth_core.explorer.explorer import (
     Explorer, ExplorerError, add_notes, bundled_notes, decode, encode_notes, encoder_for, list_checkpoints,
     load_model, make_grid, note_from_file, with_pitch,
 )
-from nsynth_core.exports import export_zip
-from nsynth_core.figures import FigureError, map_figure
+from nsynth_core.exports.files import export_zip
+from webapp.figures import FigureError, map_figure
 from app_helpers import write_tiny_checkpoints
 
 SHORT = 1600  # 0.1 s: enough to exercise every path of the decoder
@@ -285,8 +285,8 @@ def test_status_says_when_no_trained_model_exists(tmp_path, small_assets, checkp
 def test_pitch_conditioned_models_get_each_cells_pitch(tmp_path, small_assets):
     from dataclasses import replace
 
-    from nsynth_core.checkpoint import save_checkpoint
-    from nsynth_core.wavenet import WaveNetAutoencoder
+    from nsynth_core.models.checkpoint import save_checkpoint
+    from nsynth_core.models.wavenet import WaveNetAutoencoder
     from app_helpers import TINY_WAVENET
 
     save_checkpoint(WaveNetAutoencoder(replace(TINY_WAVENET, pitch_classes=128)), tmp_path / "pitched")
@@ -360,7 +360,7 @@ def test_maps_are_kept_for_a_bounded_number_of_encoders(checkpoints, small_asset
 
 def test_model_description_names_the_training_steps(checkpoints, tmp_path):
     _, wavenet, _, _ = checkpoints
-    from nsynth_core.checkpoint import save_checkpoint
+    from nsynth_core.models.checkpoint import save_checkpoint
     save_checkpoint(wavenet.model, tmp_path / "trained", {"step": 1234})
     assert "1,234 steps" in explorer.describe_model(load_model(tmp_path / "trained"))
     assert "steps" not in explorer.describe_model(wavenet)  # random test weights carry no step

@@ -3,8 +3,8 @@
 import numpy as np
 import soundfile as sf
 
-from nsynth_core import exports
-from nsynth_core.audio import SAMPLE_RATE
+from nsynth_core.exports import files as exports
+from nsynth_core.audio.core import SAMPLE_RATE
 
 
 def test_a_sound_returned_twice_gets_a_second_file_and_the_first_is_left_as_it_was(tmp_path):

@@ -3,10 +3,10 @@
 import numpy as np
 
 from app_helpers import write_tiny_checkpoints
-from nsynth_core import example_grid
-from nsynth_core import explorer as ex
-from nsynth_core.embedding_map import note_features
-from nsynth_core.family_guess import guess_families, with_guessed_families
+from nsynth_core.exports import example_grid
+from nsynth_core.explorer import explorer as ex
+from nsynth_core.explorer.embedding_map import note_features
+from nsynth_core.explorer.family_guess import guess_families, with_guessed_families
 
 
 def test_the_shipped_wavenet_guesses_a_left_out_examples_family_far_above_chance():

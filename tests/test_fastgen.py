@@ -16,10 +16,10 @@ import numpy as np
 import pytest
 import torch
 
-from nsynth_core import fastgen
-from nsynth_core.audio import mu_law_decode
-from nsynth_core.generate import generate, sampling_uniforms
-from nsynth_core.wavenet import WaveNetAutoencoder, WaveNetConfig, steady_phase
+from nsynth_core.engine import fastgen
+from nsynth_core.audio.core import mu_law_decode
+from nsynth_core.engine.generate import generate, sampling_uniforms
+from nsynth_core.models.wavenet import WaveNetAutoencoder, WaveNetConfig, steady_phase
 
 REPO = Path(__file__).resolve().parent.parent
 TINY_SOURCE = 'extern "C" int tiny_answer() { return 42; }\n'  # compiles in about a second
@@ -145,7 +145,7 @@ def test_fast_generate_reports_progress_by_chunk_and_checks_the_length():
 def test_decode_falls_back_to_the_reference_for_a_model_the_engine_cannot_run(caplog):
     model = random_model("cpu-small", decoder_layers=2, hop_length=32, residual_channels=24)
     z = torch.randn(2, 2, 16)
-    with caplog.at_level(logging.WARNING, logger="nsynth_core.fastgen"):
+    with caplog.at_level(logging.WARNING, logger="nsynth_core.engine.fastgen"):
         audio = fastgen.decode(model, z, seed=4)
     assert "multiples of 16" in caplog.text
     np.testing.assert_array_equal(audio, generate(model, z, seed=4))
@@ -156,7 +156,7 @@ def test_decode_falls_back_to_the_reference_when_the_engine_cannot_be_built(capl
     monkeypatch.setattr(fastgen, "build_error", lambda: "the C++ engine could not be built (no compiler)")
     model = random_model("cpu-small", decoder_layers=2, hop_length=32)
     z = torch.randn(1, 2, 16)
-    with caplog.at_level(logging.WARNING, logger="nsynth_core.fastgen"):
+    with caplog.at_level(logging.WARNING, logger="nsynth_core.engine.fastgen"):
         audio = fastgen.decode(model, z, seed=4)
     assert "no compiler" in caplog.text
     np.testing.assert_array_equal(audio, generate(model, z, seed=4))
@@ -167,7 +167,7 @@ def test_a_bfloat16_decode_without_bfloat16_instructions_runs_in_float32_and_say
     monkeypatch.setattr(fastgen, "bfloat16_unavailable_reason", lambda: "this CPU has no AVX512-BF16 instructions")
     model = random_model("cpu-small", decoder_layers=2, hop_length=32)
     z = torch.randn(2, 2, 16)
-    with caplog.at_level(logging.WARNING, logger="nsynth_core.fastgen"):
+    with caplog.at_level(logging.WARNING, logger="nsynth_core.engine.fastgen"):
         audio = fastgen.decode(model, z, seed=4, dtype=torch.bfloat16)
     assert "Decoding in float32: this CPU has no AVX512-BF16" in caplog.text
     np.testing.assert_array_equal(audio, generate(model, z, seed=4))
@@ -191,7 +191,7 @@ def test_bfloat16_decodes_are_deterministic_and_mostly_make_float32_choices():
 def test_decode_uses_the_fast_engine_when_it_can(caplog):
     model = random_model("cpu-small", decoder_layers=2, hop_length=32)
     z = torch.randn(2, 2, 16)
-    with caplog.at_level(logging.WARNING, logger="nsynth_core.fastgen"):
+    with caplog.at_level(logging.WARNING, logger="nsynth_core.engine.fastgen"):
         audio = fastgen.decode(model, z, seed=4)
     assert caplog.text == ""
     np.testing.assert_array_equal(audio, generate(model, z, seed=4))
@@ -250,7 +250,7 @@ def test_each_source_and_set_of_flags_gets_its_own_build_folder_in_the_cache(tmp
 @pytest.mark.usefixtures("engine")
 def test_a_fresh_process_loads_the_built_engine_without_calling_the_compiler(tmp_path):
     tools = recording_tools(tmp_path / "bin")
-    loaded = run_python("from nsynth_core import fastgen; print(fastgen.load_library() is not None)", PATH=str(tools))
+    loaded = run_python("from nsynth_core.engine import fastgen; print(fastgen.load_library() is not None)", PATH=str(tools))
     assert loaded.returncode == 0, loaded.stderr
     assert loaded.stdout.strip() == "True", loaded.stderr
     assert not (tools / "calls").exists()
@@ -258,8 +258,8 @@ def test_a_fresh_process_loads_the_built_engine_without_calling_the_compiler(tmp
 
 def test_without_build_tools_decoding_falls_back_and_says_why_once(tmp_path):
     decoded = run_python(
-        "import torch; from dataclasses import replace; from nsynth_core import fastgen; "
-        "from nsynth_core.wavenet import WaveNetAutoencoder, WaveNetConfig; "
+        "import torch; from dataclasses import replace; from nsynth_core.engine import fastgen; "
+        "from nsynth_core.models.wavenet import WaveNetAutoencoder, WaveNetConfig; "
         "config = replace(WaveNetConfig.preset('cpu-small'), encoder_layers=2, decoder_layers=2, hop_length=32); "
         "model = WaveNetAutoencoder(config).eval(); z = torch.randn(1, 2, 16); "
         "print(fastgen.decode(model, z, seed=1).shape, fastgen.decode(model, z, seed=1).shape)",
@@ -274,7 +274,7 @@ def test_a_build_killed_midway_leaves_a_lock_that_the_next_build_clears(tmp_path
     stuck_compiler = tmp_path / "stuck-g++"
     stuck_compiler.write_text(f'#!/bin/sh\necho $$ > {tmp_path / "compiling"}\nexec sleep 600\n')
     stuck_compiler.chmod(0o755)
-    build = (f"import logging; from pathlib import Path; from nsynth_core import fastgen; logging.basicConfig(); "
+    build = (f"import logging; from pathlib import Path; from nsynth_core.engine import fastgen; logging.basicConfig(); "
              f"print(fastgen.compiled_library(Path({str(tiny_source)!r}), {str(tmp_path)!r}))")
     killed = subprocess.Popen([sys.executable, "-c", build], cwd=REPO, start_new_session=True,
                               env={**os.environ, "CXX": str(stuck_compiler), "TORCH_DONT_CHECK_COMPILER_ABI": "1"})
@@ -300,7 +300,7 @@ def test_a_build_waits_for_another_live_builder_and_names_it(tmp_path, tiny_sour
     directory = fastgen.build_directory(tiny_source, tmp_path)
     directory.mkdir(parents=True)
     built = []
-    with caplog.at_level(logging.WARNING, logger="nsynth_core.fastgen"):
+    with caplog.at_level(logging.WARNING, logger="nsynth_core.engine.fastgen"):
         with fastgen._exclusive_build(directory):
             waiter = threading.Thread(target=lambda: built.append(fastgen.compiled_library(tiny_source, tmp_path)))
             waiter.start()
@@ -327,7 +327,7 @@ def test_a_decode_during_a_slow_build_waits_a_bounded_time_then_says_why_once(mo
     monkeypatch.setattr(fastgen, "BUILD_WAIT", 0.3)
     model = random_model("cpu-small", decoder_layers=2, hop_length=32)
     z = torch.randn(1, 2, 16)
-    with caplog.at_level(logging.WARNING, logger="nsynth_core.fastgen"):
+    with caplog.at_level(logging.WARNING, logger="nsynth_core.engine.fastgen"):
         fastgen.start_build()
         during = [fastgen.decode(model, z, seed=4) for _ in range(2)]
         assert not release.is_set()

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from hypothesis import given, strategies as st
 
-from nsynth_core.interpolation import (
+from nsynth_core.explorer.interpolation import (
     GRID_SIZES, InterpolationError, bilinear_weights, distance_weights, grid_weights, line_weights, mix,
 )
 

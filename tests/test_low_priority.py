@@ -6,7 +6,7 @@ import inspect
 
 import pytest
 
-from nsynth_core.low_priority import at_low_priority, compute_nice, decode_nice, niced_pool, thread_nice
+from webapp.low_priority import at_low_priority, compute_nice, decode_nice, niced_pool, thread_nice
 
 caller = contextvars.ContextVar("caller")
 

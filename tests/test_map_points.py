@@ -7,11 +7,11 @@ import pytest
 import soundfile as sf
 import torch
 
-from nsynth_core.audio import NOTE_LENGTH, SAMPLE_RATE
-from nsynth_core.embedding_map import EmbeddingMap, save_map
-from nsynth_core.explorer import Explorer, ExplorerError, encode_notes, load_model
-from nsynth_core.interpolation import mix
-from nsynth_core.map_points import NEIGHBOURS, MapPointError, neighbour_weights
+from nsynth_core.audio.core import NOTE_LENGTH, SAMPLE_RATE
+from nsynth_core.explorer.embedding_map import EmbeddingMap, save_map
+from nsynth_core.explorer.explorer import Explorer, ExplorerError, encode_notes, load_model
+from nsynth_core.explorer.interpolation import mix
+from nsynth_core.explorer.map_points import NEIGHBOURS, MapPointError, neighbour_weights
 from app_helpers import write_tiny_checkpoints
 
 SQUARE = np.array([[0.0, 0.0], [2.0, 0.0], [0.0, 2.0], [2.0, 2.0], [10.0, 10.0]])
@@ -97,7 +97,7 @@ def test_a_decoder_that_reads_another_z_cannot_play_the_map(mapped):
 
 
 def test_grids_and_reconstructions_play_at_a_chosen_pitch_or_octaves_away(mapped, monkeypatch):
-    from nsynth_core.explorer import make_grid, played_pitches
+    from nsynth_core.explorer.explorer import make_grid, played_pitches
 
     assert played_pitches([48, None], octaves=-1) == [36, None] and played_pitches([48, None], pitch=70) == [70, 70]
     app, wavenet, _, ddsp = mapped

@@ -4,8 +4,8 @@ import librosa
 import numpy as np
 import pytest
 
-from nsynth_core import metrics
-from nsynth_core.explorer import bundled_notes
+from nsynth_core.audio import metrics
+from nsynth_core.explorer.explorer import bundled_notes
 
 SAMPLE_RATE = 16000
 

@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 import torch
 
-from nsynth_core.ddsp import DDSPDecoder
-from nsynth_core.decoding import decoding_for
-from nsynth_core.interpolation import InterpolationError, grid_weights, mix
-from nsynth_core.multigrid import ONS_PITCHES, MultigridError, decode_multigrid
-from nsynth_core.wavenet import WaveNetAutoencoder
+from nsynth_core.models.ddsp import DDSPDecoder
+from nsynth_core.explorer.decoding import decoding_for
+from nsynth_core.explorer.interpolation import InterpolationError, grid_weights, mix
+from nsynth_core.explorer.multigrid import ONS_PITCHES, MultigridError, decode_multigrid
+from nsynth_core.models.wavenet import WaveNetAutoencoder
 from app_helpers import TINY_DDSP, TINY_WAVENET
 
 LENGTH = 2048  # 4 Z frames
@@ -70,7 +70,7 @@ def test_a_decoder_without_pitch_conditioning_is_refused(corner_z):
 
 
 def test_the_explorer_decodes_four_corner_notes(tmp_path):
-    from nsynth_core.explorer import Explorer, ExplorerError, load_model
+    from nsynth_core.explorer.explorer import Explorer, ExplorerError, load_model
     from app_helpers import write_tiny_checkpoints
 
     wavenet_path, _, ddsp_path = write_tiny_checkpoints(tmp_path)

@@ -2,8 +2,8 @@ import numpy as np
 import librosa
 import pytest
 
-from nsynth_core.figures import rainbowgram_figure
-from nsynth_core.rainbowgram import (BINS_PER_OCTAVE, HOP_LENGTH, OCTAVES, constant_q, log_power_and_if,
+from webapp.figures import rainbowgram_figure
+from nsynth_core.audio.rainbowgram import (BINS_PER_OCTAVE, HOP_LENGTH, OCTAVES, constant_q, log_power_and_if,
                                      rainbowgram)
 
 SAMPLE_RATE = 16000

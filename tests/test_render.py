@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from nsynth_core.dataset import FAMILIES, QUALITIES, SOURCES, read_json_wav
+from nsynth_core.data.nsynth import FAMILIES, QUALITIES, SOURCES, read_json_wav
 from train.instruments import GM_INSTRUMENTS
 from train.render_soundfonts import SPLITS, envelope_qualities, main, render_dataset, split_instruments
 

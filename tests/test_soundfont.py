@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from nsynth_core.audio import SAMPLE_RATE, playback_pcm16
-from nsynth_core.interpolation import cell_labels, grid_weights
-from nsynth_core.metrics import cents_error, median_f0
-from nsynth_core.multigrid import Multigrid
-from nsynth_core.soundfont import (GUARD_SAMPLES, KEY_RANGE, OVERRIDING_ROOT_KEY, SAMPLE_ID, SAMPLE_MODES,
+from nsynth_core.audio.core import SAMPLE_RATE, playback_pcm16
+from nsynth_core.explorer.interpolation import cell_labels, grid_weights
+from nsynth_core.audio.metrics import cents_error, median_f0
+from nsynth_core.explorer.multigrid import Multigrid
+from nsynth_core.exports.soundfont import (GUARD_SAMPLES, KEY_RANGE, OVERRIDING_ROOT_KEY, SAMPLE_ID, SAMPLE_MODES,
                                    SoundFontError, key_ranges, write_soundfont)
 
 PITCHES = (48, 60, 72)

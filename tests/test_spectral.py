@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from nsynth_core import metrics
-from nsynth_core.spectral import (
+from nsynth_core.audio import metrics
+from nsynth_core.models.spectral import (
     NOTE_LENGTH,
     SpectralAutoencoder,
     SpectralConfig,

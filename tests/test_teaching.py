@@ -5,9 +5,9 @@ import pytest
 import torch
 
 from app_helpers import write_tiny_checkpoints
-from nsynth_core import explorer as ex
-from nsynth_core import teaching
-from nsynth_core.audio import NOTE_LENGTH, mu_law_decode, mu_law_encode
+from nsynth_core.explorer import explorer as ex
+from webapp import teaching
+from nsynth_core.audio.core import NOTE_LENGTH, mu_law_decode, mu_law_encode
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +50,7 @@ def test_the_code_heat_map_is_the_encoders_z(models, notes):
 
 @pytest.mark.parametrize("preset", ["cpu-small", "paper"])
 def test_the_drawn_receptive_field_is_the_models(preset):
-    from nsynth_core.wavenet import WaveNetAutoencoder, WaveNetConfig
+    from nsynth_core.models.wavenet import WaveNetAutoencoder, WaveNetConfig
     config = WaveNetConfig.preset(preset)
     assert teaching.drawn_receptive_field(WaveNetAutoencoder(config)) == config.receptive_field
 
@@ -132,7 +132,7 @@ def test_the_evaluation_table_is_read_when_present(tmp_path):
 def test_the_code_step_draws_the_notes_path_over_the_map_from_its_own_z(tmp_path):
     """Step 2's second figure: the walked note's frames placed one by one on the map of its WaveNet."""
     from app_helpers import write_tiny_checkpoints
-    from nsynth_core.explorer import Explorer, encode_notes, load_model
+    from nsynth_core.explorer.explorer import Explorer, encode_notes, load_model
 
     wavenet_path, _, _ = write_tiny_checkpoints(tmp_path)
     app = Explorer(tmp_path)

@@ -15,11 +15,11 @@ import numpy as np
 import pytest
 import torch
 
-from nsynth_core.audio import write_wav
-from nsynth_core.checkpoint import load_checkpoint
+from nsynth_core.audio.core import write_wav
+from nsynth_core.models.checkpoint import load_checkpoint
 from train.train import TRAIN_CONFIGS, LossOf, build_model, training_batch
-from nsynth_core.dataset import EncodedNoteDataset, NoteCropDataset, read_wav
-from nsynth_core.ddsp import DDSPDecoder, mel_loss
+from nsynth_core.data.nsynth import EncodedNoteDataset, NoteCropDataset, read_wav
+from nsynth_core.models.ddsp import DDSPDecoder, mel_loss
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--set", "encoder_layers=2", "--set", "decoder_layers=3", "--set", "residual_channels=16",

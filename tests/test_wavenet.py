@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 import torch
 
-from nsynth_core.audio import midi_to_hz
-from nsynth_core import precision
-from nsynth_core.generate import generate
-from nsynth_core.wavenet import (
+from nsynth_core.audio.core import midi_to_hz
+from nsynth_core.engine import precision
+from nsynth_core.engine.generate import generate
+from nsynth_core.models.wavenet import (
     WaveNetAutoencoder,
     WaveNetConfig,
     count_parameters,
@@ -163,7 +163,7 @@ def test_greedy_generation_follows_the_argmax_of_the_teacher_forced_pass():
     # Feeding the generated audio back through the full forward pass must predict exactly that audio.
     with torch.no_grad():
         logits = model.decode_logits(torch.from_numpy(audio), z)
-    from nsynth_core.audio import mu_law_encode
+    from nsynth_core.audio.core import mu_law_encode
     np.testing.assert_array_equal(logits.argmax(dim=1).numpy() - 128, mu_law_encode(audio))
 
 

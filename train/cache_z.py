@@ -20,10 +20,10 @@ import torch
 from safetensors.torch import save_file
 from tqdm import tqdm
 
-from nsynth_core.audio import NOTE_PEAK, SILENCE_PEAK, normalize_loudness
-from nsynth_core.checkpoint import load_checkpoint, weights_fingerprint
-from nsynth_core.dataset import read_examples_json, read_wav
-from nsynth_core.wavenet import WaveNetAutoencoder
+from nsynth_core.audio.core import NOTE_PEAK, SILENCE_PEAK, normalize_loudness
+from nsynth_core.models.checkpoint import load_checkpoint, weights_fingerprint
+from nsynth_core.data.nsynth import read_examples_json, read_wav
+from nsynth_core.models.wavenet import WaveNetAutoencoder
 
 
 class CacheError(ValueError):

@@ -38,16 +38,16 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from nsynth_core import default_device
-from nsynth_core.audio import NOTE_LENGTH, NOTE_PEAK, SAMPLE_RATE, SILENCE_PEAK, mu_law_encode, normalize_loudness
-from nsynth_core.checkpoint import load_checkpoint
+from nsynth_core.audio.core import NOTE_LENGTH, NOTE_PEAK, SAMPLE_RATE, SILENCE_PEAK, mu_law_encode, normalize_loudness
+from nsynth_core.models.checkpoint import load_checkpoint
 from nsynth_core.cli import non_negative_float, positive
-from nsynth_core.dataset import FAMILIES, read_examples_json, read_wav
-from nsynth_core.ddsp import DDSPDecoder
-from nsynth_core.decoding import decoding_for
-from nsynth_core.fastgen import decode
-from nsynth_core.metrics import PITCH_FRAME_LENGTH, cents_error, median_f0, multiscale_stft_distance
-from nsynth_core.spectral import SpectralAutoencoder
-from nsynth_core.wavenet import WaveNetAutoencoder
+from nsynth_core.data.nsynth import FAMILIES, read_examples_json, read_wav
+from nsynth_core.models.ddsp import DDSPDecoder
+from nsynth_core.explorer.decoding import decoding_for
+from nsynth_core.engine.fastgen import decode
+from nsynth_core.audio.metrics import PITCH_FRAME_LENGTH, cents_error, median_f0, multiscale_stft_distance
+from nsynth_core.models.spectral import SpectralAutoencoder
+from nsynth_core.models.wavenet import WaveNetAutoencoder
 from train.family_classifier import FEATURE_SECONDS, round_robin, train_family_classifier
 
 PITCH_TOLERANCE_CENTS = 50

@@ -19,8 +19,8 @@ import numpy as np
 from sklearn.ensemble import RandomForestClassifier
 from tqdm import tqdm
 
-from nsynth_core.audio import SAMPLE_RATE, normalize_loudness
-from nsynth_core.dataset import read_examples_json, read_wav
+from nsynth_core.audio.core import SAMPLE_RATE, normalize_loudness
+from nsynth_core.data.nsynth import read_examples_json, read_wav
 
 FEATURE_SECONDS = 1.5  # the attack and the start of the held part, where families differ most
 FEATURE_PEAK = 0.9  # every note is described at one level, so the classifier judges timbre, not loudness
@@ -83,7 +83,7 @@ class FamilyClassifier:
     features_cached: bool
 
     def predict(self, audio: np.ndarray) -> np.ndarray:
-        """Family index (into nsynth_core.dataset.FAMILIES) of each note of audio [B, samples]."""
+        """Family index (into nsynth_core.data.nsynth.FAMILIES) of each note of audio [B, samples]."""
         features = np.stack([note_features(note, self.feature_seconds) for note in audio])
         return self.model.predict(features)
 

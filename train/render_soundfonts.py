@@ -43,8 +43,8 @@ import numpy as np
 import tinysoundfont
 from tqdm import tqdm
 
-from nsynth_core.audio import NOTE_LENGTH, SAMPLE_RATE, write_wav
-from nsynth_core.dataset import FAMILIES, QUALITIES, SOURCES
+from nsynth_core.audio.core import NOTE_LENGTH, SAMPLE_RATE, write_wav
+from nsynth_core.data.nsynth import FAMILIES, QUALITIES, SOURCES
 from train.instruments import GM_INSTRUMENTS
 
 HOLD_SECONDS = 3

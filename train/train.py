@@ -28,12 +28,12 @@ from safetensors.torch import load_file, save_file
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from nsynth_core.checkpoint import load_checkpoint, save_checkpoint
-from nsynth_core.dataset import EncodedNoteDataset, NoteCropDataset
-from nsynth_core.ddsp import DDSPConfig, DDSPDecoder, set_latent_statistics
-from nsynth_core.precision import native_bf16
-from nsynth_core.spectral import SpectralAutoencoder, SpectralConfig
-from nsynth_core.wavenet import WaveNetAutoencoder, WaveNetConfig
+from nsynth_core.models.checkpoint import load_checkpoint, save_checkpoint
+from nsynth_core.data.nsynth import EncodedNoteDataset, NoteCropDataset
+from nsynth_core.models.ddsp import DDSPConfig, DDSPDecoder, set_latent_statistics
+from nsynth_core.engine.precision import native_bf16
+from nsynth_core.models.spectral import SpectralAutoencoder, SpectralConfig
+from nsynth_core.models.wavenet import WaveNetAutoencoder, WaveNetConfig
 from train.cache_z import cache_encoder
 
 # The paper's learning rate by step (a piecewise-constant schedule).

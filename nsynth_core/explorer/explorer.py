@@ -23,19 +23,19 @@ import librosa
 import numpy as np
 import torch
 
-from .audio import NOTE_LENGTH, SAMPLE_RATE, SILENCE_PEAK, load_audio
-from .checkpoint import (MODEL_KINDS, CheckpointError, checkpoint_paths, load_checkpoint, read_description,
+from nsynth_core.audio.core import NOTE_LENGTH, SAMPLE_RATE, SILENCE_PEAK, load_audio
+from nsynth_core.models.checkpoint import (MODEL_KINDS, CheckpointError, checkpoint_paths, load_checkpoint, read_description,
                          weights_fingerprint)
-from .decoding import Decoding, decoding_for, describe_duration
-from .exports import outputs_dir
-from .embedding_map import EmbeddingMap, EmbeddingMapError, build_map, ensure_reducer, load_map, note_features
-from .interpolation import GRID_SIZES, cell_labels, grid_weights, line_weights, mix
-from .map_points import MapBlend, neighbour_weights
-from .metrics import quick_median_f0
-from .multigrid import ONS_PITCHES, Multigrid, decode_multigrid
-from .precision import decoder_dtype
+from nsynth_core.explorer.decoding import Decoding, decoding_for, describe_duration
+from nsynth_core.exports.files import outputs_dir
+from nsynth_core.explorer.embedding_map import EmbeddingMap, EmbeddingMapError, build_map, ensure_reducer, load_map, note_features
+from nsynth_core.explorer.interpolation import GRID_SIZES, cell_labels, grid_weights, line_weights, mix
+from nsynth_core.explorer.map_points import MapBlend, neighbour_weights
+from nsynth_core.audio.metrics import quick_median_f0
+from nsynth_core.explorer.multigrid import ONS_PITCHES, Multigrid, decode_multigrid
+from nsynth_core.engine.precision import decoder_dtype
 
-ASSETS_DIR = Path(__file__).resolve().parent.parent / "assets"
+ASSETS_DIR = Path(__file__).resolve().parents[2] / "assets"
 CHECKPOINTS_ENV = "NSYNTH_CHECKPOINTS"
 DEFAULT_CHECKPOINTS_DIR = Path("checkpoints")
 NOTES_INDEX = "notes.json"

@@ -8,7 +8,7 @@ import librosa
 import numpy as np
 from PIL import Image
 
-from .audio import SAMPLE_RATE
+from nsynth_core.audio.core import SAMPLE_RATE
 
 HOP_LENGTH = 256
 BINS_PER_OCTAVE = 40

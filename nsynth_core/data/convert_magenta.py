@@ -1,6 +1,6 @@
 """Import Magenta's released NSynth WaveNet checkpoint (TensorFlow, `model.ckpt-200000`) into this project.
 
-    python -m nsynth_core.convert_magenta path/to/wavenet-ckpt/model.ckpt-200000 models/nsynth-wavenet
+    python -m nsynth_core.data.convert_magenta path/to/wavenet-ckpt/model.ckpt-200000 models/nsynth-wavenet
 
 Magenta names each convolution by a variable scope holding `W` [1, k, in, out] (a conv2d kernel over a
 height-1 image) and `biases` [out]; a Conv1d weight is W[0] laid out as (out, in, k). Training kept an
@@ -15,9 +15,9 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from .checkpoint import save_checkpoint
-from .tf_checkpoint import CheckpointFormatError, TFCheckpoint
-from .wavenet import WaveNetAutoencoder, WaveNetConfig
+from nsynth_core.models.checkpoint import save_checkpoint
+from nsynth_core.data.tf_checkpoint import CheckpointFormatError, TFCheckpoint
+from nsynth_core.models.wavenet import WaveNetAutoencoder, WaveNetConfig
 
 MOVING_AVERAGE = "/ExponentialMovingAverage"
 MAGENTA_HOP_LENGTH = 512
@@ -142,7 +142,7 @@ def convert(checkpoint: TFCheckpoint, hop_length: int = MAGENTA_HOP_LENGTH,
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
-        prog="python -m nsynth_core.convert_magenta",
+        prog="python -m nsynth_core.data.convert_magenta",
         description="Import Magenta's NSynth WaveNet TensorFlow checkpoint into this project's format.")
     parser.add_argument("checkpoint", help="checkpoint prefix, e.g. wavenet-ckpt/model.ckpt-200000")
     parser.add_argument("output", help="output name; writes OUTPUT.safetensors and OUTPUT.json")

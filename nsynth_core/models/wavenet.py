@@ -19,7 +19,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .audio import midi_to_hz, mu_law_encode
+from nsynth_core.audio.core import midi_to_hz, mu_law_encode
 
 
 @dataclass

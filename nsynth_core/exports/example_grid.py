@@ -1,7 +1,7 @@
 """The page's ready example: a 3 x 3 grid between four contrasting bundled notes, decoded by the DDSP decoder
 from the shipped checkpoints and shipped in assets/, so a first visitor hears the grid before choosing anything.
 
-    python -m nsynth_core.example_grid    # rewrites assets/example_grid.wav and .json from checkpoints/
+    python -m nsynth_core.exports.example_grid    # rewrites assets/example_grid.wav and .json from checkpoints/
 
 The wav holds the cells one after another, row by row, as 16-bit samples at the playback level (what the page's
 players hold); the JSON says which notes are the corners, how each cell is mixed and which weights decoded it.
@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from . import explorer as ex
-from .audio import SAMPLE_RATE, playback_pcm16
+from nsynth_core.explorer import explorer as ex
+from nsynth_core.audio.core import SAMPLE_RATE, playback_pcm16
 
 # Piano, sawtooth lead, violin and vibraphone around middle C: four families far apart in sound, close in pitch.
 CORNERS = ("keyboard_acoustic_fluidr3_gm000-060-100", "synth_lead_synthetic_fluidr3_gm081-060-100",

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from .audio import SAMPLE_RATE, for_playback, write_wav
+from nsynth_core.audio.core import SAMPLE_RATE, for_playback, write_wav
 
 OUTPUTS_ENV = "NSYNTH_OUTPUTS"
 DEFAULT_OUTPUTS_DIR = Path(tempfile.gettempdir()) / "nsynth-explorer"

@@ -6,8 +6,8 @@ from dataclasses import replace
 import numpy as np
 from sklearn.neighbors import KNeighborsClassifier
 
-from .embedding_map import note_features
-from .explorer import Explorer, LoadedModel, Note, encode_notes
+from nsynth_core.explorer.embedding_map import note_features
+from nsynth_core.explorer.explorer import Explorer, LoadedModel, Note, encode_notes
 
 UNKNOWN = "unknown"  # a note's family before any guess (Note's default)
 NEIGHBOURS = 3  # an odd few: one odd example does not decide, a far-off family does not vote

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from gradio.utils import get_upload_folder
 
-from .exports import outputs_dir
+from nsynth_core.exports.files import outputs_dir
 
 RESERVE_ENV = "NSYNTH_DISK_RESERVE_MB"
 DEFAULT_RESERVE_MB = 200  # more than any one answer writes (a 9 x 9 grid of 4 s notes: ~30 MB of wav, zip, copies)

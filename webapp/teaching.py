@@ -12,11 +12,11 @@ import plotly.graph_objects as go
 import torch
 from plotly.subplots import make_subplots
 
-from . import explorer as ex
-from .audio import MU, NOTE_LENGTH, SAMPLE_RATE, mu_law_decode, mu_law_encode
-from .figures import add_rainbowgram
-from .generate import sample_logits, sampling_uniforms
-from .wavenet import fundamental_phase
+from nsynth_core.explorer import explorer as ex
+from nsynth_core.audio.core import MU, NOTE_LENGTH, SAMPLE_RATE, mu_law_decode, mu_law_encode
+from webapp.figures import add_rainbowgram
+from nsynth_core.engine.generate import sample_logits, sampling_uniforms
+from nsynth_core.models.wavenet import fundamental_phase
 
 EVALUATION_FILE = "evaluation.md"
 ZOOM_MS = 10.0  # the waveform opens on this much audio around its loudest sample: enough to see the 8-bit steps

@@ -18,7 +18,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .audio import midi_to_hz
+from nsynth_core.audio.core import midi_to_hz
 
 SAMPLE_RATE = 16000
 NOTE_LENGTH = 64000

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .audio import NOTE_LENGTH
-from .explorer import MAX_SESSION_NOTES, ExplorerError, Note, audio_digest
-from .exports import write_errors_explained
+from nsynth_core.audio.core import NOTE_LENGTH
+from nsynth_core.explorer.explorer import MAX_SESSION_NOTES, ExplorerError, Note, audio_digest
+from nsynth_core.exports.files import write_errors_explained
 
 FIELDS = ("audio", "names", "pitches", "families", "sources")
 SOURCES = ("upload", "microphone")

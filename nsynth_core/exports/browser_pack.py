@@ -6,9 +6,9 @@ would need an unzipper in the page.
 
 from pathlib import Path
 
-from .audio import SAMPLE_RATE, playback_pcm16
-from .exports import write_errors_explained
-from .multigrid import Multigrid
+from nsynth_core.audio.core import SAMPLE_RATE, playback_pcm16
+from nsynth_core.exports.files import write_errors_explained
+from nsynth_core.explorer.multigrid import Multigrid
 
 
 def write_browser_pack(path, grid: Multigrid, sample_rate: int = SAMPLE_RATE) -> dict:

@@ -5,8 +5,8 @@ from typing import Callable
 import numpy as np
 import torch
 
-from .audio import mu_law_decode
-from .wavenet import WaveNetAutoencoder, steady_phase
+from nsynth_core.audio.core import mu_law_decode
+from nsynth_core.models.wavenet import WaveNetAutoencoder, steady_phase
 
 ProgressCallback = Callable[[int, int], None]
 

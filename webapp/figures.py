@@ -7,10 +7,10 @@ import plotly
 import plotly.graph_objects as go
 from PIL import Image
 
-from .audio import SAMPLE_RATE
-from .embedding_map import EmbeddingMap
-from .rainbowgram import HOP_LENGTH as RAINBOWGRAM_HOP
-from .rainbowgram import LOWEST_NOTE, OCTAVES, rainbowgram
+from nsynth_core.audio.core import SAMPLE_RATE
+from nsynth_core.explorer.embedding_map import EmbeddingMap
+from nsynth_core.audio.rainbowgram import HOP_LENGTH as RAINBOWGRAM_HOP
+from nsynth_core.audio.rainbowgram import LOWEST_NOTE, OCTAVES, rainbowgram
 
 COLOR_BY = ("family", "pitch", "source")
 COLOR_BY_LABELS = {"family": "instrument family", "pitch": "pitch", "source": "sound bank (SoundFont)"}

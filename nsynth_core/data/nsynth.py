@@ -17,10 +17,10 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from nsynth_core import protobuf
+from nsynth_core.data import protobuf
 from safetensors import safe_open
 
-from nsynth_core.audio import NOTE_PEAK, SAMPLE_RATE, SILENCE_PEAK, normalize_loudness
+from nsynth_core.audio.core import NOTE_PEAK, SAMPLE_RATE, SILENCE_PEAK, normalize_loudness
 
 FAMILIES = ("bass", "brass", "flute", "guitar", "keyboard", "mallet", "organ", "reed", "string", "synth_lead", "vocal")
 SOURCES = ("acoustic", "electronic", "synthetic")

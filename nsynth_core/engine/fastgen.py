@@ -2,7 +2,7 @@
 
 The engine (csrc/fastgen.cpp) is compiled with the machine's C++ compiler for the machine's own vector
 instructions, once per source and machine: the app starts that in the background (`start_build`), and
-`python -m nsynth_core.fastgen` does it ahead of time. The library is kept in a cache folder of its own, which
+`python -m nsynth_core.engine.fastgen` does it ahead of time. The library is kept in a cache folder of its own, which
 later processes load without compiling. It runs the very same weights and step as `WaveNetDecoder.step`, with
 conditioning biases precomputed per frame and the batch split across threads, and draws samples from the same
 uniforms as `generate`, so a seed gives the same audio from both engines. `decode` uses it when it can and falls
@@ -27,9 +27,9 @@ import numpy as np
 import torch
 from torch.utils import cpp_extension
 
-from .audio import mu_law_decode
-from .generate import ProgressCallback, generate, generation_excitation, sampling_uniforms
-from .wavenet import WaveNetAutoencoder
+from nsynth_core.audio.core import mu_law_decode
+from nsynth_core.engine.generate import ProgressCallback, generate, generation_excitation, sampling_uniforms
+from nsynth_core.models.wavenet import WaveNetAutoencoder
 
 log = logging.getLogger(__name__)
 

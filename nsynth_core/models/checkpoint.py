@@ -9,9 +9,9 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from .ddsp import DDSPConfig, DDSPDecoder
-from .spectral import SpectralAutoencoder, SpectralConfig
-from .wavenet import WaveNetAutoencoder, WaveNetConfig
+from nsynth_core.models.ddsp import DDSPConfig, DDSPDecoder
+from nsynth_core.models.spectral import SpectralAutoencoder, SpectralConfig
+from nsynth_core.models.wavenet import WaveNetAutoencoder, WaveNetConfig
 
 MODEL_KINDS = {
     "wavenet": (WaveNetConfig, WaveNetAutoencoder),

@@ -16,10 +16,10 @@ from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from typing import Callable, Hashable
 
-from . import explorer as ex
-from . import family_guess
-from .low_priority import lower_this_thread, niced_pool
-from .precision import encoder_dtype
+from nsynth_core.explorer import explorer as ex
+from nsynth_core.explorer import family_guess
+from webapp.low_priority import lower_this_thread, niced_pool
+from nsynth_core.engine.precision import encoder_dtype
 
 RECENT_BATCHES = 8  # the cost per note: the median over this many recent batches, so one slow batch does not sway it
 REPORT_EVERY = 0.5  # s between reports to a waiting request

@@ -10,9 +10,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .audio import NOTE_LENGTH
-from .decoding import Decoding
-from .interpolation import cell_labels, grid_weights, mix
+from nsynth_core.audio.core import NOTE_LENGTH
+from nsynth_core.explorer.decoding import Decoding
+from nsynth_core.explorer.interpolation import cell_labels, grid_weights, mix
 
 ONS_PITCHES = tuple(range(24, 85, 4))  # Open NSynth Super's 16 pitches, MIDI 24, 28, ..., 84
 DECODE_CHUNK = 64  # notes per decoder call: bounds the working memory of a batch (a few MB per DDSP note)

@@ -13,8 +13,8 @@ from pathlib import Path
 import crc32c
 import numpy as np
 
-from nsynth_core import protobuf
-from nsynth_core.protobuf import ProtobufError
+from nsynth_core.data import protobuf
+from nsynth_core.data.protobuf import ProtobufError
 
 TABLE_MAGIC = 0xDB4775248B80FB57
 FOOTER_LENGTH = 48  # two varint block handles padded to 40 bytes, then the 8-byte magic

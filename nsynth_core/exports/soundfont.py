@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .audio import SAMPLE_RATE, playback_pcm16
-from .multigrid import Multigrid
+from nsynth_core.audio.core import SAMPLE_RATE, playback_pcm16
+from nsynth_core.explorer.multigrid import Multigrid
 
 GUARD_SAMPLES = 46
 LOOP_MARGIN = 8  # the spec wants 8 valid samples around loop points, even unused ones

@@ -15,11 +15,11 @@ import numpy as np
 import torch
 from scipy.optimize import nnls
 
-from . import fastgen
-from .audio import NOTE_LENGTH
-from .ddsp import DDSPDecoder
-from .spectral import SpectralAutoencoder, spectrogram_to_audio
-from .wavenet import WaveNetAutoencoder
+from nsynth_core.engine import fastgen
+from nsynth_core.audio.core import NOTE_LENGTH
+from nsynth_core.models.ddsp import DDSPDecoder
+from nsynth_core.models.spectral import SpectralAutoencoder, spectrogram_to_audio
+from nsynth_core.models.wavenet import WaveNetAutoencoder
 
 SPEED_PROBE_SAMPLES = 256
 DECODES_KEPT = 8  # recent decodes the estimate is fitted to: a few batch sizes, recent enough to follow the load

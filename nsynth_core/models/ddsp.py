@@ -27,7 +27,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .audio import midi_to_hz
+from nsynth_core.audio.core import midi_to_hz
 
 
 @dataclass
