@@ -24,7 +24,7 @@ from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from nsynth_core import default_device
-from nsynth_core.audio.core import NOTE_LENGTH, SAMPLE_RATE, load_audio, write_wav
+from nsynth_core.audio.core import NOTE_LENGTH, NOTE_PEAK, SAMPLE_RATE, for_playback, load_audio, normalize_loudness, write_wav
 from nsynth_core.models.checkpoint import load_checkpoint, weights_fingerprint
 from nsynth_core.explorer.decoding import Decoding, decoding_for
 from nsynth_core.audio.metrics import median_f0
@@ -207,6 +207,17 @@ def batch_progress(bar: tqdm, batch_size: int):
     return progress
 
 
+def write_note(path: Path, audio: np.ndarray, peak: float | None, keep_level: bool) -> None:
+    """Writes a decoded note at the app's playing level, or, with --keep-level, at `peak` (the input's level;
+    None: as decoded), and names the file on standard output."""
+    if not keep_level:
+        audio = for_playback(audio)
+    elif peak is not None:
+        audio = normalize_loudness(audio, peak)
+    write_wav(path, audio)
+    print(path)
+
+
 # --- the commands --------------------------------------------------------------------------------------------------
 
 def encode(args) -> int:
@@ -219,7 +230,9 @@ def encode(args) -> int:
         for batch in loaded_batches(sources, load, args.batch_size, report, on_skip=lambda: bar.update(1)):
             z = encode_batch(model, [audio for _, audio in batch]).cpu().numpy()
             for (source, _), z_note in zip(batch, z):
-                np.save(output_path(args.out, source, ".npy"), z_note)
+                path = output_path(args.out, source, ".npy")
+                np.save(path, z_note)
+                print(path)
             bar.update(len(batch))
     return report.exit_status()
 
@@ -248,7 +261,7 @@ def decode(args) -> int:
                 pitches = None if pitch is None else [pitch] * len(batch)
                 audio = decode_batch(model, z, pitches, args, batch_progress(bar, len(batch)))
                 for (source, _), note in zip(batch, audio):
-                    write_wav(output_path(args.out, source, ".wav"), note)
+                    write_note(output_path(args.out, source, ".wav"), note, None, args.keep_level)
     return report.exit_status()
 
 
@@ -259,21 +272,24 @@ def reconstruct(args) -> int:
     pitch = checked_pitch(model, args.pitch)
 
     def load(path):
-        audio = load_audio(path, length=length)
+        """The note at the level models are fed at, its own peak, and its pitch when the decoder needs one."""
+        as_recorded = load_audio(path, length=length, peak=None)
+        audio = normalize_loudness(as_recorded, NOTE_PEAK)
+        input_peak = float(np.abs(as_recorded).max())
         if not model.needs_pitch:
-            return audio, None
-        return audio, pitch if pitch is not None else estimated_pitch(audio, model.pitch_range)
+            return audio, input_peak, None
+        return audio, input_peak, pitch if pitch is not None else estimated_pitch(audio, model.pitch_range)
 
     report = Report()
     sources = find_sources(args.inputs, AUDIO_SUFFIXES, report)
     samples = model.samples_for(model.frames_for(length))
     with tqdm(total=len(sources) * samples, unit="sample", unit_scale=True, desc="reconstruct") as bar:
         for batch in loaded_batches(sources, load, args.batch_size, report, on_skip=lambda: bar.update(samples)):
-            z = encode_batch(encoder, [audio for _, (audio, _) in batch])
-            pitches = [note_pitch for _, (_, note_pitch) in batch] if model.needs_pitch else None
+            z = encode_batch(encoder, [audio for _, (audio, _, _) in batch])
+            pitches = [note_pitch for _, (_, _, note_pitch) in batch] if model.needs_pitch else None
             audio = decode_batch(model, z, pitches, args, batch_progress(bar, len(batch)))
-            for (source, _), note in zip(batch, audio):
-                write_wav(output_path(args.out, source, ".wav"), note)
+            for (source, (_, input_peak, _)), note in zip(batch, audio):
+                write_note(output_path(args.out, source, ".wav"), note, input_peak, args.keep_level)
     return report.exit_status()
 
 
@@ -330,6 +346,8 @@ def build_parser() -> argparse.ArgumentParser:
     command = commands.add_parser("decode", parents=[common, decoding], help="Z (.npy) -> OUT/<name>.wav",
                                   description="Decode Z (.npy files written by encode) to 16 kHz audio.")
     command.add_argument("inputs", nargs="+", metavar="INPUT", help=".npy files or folders")
+    command.add_argument("--keep-level", action="store_true",
+                         help="write the decoder's output as it is, not at the app's playing level (peak 0.9)")
     command.set_defaults(run=decode)
     decoding.add_argument("--encoder", default="checkpoints/wavenet",
                           help="for a decoder that reads a WaveNet's Z (DDSP): the WaveNet checkpoint that encodes "
@@ -339,6 +357,8 @@ def build_parser() -> argparse.ArgumentParser:
                                   description="Encode audio and decode it again. Pitch-conditioned models "
                                               "estimate each note's pitch when --pitch is not given.")
     command.add_argument("inputs", **audio_inputs)
+    command.add_argument("--keep-level", action="store_true",
+                         help="write each note at its input's peak level, not at the app's playing level (peak 0.9)")
     command.set_defaults(run=reconstruct)
     return parser
 

@@ -7,7 +7,7 @@ import pytest
 import soundfile as sf
 import torch
 
-from nsynth_core.audio.core import NOTE_LENGTH, SAMPLE_RATE, load_audio
+from nsynth_core.audio.core import NOTE_LENGTH, PLAYBACK_PEAK, SAMPLE_RATE, for_playback, load_audio
 from nsynth_core.models.checkpoint import save_checkpoint
 from nsynth_core.cli import main
 from nsynth_core.engine.generate import generate
@@ -129,7 +129,8 @@ def test_decode_matches_the_reference_generator_per_batch(tmp_path, wavenet, cap
     for name, z_note in z.items():
         np.save(tmp_path / f"{name}.npy", z_note.numpy())
     status, err = run(capsys, "decode", *(tmp_path / f"{name}.npy" for name in z), "--checkpoint", path,
-                      "--out", tmp_path / "wav", "--seed", 5, "--temperature", 0.7, "--batch-size", 4)
+                      "--out", tmp_path / "wav", "--seed", 5, "--temperature", 0.7, "--batch-size", 4,
+                      "--keep-level")
     assert status == 0, err
     # Notes of equal length share a batch (a, b); c, shorter, is decoded in a batch of its own.
     expected = generate(model, torch.stack([z["a"], z["b"]]), temperature=0.7, seed=5)
@@ -237,11 +238,11 @@ def test_ddsp_decodes_and_reconstructs_from_the_wavenets_z(wavenet, checkpoint, 
     z = wavenet_model.encode(torch.from_numpy(load_audio(tone))[None])
     with torch.no_grad():
         expected = ddsp_model(z, torch.tensor([69]))[0].numpy()  # A4, found by pitch tracking
-    assert len(audio) == NOTE_LENGTH and np.abs(audio - expected).max() <= PCM_STEP
+    assert len(audio) == NOTE_LENGTH and np.abs(audio - for_playback(expected)).max() <= PCM_STEP
 
     np.save(tmp_path / "a4.npy", z[0].numpy())
     assert main(["decode", str(tmp_path / "a4.npy"), "--checkpoint", str(ddsp_path), "--pitch", "69",
-                 "--out", str(tmp_path / "decoded")]) == 0
+                 "--out", str(tmp_path / "decoded"), "--keep-level"]) == 0
     assert np.abs(read_wav(tmp_path / "decoded" / "a4.wav") - expected).max() <= PCM_STEP
 
     assert main(["encode", str(tone), "--checkpoint", str(ddsp_path), "--out", str(tmp_path / "z")]) == 1
@@ -250,3 +251,21 @@ def test_ddsp_decodes_and_reconstructs_from_the_wavenets_z(wavenet, checkpoint, 
     assert main(["reconstruct", str(tone), "--checkpoint", str(ddsp_path), "--encoder", str(other),
                  "--out", str(tmp_path / "out2")]) == 1
     assert "trained on the Z of another encoder" in capsys.readouterr().err
+
+
+def test_reconstruct_writes_at_the_playing_level_or_the_inputs_and_names_each_file(tmp_path, checkpoint, capsys):
+    path, _ = checkpoint(WaveNetAutoencoder(replace(TINY, pitch_classes=128)), "pitched")
+    quiet = write_tone(tmp_path / "in" / "quiet.wav", 440.0, amplitude=0.05)
+    loud = write_tone(tmp_path / "in" / "loud.wav", 330.0, amplitude=0.8)
+    status = main(["reconstruct", str(quiet), str(loud), "--checkpoint", str(path), "--out",
+                   str(tmp_path / "played"), "--seconds", "0.3", "--seed", "1"])
+    printed = capsys.readouterr().out.split()
+    assert status == 0
+    assert sorted(printed) == sorted(str(tmp_path / "played" / name) for name in ("quiet.wav", "loud.wav"))
+    for name in ("quiet.wav", "loud.wav"):
+        assert np.abs(read_wav(tmp_path / "played" / name)).max() == pytest.approx(PLAYBACK_PEAK, abs=2 * PCM_STEP)
+
+    assert main(["reconstruct", str(quiet), str(loud), "--checkpoint", str(path), "--out", str(tmp_path / "kept"),
+                 "--seconds", "0.3", "--seed", "1", "--keep-level"]) == 0
+    for name, amplitude in (("quiet.wav", 0.05), ("loud.wav", 0.8)):
+        assert np.abs(read_wav(tmp_path / "kept" / name)).max() == pytest.approx(amplitude, abs=2 * PCM_STEP)
