@@ -17,7 +17,7 @@ from nsynth_core.exports import files as exports
 from webapp import about_tab, server
 from webapp.encoding_queue import FairBatchQueue, prepared_notes
 from webapp.explore_tab import ExploreTab
-from webapp.grid_tab import GridTab, estimate
+from webapp.grid_tab import GridTab
 from webapp.header import Header
 from webapp.how_it_works_tab import HowItWorksTab
 from webapp.play_tab import PlayTab
@@ -30,7 +30,8 @@ def notes_queue_for(explorer: Explorer) -> FairBatchQueue:
 
 
 def build(explorer: Explorer, notes_queue: FairBatchQueue) -> gr.Blocks:
-    """The page over `explorer`, its new notes handed to `notes_queue`; nothing runs until it is launched."""
+    """The page over `explorer`, its visitors' new notes handed to `notes_queue`. It starts no thread: main()
+    serves it."""
     example = example_grid.load_example(explorer.assets_dir)  # heard on the page before anything is chosen
     header, explore = Header(explorer), ExploreTab(explorer, notes_queue)
     grid, reconstruct = GridTab(explorer, example), ReconstructTab(explorer)
@@ -59,7 +60,7 @@ def build(explorer: Explorer, notes_queue: FairBatchQueue) -> gr.Blocks:
         if explore.served_map is None:  # else it stands until something changes it: a redraw would blank it
             page.load(explore.draw_map, explore.map_args, explore.map_plot)
         page.load(header.describe_models, header.model_paths, header.model_info).then(
-            estimate, grid.estimate_inputs, grid.expected)
+            grid.estimate, grid.estimate_inputs, grid.expected)
     server.guard_api(page)
     return page
 

@@ -34,7 +34,6 @@ from nsynth_core.models.checkpoint import CheckpointError, load_checkpoint, save
 from nsynth_core.explorer.explorer import Explorer, ExplorerError, load_model, note_from_file
 from nsynth_core.explorer.interpolation import GRID_SIZES
 from nsynth_core.models.wavenet import WaveNetAutoencoder, WaveNetConfig
-from webapp.grid_tab import estimate
 from app_helpers import REPO, add_broken_checkpoints, running_app, write_nan_weights, write_tiny_checkpoints
 
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024  # the page's limit on each file (webapp/shared.py)
@@ -259,7 +258,7 @@ def test_a_whole_float_grid_size_is_taken(page, monkeypatch):
 def test_a_9_by_9_grid_says_what_it_will_take_before_it_fills_81_players_in_9_rows(page):
     paths = [str(page.explorer.checkpoints_dir / name) for name in ("tiny-wavenet", "tiny-spectral", "tiny-ddsp")]
     for decoder in ("WaveNet", "DDSP"):
-        said = estimate("grid (4 notes)", 9, decoder, 4.0, *paths)
+        said = page.grid.estimate("grid (4 notes)", 9, decoder, 4.0, *paths)
         assert f"Decoding 81 cells of 4 s with the {decoder} decoder takes **" in said
     *players, _, _, cells, _ = run_grid(page, *LINE_NOTES, *LINE_NOTES, size=9, decoder="DDSP")
     shown = [index for index, player in enumerate(players) if player.get("visible")]
@@ -293,12 +292,12 @@ def test_a_wavenet_estimate_during_the_engines_first_build_says_why_at_once(page
     directory = page.explorer.checkpoints_dir
     paths = [str(engine_sized), str(directory / "tiny-spectral"), str(directory / "tiny-ddsp")]
     started = time.monotonic()
-    said = estimate("grid (4 notes)", 2, "WaveNet", 1.0, *paths)
+    said = page.grid.estimate("grid (4 notes)", 2, "WaveNet", 1.0, *paths)
     waited = time.monotonic() - started
     release.set()
     assert "A WaveNet decode waits for the C++ engine's first build on this machine (up to 20 s)" in said
     assert waited < 5
-    assert "Decoding 4 cells" in estimate("grid (4 notes)", 2, "DDSP", 1.0, *paths)  # the others are not held
+    assert "Decoding 4 cells" in page.grid.estimate("grid (4 notes)", 2, "DDSP", 1.0, *paths)  # the others are not held
 
 
 # --- files handed out ----------------------------------------------------------------------------------------

@@ -22,10 +22,6 @@ def grid_settings(shape, size):
     return notes, cells
 
 
-def estimate(shape, size, decoder, seconds, *paths):
-    return decode_estimate(decoder, paths, grid_settings(shape, size)[1], seconds)
-
-
 class GridTab(Tab):
     def __init__(self, explorer: ex.Explorer, example: example_grid.ExampleGrid):
         super().__init__(explorer)
@@ -69,7 +65,7 @@ class GridTab(Tab):
 
     def wire(self, header, explore) -> None:
         """The grid's estimate and decode; a new grid is drawn on the Explore tab's map."""
-        gr.on([self.shape.change, self.size.change, self.decoder.change, self.seconds.change], estimate,
+        gr.on([self.shape.change, self.size.change, self.decoder.change, self.seconds.change], self.estimate,
               self.estimate_inputs, self.expected, trigger_mode="always_last")
         self.generate_button.click(
             self.run_grid, [*self.corners, self.shape, self.size, self.rule, self.decoder, self.temperature,
@@ -77,6 +73,10 @@ class GridTab(Tab):
             [*self.players, self.all_cells, self.archive, header.grid_cells, self.made_by], api_name="grid",
             concurrency_id="decode", concurrency_limit=1, show_progress_on=self.made_by).then(
             explore.draw_map, explore.map_args, explore.map_plot)
+
+    @staticmethod
+    def estimate(shape, size, decoder, seconds, *paths):
+        return decode_estimate(decoder, paths, grid_settings(shape, size)[1], seconds)
 
     @friendly
     @writes_files
