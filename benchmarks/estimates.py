@@ -30,19 +30,19 @@ def main():
     parser.add_argument("--decoders", default="wavenet,spectral,ddsp")
     parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
-    torch.set_num_threads(int(os.environ.get("NSYNTH_THREADS", "1")))  # as app.py
+    torch.set_num_threads(int(os.environ.get("NSYNTH_THREADS", "1")))  # as the app (webapp/server.py)
     load_before = os.getloadavg()
     peak, _ = matmul_peak(torch.get_num_threads())
-    app = ex.Explorer()
-    examples = list(app.bundled.values())
-    wavenet = ex.load_model(app.checkpoints()["wavenet"][0][1])
+    explorer = ex.Explorer()
+    examples = list(explorer.bundled.values())
+    wavenet = ex.load_model(explorer.checkpoints()["wavenet"][0][1])
     ex.encode_notes(wavenet, examples)  # as the app's warm-up
     header = "| decoder | round | grid | estimate shown | took | estimate / took |"
     lines = [header, "|" + "---|" * (header.count("|") - 1)]
     print(header, flush=True)
     worst = 1.0
     for kind in args.decoders.split(","):
-        loaded = ex.load_model(app.checkpoints()[kind][0][1])
+        loaded = ex.load_model(explorer.checkpoints()[kind][0][1])
         encoder = ex.encoder_for(loaded, wavenet)
         loaded.decoding.probe()
         corners = iter(range(0, len(examples) - 3, 4))
@@ -53,7 +53,7 @@ def main():
                 ex.grid_z(encoder, grid)  # encoding is not part of the estimate: the app encodes notes on arrival
                 shown = loaded.decoding.estimate_seconds(size * size, SAMPLE_RATE)
                 start = time.perf_counter()
-                app.decode_grid(loaded, encoder, grid, TEMPERATURE, SAMPLE_RATE)
+                explorer.decode_grid(loaded, encoder, grid, TEMPERATURE, SAMPLE_RATE)
                 took = time.perf_counter() - start
                 ratio = shown / took
                 worst = max(worst, ratio, 1 / ratio)

@@ -14,7 +14,10 @@ import urllib.error
 import urllib.request
 import zipfile
 from dataclasses import replace
+from operator import attrgetter
+from types import SimpleNamespace
 
+import gradio as gr
 import httpx
 import numpy as np
 import pytest
@@ -33,7 +36,7 @@ from nsynth_core.explorer.interpolation import GRID_SIZES
 from nsynth_core.models.wavenet import WaveNetAutoencoder, WaveNetConfig
 from app_helpers import REPO, add_broken_checkpoints, running_app, write_nan_weights, write_tiny_checkpoints
 
-MAX_UPLOAD_BYTES = 20 * 1024 * 1024  # app.py's limit
+MAX_UPLOAD_BYTES = 20 * 1024 * 1024  # the page's limit on each file (webapp/shared.py)
 CLICK_SECONDS = 0.05
 TONE_HZ, TONE_MIDI = 220.0, 57
 
@@ -112,17 +115,23 @@ def test_a_click_is_kept_and_padded_with_silence(files):
 
 # --- floods -------------------------------------------------------------------------------------------------
 
+def tab_serving(page, api_name):
+    """The tab of the page whose handler answers `api_name`."""
+    return next(event.fn.__self__ for event in page.fns.values() if event.api_name == api_name)
+
+
 @pytest.fixture(scope="module")
 def page(tmp_path_factory):
-    """app.py imported in this process (its handlers called directly), over tiny checkpoints."""
+    """The page app.py builds, in this process over tiny checkpoints, as its explorer and the tabs whose handlers
+    are called (and fields read) directly."""
+    import app
+
     checkpoints = tmp_path_factory.mktemp("page_checkpoints")
     write_tiny_checkpoints(checkpoints)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv(explorer.CHECKPOINTS_ENV, str(checkpoints))
-        patch.setenv(exports.OUTPUTS_ENV, str(tmp_path_factory.mktemp("page_outputs")))
-        import app
-        patch.setattr(app, "app", Explorer(checkpoints))
-        yield app
+    shared = Explorer(checkpoints, outputs=tmp_path_factory.mktemp("page_outputs"))
+    built = app.build(shared, app.notes_queue_for(shared))
+    return SimpleNamespace(explorer=shared, explore=tab_serving(built, "add_uploads"), grid=tab_serving(built, "grid"),
+                           play=tab_serving(built, "play_point"), how=tab_serving(built, "show_sound"))
 
 
 @pytest.fixture
@@ -139,9 +148,9 @@ def reads(monkeypatch):
 def add_uploads(page, paths, session=None, uploaded=0):
     """The page's upload handler as one visitor calls it: (their notes, the summary shown, the bytes they have
     uploaded now)."""
-    session, summary, *_, uploaded = page.add_uploads(
+    session, summary, *_, uploaded = page.explore.add_uploads(
         [str(path) for path in paths], uploaded, session or {}, "family", False, [], None,
-        request=page.gr.Request(session_hash="visitor"), progress=lambda *args, **kwargs: None)
+        request=gr.Request(session_hash="visitor"), progress=lambda *args, **kwargs: None)
     return session, summary, uploaded
 
 
@@ -150,7 +159,7 @@ def test_a_flood_of_files_is_refused_before_any_is_read_and_the_next_upload_work
     for i in range(200):
         shutil.copy(files / "click.wav", tmp_path / f"click{i}.wav")
         flood.append(tmp_path / f"click{i}.wav")
-    with pytest.raises(page.gr.Error, match="Upload at most 16 files at a time; this upload has 200"):
+    with pytest.raises(gr.Error, match="Upload at most 16 files at a time; this upload has 200"):
         add_uploads(page, flood)
     assert reads == []
     session, summary, _ = add_uploads(page, [files / "good.wav"])
@@ -163,7 +172,7 @@ def test_an_upload_over_the_byte_budget_is_refused_before_any_is_read(page, file
         with open(tmp_path / f"heavy{i}.wav", "wb") as sparse:
             sparse.truncate(MAX_UPLOAD_BYTES - 1)
         heavy.append(tmp_path / f"heavy{i}.wav")
-    with pytest.raises(page.gr.Error, match="Upload at most 60 MB at a time; these files hold 80 MB"):
+    with pytest.raises(gr.Error, match="Upload at most 60 MB at a time; these files hold 80 MB"):
         add_uploads(page, heavy)
     assert reads == []
 
@@ -172,7 +181,7 @@ def test_an_upload_over_the_visitors_room_is_refused_before_any_is_read(page, fi
     note = note_from_file(files / "good.wav")
     reads.clear()
     nearly_full = {f"n{i}": note for i in range(explorer.MAX_SESSION_NOTES - 2)}
-    with pytest.raises(page.gr.Error, match="you have 46, so 2 more can be added, not 3"):
+    with pytest.raises(gr.Error, match="you have 46, so 2 more can be added, not 3"):
         add_uploads(page, [files / "good.wav", files / "click.wav", files / "real.mp3"], nearly_full)
     assert reads == []
     session, _, _ = add_uploads(page, [files / "click.wav"], nearly_full)
@@ -184,7 +193,7 @@ def test_uploads_past_the_visitors_byte_budget_are_refused_before_any_is_read(pa
     session, _, uploaded = add_uploads(page, [files / "ten_minutes.wav"])
     assert uploaded == (files / "ten_minutes.wav").stat().st_size
     reads.clear()
-    with pytest.raises(page.gr.Error, match=r"Each visitor can upload 12 MB in all; you have uploaded 9\.2 MB, so "
+    with pytest.raises(gr.Error, match=r"Each visitor can upload 12 MB in all; you have uploaded 9\.2 MB, so "
                                             r"2\.8 MB more can be added, not 9\.2 MB"):
         add_uploads(page, [files / "ten_minutes.wav"], session, uploaded)
     assert reads == []
@@ -198,17 +207,17 @@ LINE_NOTES = ["bass_electronic_fluidr3_gm033-036-100", "brass_acoustic_fluidr3_g
 
 
 def run_grid(page, *corners, size=2, decoder="WaveNet", session=None, wavenet=True, seconds=0.1):
-    directory = page.app.checkpoints_dir
+    directory = page.explorer.checkpoints_dir
     paths = [str(directory / "tiny-wavenet") if wavenet else None, str(directory / "tiny-spectral"),
              str(directory / "tiny-ddsp")]
     shape = "line (A to B)" if len(corners) == 2 else "grid (4 notes)"
     corners = [*corners, None, None][:4]
-    return page.run_grid(*corners, shape, size, "bilinear", decoder, 0.25, seconds, session or {}, *paths,
+    return page.grid.run_grid(*corners, shape, size, "bilinear", decoder, 0.25, seconds, session or {}, *paths,
                          progress=lambda *args, **kwargs: None)
 
 
 def test_a_spectral_grid_without_a_wavenet_is_heard_not_placed(page, monkeypatch):
-    monkeypatch.setattr(load_model(page.app.checkpoints_dir / "tiny-spectral").decoding, "griffin_lim_iters", 2)
+    monkeypatch.setattr(load_model(page.explorer.checkpoints_dir / "tiny-spectral").decoding, "griffin_lim_iters", 2)
     *players, _, archive, cells, made_by = run_grid(page, *LINE_NOTES, decoder="Spectral baseline",
                                                     wavenet=False)
     assert cells == [] and "spectral" in made_by.lower()
@@ -219,37 +228,37 @@ def test_a_spectral_grid_without_a_wavenet_is_heard_not_placed(page, monkeypatch
 
 @pytest.mark.parametrize("size", ["NaN", 3.5, float("inf"), 1, 10, None])
 def test_a_bad_grid_size_gets_a_clear_message(page, size):
-    with pytest.raises(page.gr.Error, match=f"The grid size must be a whole number from 2 to 9, not {size!r}"):
+    with pytest.raises(gr.Error, match=f"The grid size must be a whole number from 2 to 9, not {size!r}"):
         run_grid(page, *LINE_NOTES, size=size)
 
 
-@pytest.mark.parametrize("field, given", [("size", "NaN"), ("size", [3]), ("seconds", "1e999"), ("point_x", "nan"),
-                                          ("draw_seed", None)])
+@pytest.mark.parametrize("field, given", [("grid.size", "NaN"), ("grid.size", [3]), ("grid.seconds", "1e999"),
+                                          ("play.point_x", "nan"), ("how.draw_seed", None)])
 def test_a_field_given_a_non_number_through_the_api_gets_the_apps_message(page, field, given):
-    component = getattr(page, field)
-    with pytest.raises(page.gr.Error, match=re.escape(f"{component.label} must be a number, not {given!r}.")):
+    component = attrgetter(field)(page)
+    with pytest.raises(gr.Error, match=re.escape(f"{component.label} must be a number, not {given!r}.")):
         component.preprocess(given)
 
 
 def test_a_number_sent_as_text_through_the_api_is_read_as_that_number(page):
-    assert page.size.preprocess("3.0") == 3.0 and page.point_x.preprocess(" -1.5 ") == -1.5
-    assert type(page.size.preprocess(3)) is int  # what the page sends is passed on as it was
-    assert page.note_pitch.preprocess(None) is None  # a field that starts empty may be left empty
+    assert page.grid.size.preprocess("3.0") == 3.0 and page.play.point_x.preprocess(" -1.5 ") == -1.5
+    assert type(page.grid.size.preprocess(3)) is int  # what the page sends is passed on as it was
+    assert page.explore.note_pitch.preprocess(None) is None  # a field that starts empty may be left empty
     largest = max(GRID_SIZES)
-    with pytest.raises(page.gr.Error, match=f"greater than maximum value {largest}"):  # Gradio's range check runs
-        page.size.preprocess(str(largest + 2))
+    with pytest.raises(gr.Error, match=f"greater than maximum value {largest}"):  # Gradio's range check runs
+        page.grid.size.preprocess(str(largest + 2))
 
 
 def test_a_whole_float_grid_size_is_taken(page, monkeypatch):
-    monkeypatch.setattr(load_model(page.app.checkpoints_dir / "tiny-spectral").decoding, "griffin_lim_iters", 2)
+    monkeypatch.setattr(load_model(page.explorer.checkpoints_dir / "tiny-spectral").decoding, "griffin_lim_iters", 2)
     *players, _, _, _, _ = run_grid(page, *LINE_NOTES, size=3.0, decoder="Spectral baseline")
     assert sum(bool(player.get("visible")) for player in players) == 3
 
 
 def test_a_9_by_9_grid_says_what_it_will_take_before_it_fills_81_players_in_9_rows(page):
-    paths = [str(page.app.checkpoints_dir / name) for name in ("tiny-wavenet", "tiny-spectral", "tiny-ddsp")]
+    paths = [str(page.explorer.checkpoints_dir / name) for name in ("tiny-wavenet", "tiny-spectral", "tiny-ddsp")]
     for decoder in ("WaveNet", "DDSP"):
-        said = page.estimate("grid (4 notes)", 9, decoder, 4.0, *paths)
+        said = page.grid.estimate("grid (4 notes)", 9, decoder, 4.0, *paths)
         assert f"Decoding 81 cells of 4 s with the {decoder} decoder takes **" in said
     *players, _, _, cells, _ = run_grid(page, *LINE_NOTES, *LINE_NOTES, size=9, decoder="DDSP")
     shown = [index for index, player in enumerate(players) if player.get("visible")]
@@ -265,7 +274,7 @@ def test_a_note_without_pitch_is_kept_with_a_warning_and_named_when_a_grid_needs
     with pytest.warns(UserWarning, match=f"No pitch was found in '{name}'"):
         session, summary, _ = add_uploads(page, [tmp_path / f"{name}.wav"])
     (note,) = session
-    with pytest.raises(page.gr.Error, match=f"needs each note's pitch, but none was found in '{name}'"):
+    with pytest.raises(gr.Error, match=f"needs each note's pitch, but none was found in '{name}'"):
         run_grid(page, note, *LINE_NOTES[:1], decoder="DDSP", session=session)
 
 
@@ -280,15 +289,15 @@ def test_a_wavenet_estimate_during_the_engines_first_build_says_why_at_once(page
     monkeypatch.setattr(fastgen, "BUILD_WAIT", 20)
     monkeypatch.setattr(fastgen, "_warned", set())
     fastgen.start_build()
-    directory = page.app.checkpoints_dir
+    directory = page.explorer.checkpoints_dir
     paths = [str(engine_sized), str(directory / "tiny-spectral"), str(directory / "tiny-ddsp")]
     started = time.monotonic()
-    said = page.estimate("grid (4 notes)", 2, "WaveNet", 1.0, *paths)
+    said = page.grid.estimate("grid (4 notes)", 2, "WaveNet", 1.0, *paths)
     waited = time.monotonic() - started
     release.set()
     assert "A WaveNet decode waits for the C++ engine's first build on this machine (up to 20 s)" in said
     assert waited < 5
-    assert "Decoding 4 cells" in page.estimate("grid (4 notes)", 2, "DDSP", 1.0, *paths)  # the others are not held
+    assert "Decoding 4 cells" in page.grid.estimate("grid (4 notes)", 2, "DDSP", 1.0, *paths)  # the others are not held
 
 
 # --- files handed out ----------------------------------------------------------------------------------------
@@ -310,30 +319,30 @@ def disk_full(*args, **kwargs):
 
 
 def test_a_full_disk_gives_a_clear_message_and_leaves_no_partial_zip(page, monkeypatch):
-    monkeypatch.setattr(load_model(page.app.checkpoints_dir / "tiny-spectral").decoding, "griffin_lim_iters", 2)
-    before = set(page.app.outputs_dir.iterdir()) if page.app.outputs_dir.exists() else set()
+    monkeypatch.setattr(load_model(page.explorer.checkpoints_dir / "tiny-spectral").decoding, "griffin_lim_iters", 2)
+    before = set(page.explorer.outputs_dir.iterdir()) if page.explorer.outputs_dir.exists() else set()
     monkeypatch.setattr(zipfile.ZipFile, "writestr", disk_full)
-    with pytest.raises(page.gr.Error, match="The server's disk is full"):
+    with pytest.raises(gr.Error, match="The server's disk is full"):
         run_grid(page, *LINE_NOTES, decoder="Spectral baseline")
-    assert set(page.app.outputs_dir.iterdir()) == before
+    assert set(page.explorer.outputs_dir.iterdir()) == before
     monkeypatch.setattr(exports.tempfile, "mkdtemp", disk_full)
     with pytest.raises(exports.OutputError, match="The server's disk is full"):
-        exports.output_path(page.app.outputs_dir, "nsynth_grid.zip")
+        exports.output_path(page.explorer.outputs_dir, "nsynth_grid.zip")
 
 
 # --- saved notes --------------------------------------------------------------------------------------------
 
 def test_saved_notes_come_back_as_they_were(page, files):
     session, _, _ = add_uploads(page, [files / "good.wav", files / "click.wav"])
-    saved = page.save_notes(session)
-    restored, summary, *_ = page.restore_notes(saved, {}, "family", False, [], None)
+    saved = page.explore.save_notes(session)
+    restored, summary, *_ = page.explore.restore_notes(saved, {}, "family", False, [], None)
     assert list(restored) == list(session) and "good" in summary
     for note_id, note in session.items():
         again = restored[note_id]
         assert (again.name, again.pitch, again.source) == (note.name, note.pitch, note.source)
         np.testing.assert_array_equal(again.audio, note.audio)
-    with pytest.raises(page.gr.Error, match="no notes of your own"):
-        page.save_notes({})
+    with pytest.raises(gr.Error, match="no notes of your own"):
+        page.explore.save_notes({})
 
 
 def tampered(path, **changes):
@@ -367,8 +376,8 @@ def test_a_tampered_archive_is_refused_and_the_notes_kept(page, files, tmp_path)
     with pytest.raises(ExplorerError, match="cannot be read as saved notes"):
         load_notes(tmp_path / "pickled.npz")
     session = {note.id: note for note in load_notes(saved)}
-    with pytest.raises(page.gr.Error):
-        page.restore_notes(str(tmp_path / "letter.npz"), session, "family", False, [], None)
+    with pytest.raises(gr.Error):
+        page.explore.restore_notes(str(tmp_path / "letter.npz"), session, "family", False, [], None)
     assert len(session) == 1
 
 
@@ -377,10 +386,10 @@ def test_a_tampered_archive_is_refused_and_the_notes_kept(page, files, tmp_path)
 def test_broken_checkpoints_are_skipped_and_reported(tmp_path):
     write_tiny_checkpoints(tmp_path)
     add_broken_checkpoints(tmp_path)
-    app = Explorer(tmp_path)
-    assert {kind: [name for name, _ in found] for kind, found in app.checkpoints().items()} == {
+    checked = Explorer(tmp_path)
+    assert {kind: [name for name, _ in found] for kind, found in checked.checkpoints().items()} == {
         "wavenet": ["tiny-wavenet"], "spectral": ["tiny-spectral"], "ddsp": ["tiny-ddsp"]}
-    status = app.status()
+    status = checked.status()
     assert "**Skipped checkpoint `corrupt`:**" in status and "cannot be read" in status
     assert "**Skipped checkpoint `mismatched`:**" in status and "does not match its config" in status
     assert "**Skipped checkpoint `half_written`:**" in status and "not valid JSON" in status

@@ -7,12 +7,14 @@ the web server stays responsive while it works. A waiting request can ask where 
 it and, once a few batches have been timed, about how long until its own are done.
 """
 
+import functools
 import math
 import os
 import statistics
 import threading
 import time
 from collections import OrderedDict, deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable, Hashable
 
@@ -209,6 +211,12 @@ class FairBatchQueue:
             del self._waiting[request.owner]
 
 
+@functools.cache
+def encoding_pool() -> ThreadPoolExecutor:
+    """One niced thread per core for the parts of a batch, started by the first batch rather than at import."""
+    return niced_pool(CORES, "encoding")
+
+
 def pitch_and_encode(wavenet: ex.LoadedModel | None, notes: list[ex.Note]) -> list[ex.Note]:
     """The notes with their pitch found; their WaveNet code (when there is a WaveNet) is computed into the
     explorer's cache, where the map and the family guess read it. The app runs each torch operation on one thread
@@ -219,7 +227,8 @@ def pitch_and_encode(wavenet: ex.LoadedModel | None, notes: list[ex.Note]) -> li
     in 3.0 s instead of 3.2 s with a float32 encoder, 1.7 s instead of 1.9 s with a bfloat16 one."""
     size = math.ceil(len(notes) / CORES) if notes else 1
     parts = [notes[start:start + size] for start in range(0, len(notes), size)]
-    done = _cores.map(lambda i: _pitched_and_encoded(wavenet, parts[i], encode_first=i % 2 == 1), range(len(parts)))
+    done = encoding_pool().map(lambda i: _pitched_and_encoded(wavenet, parts[i], encode_first=i % 2 == 1),
+                               range(len(parts)))
     return [note for part in done for note in part]
 
 
@@ -245,6 +254,3 @@ def prepared_notes(explorer: ex.Explorer, wavenet: ex.LoadedModel | None, notes:
         notes = family_guess.with_guesses(explorer, wavenet, notes)
         explorer.place_notes(wavenet, notes)
     return notes
-
-
-_cores = niced_pool(CORES, "encoding")

@@ -54,7 +54,10 @@ def niced_pool(workers: int, name: str, nice: int | None = None) -> ThreadPoolEx
     return ThreadPoolExecutor(workers, thread_name_prefix=name, initializer=lower_this_thread, initargs=(nice,))
 
 
-_pool = niced_pool(COMPUTE_THREADS, "decoding", decode_nice())
+@functools.cache
+def decoding_pool() -> ThreadPoolExecutor:
+    """The threads that decode, started by the first decode rather than at import."""
+    return niced_pool(COMPUTE_THREADS, "decoding", decode_nice())
 
 
 def at_low_priority(handler):
@@ -62,5 +65,5 @@ def at_low_priority(handler):
     (Gradio's progress and warnings) goes with it."""
     @functools.wraps(handler)
     def wrapped(*args, **kwargs):
-        return _pool.submit(contextvars.copy_context().run, handler, *args, **kwargs).result()
+        return decoding_pool().submit(contextvars.copy_context().run, handler, *args, **kwargs).result()
     return wrapped

@@ -1,0 +1,71 @@
+"""The code's shape: importing the page starts and builds nothing, and modules and functions stay short enough to
+read (app.py only wires webapp/ together)."""
+
+import ast
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+APP_LINES = 100
+WEBAPP_MODULE_LINES = 500
+FUNCTION_LINES = 80
+LAYOUT_FUNCTION = "layout"  # a tab's layout, in webapp/: one long list of components is easier read whole
+
+# Counts what importing the page makes: threads, thread pools, models (torch modules) and explorers. Gradio is
+# imported first: it makes a thread pool of its own at import.
+IMPORT_PROBE = """
+import concurrent.futures, importlib, json, pkgutil, threading
+import gradio, torch
+from nsynth_core.explorer.explorer import Explorer
+
+made = []
+def counting(cls):
+    original = cls.__init__
+    def init(self, *args, **kwargs):
+        made.append(type(self).__name__)
+        original(self, *args, **kwargs)
+    cls.__init__ = init
+for cls in (torch.nn.Module, concurrent.futures.ThreadPoolExecutor, Explorer):
+    counting(cls)
+threads = threading.active_count()
+import app
+import webapp
+for module in pkgutil.iter_modules(webapp.__path__):
+    importlib.import_module(f"webapp.{module.name}")
+print(json.dumps({"new_threads": threading.active_count() - threads, "made": made}))
+"""
+
+
+def test_importing_the_page_starts_no_thread_and_builds_nothing():
+    run = subprocess.run([sys.executable, "-c", IMPORT_PROBE], cwd=REPO, capture_output=True, text=True,
+                         timeout=300)
+    assert run.returncode == 0, run.stderr
+    imported = json.loads(run.stdout.splitlines()[-1])
+    assert imported == {"new_threads": 0, "made": []}
+
+
+def python_files() -> list[Path]:
+    return [REPO / "app.py", *sorted((REPO / "webapp").glob("*.py")), *sorted((REPO / "nsynth_core").rglob("*.py"))]
+
+
+def test_app_py_and_each_webapp_module_are_under_their_line_limits():
+    too_long = [f"{path.relative_to(REPO)}: {lines} lines (limit {limit})"
+                for path, limit in [(REPO / "app.py", APP_LINES),
+                                    *((path, WEBAPP_MODULE_LINES) for path in (REPO / "webapp").glob("*.py"))]
+                if (lines := len(path.read_text().splitlines())) >= limit]
+    assert not too_long, "Modules over their limit: " + "; ".join(too_long)
+
+
+def test_no_function_is_over_80_lines_but_a_tabs_layout():
+    too_long = []
+    for path in python_files():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                continue
+            lines = node.end_lineno - node.lineno + 1
+            exempt = path.parent.name == "webapp" and node.name == LAYOUT_FUNCTION
+            if lines > FUNCTION_LINES and not exempt:
+                too_long.append(f"{path.relative_to(REPO)}:{node.lineno} {node.name} ({lines} lines)")
+    assert not too_long, f"Functions over {FUNCTION_LINES} lines: " + "; ".join(too_long)

@@ -1,0 +1,10 @@
+"""The About tab: assets/about.md, the project's models and their evaluation in words."""
+
+import gradio as gr
+
+from nsynth_core.explorer import explorer as ex
+
+
+def layout() -> None:
+    with gr.Tab("About"):
+        gr.Markdown((ex.ASSETS_DIR / "about.md").read_text(), elem_id="about")

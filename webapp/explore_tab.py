@@ -1,0 +1,238 @@
+"""The Explore tab: a visitor's own notes (uploaded, recorded, saved and restored, their pitch corrected) and the
+map of the embedding space they are placed on, where a click selects a note or (play_tab.py) plays a point."""
+
+import json
+import sys
+
+import gradio as gr
+import plotly.graph_objects as go
+
+from nsynth_core.audio.core import NOTE_LENGTH, SAMPLE_RATE
+from nsynth_core.explorer import explorer as ex
+from nsynth_core.explorer import family_guess
+from nsynth_core.explorer.map_points import neighbour_weights
+from nsynth_core.exports import session_archive
+from nsynth_core.exports import files as exports
+from webapp import encoding_queue, figures
+from webapp.shared import CORNERS, MAX_UPLOAD_MB, Tab, default_checkpoint, friendly, note_picker, writes_files
+
+# Uploads wait on the shared encoding queue, which serves visitors in turn, rather than on Gradio's queue: enough of
+# them run at once that each visitor is told where their own notes stand.
+ADDING_NOTES_AT_ONCE = 8
+UPLOAD_LIMITS = (f"WAV, FLAC, OGG or MP3, up to {MAX_UPLOAD_MB} MB each, {ex.MAX_UPLOAD_FILES} files and "
+                 f"{ex.MAX_UPLOAD_MB} MB at a time. Only the first "
+                 f"{NOTE_LENGTH / SAMPLE_RATE:g} s are used; a shorter sound is padded with silence, as NSynth "
+                 "notes end in silence.")
+
+
+def session_summary(session) -> str:
+    if not session:
+        return "Your notes will be listed here."
+    return "**Your notes:** " + ", ".join(note.label for note in session.values())
+
+
+def clicked_note(payload):
+    try:
+        return json.loads(payload)["id"]
+    except (ValueError, KeyError, TypeError):
+        return gr.skip()
+
+
+def clicked_place(payload) -> tuple[float, float] | None:
+    """(x, y) of a click on empty map space; None for a click on a note (clicked_note selects it) or a bad one."""
+    try:
+        clicked = json.loads(payload)
+        place = float(clicked["x"]), float(clicked["y"])
+    except (ValueError, KeyError, TypeError):
+        return None
+    return None if "id" in clicked else place
+
+
+class ExploreTab(Tab):
+    def __init__(self, explorer: ex.Explorer, notes_queue: encoding_queue.FairBatchQueue):
+        super().__init__(explorer)
+        self.notes_queue = notes_queue
+
+    def layout(self, header) -> None:
+        with gr.Tab("Explore"), gr.Row(elem_id="explore-columns"):
+            with gr.Column(scale=1):
+                self.uploads = gr.File(label="Upload notes", file_count="multiple", file_types=["audio"],
+                                       elem_id="uploads")
+                gr.Markdown(UPLOAD_LIMITS)
+                self.recorder = gr.Audio(sources=["microphone"], type="filepath", label="Or record one")
+                self.summary = gr.Markdown(session_summary({}), label="Your notes", elem_id="summary")
+                with gr.Row():
+                    self.save_button = gr.Button("Save my notes", size="sm")
+                    self.saved = gr.File(label="Saved notes (.npz)", interactive=False)
+                self.restore = gr.File(label="Restore saved notes", file_types=[".npz"])
+                self.selected = note_picker("Note (or click one on the map)")
+                with gr.Row():
+                    self.note_pitch = gr.Number(None, precision=0, minimum=0, maximum=127,
+                                                label="Its pitch (MIDI; 60 is middle C)", elem_id="note-pitch")
+                    self.pitch_button = gr.Button("Correct the pitch of my note", size="sm")
+                self.player = gr.Audio(label="Selected note", interactive=False, autoplay=True,
+                                       elem_id="selected-player")
+                self.heard = gr.Markdown("Click a note on the map to hear it, or empty space between notes to hear "
+                                         "the blend of the nearest three.")
+                with gr.Row():
+                    self.corner_buttons = [gr.Button(f"Use as {corner[0]}", size="sm") for corner in CORNERS]
+            with gr.Column(scale=2):
+                with gr.Row():
+                    self.color_by = gr.Radio([(figures.COLOR_BY_LABELS[name], name) for name in figures.COLOR_BY],
+                                             value="family", label="Colour by")
+                    self.show_path = gr.Checkbox(label="Show the selected note's path over time")
+                self.served_map = self.first_map()
+                self.map_plot = gr.Plot(self.served_map, label="Map", elem_id="map")
+                self.click = gr.Textbox(elem_id="map-click", show_label=False)
+        self.map_inputs = [header.session, self.color_by, self.show_path, header.grid_cells, header.wavenet_path]
+        self.map_args = [header.session, self.color_by, self.selected, self.show_path, header.grid_cells,
+                         header.wavenet_path]
+
+    def wire(self, header, corners: list[gr.Dropdown], source_note: gr.Dropdown) -> None:
+        """The notes' events, which also fill the Grid tab's `corners` and the Reconstruct tab's `source_note`."""
+        session, summary, map_plot, selected = header.session, self.summary, self.map_plot, self.selected
+        map_inputs, map_args = self.map_inputs, self.map_args
+        new_note_outputs = [session, summary, map_plot, selected, *corners, source_note]
+        # Each event shows its progress, and a refusal's badge, on one component rather than on every output.
+        # The box is emptied after each upload, taken or refused, so the next upload reads only its own files.
+        adding = {"concurrency_id": "add_notes", "concurrency_limit": ADDING_NOTES_AT_ONCE,
+                  "show_progress_on": summary}
+        upload_event = self.uploads.upload(self.add_uploads, [self.uploads, header.uploaded, *map_inputs],
+                                           [*new_note_outputs, header.uploaded], api_name="add_uploads", **adding)
+        for after in (upload_event.success, upload_event.failure):
+            after(None, None, self.uploads, js="() => null")
+        self.recorder.stop_recording(self.add_recording, [self.recorder, header.uploaded, *map_inputs],
+                                     [*new_note_outputs, header.uploaded], api_name="add_recording", **adding)
+        self.save_button.click(self.save_notes, session, self.saved, api_name="save_notes")
+        self.restore.upload(self.restore_notes, [self.restore, *map_inputs], new_note_outputs,
+                            api_name="restore_notes", show_progress_on=summary)
+        self.pitch_button.click(self.correct_pitch, [selected, self.note_pitch, *map_inputs], new_note_outputs,
+                                api_name="correct_pitch", show_progress_on=self.note_pitch)
+
+        # One listener per output that several settings change, always run on the latest settings: separate
+        # listeners could finish out of order under load and leave on the page what earlier settings gave.
+        gr.on([self.color_by.change, self.show_path.change, header.wavenet_path.change], self.draw_map, map_args,
+              map_plot, api_name="map", trigger_mode="always_last")
+        selected.change(self.select_note, [selected, session], self.player, api_name="select_note")
+        selected.change(self.pitch_of, [selected, session], self.note_pitch)
+        selected.change(lambda note_id: f"**{note_id}**, as recorded." if note_id else gr.skip(), selected,
+                        self.heard)
+        selected.change(lambda *args: self.draw_map(*args) if args[3] else gr.skip(), map_args, map_plot)
+        self.click.change(clicked_note, self.click, selected)
+        for button, corner in zip(self.corner_buttons, corners):
+            button.click(lambda note_id: note_id, selected, corner)
+
+    def first_map(self) -> go.Figure | None:
+        """The examples' map as the page is served, when it needs no encoding: drawn by a page-load event instead,
+        it appeared only after that event's round trip and the plotting library's download."""
+        wavenet = default_checkpoint(self.explorer, "wavenet")
+        stored = self.explorer.precomputed_map(ex.load_model(wavenet)) if wavenet else None
+        return figures.map_figure(stored) if stored is not None else None
+
+    @friendly
+    def draw_map(self, session, color_by, selected, show_path, grid_cells, wavenet_path, progress=gr.Progress()):
+        wavenet = ex.load_model(wavenet_path) if wavenet_path else None
+        placing = bool(session or grid_cells or (show_path and selected))
+        embedding_map = self.explorer.map_for(wavenet, lambda done, total: progress(
+            (done, total), desc="First use of this checkpoint: encoding the example notes", unit="notes"), placing)
+        if embedding_map is None:
+            return figures.message_figure("No map yet: it needs a trained WaveNet checkpoint.")
+        if wavenet is None:
+            return figures.map_figure(embedding_map, color_by)
+        own = list(session.values())
+        user_points = list(zip(own, self.explorer.place_notes(wavenet, own)))
+        trajectory = None
+        if show_path and selected:
+            note = self.explorer.note(session, selected)
+            trajectory = (note.name, self.explorer.trajectory(wavenet, note))
+        return figures.map_figure(embedding_map, color_by, user_points, grid_cells or (), trajectory)
+
+    def with_new_notes(self, session, notes, color_by, show_path, grid_cells, wavenet_path):
+        session = ex.add_notes(session, notes, {note.name for note in self.explorer.bundled.values()})
+        session = family_guess.with_guessed_families(self.explorer,
+                                                     ex.load_model(wavenet_path) if wavenet_path else None, session)
+        choices = self.note_choices(session)
+        selected = next((n.id for n in reversed(list(session.values())) if any(n.id == m.id for m in notes)), None)
+        figure = self.draw_map(session, color_by, selected, show_path, grid_cells, wavenet_path)
+        dropdowns = [gr.update(choices=choices) for _ in range(len(CORNERS) + 1)]
+        return [session, session_summary(session), figure, gr.update(choices=choices, value=selected), *dropdowns]
+
+    @staticmethod
+    def nothing_new(session):
+        return [session, session_summary(session), gr.skip(), gr.skip(), *[gr.skip()] * (len(CORNERS) + 1)]
+
+    def pitched_and_encoded(self, notes, wavenet_path, request: gr.Request, progress) -> list[ex.Note]:
+        """The notes with their pitch and WaveNet code, from the queue shared by every visitor; meanwhile the page
+        says where this visitor's notes stand in it."""
+        wavenet = ex.load_model(wavenet_path) if wavenet_path else None
+        return self.notes_queue.run(request.session_hash or id(request), wavenet, notes, lambda position: progress(
+            (position.total - position.left, position.total), desc=str(position), unit="notes"))
+
+    @friendly
+    def add_uploads(self, files, uploaded, session, color_by, show_path, grid_cells, wavenet_path,
+                    request: gr.Request, progress=gr.Progress()):
+        notes, problems = ex.read_uploads(files, session, uploaded, lambda read: self.pitched_and_encoded(
+            read, wavenet_path, request, progress))
+        for note in notes:
+            print(f"Read upload {note.name}", file=sys.stderr, flush=True)
+        for problem in problems:
+            gr.Warning(problem)
+        return [*self.with_new_notes(session, notes, color_by, show_path, grid_cells, wavenet_path),
+                uploaded + ex.upload_bytes(files)]
+
+    @friendly
+    def add_recording(self, path, uploaded, session, color_by, show_path, grid_cells, wavenet_path,
+                      request: gr.Request, progress=gr.Progress()):
+        if not path:
+            return [*self.nothing_new(session), uploaded]
+        ex.check_upload([path], session, uploaded)
+        taken = sum(note.source == "microphone" for note in session.values())
+        read = ex.read_note(path, name=f"recording {taken + 1}", source="microphone")
+        note, = self.pitched_and_encoded([read], wavenet_path, request, progress)
+        if warning := ex.pitch_warning(note):
+            gr.Warning(warning)
+        return [*self.with_new_notes(session, [note], color_by, show_path, grid_cells, wavenet_path),
+                uploaded + ex.upload_bytes([path])]
+
+    @friendly
+    def correct_pitch(self, note_id, pitch, session, color_by, show_path, grid_cells, wavenet_path):
+        session = ex.with_pitch(session, note_id, pitch)
+        choices = self.note_choices(session)
+        figure = self.draw_map(session, color_by, note_id, show_path, grid_cells, wavenet_path)
+        dropdowns = [gr.update(choices=choices) for _ in range(len(CORNERS) + 1)]
+        return [session, session_summary(session), figure, gr.update(choices=choices, value=note_id), *dropdowns]
+
+    def pitch_of(self, note_id, session):
+        return self.explorer.note(session, note_id).pitch if note_id else None
+
+    @friendly
+    @writes_files
+    def save_notes(self, session):
+        path = exports.output_path(self.explorer.outputs_dir, "nsynth_notes.npz")
+        return str(session_archive.save_notes(list(session.values()), path))
+
+    @friendly
+    def restore_notes(self, path, session, color_by, show_path, grid_cells, wavenet_path):
+        if not path:
+            return self.nothing_new(session)
+        return self.with_new_notes(session, session_archive.load_notes(path), color_by, show_path, grid_cells,
+                                   wavenet_path)
+
+    @friendly
+    @writes_files
+    def select_note(self, note_id, session):
+        if not note_id:
+            return None
+        return self.playable(self.explorer.note(session, note_id).audio)
+
+    @friendly
+    def mark_clicked_point(self, payload, session, color_by, selected, show_path, grid_cells, wavenet_path):
+        """The map with the clicked point and lines to the neighbours blended into it, after its sound has
+        left."""
+        place = clicked_place(payload)
+        if place is None:
+            return gr.skip()
+        positions = self.explorer.map_for(self.model(wavenet_path, "WaveNet"), placing=False).positions
+        nearest, weights = neighbour_weights(positions, place)  # the rule the sound was blended by
+        figure = self.draw_map(session, color_by, selected, show_path, grid_cells, wavenet_path)
+        return figures.mark_blend(figure, place, positions[nearest], [f"{100 * w:.0f} %" for w in weights])

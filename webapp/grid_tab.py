@@ -1,0 +1,118 @@
+"""The Grid tab: a grid (or a line) of sounds mixed between corner notes, decoded, placed on the map and handed
+out as one zip; it opens on the ready example grid."""
+
+from itertools import islice
+
+import gradio as gr
+import numpy as np
+
+from nsynth_core.audio.core import SAMPLE_RATE, playback_pcm16
+from nsynth_core.explorer import explorer as ex
+from nsynth_core.explorer.interpolation import GRID_SIZES
+from nsynth_core.exports import example_grid
+from nsynth_core.exports import files as exports
+from webapp import low_priority
+from webapp.shared import (CORNERS, DECODERS, DEFAULT_DECODER, MAX_SIZE, OWN_PITCH, Tab, checkpoint_paths,
+                           chosen_pitch, decode_estimate, friendly, note_picker, writes_files)
+
+
+def grid_settings(shape, size):
+    notes = 2 if shape.startswith("line") else 4
+    cells = size if notes == 2 else size * size
+    return notes, cells
+
+
+class GridTab(Tab):
+    def __init__(self, explorer: ex.Explorer, example: example_grid.ExampleGrid):
+        super().__init__(explorer)
+        self.example = example
+
+    def layout(self, header) -> None:
+        example = self.example
+        with gr.Tab("Grid"):
+            self.corners = []
+            for row in (CORNERS[:2], CORNERS[2:]):  # laid out as they sit on the grid
+                with gr.Row(elem_classes="corner-pickers"):
+                    self.corners += [note_picker(f"Corner {corner}", example.corners[CORNERS.index(corner)])
+                                     for corner in row]
+            with gr.Row():
+                self.shape = gr.Radio(["grid (4 notes)", "line (A to B)"], value="grid (4 notes)", label="Shape")
+                self.size = gr.Slider(min(GRID_SIZES), MAX_SIZE, value=example_grid.SIZE, step=1,
+                                      label="Cells per side")
+                self.rule = gr.Radio([("bilinear", "bilinear"), ("Open NSynth Super distance", "distance")],
+                                     value="bilinear", label="Mixing")
+            with gr.Row():
+                self.decoder = gr.Radio(list(DECODERS), value=DEFAULT_DECODER, label="Decoder")
+                # 0.25: the shipped WaveNet keeps the pitch of 84 % of test notes there, 78 % at 0.5 and 49 % at 1,
+                # and its spectral distance is lowest there (checkpoints/README.md).
+                self.temperature = gr.Slider(0.0, 1.5, value=0.25, step=0.05,
+                                             label="WaveNet temperature (0 = most likely sample, 1 = the model's "
+                                                   "own distribution)")
+                self.seconds = gr.Slider(0.1, 4.0, value=example_grid.SECONDS, step=0.1, label="Length (s)")
+            self.expected = gr.Markdown()
+            self.generate_button = gr.Button("Generate grid", variant="primary")
+            self.made_by = gr.Markdown(example_grid.DESCRIPTION, label="Decoded by")
+            self.all_cells = gr.Audio(**header.example_track, interactive=False, elem_id="play-all")
+            example_cells = iter(self.grid_players(example.labels, example.mixes, example.cells, example_grid.SIZE))
+            self.players = []
+            for _ in range(MAX_SIZE):
+                with gr.Row():
+                    self.players += [gr.Audio(**(shown or {"label": "Grid cell"}), visible=shown is not None,
+                                              interactive=False, min_width=120)
+                                     for shown in islice(example_cells, MAX_SIZE)]
+            self.archive = gr.File(label="Download every cell (wav + Z as .npy)")
+        self.estimate_inputs = [self.shape, self.size, self.decoder, self.seconds, *header.model_paths]
+
+    def wire(self, header, explore) -> None:
+        """The grid's estimate and decode; a new grid is drawn on the Explore tab's map."""
+        gr.on([self.shape.change, self.size.change, self.decoder.change, self.seconds.change], self.estimate,
+              self.estimate_inputs, self.expected, trigger_mode="always_last")
+        self.generate_button.click(
+            self.run_grid, [*self.corners, self.shape, self.size, self.rule, self.decoder, self.temperature,
+                            self.seconds, header.session, *header.model_paths, header.pitch_choice, header.octaves],
+            [*self.players, self.all_cells, self.archive, header.grid_cells, self.made_by], api_name="grid",
+            concurrency_id="decode", concurrency_limit=1, show_progress_on=self.made_by).then(
+            explore.draw_map, explore.map_args, explore.map_plot)
+
+    @staticmethod
+    def estimate(shape, size, decoder, seconds, *paths):
+        return decode_estimate(decoder, paths, grid_settings(shape, size)[1], seconds)
+
+    @friendly
+    @writes_files
+    @low_priority.at_low_priority
+    def run_grid(self, a, b, c, d, shape, size, rule, decoder, temperature, seconds, session, wavenet_path,
+                 spectral_path, ddsp_path, pitch=OWN_PITCH, octaves=0, progress=gr.Progress()):
+        size = ex.grid_size(size)
+        paths = checkpoint_paths(wavenet_path, spectral_path, ddsp_path)
+        loaded, encoder = self.decoder_and_encoder(DECODERS[decoder], decoder, paths)
+        count, _ = grid_settings(shape, size)
+        chosen = [a, b, c, d][:count]
+        if not all(chosen):
+            raise ex.ExplorerError(f"Choose {'notes A and B' if count == 2 else 'all four corner notes'} first.")
+        grid = ex.make_grid([self.explorer.note(session, note_id) for note_id in chosen], size, rule)
+        audio, z = self.explorer.decode_grid(
+            loaded, encoder, grid, temperature, int(seconds * SAMPLE_RATE),
+            progress=lambda done, total: progress((done, total), desc="Decoding", unit="samples"),
+            pitch=chosen_pitch(pitch), octaves=octaves)
+        # The map lies in a WaveNet's space: without one the grid is heard, not placed. The zip comes last, so a
+        # failure before it leaves no file behind.
+        cells = (list(zip(grid.labels, self.explorer.place_grid(ex.load_model(wavenet_path), grid).tolist()))
+                 if wavenet_path else [])
+        archive = exports.export_zip(exports.output_path(self.explorer.outputs_dir, "nsynth_grid.zip"), grid, audio,
+                                     z)
+        pcm = np.stack([playback_pcm16(cell) for cell in audio])
+        players = [gr.update(**shown, visible=True) if shown else gr.update(value=None, visible=False)
+                   for shown in self.grid_players(grid.labels, grid.mixes(), pcm, size)]
+        made_by = f"Decoded by the **{decoder}** decoder (`{loaded.name}`)."
+        return [*players, gr.update(**self.play_all_player(grid.labels, pcm, grid.rule == "line")), str(archive),
+                cells, made_by]
+
+    def grid_players(self, labels, mixes, pcm, per_row: int) -> list[dict | None]:
+        """What each of the MAX_SIZE x MAX_SIZE cell players shows, row by row: a cell's 16-bit sound and what it
+        is made of; None for a player left hidden. A line (as many cells as per_row) fills the first row."""
+        shown = [None] * (MAX_SIZE * MAX_SIZE)
+        for index, (label, made_of, cell) in enumerate(zip(labels, mixes, self.player_files(list(pcm)))):
+            row, column = divmod(index, per_row)
+            shown[row * MAX_SIZE + column] = {"value": cell, "label": f"{label}: {made_of}"}
+        return shown

@@ -1,0 +1,66 @@
+"""The top of the page, above the tabs: the title, the ready example, the checkpoint pickers and the pitch of every
+decoded sound; and the visitor's own state (notes, upload budget, last grid), which every tab reads."""
+
+import gradio as gr
+
+from nsynth_core.explorer import explorer as ex
+from nsynth_core.exports import example_grid
+from webapp.shared import OWN_PITCH, PITCH_CHOICES, Tab, checkpoint_paths, default_checkpoint
+
+SESSION_TTL = 3 * 3600  # s without a new note before a visitor's notes are dropped from server memory
+
+
+class Header(Tab):
+    def layout(self, example: example_grid.ExampleGrid) -> None:
+        self.session = gr.State({}, time_to_live=SESSION_TTL)  # note id -> Note: this visitor's own notes
+        self.uploaded = gr.State(0, time_to_live=SESSION_TTL)  # bytes of this visitor's uploads so far (their budget)
+        self.grid_cells = gr.State([], time_to_live=SESSION_TTL)  # [(label, [x, y])] of the last grid, on the map
+        gr.Markdown("# NSynth timbre explorer\nBring notes, see where they sit in the embedding space, and mix them "
+                    "into new sounds with the paper's WaveNet autoencoder, its spectral baseline or a fast DDSP "
+                    "decoder on the WaveNet's code.")
+        with gr.Row(elem_id="example"):
+            gr.Markdown(f"**Hear an example first.** {example_grid.DESCRIPTION} (The Grid tab plays each cell.)")
+            self.example_track = self.play_all_player(example.labels, example.cells, line=False)
+            gr.Audio(**self.example_track, interactive=False, elem_id="example-player")
+        self.status = gr.Markdown(self.explorer.status())
+        found = self.explorer.checkpoints()
+        with gr.Row():
+            self.wavenet_path = gr.Dropdown([(name, path) for name, path in found["wavenet"]],
+                                            value=default_checkpoint(self.explorer, "wavenet"),
+                                            label="WaveNet checkpoint")
+            self.spectral_path = gr.Dropdown([(name, path) for name, path in found["spectral"]],
+                                             value=default_checkpoint(self.explorer, "spectral"),
+                                             label="Spectral baseline checkpoint")
+            self.ddsp_path = gr.Dropdown([(name, path) for name, path in found["ddsp"]],
+                                         value=default_checkpoint(self.explorer, "ddsp"),
+                                         label="DDSP checkpoint (reads the WaveNet's Z)")
+            self.model_info = gr.Markdown()
+        with gr.Row():  # the pitch-conditioned decoders play any timbre at any pitch: grid, reconstruction, map point
+            self.pitch_choice = gr.Dropdown(PITCH_CHOICES, value=OWN_PITCH,
+                                            label="Pitch (MIDI) of every decoded sound")
+            self.octaves = gr.Slider(-3, 3, value=0, step=1,
+                                     label="Octave shift of each note's own pitch (grid, reconstruction, map point)")
+        self.model_paths = [self.wavenet_path, self.spectral_path, self.ddsp_path]
+
+    def wire(self) -> None:
+        for trigger in (self.wavenet_path.change, self.spectral_path.change, self.ddsp_path.change):
+            trigger(self.describe_models, self.model_paths, self.model_info)
+
+    @staticmethod
+    def describe_models(*paths):
+        return "  \n".join(ex.describe_model(ex.load_model(path)) for path in paths if path)
+
+    def refresh_checkpoints(self, *current_paths):
+        """Each page load lists the checkpoints on disk now, so a newly trained model shows up without a
+        restart."""
+        found = self.explorer.checkpoints()
+        pickers = []
+        for kind, current in checkpoint_paths(*current_paths).items():
+            paths = [path for _, path in found[kind]]
+            pickers.append(gr.update(choices=found[kind],
+                                     value=current if current in paths else default_checkpoint(self.explorer, kind)))
+        return [self.explorer.status(), *pickers]
+
+    def note_pickers(self, session, *values):
+        choices = self.note_choices(session)
+        return [gr.update(choices=choices, value=value) for value in values]

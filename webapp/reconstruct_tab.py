@@ -1,0 +1,56 @@
+"""The Reconstruct tab: one note decoded from its own code by each decoder, heard and seen (rainbowgrams) beside
+the original."""
+
+import gradio as gr
+
+from nsynth_core.audio.core import SAMPLE_RATE
+from nsynth_core.explorer import explorer as ex
+from webapp import figures, low_priority
+from webapp.shared import (DECODERS, OWN_PITCH, Tab, checkpoint_paths, chosen_pitch, friendly, note_picker,
+                           writes_files)
+
+
+class ReconstructTab(Tab):
+    def layout(self, header) -> None:
+        with gr.Tab("Reconstruct", elem_id="reconstruct-tab"):
+            with gr.Row():
+                self.source_note = note_picker("Note")
+                self.seconds = gr.Slider(0.1, 4.0, value=2.0, step=0.1, label="Length (s)")
+                self.temperature = gr.Slider(0.0, 1.5, value=0.25, step=0.05, label="WaveNet temperature")
+                self.button = gr.Button("Reconstruct", variant="primary")
+            self.outputs = []
+            with gr.Row():
+                for title in ("Original", *DECODERS):
+                    with gr.Column():
+                        self.outputs += [gr.Audio(label=title, interactive=False),
+                                         gr.Plot(label=f"{title} rainbowgram")]
+        self.inputs = [self.source_note, header.session, self.temperature, self.seconds, *header.model_paths,
+                       header.pitch_choice, header.octaves]
+
+    def wire(self) -> None:
+        self.button.click(self.reconstruct, self.inputs, self.outputs, api_name="reconstruct",
+                          concurrency_id="decode", concurrency_limit=1, show_progress_on=self.outputs[0])
+
+    @friendly
+    @writes_files
+    @low_priority.at_low_priority
+    def reconstruct(self, note_id, session, temperature, seconds, wavenet_path, spectral_path, ddsp_path,
+                    pitch=OWN_PITCH, octaves=0, progress=gr.Progress()):
+        if not note_id:
+            raise ex.ExplorerError("Choose a note to reconstruct.")
+        note = self.explorer.note(session, note_id)
+        length = int(seconds * SAMPLE_RATE)
+        outputs = [self.playable(note.audio[:length]), figures.rainbowgram_figure(note.audio[:length], "Original")]
+        paths = checkpoint_paths(wavenet_path, spectral_path, ddsp_path)
+        for label, kind in DECODERS.items():
+            if not paths[kind]:
+                gr.Warning(f"No {label} checkpoint: that reconstruction is skipped.")
+                outputs += [None, None]
+                continue
+            loaded, encoder = self.decoder_and_encoder(kind, label, paths)
+            audio = self.explorer.reconstruct(
+                loaded, encoder, note, temperature, length,
+                progress=lambda done, total: progress((done, total), desc=label, unit="samples"),
+                pitch=chosen_pitch(pitch), octaves=octaves)
+            outputs += [self.playable(audio), figures.rainbowgram_figure(audio, label)]
+        return outputs
