@@ -31,6 +31,7 @@ from nsynth_core.models.checkpoint import CheckpointError, load_checkpoint, save
 from nsynth_core.explorer.explorer import Explorer, ExplorerError, load_model, note_from_file
 from nsynth_core.explorer.interpolation import GRID_SIZES
 from nsynth_core.models.wavenet import WaveNetAutoencoder, WaveNetConfig
+from archive_bombs import write_deflate_bomb
 from app_helpers import REPO, add_broken_checkpoints, running_app, write_nan_weights, write_tiny_checkpoints
 
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024  # app.py's limit
@@ -76,7 +77,7 @@ REJECTED = {
     "empty.wav": r"'empty.wav' is empty \(0 bytes\)",
     "truncated_header.wav": r"Could not decode 'truncated_header.wav'",
     "header_only.wav": r"There are no audio samples in 'header_only.wav'",
-    "silence.wav": r"'silence' is silent: there is nothing to encode",
+    "silence.wav": r"'silence' is silent \(no sample reaches 0.0001, -80 dBFS\): there is nothing to encode",
     "nan_inf.wav": r"Found NaN or infinite samples in 'nan_inf.wav'; the file is probably corrupt",
 }
 ACCEPTED_TONES = ["ten_minutes.wav", "surround_96k.wav", "huge.wav", "mp3_named.wav", "wav_named.mp3"]
@@ -336,39 +337,17 @@ def test_saved_notes_come_back_as_they_were(page, files):
         page.save_notes({})
 
 
-def tampered(path, **changes):
-    with np.load(path) as archive:
-        arrays = {**{name: archive[name] for name in archive.files}, **changes}
-    np.savez(path.with_name("tampered.npz"), **{k: v for k, v in arrays.items() if v is not None})
-    return path.with_name("tampered.npz")
-
-
-def test_a_tampered_archive_is_refused_and_the_notes_kept(page, files, tmp_path):
-    from nsynth_core.exports.session_archive import load_notes, save_notes
-
-    saved = save_notes([note_from_file(files / "good.wav")], tmp_path / "notes.npz")
-    audio = np.load(saved)["audio"]
-    for changes, reason in [({"audio": audio.astype(np.float64)}, "float32 notes"),
-                            ({"audio": np.repeat(audio, 49, axis=0)}, "1 to 48"),
-                            ({"audio": np.full_like(audio, np.inf)}, "not finite"),
-                            ({"pitches": np.array([300])}, "MIDI pitches"),
-                            ({"names": np.array(["x" * 500])}, "short texts"),
-                            ({"sources": np.array(["server"])}, "sources"),
-                            ({"pitches": None}, "it holds"),
-                            ({"extra": np.zeros(3)}, "it holds")]:
-        with pytest.raises(ExplorerError, match=reason):
-            load_notes(tampered(saved, **changes))
+def test_a_bad_archive_is_refused_in_one_log_line_and_the_notes_kept(page, files, tmp_path, capsys):
+    write_deflate_bomb(tmp_path / "bomb.npz")
     (tmp_path / "letter.npz").write_text("not an archive")
-    with pytest.raises(ExplorerError, match="cannot be read as saved notes"):
-        load_notes(tmp_path / "letter.npz")
-    np.save(tmp_path / "pickled.npy", np.array([object()], dtype=object))
-    with zipfile.ZipFile(tmp_path / "pickled.npz", "w") as archive:
-        archive.write(tmp_path / "pickled.npy", "audio.npy")
-    with pytest.raises(ExplorerError, match="cannot be read as saved notes"):
-        load_notes(tmp_path / "pickled.npz")
-    session = {note.id: note for note in load_notes(saved)}
-    with pytest.raises(page.gr.Error):
-        page.restore_notes(str(tmp_path / "letter.npz"), session, "family", False, [], None)
+    session, _, _ = add_uploads(page, [files / "good.wav"])
+    capsys.readouterr()
+    for path, reason in [(tmp_path / "bomb.npz", "The audio array in 'bomb.npz' would unpack to 1023.9 MB"),
+                         (tmp_path / "letter.npz", "'letter.npz' is not saved notes")]:
+        with pytest.raises(page.gr.Error, match=re.escape(reason)):
+            page.restore_notes(str(path), session, "family", False, [], None)
+        logged = capsys.readouterr().err.splitlines()
+        assert len(logged) == 1 and logged[0].startswith(f"Refused (restore_notes): {reason}"), logged
     assert len(session) == 1
 
 

@@ -129,13 +129,20 @@ def estimate_pitch(audio: np.ndarray) -> int | None:
     return None if np.isnan(f0) else int(round(librosa.hz_to_midi(f0)))
 
 
+def refuse_silence(audio: np.ndarray, what: str) -> None:
+    """Refuses a note none of whose samples reaches SILENCE_PEAK: there is nothing in it to encode. `what` names
+    the note in the message."""
+    if np.abs(audio).max() < SILENCE_PEAK:
+        raise ExplorerError(f"{what} is silent (no sample reaches {SILENCE_PEAK:g}, "
+                            f"{20 * math.log10(SILENCE_PEAK):.0f} dBFS): there is nothing to encode.")
+
+
 def read_note(path, name: str | None = None, source: str = "upload") -> Note:
     """A user's file as a 4 s note, its pitch not yet looked for (with_pitches); AudioError/ExplorerError (both
     ValueError) say what is wrong with it."""
     name = name or Path(path).stem
     audio = load_audio(path)
-    if np.abs(audio).max() < SILENCE_PEAK:
-        raise ExplorerError(f"'{name}' is silent: there is nothing to encode.")
+    refuse_silence(audio, f"'{name}'")
     return Note(id=f"{source}-{audio_digest(audio)}", name=name, audio=audio, source=source)
 
 
