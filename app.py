@@ -130,7 +130,7 @@ def reads_numbers_in_words(field: gr.Slider | gr.Number) -> None:
                 number = float(payload)
             except ValueError:
                 number = math.nan
-        if not isinstance(number, (int, float)) or not math.isfinite(number):
+        if not isinstance(number, int) and not (isinstance(number, float) and math.isfinite(number)):
             raise gr.Error(f"{field.label} must be a number, not {payload!r}.", print_exception=False)
         return gradio_preprocess(number)
 
@@ -568,7 +568,7 @@ def point_sound(x, y, decoder, pitch, seconds, temperature, wavenet_path, spectr
     paths = checkpoint_paths(wavenet_path, spectral_path, ddsp_path)
     wavenet = model(paths["wavenet"], "WaveNet")
     loaded = model(paths[DECODERS[decoder]], decoder)
-    audio, blend, notes = app.play_point(loaded, wavenet, (float(x), float(y)), temperature,
+    audio, blend, notes = app.play_point(loaded, wavenet, (x, y), temperature,
                                          int(seconds * SAMPLE_RATE), chosen_pitch(pitch), octaves=octaves)
     played = ex.played_pitches([notes[0].pitch], chosen_pitch(pitch), octaves)[0]
     return audio, describe_blend(blend, notes, decoder, played)
@@ -637,6 +637,7 @@ def corner_notes(a, b, c, d, session) -> list[ex.Note]:
 def decode_every_cell(corners, size, pitches, rule, decoder, seconds, paths, progress):
     """Every cell of the grid between the four corner notes at every pitch (multigrid.py), refused up front when
     the decoder would take too long."""
+    size = ex.grid_size(size)
     loaded, encoder = decoder_and_encoder(DECODERS[decoder], decoder, checkpoint_paths(*paths))
     length, notes = int(seconds * SAMPLE_RATE), int(size) ** 2 * len(pitches)
     needed = loaded.decoding.estimate_seconds(notes, length)

@@ -224,6 +224,24 @@ def test_a_bad_grid_size_gets_a_clear_message(page, size):
         run_grid(page, *LINE_NOTES, size=size)
 
 
+def checkpoint_paths(page):
+    return [str(page.app.checkpoints_dir / name) for name in ("tiny-wavenet", "tiny-spectral", "tiny-ddsp")]
+
+
+@pytest.mark.parametrize("x", [10 ** 400, 1e308])
+def test_a_map_point_off_any_map_is_refused_naming_the_field_and_its_range(page, x):
+    assert page.point_x.preprocess(x) == x  # a number, if a huge one: the range is the map's to check
+    with pytest.raises(page.gr.Error, match=r"Map x must be a number from -1,000,000 to 1,000,000, not "):
+        page.play_point(x, 0.0, "DDSP", page.OWN_PITCH, 0.25, 1.0, *checkpoint_paths(page))
+
+
+@pytest.mark.parametrize("handler, pitches", [("export_soundfont", []), ("decode_for_playing", [["60"]])])
+def test_a_fractional_grid_size_is_refused_by_every_grid(page, handler, pitches):
+    with pytest.raises(page.gr.Error, match=r"The grid size must be a whole number from 2 to 9, not 2\.5\."):
+        getattr(page, handler)(None, None, None, None, 2.5, *pitches, "bilinear", "DDSP", 0.25, {},
+                               *checkpoint_paths(page), progress=lambda *args, **kwargs: None)
+
+
 @pytest.mark.parametrize("field, given", [("size", "NaN"), ("size", [3]), ("seconds", "1e999"), ("point_x", "nan"),
                                           ("draw_seed", None)])
 def test_a_field_given_a_non_number_through_the_api_gets_the_apps_message(page, field, given):

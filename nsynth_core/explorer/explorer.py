@@ -30,7 +30,7 @@ from nsynth_core.explorer.decoding import Decoding, decoding_for, describe_durat
 from nsynth_core.exports.files import outputs_dir
 from nsynth_core.explorer.embedding_map import EmbeddingMap, EmbeddingMapError, build_map, ensure_reducer, load_map, note_features
 from nsynth_core.explorer.interpolation import GRID_SIZES, cell_labels, grid_weights, line_weights, mix
-from nsynth_core.explorer.map_points import MapBlend, neighbour_weights
+from nsynth_core.explorer.map_points import MapBlend, map_point, neighbour_weights
 from nsynth_core.audio.metrics import quick_median_f0
 from nsynth_core.explorer.multigrid import ONS_PITCHES, Multigrid, decode_multigrid
 from nsynth_core.engine.precision import decoder_dtype
@@ -605,12 +605,13 @@ class Explorer:
         1 296 notes would flush the decode cache."""
         if len(corners) != 4:
             raise ExplorerError(f"A multigrid needs four corner notes, not {len(corners)}.")
-        return decode_multigrid(loaded.decoding, encode_notes(encoder, corners), size, pitches, length, rule,
-                                temperature, progress=progress)
+        return decode_multigrid(loaded.decoding, encode_notes(encoder, corners), grid_size(size), pitches, length,
+                                rule, temperature, progress=progress)
 
     def map_blend(self, wavenet: LoadedModel, point) -> tuple[MapBlend, list[Note]]:
         """The blend of the bundled notes nearest to `point` (x, y) of this WaveNet's map (map_points' rule),
-        and those notes, nearest first. Only the neighbours are encoded."""
+        and those notes, nearest first. Only the neighbours are encoded; a point off any map is refused."""
+        point = map_point(*point)
         embedding_map = self.map_for(wavenet, placing=False)
         nearest, weights = neighbour_weights(embedding_map.positions, point)
         notes = [self.bundled[str(embedding_map.names[i])] for i in nearest]
