@@ -79,10 +79,10 @@ def test_the_explorer_blends_the_neighbours_z_frame_by_frame(mapped):
 RANGE = "must be a number from -1,000,000 to 1,000,000, not"
 
 
-@pytest.mark.parametrize("point, refused", [((1e308, 0.0), f"Map x {RANGE} 1e+308."),
-                                           ((0.0, 10 ** 400), f"Map y {RANGE} 1000000000000000000… (401 characters)."),
-                                           ((float("nan"), 0.0), f"Map x {RANGE} nan."),
-                                           (("far", 0.0), f"Map x {RANGE} 'far'.")])
+@pytest.mark.parametrize("point, refused", [
+    ((1e308, 0.0), f"Map x {RANGE} 1e+308."),
+    ((0.0, 10 ** 400), f"Map y {RANGE} 1000000000000000000… (401 characters)."),
+    ((float("nan"), 0.0), f"Map x {RANGE} nan."), (("far", 0.0), f"Map x {RANGE} 'far'.")])
 def test_a_point_off_any_map_is_refused_naming_the_coordinate_and_its_range(mapped, point, refused):
     app, wavenet, _, _ = mapped
     with pytest.raises(MapPointError) as refusal:
