@@ -117,6 +117,13 @@ def test_a_file_that_is_no_archive_is_named_for_what_it_is(saved, tmp_path):
     assert "pickle" not in message
 
 
+def test_a_damaged_archive_says_so(saved, tmp_path):
+    damaged = bytearray(saved.read_bytes())
+    damaged[len(damaged) // 2] ^= 0xFF  # a byte of the audio: its CRC-32 no longer matches
+    (tmp_path / "damaged.npz").write_bytes(damaged)
+    assert "'damaged.npz' is a damaged zip (Bad CRC-32 for file 'audio.npy')" in refusal(tmp_path / "damaged.npz")
+
+
 def test_an_archive_of_many_members_gets_a_short_message(saved, tmp_path):
     with zipfile.ZipFile(tmp_path / "many.npz", "w") as archive:
         for i in range(10_000):

@@ -85,7 +85,7 @@ def max_file_bytes() -> int:
 
 
 def expected(field: str, notes: str) -> str:
-    """What saved notes hold in `field` for `notes` notes ("2"; "1 to 48" while the count is not known)."""
+    """What saved notes hold in `field` for `notes` notes: a count, or a range while the count is not known."""
     return {"audio": f"{notes} notes of {NOTE_LENGTH} float32 samples within [-1, 1]",
             "names": f"{notes} texts of at most {MAX_NAME_CHARACTERS} characters, one for each note",
             "pitches": f"{notes} MIDI pitches (int64, 0 to 127, or {NO_PITCH} for none), one for each note",
@@ -120,9 +120,9 @@ def load_notes(path) -> list[Note]:
     if members != len(FIELDS):
         raise ArchiveError(f"'{shown}' holds {members} arrays; saved notes hold {len(FIELDS)} "
                            f"({', '.join(FIELDS)}).")
-    if directory_bytes > len(FIELDS) * (zipfile.sizeCentralDir + RECORD_ROOM):
+    if directory_bytes > (largest := len(FIELDS) * (zipfile.sizeCentralDir + RECORD_ROOM)):
         raise ArchiveError(f"The zip directory of '{shown}' takes {size_text(directory_bytes)}; that of saved "
-                           f"notes takes at most {size_text(len(FIELDS) * (zipfile.sizeCentralDir + RECORD_ROOM))}.")
+                           f"notes takes at most {size_text(largest)}.")
     try:
         with zipfile.ZipFile(path) as archive:
             infos = checked_members(archive, path, shown, directory_start)
