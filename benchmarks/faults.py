@@ -2,6 +2,7 @@
 
     python -m benchmarks.faults                         # tiny random checkpoints, 16 visitors x 2 rounds
     python -m benchmarks.faults --visitors 8 --rounds 3
+    python -m benchmarks.faults --restore-only          # only the restore bombs, in an app of their own
 
 Each attack runs against `python app.py` on a loopback port over tiny random checkpoints, and is followed by one
 good visitor (upload a tone and add it as a note): "kept serving" says whether that visitor was served.
@@ -16,8 +17,11 @@ good visitor (upload a tone and add it as a note): "kept serving" says whether t
     full disk     Gradio's folder and the outputs folder on a 64 MB tmpfs filled to 4 MB free (root only;
                   elsewhere the disk reserve is set above the free space), then an upload and a grid; the good
                   visitor comes after the filler is removed
-It prints one row per attack: the answer the visitor got (shortened), its seconds, kept serving, and the
-server's resident memory (VmRSS, MiB) after the good visitor.
+    restore bomb  /restore_notes given a 1.1 MB file of "saved notes" whose deflated audio.npy declares a GiB
+                  (deflate), and one whose five members unpack one shared GiB stream (overlapping entries)
+It prints one row per attack: the answer the visitor got (shortened), its seconds, kept serving, the server's
+resident memory (VmRSS, MiB) after the good visitor and, for the restore bombs, its peak while the bomb was
+answered (VmHWM, reset just before) and how far that rose above the memory before.
 """
 
 import argparse
@@ -45,6 +49,7 @@ from nsynth_core.explorer.explorer import ASSETS_DIR, NOTES_INDEX
 from nsynth_core.models.spectral import SpectralAutoencoder, SpectralConfig
 from nsynth_core.models.wavenet import WaveNetAutoencoder
 from tests.app_helpers import TINY_DDSP, running_app, wait_for_warm_up, write_nan_weights, write_tiny_checkpoints
+from tests.archive_bombs import write_deflate_bomb, write_overlapping_bomb
 
 TIMEOUT = 600  # s for one answer
 POST_TIMEOUT = 5  # s: httpx's default, which gradio_client's uploads use
@@ -101,16 +106,18 @@ class Table:
     def __init__(self):
         self.rows = []
 
-    def add(self, attack: str, seen: str, seconds: float, served: bool | None, pid: int):
-        """`served` None: not tried (a disk that stays full for the app's whole life)."""
+    def add(self, attack: str, seen: str, seconds: float, served: bool | None, pid: int, peak: str = "n/a"):
+        """`served` None: not tried (a disk that stays full for the app's whole life); `peak`: the memory while
+        the attack was answered, where measured (answer_and_peak)."""
         served = {True: "yes", False: "NO", None: "n/a"}[served]
-        self.rows.append((attack, seen, seconds, served, memory_mb(pid)["VmRSS"]))
-        print(f"{attack}: {seen} ({seconds:.1f} s); kept serving: {served}", flush=True)
+        self.rows.append((attack, seen, seconds, served, memory_mb(pid)["VmRSS"], peak))
+        print(f"{attack}: {seen} ({seconds:.1f} s); kept serving: {served}; peak RSS MiB {peak}", flush=True)
 
     def print(self):
-        print("\n| attack | what the visitor saw | s | kept serving | RSS MiB |\n|---|---|---:|---|---:|")
-        for attack, seen, seconds, served, rss in self.rows:
-            print(f"| {attack} | {seen.replace('|', '/')} | {seconds:.1f} | {served} | {rss:.0f} |")
+        print("\n| attack | what the visitor saw | s | kept serving | RSS MiB | peak RSS MiB (rise) |\n"
+              "|---|---|---:|---|---:|---:|")
+        for attack, seen, seconds, served, rss, peak in self.rows:
+            print(f"| {attack} | {seen.replace('|', '/')} | {seconds:.2f} | {served} | {rss:.0f} | {peak} |")
 
 
 def flood_and_load(table: Table, work: Path, visitors: int, rounds: int):
@@ -263,6 +270,31 @@ def full_disk(table: Table, work: Path):
             subprocess.run(["umount", str(folder)])
 
 
+def restore_bombs(table: Table, work: Path):
+    checkpoints = work / "restore_checkpoints"
+    write_tiny_checkpoints(checkpoints)
+    with running_app(checkpoints, work / "restore_app.log") as url:
+        pid, client = server_pid(), Client(url, verbose=False)
+        for attack, write, midi in [("restore bomb: deflate", write_deflate_bomb, 58),
+                                    ("restore bomb: overlapping entries", write_overlapping_bomb, 59)]:
+            bomb = work / "saved_notes.npz"
+            write(bomb)
+            seen, seconds, peak = answer_and_peak(pid, lambda: client.submit(
+                handle_file(str(bomb)), "family", False, api_name="/restore_notes").result(timeout=TIMEOUT))
+            table.add(f"{attack} ({bomb.stat().st_size / disk_space.MB:.1f} MB)", seen, seconds,
+                      kept_serving(url, work, midi), pid, peak)
+
+
+def answer_and_peak(pid: int, call) -> tuple[str, float, str]:
+    """answer_of(call), and the server's peak resident memory meanwhile with its rise above the memory before,
+    in MiB (Linux's clear_refs starts VmHWM afresh from VmRSS)."""
+    Path(f"/proc/{pid}/clear_refs").write_text("5")
+    before = memory_mb(pid)["VmRSS"]
+    seen, seconds = answer_of(call)
+    peak = memory_mb(pid)["VmHWM"]
+    return seen, seconds, f"{peak:.0f} (+{peak - before:.0f})"
+
+
 @contextlib.contextmanager
 def environment(**values):
     saved = {name: os.environ.get(name) for name in values}
@@ -282,16 +314,20 @@ def main():
     parser.add_argument("--visitors", type=int, default=16)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--queue-only", action="store_true", help="only the queue row, in an app of its own")
+    parser.add_argument("--restore-only", action="store_true", help="only the restore bombs, in an app of their own")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="nsynth-faults-"))
     table = Table()
     started = time.perf_counter()
     if args.queue_only:
         queue_alone(table, work)
+    elif args.restore_only:
+        restore_bombs(table, work)
     else:
         flood_and_load(table, work, args.visitors, args.rounds)
         stale_lock(table, work)
         full_disk(table, work)
+        restore_bombs(table, work)
     table.print()
     print(f"\n{time.perf_counter() - started:.0f} s in all; load average {os.getloadavg()[0]:.2f} on "
           f"{os.cpu_count()} CPUs; logs in {work}")

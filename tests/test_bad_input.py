@@ -34,6 +34,8 @@ from nsynth_core.models.checkpoint import CheckpointError, load_checkpoint, save
 from nsynth_core.explorer.explorer import Explorer, ExplorerError, load_model, note_from_file
 from nsynth_core.explorer.interpolation import GRID_SIZES
 from nsynth_core.models.wavenet import WaveNetAutoencoder, WaveNetConfig
+from archive_bombs import write_deflate_bomb
+from webapp.shared import OWN_PITCH
 from app_helpers import REPO, add_broken_checkpoints, running_app, write_nan_weights, write_tiny_checkpoints
 
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024  # the page's limit on each file (webapp/shared.py)
@@ -79,7 +81,7 @@ REJECTED = {
     "empty.wav": r"'empty.wav' is empty \(0 bytes\)",
     "truncated_header.wav": r"Could not decode 'truncated_header.wav'",
     "header_only.wav": r"There are no audio samples in 'header_only.wav'",
-    "silence.wav": r"'silence' is silent: there is nothing to encode",
+    "silence.wav": r"'silence' is silent \(no sample reaches 0.0001, -80 dBFS\): there is nothing to encode",
     "nan_inf.wav": r"Found NaN or infinite samples in 'nan_inf.wav'; the file is probably corrupt",
 }
 ACCEPTED_TONES = ["ten_minutes.wav", "surround_96k.wav", "huge.wav", "mp3_named.wav", "wav_named.mp3"]
@@ -232,6 +234,24 @@ def test_a_bad_grid_size_gets_a_clear_message(page, size):
         run_grid(page, *LINE_NOTES, size=size)
 
 
+def tiny_checkpoint_paths(page):
+    return [str(page.explorer.checkpoints_dir / name) for name in ("tiny-wavenet", "tiny-spectral", "tiny-ddsp")]
+
+
+@pytest.mark.parametrize("x", [10 ** 400, 1e308])
+def test_a_map_point_off_any_map_is_refused_naming_the_field_and_its_range(page, x):
+    assert page.play.point_x.preprocess(x) == x  # a number, if a huge one: the range is the map's to check
+    with pytest.raises(gr.Error, match=r"Map x must be a number from -1,000,000 to 1,000,000, not "):
+        page.play.play_point(x, 0.0, "DDSP", OWN_PITCH, 0.25, 1.0, *tiny_checkpoint_paths(page))
+
+
+@pytest.mark.parametrize("handler, pitches", [("export_soundfont", []), ("decode_for_playing", [["60"]])])
+def test_a_fractional_grid_size_is_refused_by_every_grid(page, handler, pitches):
+    with pytest.raises(gr.Error, match=r"The grid size must be a whole number from 2 to 9, not 2\.5\."):
+        getattr(page.play, handler)(None, None, None, None, 2.5, *pitches, "bilinear", "DDSP", 0.25, {},
+                               *tiny_checkpoint_paths(page), progress=lambda *args, **kwargs: None)
+
+
 @pytest.mark.parametrize("field, given", [("grid.size", "NaN"), ("grid.size", [3]), ("grid.seconds", "1e999"),
                                           ("play.point_x", "nan"), ("how.draw_seed", None)])
 def test_a_field_given_a_non_number_through_the_api_gets_the_apps_message(page, field, given):
@@ -345,39 +365,17 @@ def test_saved_notes_come_back_as_they_were(page, files):
         page.explore.save_notes({})
 
 
-def tampered(path, **changes):
-    with np.load(path) as archive:
-        arrays = {**{name: archive[name] for name in archive.files}, **changes}
-    np.savez(path.with_name("tampered.npz"), **{k: v for k, v in arrays.items() if v is not None})
-    return path.with_name("tampered.npz")
-
-
-def test_a_tampered_archive_is_refused_and_the_notes_kept(page, files, tmp_path):
-    from nsynth_core.exports.session_archive import load_notes, save_notes
-
-    saved = save_notes([note_from_file(files / "good.wav")], tmp_path / "notes.npz")
-    audio = np.load(saved)["audio"]
-    for changes, reason in [({"audio": audio.astype(np.float64)}, "float32 notes"),
-                            ({"audio": np.repeat(audio, 49, axis=0)}, "1 to 48"),
-                            ({"audio": np.full_like(audio, np.inf)}, "not finite"),
-                            ({"pitches": np.array([300])}, "MIDI pitches"),
-                            ({"names": np.array(["x" * 500])}, "short texts"),
-                            ({"sources": np.array(["server"])}, "sources"),
-                            ({"pitches": None}, "it holds"),
-                            ({"extra": np.zeros(3)}, "it holds")]:
-        with pytest.raises(ExplorerError, match=reason):
-            load_notes(tampered(saved, **changes))
+def test_a_bad_archive_is_refused_in_one_log_line_and_the_notes_kept(page, files, tmp_path, capsys):
+    write_deflate_bomb(tmp_path / "bomb.npz")
     (tmp_path / "letter.npz").write_text("not an archive")
-    with pytest.raises(ExplorerError, match="cannot be read as saved notes"):
-        load_notes(tmp_path / "letter.npz")
-    np.save(tmp_path / "pickled.npy", np.array([object()], dtype=object))
-    with zipfile.ZipFile(tmp_path / "pickled.npz", "w") as archive:
-        archive.write(tmp_path / "pickled.npy", "audio.npy")
-    with pytest.raises(ExplorerError, match="cannot be read as saved notes"):
-        load_notes(tmp_path / "pickled.npz")
-    session = {note.id: note for note in load_notes(saved)}
-    with pytest.raises(gr.Error):
-        page.explore.restore_notes(str(tmp_path / "letter.npz"), session, "family", False, [], None)
+    session, _, _ = add_uploads(page, [files / "good.wav"])
+    capsys.readouterr()
+    for path, reason in [(tmp_path / "bomb.npz", "The audio array in 'bomb.npz' would unpack to 1023.9 MB"),
+                         (tmp_path / "letter.npz", "'letter.npz' is not saved notes")]:
+        with pytest.raises(gr.Error, match=re.escape(reason)):
+            page.explore.restore_notes(str(path), session, "family", False, [], None)
+        logged = capsys.readouterr().err.splitlines()
+        assert len(logged) == 1 and logged[0].startswith(f"Refused (restore_notes): {reason}"), logged
     assert len(session) == 1
 
 

@@ -11,7 +11,7 @@ from nsynth_core.audio.core import NOTE_LENGTH, SAMPLE_RATE
 from nsynth_core.explorer.embedding_map import EmbeddingMap, save_map
 from nsynth_core.explorer.explorer import Explorer, ExplorerError, encode_notes, load_model
 from nsynth_core.explorer.interpolation import mix
-from nsynth_core.explorer.map_points import NEIGHBOURS, MapPointError, neighbour_weights
+from nsynth_core.explorer.map_points import MAX_COORDINATE, NEIGHBOURS, MapPointError, neighbour_weights
 from app_helpers import write_tiny_checkpoints
 
 SQUARE = np.array([[0.0, 0.0], [2.0, 0.0], [0.0, 2.0], [2.0, 2.0], [10.0, 10.0]])
@@ -74,6 +74,27 @@ def test_the_explorer_blends_the_neighbours_z_frame_by_frame(mapped):
     assert [note.id for note in notes] == ["n0", "n1", "n2"]
     np.testing.assert_allclose(blend.z, mix(encode_notes(wavenet, notes), blend.weights), rtol=1e-6)
     assert blend.z.shape == encode_notes(wavenet, notes[:1])[0].shape  # frames stay aligned, not averaged away
+
+
+RANGE = "must be a number from -1,000,000 to 1,000,000, not"
+
+
+@pytest.mark.parametrize("point, refused", [
+    ((1e308, 0.0), f"Map x {RANGE} 1e+308."),
+    ((0.0, 10 ** 400), f"Map y {RANGE} 1000000000000000000… (401 characters)."),
+    ((float("nan"), 0.0), f"Map x {RANGE} nan."), (("far", 0.0), f"Map x {RANGE} 'far'.")])
+def test_a_point_off_any_map_is_refused_naming_the_coordinate_and_its_range(mapped, point, refused):
+    app, wavenet, _, _ = mapped
+    with pytest.raises(MapPointError) as refusal:
+        app.map_blend(wavenet, point)
+    assert str(refusal.value) == refused
+
+
+def test_the_farthest_allowed_point_still_blends(mapped):
+    app, wavenet, _, _ = mapped
+    blend, notes = app.map_blend(wavenet, (MAX_COORDINATE, -MAX_COORDINATE))
+    assert np.isfinite(blend.z).all() and blend.weights.sum() == pytest.approx(1.0)
+    assert notes[0].id == "n1"  # SQUARE's bottom-right corner (2, 0) is the nearest
 
 
 def test_a_map_point_is_decoded_at_the_nearest_notes_pitch_octaves_away_or_the_chosen_one(mapped, monkeypatch):

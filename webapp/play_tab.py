@@ -117,7 +117,7 @@ class PlayTab(Tab):
         paths = checkpoint_paths(wavenet_path, spectral_path, ddsp_path)
         wavenet = self.model(paths["wavenet"], "WaveNet")
         loaded = self.model(paths[DECODERS[decoder]], decoder)
-        audio, blend, notes = self.explorer.play_point(loaded, wavenet, (float(x), float(y)), temperature,
+        audio, blend, notes = self.explorer.play_point(loaded, wavenet, (x, y), temperature,
                                                        int(seconds * SAMPLE_RATE), chosen_pitch(pitch),
                                                        octaves=octaves)
         played = ex.played_pitches([notes[0].pitch], chosen_pitch(pitch), octaves)[0]
@@ -159,6 +159,7 @@ class PlayTab(Tab):
     def decode_every_cell(self, corners, size, pitches, rule, decoder, seconds, paths, progress):
         """Every cell of the grid between the four corner notes at every pitch (multigrid.py), refused up front
         when the decoder would take too long."""
+        size = ex.grid_size(size)
         loaded, encoder = self.decoder_and_encoder(DECODERS[decoder], decoder, checkpoint_paths(*paths))
         length, notes = int(seconds * SAMPLE_RATE), int(size) ** 2 * len(pitches)
         needed = loaded.decoding.estimate_seconds(notes, length)

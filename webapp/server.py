@@ -119,7 +119,7 @@ def reads_numbers_in_words(field: gr.Slider | gr.Number) -> None:
                 number = float(payload)
             except ValueError:
                 number = math.nan
-        if not isinstance(number, (int, float)) or not math.isfinite(number):
+        if not isinstance(number, int) and not (isinstance(number, float) and math.isfinite(number)):
             raise gr.Error(f"{field.label} must be a number, not {payload!r}.", print_exception=False)
         return gradio_preprocess(number)
 

@@ -30,7 +30,7 @@ from nsynth_core.explorer.decoding import Decoding, decoding_for, describe_durat
 from nsynth_core.exports.files import outputs_dir
 from nsynth_core.explorer.embedding_map import EmbeddingMap, EmbeddingMapError, build_map, ensure_reducer, load_map, note_features
 from nsynth_core.explorer.interpolation import GRID_SIZES, cell_labels, grid_weights, line_weights, mix
-from nsynth_core.explorer.map_points import MapBlend, neighbour_weights
+from nsynth_core.explorer.map_points import MapBlend, map_point, neighbour_weights
 from nsynth_core.audio.metrics import quick_median_f0
 from nsynth_core.explorer.multigrid import ONS_PITCHES, Multigrid, decode_multigrid
 from nsynth_core.engine.precision import decoder_dtype
@@ -129,13 +129,20 @@ def estimate_pitch(audio: np.ndarray) -> int | None:
     return None if np.isnan(f0) else int(round(librosa.hz_to_midi(f0)))
 
 
+def refuse_silence(audio: np.ndarray, what: str) -> None:
+    """Refuses a note none of whose samples reaches SILENCE_PEAK: there is nothing in it to encode. `what` names
+    the note in the message."""
+    if np.abs(audio).max() < SILENCE_PEAK:
+        raise ExplorerError(f"{what} is silent (no sample reaches {SILENCE_PEAK:g}, "
+                            f"{20 * math.log10(SILENCE_PEAK):.0f} dBFS): there is nothing to encode.")
+
+
 def read_note(path, name: str | None = None, source: str = "upload") -> Note:
     """A user's file as a 4 s note, its pitch not yet looked for (with_pitches); AudioError/ExplorerError (both
     ValueError) say what is wrong with it."""
     name = name or Path(path).stem
     audio = load_audio(path)
-    if np.abs(audio).max() < SILENCE_PEAK:
-        raise ExplorerError(f"'{name}' is silent: there is nothing to encode.")
+    refuse_silence(audio, f"'{name}'")
     return Note(id=f"{source}-{audio_digest(audio)}", name=name, audio=audio, source=source)
 
 
@@ -598,12 +605,13 @@ class Explorer:
         1 296 notes would flush the decode cache."""
         if len(corners) != 4:
             raise ExplorerError(f"A multigrid needs four corner notes, not {len(corners)}.")
-        return decode_multigrid(loaded.decoding, encode_notes(encoder, corners), size, pitches, length, rule,
-                                temperature, progress=progress)
+        return decode_multigrid(loaded.decoding, encode_notes(encoder, corners), grid_size(size), pitches, length,
+                                rule, temperature, progress=progress)
 
     def map_blend(self, wavenet: LoadedModel, point) -> tuple[MapBlend, list[Note]]:
         """The blend of the bundled notes nearest to `point` (x, y) of this WaveNet's map (map_points' rule),
-        and those notes, nearest first. Only the neighbours are encoded."""
+        and those notes, nearest first. Only the neighbours are encoded; a point off any map is refused."""
+        point = map_point(*point)
         embedding_map = self.map_for(wavenet, placing=False)
         nearest, weights = neighbour_weights(embedding_map.positions, point)
         notes = [self.bundled[str(embedding_map.names[i])] for i in nearest]
