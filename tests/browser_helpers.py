@@ -1,6 +1,10 @@
 """The browser the UI tests and benchmarks drive, and the page hooks they share."""
 
 import io
+import threading
+from contextlib import contextmanager
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 
 import soundfile as sf
 
@@ -52,3 +56,22 @@ def downloaded_audio(page, player):
     assert response.ok
     audio, rate = sf.read(io.BytesIO(response.body()))
     return audio, rate
+
+
+@contextmanager
+def static_server(directory):
+    """A quiet HTTP server on a free loopback port serving `directory` (ES modules, worklets and weights need a
+    real origin, not file://); yields its URL, ending in /."""
+    class Quiet(SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(Quiet, directory=str(directory)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
