@@ -24,7 +24,13 @@ import plotly.graph_objects as go
 import torch
 from starlette.middleware import Middleware
 
-from nsynth_core.explorer import explorer as ex
+from nsynth_core.explorer.explorer import Explorer
+from nsynth_core.explorer.grids import grid_size, make_grid, played_pitches
+from nsynth_core.explorer.loaded_models import (SLOW_DECODE_SECONDS, LoadedModel, broken_checkpoints, encode_notes,
+                                                encoder_for, load_model)
+from nsynth_core.explorer.notes import (ASSETS_DIR, MAX_REQUEST_UPLOAD_MB, MAX_UPLOAD_FILES, ExplorerError, Note,
+                                        add_notes, check_upload, read_note, read_uploads, upload_bytes, with_pitch,
+                                        with_pitches)
 from webapp import disk_space
 from nsynth_core.exports import example_grid
 from nsynth_core.exports import files as exports
@@ -35,6 +41,7 @@ from webapp import encoding_queue
 from nsynth_core.engine import fastgen
 from webapp import low_priority
 from webapp import teaching
+from webapp import texts
 from nsynth_core.audio.core import NOTE_LENGTH, SAMPLE_RATE, playback_pcm16
 from nsynth_core.exports.browser_pack import write_browser_pack
 from nsynth_core.explorer.decoding import describe_duration
@@ -52,22 +59,23 @@ PITCH_CHOICES = [OWN_PITCH, *(str(pitch) for pitch in range(24, 97))]
 MULTIGRID_SIZE = 9  # Open NSynth Super's
 CORNERS = ("A (top left)", "B (top right)", "C (bottom left)", "D (bottom right)")
 REPO = Path(__file__).resolve().parent
-MAX_UPLOAD_MB = 20
-UPLOAD_REQUEST_MB = ex.MAX_UPLOAD_MB + 1  # the files of one upload and the form around them
+MAX_UPLOAD_FILE_MB = 20
+UPLOAD_REQUEST_MB = MAX_REQUEST_UPLOAD_MB + 1  # the files of one upload and the form around them
 # Uploads wait on the shared encoding queue, which serves visitors in turn, rather than on Gradio's queue: enough of
 # them run at once that each visitor is told where their own notes stand.
 ADDING_NOTES_AT_ONCE = 8
 SESSION_TTL = 3 * 3600  # s without a new note before a visitor's notes are dropped from server memory
-MAX_SESSIONS = 500  # sessions kept in memory, each holding up to ex.MAX_SESSION_NOTES notes of 256 kB
+MAX_SESSIONS = 500  # sessions kept in memory, each holding up to notes.MAX_SESSION_NOTES notes of 256 kB
 M_MMAP_THRESHOLD, M_ARENA_MAX = -3, -8  # glibc's mallopt parameters (malloc.h)
-UPLOAD_LIMITS = (f"WAV, FLAC, OGG or MP3, up to {MAX_UPLOAD_MB} MB each, {ex.MAX_UPLOAD_FILES} files and "
-                 f"{ex.MAX_UPLOAD_MB} MB at a time. Only the first "
+UPLOAD_LIMITS = (f"WAV, FLAC, OGG or MP3, up to {MAX_UPLOAD_FILE_MB} MB each, {MAX_UPLOAD_FILES} files and "
+                 f"{MAX_REQUEST_UPLOAD_MB} MB at a time. Only the first "
                  f"{NOTE_LENGTH / SAMPLE_RATE:g} s are used; a shorter sound is padded with silence, as NSynth "
                  "notes end in silence.")
 # Generation is a long chain of small tensor operations: on a shared 2-core machine a second thread mostly waits.
 torch.set_num_threads(int(os.environ.get("NSYNTH_THREADS", "1")))
 
-app = ex.Explorer()
+app = Explorer()
+OUTPUTS_DIR = exports.outputs_dir()
 notes_queue = encoding_queue.FairBatchQueue(functools.partial(encoding_queue.prepared_notes, app))
 EXAMPLE = example_grid.load_example(app.assets_dir)  # heard on the page before anything is chosen
 CLICK_BRIDGE = (REPO / "assets" / "map_click.js").read_text()  # reports clicks on notes and on empty space
@@ -154,13 +162,13 @@ def playable(audio: np.ndarray) -> str:
 
 
 def player_files(sounds: list[np.ndarray]) -> list[str]:
-    return [str(path) for path in exports.wav_files(app.outputs_dir, sounds)]
+    return [str(path) for path in exports.wav_files(OUTPUTS_DIR, sounds)]
 
 
-def model(path: str | None, kind: str) -> ex.LoadedModel:
+def model(path: str | None, kind: str) -> LoadedModel:
     if not path:
-        raise ex.ExplorerError(f"No trained {kind} checkpoint is available: put one in {app.checkpoints_dir}/.")
-    return ex.load_model(path)
+        raise ExplorerError(f"No trained {kind} checkpoint is available: put one in {app.checkpoints_dir}/.")
+    return load_model(path)
 
 
 def default_checkpoint(kind: str) -> str | None:
@@ -182,7 +190,7 @@ def first_map() -> go.Figure | None:
     """The examples' map as the page is served, when it needs no encoding: drawn by a page-load event instead,
     it appeared only after that event's round trip and the plotting library's download."""
     wavenet = default_checkpoint("wavenet")
-    stored = app.precomputed_map(ex.load_model(wavenet)) if wavenet else None
+    stored = app.precomputed_map(load_model(wavenet)) if wavenet else None
     return figures.map_figure(stored) if stored is not None else None
 
 
@@ -194,7 +202,7 @@ def preload_plotting_library() -> str:
 
 @friendly
 def draw_map(session, color_by, selected, show_path, grid_cells, wavenet_path, progress=gr.Progress()):
-    wavenet = ex.load_model(wavenet_path) if wavenet_path else None
+    wavenet = load_model(wavenet_path) if wavenet_path else None
     placing = bool(session or grid_cells or (show_path and selected))
     embedding_map = app.map_for(wavenet, lambda done, total: progress(
         (done, total), desc="First use of this checkpoint: encoding the example notes", unit="notes"), placing)
@@ -212,8 +220,8 @@ def draw_map(session, color_by, selected, show_path, grid_cells, wavenet_path, p
 
 
 def with_new_notes(session, notes, color_by, show_path, grid_cells, wavenet_path):
-    session = ex.add_notes(session, notes, {note.name for note in app.bundled.values()})
-    session = family_guess.with_guessed_families(app, ex.load_model(wavenet_path) if wavenet_path else None, session)
+    session = add_notes(session, notes, {note.name for note in app.bundled.values()})
+    session = family_guess.with_guessed_families(app, load_model(wavenet_path) if wavenet_path else None, session)
     choices = note_choices(session)
     selected = next((n.id for n in reversed(list(session.values())) if any(n.id == m.id for m in notes)), None)
     figure = draw_map(session, color_by, selected, show_path, grid_cells, wavenet_path)
@@ -225,10 +233,10 @@ def nothing_new(session):
     return [session, session_summary(session), gr.skip(), gr.skip(), *[gr.skip()] * (len(CORNERS) + 1)]
 
 
-def pitched_and_encoded(notes, wavenet_path, request: gr.Request, progress) -> list[ex.Note]:
+def pitched_and_encoded(notes, wavenet_path, request: gr.Request, progress) -> list[Note]:
     """The notes with their pitch and WaveNet code, from the queue shared by every visitor; meanwhile the page
     says where this visitor's notes stand in it."""
-    wavenet = ex.load_model(wavenet_path) if wavenet_path else None
+    wavenet = load_model(wavenet_path) if wavenet_path else None
     return notes_queue.run(request.session_hash or id(request), wavenet, notes, lambda position: progress(
         (position.total - position.left, position.total), desc=str(position), unit="notes"))
 
@@ -236,14 +244,14 @@ def pitched_and_encoded(notes, wavenet_path, request: gr.Request, progress) -> l
 @friendly
 def add_uploads(files, uploaded, session, color_by, show_path, grid_cells, wavenet_path, request: gr.Request,
                 progress=gr.Progress()):
-    notes, problems = ex.read_uploads(files, session, uploaded, lambda read: pitched_and_encoded(
+    notes, problems = read_uploads(files, session, uploaded, lambda read: pitched_and_encoded(
         read, wavenet_path, request, progress))
     for note in notes:
         print(f"Read upload {note.name}", file=sys.stderr, flush=True)
-    for problem in problems:
+    for problem in problems + [warning for note in notes if (warning := texts.pitch_warning(note))]:
         gr.Warning(problem)
     return [*with_new_notes(session, notes, color_by, show_path, grid_cells, wavenet_path),
-            uploaded + ex.upload_bytes(files)]
+            uploaded + upload_bytes(files)]
 
 
 @friendly
@@ -251,19 +259,19 @@ def add_recording(path, uploaded, session, color_by, show_path, grid_cells, wave
                   progress=gr.Progress()):
     if not path:
         return [*nothing_new(session), uploaded]
-    ex.check_upload([path], session, uploaded)
+    check_upload([path], session, uploaded)
     taken = sum(note.source == "microphone" for note in session.values())
-    read = ex.read_note(path, name=f"recording {taken + 1}", source="microphone")
+    read = read_note(path, name=f"recording {taken + 1}", source="microphone")
     note, = pitched_and_encoded([read], wavenet_path, request, progress)
-    if warning := ex.pitch_warning(note):
+    if warning := texts.pitch_warning(note):
         gr.Warning(warning)
     return [*with_new_notes(session, [note], color_by, show_path, grid_cells, wavenet_path),
-            uploaded + ex.upload_bytes([path])]
+            uploaded + upload_bytes([path])]
 
 
 @friendly
 def correct_pitch(note_id, pitch, session, color_by, show_path, grid_cells, wavenet_path):
-    session = ex.with_pitch(session, note_id, pitch)
+    session = with_pitch(session, note_id, pitch)
     choices = note_choices(session)
     figure = draw_map(session, color_by, note_id, show_path, grid_cells, wavenet_path)
     dropdowns = [gr.update(choices=choices) for _ in range(len(CORNERS) + 1)]
@@ -277,7 +285,7 @@ def pitch_of(note_id, session):
 @friendly
 @writes_files
 def save_notes(session):
-    path = exports.output_path(app.outputs_dir, "nsynth_notes.npz")
+    path = exports.output_path(OUTPUTS_DIR, "nsynth_notes.npz")
     return str(session_archive.save_notes(list(session.values()), path))
 
 
@@ -319,11 +327,11 @@ def decode_estimate(decoder, paths, cells, seconds, pitches=None):
     path = checkpoint_paths(*paths)[DECODERS[decoder]]
     if not path:
         return f"No {decoder} checkpoint to decode with."
-    decoding = ex.load_model(path).decoding
+    decoding = load_model(path).decoding
     if delay := decoding.delay():  # said at once: measuring the cost now would wait as long
         return f"A {decoder} decode waits for {delay} before it starts."
     seconds_needed = decoding.estimate_seconds(cells * (pitches or 1), int(seconds * SAMPLE_RATE))
-    return ex.decode_cost_message(seconds_needed, cells, seconds, decoder, pitches)
+    return texts.decode_cost_message(seconds_needed, cells, seconds, decoder, pitches)
 
 
 def estimate(shape, size, decoder, seconds, *paths):
@@ -336,10 +344,10 @@ def multigrid_estimate(size, pitches, decoder, seconds, *paths):
     return decode_estimate(decoder, paths, int(size) ** 2, seconds, len(pitches))
 
 
-def decoder_and_encoder(kind: str, label: str, paths: dict) -> tuple[ex.LoadedModel, ex.LoadedModel]:
+def decoder_and_encoder(kind: str, label: str, paths: dict) -> tuple[LoadedModel, LoadedModel]:
     loaded = model(paths[kind], label)
-    wavenet = ex.load_model(paths["wavenet"]) if paths["wavenet"] else None
-    return loaded, ex.encoder_for(loaded, wavenet)
+    wavenet = load_model(paths["wavenet"]) if paths["wavenet"] else None
+    return loaded, encoder_for(loaded, wavenet)
 
 
 @friendly
@@ -347,21 +355,21 @@ def decoder_and_encoder(kind: str, label: str, paths: dict) -> tuple[ex.LoadedMo
 @low_priority.at_low_priority
 def run_grid(a, b, c, d, shape, size, rule, decoder, temperature, seconds, session, wavenet_path, spectral_path,
              ddsp_path, pitch=OWN_PITCH, octaves=0, progress=gr.Progress()):
-    size = ex.grid_size(size)
+    size = grid_size(size)
     paths = checkpoint_paths(wavenet_path, spectral_path, ddsp_path)
     loaded, encoder = decoder_and_encoder(DECODERS[decoder], decoder, paths)
     count, _ = grid_settings(shape, size)
     chosen = [a, b, c, d][:count]
     if not all(chosen):
-        raise ex.ExplorerError(f"Choose {'notes A and B' if count == 2 else 'all four corner notes'} first.")
-    grid = ex.make_grid([app.note(session, note_id) for note_id in chosen], size, rule)
+        raise ExplorerError(f"Choose {'notes A and B' if count == 2 else 'all four corner notes'} first.")
+    grid = make_grid([app.note(session, note_id) for note_id in chosen], size, rule)
     audio, z = app.decode_grid(loaded, encoder, grid, temperature, int(seconds * SAMPLE_RATE),
                                progress=lambda done, total: progress((done, total), desc="Decoding", unit="samples"),
                                pitch=chosen_pitch(pitch), octaves=octaves)
     # The map lies in a WaveNet's space: without one the grid is heard, not placed. The zip comes last, so a
     # failure before it leaves no file behind.
-    cells = list(zip(grid.labels, app.place_grid(ex.load_model(wavenet_path), grid).tolist())) if wavenet_path else []
-    archive = exports.export_zip(exports.output_path(app.outputs_dir, "nsynth_grid.zip"), grid, audio, z)
+    cells = list(zip(grid.labels, app.place_grid(load_model(wavenet_path), grid).tolist())) if wavenet_path else []
+    archive = exports.export_zip(exports.output_path(OUTPUTS_DIR, "nsynth_grid.zip"), grid, audio, z)
     pcm = np.stack([playback_pcm16(cell) for cell in audio])
     players = [gr.update(**shown, visible=True) if shown else gr.update(value=None, visible=False)
                for shown in grid_players(grid.labels, grid.mixes(), pcm, size)]
@@ -390,7 +398,7 @@ def play_all_player(labels, pcm, line: bool) -> dict:
 def reconstruct(note_id, session, temperature, seconds, wavenet_path, spectral_path, ddsp_path, pitch=OWN_PITCH,
                 octaves=0, progress=gr.Progress()):
     if not note_id:
-        raise ex.ExplorerError("Choose a note to reconstruct.")
+        raise ExplorerError("Choose a note to reconstruct.")
     note = app.note(session, note_id)
     length = int(seconds * SAMPLE_RATE)
     outputs = [playable(note.audio[:length]), figures.rainbowgram_figure(note.audio[:length], "Original")]
@@ -409,7 +417,7 @@ def reconstruct(note_id, session, temperature, seconds, wavenet_path, spectral_p
 
 
 def describe_models(*paths):
-    return "  \n".join(ex.describe_model(ex.load_model(path)) for path in paths if path)
+    return "  \n".join(texts.describe_model(load_model(path)) for path in paths if path)
 
 
 def refresh_checkpoints(*current_paths):
@@ -419,7 +427,7 @@ def refresh_checkpoints(*current_paths):
     for kind, current in checkpoint_paths(*current_paths).items():
         paths = [path for _, path in found[kind]]
         pickers.append(gr.update(choices=found[kind], value=current if current in paths else default_checkpoint(kind)))
-    return [app.status(), *pickers]
+    return [texts.checkpoint_status(app), *pickers]
 
 
 def keep_memory_flat():
@@ -445,19 +453,19 @@ def warm_up():
     low_priority.lower_this_thread()
     started = time.monotonic()
     examples = list(app.bundled.values())
-    ex.with_pitches(examples[:1])
+    with_pitches(examples[:1])
     wavenet = default_checkpoint("wavenet")
     if wavenet:
-        app.map_for(ex.load_model(wavenet))
-        ex.encode_notes(ex.load_model(wavenet), examples)
+        app.map_for(load_model(wavenet))
+        encode_notes(load_model(wavenet), examples)
     for kind in DECODERS.values():
         if path := default_checkpoint(kind):
-            ex.load_model(path).decoding.probe()
+            load_model(path).decoding.probe()
     if wavenet:
-        upside_down = [dataclasses.replace(note, id=f"{note.id}-upside-down", audio=-note.audio)
+        upside_down = [dataclasses.replace(note, id=f"{note.id}-upside-down", audio=-note.audio, source="upload")
                        for note in examples[:notes_queue.batch_size]]
-        notes_queue.run("warm-up", ex.load_model(wavenet), upside_down)
-    print(f"{ex.WARM_UP_DONE} in {time.monotonic() - started:.0f} s", file=sys.stderr, flush=True)
+        notes_queue.run("warm-up", load_model(wavenet), upside_down)
+    print(f"{texts.WARM_UP_DONE} in {time.monotonic() - started:.0f} s", file=sys.stderr, flush=True)
 
 
 # --- the "How it works" tab: one note followed through the autoencoder (nsynth_core/teaching.py) ------------------
@@ -467,7 +475,7 @@ def step_heading(index: int):
     return gr.Markdown(f"## {title}\n{text}")
 
 
-def walked_note(selected, session) -> ex.Note:
+def walked_note(selected, session) -> Note:
     """The note chosen in the Explore tab, else the first example, so the walk-through always has one."""
     return app.note(session, selected) if selected else next(iter(app.bundled.values()))
 
@@ -508,7 +516,7 @@ def show_code(selected, session, wavenet_path):
     """The note's Z under its rainbowgram, and its path over the map frame by frame."""
     if not wavenet_path:
         return no_wavenet_figure(), no_wavenet_figure()
-    wavenet, note = ex.load_model(wavenet_path), walked_note(selected, session)
+    wavenet, note = load_model(wavenet_path), walked_note(selected, session)
     own = [] if note.id in app.bundled else [(note, app.place_notes(wavenet, [note])[0])]
     path = figures.map_figure(app.map_for(wavenet), "family", own,
                               trajectory=(note.name, app.trajectory(wavenet, note)))
@@ -519,7 +527,7 @@ def show_code(selected, session, wavenet_path):
 def show_distribution(selected, session, wavenet_path, step, temperature, seed):
     if not wavenet_path:
         return no_wavenet_figure()
-    return teaching.distribution_figure(ex.load_model(wavenet_path), walked_note(selected, session), int(step),
+    return teaching.distribution_figure(load_model(wavenet_path), walked_note(selected, session), int(step),
                                         temperature, int(seed))
 
 
@@ -527,7 +535,7 @@ def show_distribution(selected, session, wavenet_path, step, temperature, seed):
 def show_decoder(selected, session, wavenet_path, step, temperature, seed):
     if not wavenet_path:
         return [no_wavenet_figure(), no_wavenet_figure()]
-    figure = teaching.receptive_field_figure(ex.load_model(wavenet_path), walked_note(selected, session), int(step))
+    figure = teaching.receptive_field_figure(load_model(wavenet_path), walked_note(selected, session), int(step))
     return [figure, show_distribution(selected, session, wavenet_path, step, temperature, seed)]
 
 
@@ -537,7 +545,7 @@ def show_mix(selected, partner, weight, session, wavenet_path, spectral_path, dd
     if not wavenet_path:
         return [no_wavenet_figure(), None, ""]
     if not partner:
-        raise ex.ExplorerError("Choose a second note to mix with.")
+        raise ExplorerError("Choose a second note to mix with.")
     paths = checkpoint_paths(wavenet_path, spectral_path, ddsp_path)
     # DDSP decodes a 4 s note in milliseconds; without it the spectral baseline mixes its own codes.
     label, kind = ("DDSP", "ddsp") if ddsp_path else ("Spectral baseline", "spectral")
@@ -547,14 +555,14 @@ def show_mix(selected, partner, weight, session, wavenet_path, spectral_path, dd
     said = f"Decoded by the **{label}** decoder (`{loaded.name}`)"
     if kind == "spectral":
         said += ", which mixes its own encoder's codes with the same weight (no DDSP checkpoint is available)"
-    figure = teaching.mixing_figure(ex.load_model(wavenet_path), grid, audio[0], label)
+    figure = teaching.mixing_figure(load_model(wavenet_path), grid, audio[0], label)
     return [figure, playable(audio[0]), said + "."]
 
 
 @friendly
 def show_decoders(*paths):
     labels = {kind: label for label, kind in DECODERS.items()}
-    decoders = [(labels[kind], ex.load_model(path)) for kind, path in checkpoint_paths(*paths).items() if path]
+    decoders = [(labels[kind], load_model(path)) for kind, path in checkpoint_paths(*paths).items() if path]
     return (f"**What each costs here** (measured on this machine):\n\n{teaching.cost_table(decoders)}\n\n"
             f"**What each keeps** (`{teaching.EVALUATION_FILE}` next to the checkpoints):\n\n"
             f"{teaching.evaluation_table(app.checkpoints_dir)}")
@@ -570,7 +578,7 @@ def point_sound(x, y, decoder, pitch, seconds, temperature, wavenet_path, spectr
     loaded = model(paths[DECODERS[decoder]], decoder)
     audio, blend, notes = app.play_point(loaded, wavenet, (float(x), float(y)), temperature,
                                          int(seconds * SAMPLE_RATE), chosen_pitch(pitch), octaves=octaves)
-    played = ex.played_pitches([notes[0].pitch], chosen_pitch(pitch), octaves)[0]
+    played = played_pitches([notes[0].pitch], chosen_pitch(pitch), octaves)[0]
     return audio, describe_blend(blend, notes, decoder, played)
 
 
@@ -624,13 +632,13 @@ def mark_clicked_point(payload, session, color_by, selected, show_path, grid_cel
     return figures.mark_blend(figure, place, positions[nearest], [f"{100 * w:.0f} %" for w in weights])
 
 
-def corner_notes(a, b, c, d, session) -> list[ex.Note]:
+def corner_notes(a, b, c, d, session) -> list[Note]:
     """The Grid tab's four corners; with none chosen, the example grid's, so the instrument can be played
     straight away."""
     if not any((a, b, c, d)):
         a, b, c, d = EXAMPLE.corners
     if not all((a, b, c, d)):
-        raise ex.ExplorerError("Choose all four corner notes in the Grid tab first (or none, for four examples).")
+        raise ExplorerError("Choose all four corner notes in the Grid tab first (or none, for four examples).")
     return [app.note(session, note_id) for note_id in (a, b, c, d)]
 
 
@@ -640,9 +648,9 @@ def decode_every_cell(corners, size, pitches, rule, decoder, seconds, paths, pro
     loaded, encoder = decoder_and_encoder(DECODERS[decoder], decoder, checkpoint_paths(*paths))
     length, notes = int(seconds * SAMPLE_RATE), int(size) ** 2 * len(pitches)
     needed = loaded.decoding.estimate_seconds(notes, length)
-    if needed > ex.SLOW_DECODE_SECONDS:
-        raise ex.ExplorerError(f"{notes} notes with the {decoder} decoder would take {describe_duration(needed)} "
-                               "here: choose the DDSP decoder, fewer cells or fewer pitches.")
+    if needed > SLOW_DECODE_SECONDS:
+        raise ExplorerError(f"{notes} notes with the {decoder} decoder would take {describe_duration(needed)} "
+                            "here: choose the DDSP decoder, fewer cells or fewer pitches.")
     return app.multigrid(loaded, encoder, corners, int(size), pitches, length, rule,
                          progress=lambda done, total: progress(
                              (done, total), desc=f"Decoding every cell at {len(pitches)} pitches", unit="notes"))
@@ -655,7 +663,7 @@ def export_soundfont(a, b, c, d, size, rule, decoder, seconds, session, *paths, 
     """Every cell of the grid between the four corners at Open NSynth Super's 16 pitches, as a SoundFont."""
     grid = decode_every_cell(corner_notes(a, b, c, d, session), size, ONS_PITCHES, rule, decoder, seconds, paths,
                              progress)
-    path = exports.output_path(app.outputs_dir, "nsynth_multigrid.sf2")
+    path = exports.output_path(OUTPUTS_DIR, "nsynth_multigrid.sf2")
     return str(write_soundfont(path, grid, title=f"NSynth {size}x{size} grid ({decoder})"))
 
 
@@ -666,10 +674,10 @@ def decode_for_playing(a, b, c, d, size, pitches, rule, decoder, seconds, sessio
     """The grid's cells at the chosen pitches packed for assets/play.js: (the PCM file, its index, which also
     names the decoder and the corner notes, for the page to say what it plays)."""
     if not pitches:
-        raise ex.ExplorerError("Choose at least one pitch to decode.")
+        raise ExplorerError("Choose at least one pitch to decode.")
     corners = corner_notes(a, b, c, d, session)
     grid = decode_every_cell(corners, size, [int(p) for p in pitches], rule, decoder, seconds, paths, progress)
-    path = exports.output_path(app.outputs_dir, "nsynth_play.pcm")
+    path = exports.output_path(OUTPUTS_DIR, "nsynth_play.pcm")
     return str(path), {**write_browser_pack(path, grid), "decoder": decoder,
                        "corners": [note.label for note in corners]}
 
@@ -686,7 +694,7 @@ with gr.Blocks(title="NSynth timbre explorer", delete_cache=(600, exports.OUTPUT
         gr.Markdown(f"**Hear an example first.** {example_grid.DESCRIPTION} (The Grid tab plays each cell.)")
         example_track = play_all_player(EXAMPLE.labels, EXAMPLE.cells, line=False)
         gr.Audio(**example_track, interactive=False, elem_id="example-player")
-    status = gr.Markdown(app.status())
+    status = gr.Markdown(texts.checkpoint_status(app))
     with gr.Row():
         wavenet_path = gr.Dropdown([(name, path) for name, path in app.checkpoints()["wavenet"]],
                                    value=default_checkpoint("wavenet"), label="WaveNet checkpoint")
@@ -838,7 +846,7 @@ with gr.Blocks(title="NSynth timbre explorer", delete_cache=(600, exports.OUTPUT
         play_index = gr.JSON(visible="hidden", label="Index of the decoded notes")
 
     with gr.Tab("About"):
-        gr.Markdown((ex.ASSETS_DIR / "about.md").read_text(), elem_id="about")
+        gr.Markdown((ASSETS_DIR / "about.md").read_text(), elem_id="about")
 
     note_dropdowns = [selected, *corners, source_note]
     map_inputs = [session, color_by, show_path, grid_cells, wavenet_path]
@@ -949,7 +957,7 @@ if __name__ == "__main__":
         print(f"Pitch tracking and encoding run at nice {nice}, decoding at nice {low_priority.decode_nice()}, "
               "below the web server.", file=sys.stderr)
     fastgen.start_build()  # the first start compiles for up to minutes: not on a visitor's first decode
-    for name, problem in ex.broken_checkpoints(app.checkpoints_dir).items():
+    for name, problem in broken_checkpoints(app.checkpoints_dir).items():
         print(f"Skipped checkpoint {name}: {problem}", file=sys.stderr)
     threading.Thread(target=warm_up, daemon=True).start()
     # librosa's first constant-Q transform takes seconds: not on the first rainbowgram a visitor asks for.
@@ -960,7 +968,7 @@ if __name__ == "__main__":
     if removed := disk_space.remove_partial_uploads(older_than=disk_space.ORPHAN_AGE):
         print(f"Removed {removed} partly written upload(s) left by an earlier run.", file=sys.stderr)
     demo.queue(default_concurrency_limit=2, max_size=32).launch(
-        css=CSS, head=preload_plotting_library(), max_file_size=f"{MAX_UPLOAD_MB}mb",
+        css=CSS, head=preload_plotting_library(), max_file_size=f"{MAX_UPLOAD_FILE_MB}mb",
         state_session_capacity=MAX_SESSIONS,
         blocked_paths=[str(REPO), str(app.checkpoints_dir.resolve())],
         app_kwargs={"middleware": [Middleware(disk_space.UploadRoomMiddleware,
