@@ -28,7 +28,8 @@ from pathlib import Path
 import numpy as np
 
 from nsynth_core.exports import example_grid
-from nsynth_core.explorer import explorer as ex
+from nsynth_core.explorer.loaded_models import encode_notes, load_model, stacked_z
+from nsynth_core.explorer.notes import bundled_notes
 from tests.synth_page import ASSETS, synth_page, to_page
 
 SIZE_BUDGET = 4_000_000  # bytes, gzipped
@@ -137,9 +138,9 @@ def sizes() -> list[str]:
 
 
 def corners_z() -> np.ndarray:
-    notes = {note.id: note for note in ex.bundled_notes()}
-    wavenet = ex.load_model(example_grid.SHIPPED_CHECKPOINTS / example_grid.ENCODER)
-    return ex.encode_notes(wavenet, [notes[name] for name in example_grid.CORNERS])
+    notes = {note.id: note for note in bundled_notes()}
+    wavenet = load_model(example_grid.SHIPPED_CHECKPOINTS / example_grid.ENCODER)
+    return stacked_z(encode_notes(wavenet, [notes[name] for name in example_grid.CORNERS]))
 
 
 def main():

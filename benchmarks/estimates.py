@@ -16,7 +16,9 @@ from pathlib import Path
 import torch
 
 from benchmarks.decode import cpu_name, matmul_peak, write_results
-from nsynth_core.explorer import explorer as ex
+from nsynth_core.explorer.explorer import Explorer
+from nsynth_core.explorer.grids import grid_z, make_grid
+from nsynth_core.explorer.loaded_models import encode_notes, encoder_for, load_model
 from nsynth_core.audio.core import SAMPLE_RATE
 
 RESULTS = Path(__file__).with_name("estimates_results.md")
@@ -33,24 +35,24 @@ def main():
     torch.set_num_threads(int(os.environ.get("NSYNTH_THREADS", "1")))  # as the app (webapp/server.py)
     load_before = os.getloadavg()
     peak, _ = matmul_peak(torch.get_num_threads())
-    explorer = ex.Explorer()
+    explorer = Explorer()
     examples = list(explorer.bundled.values())
-    wavenet = ex.load_model(explorer.checkpoints()["wavenet"][0][1])
-    ex.encode_notes(wavenet, examples)  # as the app's warm-up
+    wavenet = load_model(explorer.checkpoints()["wavenet"][0][1])
+    encode_notes(wavenet, examples)  # as the app's warm-up
     header = "| decoder | round | grid | estimate shown | took | estimate / took |"
     lines = [header, "|" + "---|" * (header.count("|") - 1)]
     print(header, flush=True)
     worst = 1.0
     for kind in args.decoders.split(","):
-        loaded = ex.load_model(explorer.checkpoints()[kind][0][1])
-        encoder = ex.encoder_for(loaded, wavenet)
+        loaded = load_model(explorer.checkpoints()[kind][0][1])
+        encoder = encoder_for(loaded, wavenet)
         loaded.decoding.probe()
         corners = iter(range(0, len(examples) - 3, 4))
         for round_ in range(1, args.rounds + 1):
             for size in SIZES:
                 first = next(corners)
-                grid = ex.make_grid(examples[first:first + 4], size)
-                ex.grid_z(encoder, grid)  # encoding is not part of the estimate: the app encodes notes on arrival
+                grid = make_grid(examples[first:first + 4], size)
+                grid_z(encoder, grid)  # encoding is not part of the estimate: the app encodes notes on arrival
                 shown = loaded.decoding.estimate_seconds(size * size, SAMPLE_RATE)
                 start = time.perf_counter()
                 explorer.decode_grid(loaded, encoder, grid, TEMPERATURE, SAMPLE_RATE)

@@ -45,7 +45,7 @@ from nsynth_core.exports import files as exports
 from nsynth_core.engine import fastgen
 from nsynth_core.models.checkpoint import save_checkpoint, weights_fingerprint
 from nsynth_core.models.ddsp import DDSPDecoder
-from nsynth_core.explorer.explorer import ASSETS_DIR, NOTES_INDEX
+from nsynth_core.explorer.notes import ASSETS_DIR, NOTES_INDEX
 from nsynth_core.models.spectral import SpectralAutoencoder, SpectralConfig
 from nsynth_core.models.wavenet import WaveNetAutoencoder
 from tests.app_helpers import TINY_DDSP, running_app, wait_for_warm_up, write_nan_weights, write_tiny_checkpoints

@@ -37,7 +37,7 @@ from gradio_client.utils import Status
 
 from nsynth_core.audio.core import SAMPLE_RATE
 from nsynth_core.models.checkpoint import save_checkpoint
-from nsynth_core.explorer.explorer import ASSETS_DIR, NOTES_INDEX
+from nsynth_core.explorer.notes import ASSETS_DIR, NOTES_INDEX
 from nsynth_core.models.spectral import SpectralAutoencoder, SpectralConfig
 from nsynth_core.models.wavenet import WaveNetAutoencoder, WaveNetConfig
 from tests.app_helpers import TINY_WAVENET, running_app, wait_for_warm_up

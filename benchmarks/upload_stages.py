@@ -17,24 +17,26 @@ from pathlib import Path
 import torch
 
 from benchmarks.decode import matmul_peak
-from nsynth_core.explorer import explorer as ex
+from nsynth_core.explorer.explorer import Explorer
+from nsynth_core.explorer.loaded_models import LoadedModel, encode_notes, load_model
+from nsynth_core.explorer.notes import read_note, with_pitches
 from nsynth_core.explorer import family_guess
 
 TEST_NOTES = Path("data/nsynth-sf/nsynth-test/audio")
 
 
-def stages(app: ex.Explorer, wavenet: ex.LoadedModel, paths: list[Path]) -> dict[str, float]:
+def stages(app: Explorer, wavenet: LoadedModel, paths: list[Path]) -> dict[str, float]:
     app.map_for(wavenet)  # the examples' map and their Z: what a running app has before any upload
-    ex.encode_notes(wavenet, list(app.bundled.values()))
+    encode_notes(wavenet, list(app.bundled.values()))
     seconds = {}
     start = time.perf_counter()
-    read = [ex.read_note(path) for path in paths]
+    read = [read_note(path) for path in paths]
     seconds["read"] = time.perf_counter() - start
     start = time.perf_counter()
-    notes = ex.with_pitches(read)
+    notes = with_pitches(read)
     seconds["pitch"] = time.perf_counter() - start
     start = time.perf_counter()
-    ex.encode_notes(wavenet, notes)
+    notes = encode_notes(wavenet, notes)
     seconds["encode"] = time.perf_counter() - start
     start = time.perf_counter()
     app.place_notes(wavenet, notes)
@@ -53,7 +55,7 @@ def main():
     args = parser.parse_args()
     torch.set_num_threads(1)  # as the app runs
     files = sorted(args.folder.glob("*.wav"))[::97]
-    app, wavenet = ex.Explorer(), ex.load_model(args.checkpoint)
+    app, wavenet = Explorer(), load_model(args.checkpoint)
     stages(app, wavenet, files[:1])  # warm-up: imports, the reducer, first calls
     peak, _ = matmul_peak(1)
     load = os.getloadavg()

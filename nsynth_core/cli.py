@@ -220,7 +220,7 @@ def write_note(path: Path, audio: np.ndarray, peak: float | None, keep_level: bo
 
 # --- the commands --------------------------------------------------------------------------------------------------
 
-def encode(args) -> int:
+def encode_audio_files(args) -> int:
     model, _ = load_decoding(args)
     length = note_length(model, args.seconds)
     report = Report()
@@ -237,7 +237,7 @@ def encode(args) -> int:
     return report.exit_status()
 
 
-def decode(args) -> int:
+def decode_z_files(args) -> int:
     model, _ = load_decoding(args)
     pitch = checked_pitch(model, args.pitch)
     if model.needs_pitch and pitch is None:
@@ -265,7 +265,7 @@ def decode(args) -> int:
     return report.exit_status()
 
 
-def reconstruct(args) -> int:
+def reconstruct_audio_files(args) -> int:
     model, metadata = load_decoding(args)
     encoder = load_encoder(args, model, metadata)
     length = note_length(model, args.seconds)
@@ -342,13 +342,13 @@ def build_parser() -> argparse.ArgumentParser:
     command = commands.add_parser("encode", parents=[common, reading], help="audio -> OUT/<name>.npy",
                                   description="Encode audio to Z: [frames, 16] for WaveNet, [1984] for spectral.")
     command.add_argument("inputs", **audio_inputs)
-    command.set_defaults(run=encode)
+    command.set_defaults(run=encode_audio_files)
     command = commands.add_parser("decode", parents=[common, decoding], help="Z (.npy) -> OUT/<name>.wav",
                                   description="Decode Z (.npy files written by encode) to 16 kHz audio.")
     command.add_argument("inputs", nargs="+", metavar="INPUT", help=".npy files or folders")
     command.add_argument("--keep-level", action="store_true",
                          help="write the decoder's output as it is, not at the app's playing level (peak 0.9)")
-    command.set_defaults(run=decode)
+    command.set_defaults(run=decode_z_files)
     decoding.add_argument("--encoder", default="checkpoints/wavenet",
                           help="for a decoder that reads a WaveNet's Z (DDSP): the WaveNet checkpoint that encodes "
                                "(default checkpoints/wavenet)")
@@ -359,7 +359,7 @@ def build_parser() -> argparse.ArgumentParser:
     command.add_argument("inputs", **audio_inputs)
     command.add_argument("--keep-level", action="store_true",
                          help="write each note at its input's peak level, not at the app's playing level (peak 0.9)")
-    command.set_defaults(run=reconstruct)
+    command.set_defaults(run=reconstruct_audio_files)
     return parser
 
 

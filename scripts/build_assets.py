@@ -20,9 +20,11 @@ import tinysoundfont  # rendering never touches its optional pyaudio dependency
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from nsynth_core.explorer import explorer  # noqa: E402
 from nsynth_core.audio.core import NOTE_LENGTH, PLAYBACK_PEAK, SAMPLE_RATE, normalize_loudness  # noqa: E402
 from nsynth_core.explorer.embedding_map import save_map  # noqa: E402
+from nsynth_core.explorer.explorer import compute_map  # noqa: E402
+from nsynth_core.explorer.loaded_models import load_model  # noqa: E402
+from nsynth_core.explorer.notes import bundled_notes  # noqa: E402
 
 SOUNDFONTS = {"FluidR3_GM": "/usr/share/sounds/sf2/FluidR3_GM.sf2", "TimGM6mb": "/usr/share/sounds/sf2/TimGM6mb.sf2"}
 # NSynth family -> (General-MIDI program, NSynth instrument source, three MIDI pitches in the instrument's range)
@@ -76,8 +78,8 @@ def render_notes(assets: Path) -> list[dict]:
 
 
 def build_bundled_map(assets: Path, checkpoint: Path) -> None:
-    wavenet = explorer.load_model(checkpoint)
-    save_map(explorer.compute_map(wavenet, explorer.bundled_notes(assets)), assets)
+    wavenet = load_model(checkpoint)
+    save_map(compute_map(wavenet, bundled_notes(assets)), assets)
 
 
 def main() -> None:

@@ -14,7 +14,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from nsynth_core.models.checkpoint import save_checkpoint, weights_fingerprint
-from nsynth_core.explorer.explorer import WARM_UP_DONE
+from webapp.texts import WARM_UP_DONE
 from nsynth_core.models.ddsp import DDSPConfig, DDSPDecoder
 from nsynth_core.models.spectral import SpectralAutoencoder, SpectralConfig
 from nsynth_core.models.wavenet import WaveNetAutoencoder, WaveNetConfig

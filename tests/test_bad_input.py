@@ -1,6 +1,6 @@
 """Hostile and unlucky input: odd uploads, broken checkpoints, requests for files the app must not serve.
 
-Uploads go through what the upload handler calls (explorer.note_from_file) and, for a representative subset,
+Uploads go through what the upload handler calls (notes.note_from_file) and, for a representative subset,
 through gradio_client against a launched app, checking after each bad request that a good upload still works.
 """
 
@@ -26,19 +26,22 @@ from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 
 
-from nsynth_core.explorer import explorer
+from nsynth_core.explorer import loaded_models, notes
 from nsynth_core.exports import files as exports
 from nsynth_core.engine import fastgen
 from nsynth_core.audio.core import NOTE_LENGTH, NOTE_PEAK, PLAYBACK_PEAK, SAMPLE_RATE, AudioError, for_playback
 from nsynth_core.models.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from nsynth_core.explorer.explorer import Explorer, ExplorerError, load_model, note_from_file
+from nsynth_core.explorer.explorer import Explorer
+from nsynth_core.explorer.loaded_models import load_model
+from nsynth_core.explorer.notes import ExplorerError, note_from_file
 from nsynth_core.explorer.interpolation import GRID_SIZES
 from nsynth_core.models.wavenet import WaveNetAutoencoder, WaveNetConfig
 from archive_bombs import write_deflate_bomb
+from webapp import texts
 from webapp.shared import OWN_PITCH
 from app_helpers import REPO, add_broken_checkpoints, running_app, write_nan_weights, write_tiny_checkpoints
 
-MAX_UPLOAD_BYTES = 20 * 1024 * 1024  # the page's limit on each file (webapp/shared.py)
+MAX_UPLOAD_FILE_BYTES = 20 * 1024 * 1024  # the page's limit on each file (webapp/shared.py)
 CLICK_SECONDS = 0.05
 TONE_HZ, TONE_MIDI = 220.0, 57
 
@@ -72,7 +75,7 @@ def files(tmp_path_factory):
     shutil.copy(directory / "real.mp3", directory / "mp3_named.wav")
     shutil.copy(directory / "good.wav", directory / "wav_named.mp3")
     with open(directory / "too_big.wav", "wb") as sparse:  # takes no disk space: only its size matters
-        sparse.truncate(MAX_UPLOAD_BYTES + 1)
+        sparse.truncate(MAX_UPLOAD_FILE_BYTES + 1)
     return directory
 
 
@@ -130,10 +133,13 @@ def page(tmp_path_factory):
 
     checkpoints = tmp_path_factory.mktemp("page_checkpoints")
     write_tiny_checkpoints(checkpoints)
-    shared = Explorer(checkpoints, outputs=tmp_path_factory.mktemp("page_outputs"))
-    built = app.build(shared, app.notes_queue_for(shared))
-    return SimpleNamespace(explorer=shared, explore=tab_serving(built, "add_uploads"), grid=tab_serving(built, "grid"),
-                           play=tab_serving(built, "play_point"), how=tab_serving(built, "show_sound"))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(exports.OUTPUTS_ENV, str(tmp_path_factory.mktemp("page_outputs")))
+        shared = Explorer(checkpoints)
+        built = app.build(shared, app.notes_queue_for(shared))
+        yield SimpleNamespace(explorer=shared, explore=tab_serving(built, "add_uploads"),
+                              grid=tab_serving(built, "grid"), play=tab_serving(built, "play_point"),
+                              how=tab_serving(built, "show_sound"))
 
 
 @pytest.fixture
@@ -141,8 +147,8 @@ def reads(monkeypatch):
     """Counts the files an upload reads."""
     calls = []
     for name in ("note_from_file", "load_audio"):
-        original = getattr(explorer, name)
-        monkeypatch.setattr(explorer, name, lambda *args, original=original, **kwargs: (
+        original = getattr(notes, name)
+        monkeypatch.setattr(notes, name, lambda *args, original=original, **kwargs: (
             calls.append(args[0]), original(*args, **kwargs))[1])
     return calls
 
@@ -172,7 +178,7 @@ def test_an_upload_over_the_byte_budget_is_refused_before_any_is_read(page, file
     heavy = []
     for i in range(4):  # each under the per-file limit, together over the request's budget
         with open(tmp_path / f"heavy{i}.wav", "wb") as sparse:
-            sparse.truncate(MAX_UPLOAD_BYTES - 1)
+            sparse.truncate(MAX_UPLOAD_FILE_BYTES - 1)
         heavy.append(tmp_path / f"heavy{i}.wav")
     with pytest.raises(gr.Error, match="Upload at most 60 MB at a time; these files hold 80 MB"):
         add_uploads(page, heavy)
@@ -182,16 +188,16 @@ def test_an_upload_over_the_byte_budget_is_refused_before_any_is_read(page, file
 def test_an_upload_over_the_visitors_room_is_refused_before_any_is_read(page, files, reads):
     note = note_from_file(files / "good.wav")
     reads.clear()
-    nearly_full = {f"n{i}": note for i in range(explorer.MAX_SESSION_NOTES - 2)}
+    nearly_full = {f"n{i}": note for i in range(notes.MAX_SESSION_NOTES - 2)}
     with pytest.raises(gr.Error, match="you have 46, so 2 more can be added, not 3"):
         add_uploads(page, [files / "good.wav", files / "click.wav", files / "real.mp3"], nearly_full)
     assert reads == []
     session, _, _ = add_uploads(page, [files / "click.wav"], nearly_full)
-    assert len(session) == explorer.MAX_SESSION_NOTES - 1
+    assert len(session) == notes.MAX_SESSION_NOTES - 1
 
 
 def test_uploads_past_the_visitors_byte_budget_are_refused_before_any_is_read(page, files, reads, monkeypatch):
-    monkeypatch.setenv(explorer.SESSION_UPLOAD_ENV, "12")
+    monkeypatch.setenv(notes.SESSION_UPLOAD_ENV, "12")
     session, _, uploaded = add_uploads(page, [files / "ten_minutes.wav"])
     assert uploaded == (files / "ten_minutes.wav").stat().st_size
     reads.clear()
@@ -340,14 +346,14 @@ def disk_full(*args, **kwargs):
 
 def test_a_full_disk_gives_a_clear_message_and_leaves_no_partial_zip(page, monkeypatch):
     monkeypatch.setattr(load_model(page.explorer.checkpoints_dir / "tiny-spectral").decoding, "griffin_lim_iters", 2)
-    before = set(page.explorer.outputs_dir.iterdir()) if page.explorer.outputs_dir.exists() else set()
+    before = set(page.grid.outputs_dir.iterdir()) if page.grid.outputs_dir.exists() else set()
     monkeypatch.setattr(zipfile.ZipFile, "writestr", disk_full)
     with pytest.raises(gr.Error, match="The server's disk is full"):
         run_grid(page, *LINE_NOTES, decoder="Spectral baseline")
-    assert set(page.explorer.outputs_dir.iterdir()) == before
+    assert set(page.grid.outputs_dir.iterdir()) == before
     monkeypatch.setattr(exports.tempfile, "mkdtemp", disk_full)
     with pytest.raises(exports.OutputError, match="The server's disk is full"):
-        exports.output_path(page.explorer.outputs_dir, "nsynth_grid.zip")
+        exports.output_path(page.grid.outputs_dir, "nsynth_grid.zip")
 
 
 # --- saved notes --------------------------------------------------------------------------------------------
@@ -387,7 +393,7 @@ def test_broken_checkpoints_are_skipped_and_reported(tmp_path):
     checked = Explorer(tmp_path)
     assert {kind: [name for name, _ in found] for kind, found in checked.checkpoints().items()} == {
         "wavenet": ["tiny-wavenet"], "spectral": ["tiny-spectral"], "ddsp": ["tiny-ddsp"]}
-    status = checked.status()
+    status = texts.checkpoint_status(checked)
     assert "**Skipped checkpoint `corrupt`:**" in status and "cannot be read" in status
     assert "**Skipped checkpoint `mismatched`:**" in status and "does not match its config" in status
     assert "**Skipped checkpoint `half_written`:**" in status and "not valid JSON" in status
@@ -409,9 +415,9 @@ def test_non_finite_decoder_output_never_reaches_a_player(tmp_path, monkeypatch)
     monkeypatch.setattr(wavenet.decoding, "decode", lambda *args: broken)
     z = np.full((1, 1, wavenet.model.config.latent_channels), 0.123, np.float32)
     with pytest.raises(ExplorerError, match="tiny-wavenet decoded NaN or infinite samples for the cell"):
-        explorer.decode(wavenet, z, names=["the cell"], length=64)
+        loaded_models.decode_z(wavenet, z, names=["the cell"], length=64)
     with pytest.raises(ExplorerError):  # not cached: asking again decodes again and fails again
-        explorer.decode(wavenet, z, names=["the cell"], length=64)
+        loaded_models.decode_z(wavenet, z, names=["the cell"], length=64)
     with pytest.raises(AudioError, match="not played"):  # the last guard before any player or wav
         for_playback(broken[0])
     noise = np.random.default_rng(0).uniform(-1e6, 1e6, 64)
@@ -429,7 +435,7 @@ def served(tmp_path_factory):
     add_broken_checkpoints(checkpoints)
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv(exports.OUTPUTS_ENV, str(outputs))
-        patch.setenv(explorer.SESSION_UPLOAD_ENV, str(SERVED_BUDGET_MB))
+        patch.setenv(notes.SESSION_UPLOAD_ENV, str(SERVED_BUDGET_MB))
         with running_app(checkpoints, checkpoints / "app.log") as url:
             yield url, Client(url, verbose=False), checkpoints, outputs
 
@@ -502,8 +508,8 @@ def test_only_uploads_and_outputs_are_served(served, files):
 
 def test_a_grid_zip_is_written_to_the_outputs_folder(served):
     _, client, _, outputs = served
-    notes = ["bass_electronic_fluidr3_gm033-036-100", "brass_acoustic_fluidr3_gm056-055-100"]
-    *_, archive, _ = client.predict(*notes, None, None, "line (A to B)", 2, "bilinear", "WaveNet", 1.0, 0.1,
+    corners = ["bass_electronic_fluidr3_gm033-036-100", "brass_acoustic_fluidr3_gm056-055-100"]
+    *_, archive, _ = client.predict(*corners, None, None, "line (A to B)", 2, "bilinear", "WaveNet", 1.0, 0.1,
                                     api_name="/grid")
     written = list(outputs.glob("*/nsynth_grid.zip"))
     assert len(written) == 1 and written[0].read_bytes() == open(archive, "rb").read()

@@ -13,7 +13,7 @@ import soundfile as sf
 from app_helpers import running_app, write_tiny_checkpoints
 from browser_helpers import CHROMIUM, CHROMIUM_ARGS, downloaded_audio
 from nsynth_core.exports import example_grid
-from nsynth_core.explorer.explorer import bundled_notes
+from nsynth_core.explorer.notes import bundled_notes
 from nsynth_core.exports.files import PLAY_ALL_GAP
 
 WAIT_MS = 120_000

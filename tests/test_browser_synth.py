@@ -12,7 +12,8 @@ import torch
 
 from nsynth_core.audio.core import SAMPLE_RATE
 from nsynth_core.exports import browser_synth
-from nsynth_core.explorer import explorer as ex
+from nsynth_core.explorer.loaded_models import encode_notes, load_model
+from nsynth_core.explorer.notes import ASSETS_DIR, bundled_notes
 from nsynth_core.models.checkpoint import load_checkpoint, save_checkpoint, weights_fingerprint
 from nsynth_core.models.ddsp import DDSPConfig, DDSPDecoder, filtered_noise, harmonic_synth
 from app_helpers import TINY_DDSP, write_tiny_checkpoints
@@ -20,8 +21,8 @@ from browser_helpers import CHROMIUM
 from synth_page import play_key, render_notes, synth_page
 from test_browser import median_pitch
 
-SHIPPED = ex.ASSETS_DIR.parent / "checkpoints"
-EXPORTED = ex.ASSETS_DIR / "ddsp_synth.bin"
+SHIPPED = ASSETS_DIR.parent / "checkpoints"
+EXPORTED = ASSETS_DIR / "ddsp_synth.bin"
 SEED = 11
 # Piano and sawtooth lead at middle C: a dark and a bright corner for the morph.
 DARK, BRIGHT = "keyboard_acoustic_fluidr3_gm000-060-100", "synth_lead_synthetic_fluidr3_gm081-060-100"
@@ -102,12 +103,11 @@ def bundled():
     """{note id: (the note, its Z from the shipped WaveNet encoder)} for the first bundled note of each family
     and the morph's corners."""
     notes, families = [], set()
-    for note in ex.bundled_notes():
+    for note in bundled_notes():
         if note.family not in families or note.id in (DARK, BRIGHT):
             notes.append(note)
             families.add(note.family)
-    z = ex.encode_notes(ex.load_model(SHIPPED / "wavenet"), notes)
-    return {note.id: (note, z_i) for note, z_i in zip(notes, z)}
+    return {note.id: (note, note.z) for note in encode_notes(load_model(SHIPPED / "wavenet"), notes)}
 
 
 @browser

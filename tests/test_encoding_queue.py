@@ -4,16 +4,23 @@ what waits behind it is known exactly (no timing)."""
 
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from functools import partial
 
 import numpy as np
 import pytest
 import torch
 
-from nsynth_core.explorer import explorer as ex
-from webapp.encoding_queue import FairBatchQueue, Position, pitch_and_encode, prepared_notes
+from nsynth_core.engine.precision import ENCODER_PRECISION_ENV, encoder_dtype
+from nsynth_core.explorer.explorer import Explorer
 from nsynth_core.explorer.family_guess import UNKNOWN
+from nsynth_core.explorer import loaded_models
+from nsynth_core.explorer.loaded_models import ENCODE_CACHE_SIZE, encode_notes, load_model, stacked_z
+from nsynth_core.explorer.lru_cache import LRUCache
+from nsynth_core.explorer.notes import EncodedNote, estimate_pitch, read_note, read_uploads
+from nsynth_core.exports.session_archive import load_notes, save_notes
+from webapp.encoding_queue import FairBatchQueue, Position, pitch_and_encode, prepared_notes
 from webapp.low_priority import compute_nice, thread_nice
-from nsynth_core.engine.precision import encoder_dtype
 from app_helpers import write_tiny_checkpoints
 
 
@@ -141,28 +148,30 @@ def test_the_worker_runs_below_the_callers_priority():
 
 def test_queued_notes_get_the_pitch_and_code_they_get_directly(tmp_path, write_tone):
     torch.set_num_threads(1)
-    wavenet = ex.load_model(write_tiny_checkpoints(tmp_path)[0])
-    uploads = [[ex.read_note(write_tone(frequency=f, seconds=1.0).rename(tmp_path / f"{f}.wav"))
+    wavenet = load_model(write_tiny_checkpoints(tmp_path)[0])
+    uploads = [[read_note(write_tone(frequency=f, seconds=1.0).rename(tmp_path / f"{f}.wav"))
                 for f in frequencies] for frequencies in ([220.0, 330.0, 440.0], [262.0], [523.0, 110.0])]
     queue = FairBatchQueue(pitch_and_encode)
     with ThreadPoolExecutor(3) as pool:
         results = list(pool.map(lambda i: queue.run(f"visitor{i}", wavenet, uploads[i]), range(3)))
     for notes, queued in zip(uploads, results):
-        assert [note.pitch for note in queued] == [ex.estimate_pitch(note.audio) for note in notes]
+        assert [note.pitch for note in queued] == [estimate_pitch(note.audio) for note in notes]
         assert [note.id for note in queued] == [note.id for note in notes]
         with torch.no_grad():
             audio = torch.from_numpy(np.stack([note.audio for note in notes]))
             direct = wavenet.model.encode(audio, encoder_dtype(torch.device("cpu"))).numpy()  # visitors' precision
-        np.testing.assert_allclose(ex.encode_notes(wavenet, queued), direct, atol=1e-5)
+        assert all(isinstance(note, EncodedNote) and note.precision == encoder_dtype(torch.device("cpu"))
+                   for note in queued)
+        np.testing.assert_allclose(stacked_z(queued), direct, atol=1e-5)
     assert [note.pitch for note in results[0]] == [57, 64, 69]
 
 
 def test_notes_waiting_together_get_their_guess_and_place_once_the_map_is_ready(tmp_path, write_tone):
     torch.set_num_threads(1)
     directory = tmp_path / "checkpoints"
-    wavenet = ex.load_model(write_tiny_checkpoints(directory)[0])
-    explorer = ex.Explorer(directory)
-    notes = [ex.read_note(write_tone(frequency=f, seconds=1.0).rename(tmp_path / f"{f}.wav")) for f in (220.0, 330.0)]
+    wavenet = load_model(write_tiny_checkpoints(directory)[0])
+    explorer = Explorer(directory)
+    notes = [read_note(write_tone(frequency=f, seconds=1.0).rename(tmp_path / f"{f}.wav")) for f in (220.0, 330.0)]
     # Before the map is ready the queue neither computes it nor guesses: the visitor's own request does that.
     early = prepared_notes(explorer, wavenet, notes)
     assert not explorer.has_map(wavenet) and [note.family for note in early] == [UNKNOWN, UNKNOWN]
@@ -172,3 +181,24 @@ def test_notes_waiting_together_get_their_guess_and_place_once_the_map_is_ready(
     asked, transform = [], embedding_map.reducer.transform
     embedding_map.reducer.transform = lambda features: asked.append(len(features)) or transform(features)
     assert explorer.place_notes(wavenet, prepared).shape == (2, 2) and asked == []  # placed in the queue's batch
+
+
+def test_the_same_audio_uploaded_or_restored_from_a_saved_file_gets_the_same_z(tmp_path, write_tone, monkeypatch):
+    """A visitor's note is encoded in one precision whatever way it came in: an upload goes through the queue (in
+    bfloat16 here), a note restored after a restart is encoded when first used; the same audio encoded as an
+    example (float32) never stands in for it."""
+    torch.set_num_threads(1)
+    monkeypatch.setenv(ENCODER_PRECISION_ENV, "bf16")
+    directory = tmp_path / "checkpoints"
+    wavenet = load_model(write_tiny_checkpoints(directory)[0])
+    queue = FairBatchQueue(partial(prepared_notes, Explorer(directory)))
+    (uploaded,), _ = read_uploads([write_tone(frequency=330.0, seconds=1.0)], {},
+                                  prepare=lambda read: queue.run("visitor", wavenet, read))
+    restored, = load_notes(save_notes([uploaded], tmp_path / "notes.npz"))
+    assert not isinstance(restored, EncodedNote)  # the file keeps the audio, not the Z
+    monkeypatch.setattr(loaded_models, "_encodings", LRUCache(ENCODE_CACHE_SIZE))  # as after a restart
+    as_example, = encode_notes(wavenet, [replace(restored, id="example", source="FluidR3_GM")])
+    encoded, = encode_notes(wavenet, [restored])
+    assert uploaded.precision == encoded.precision == torch.bfloat16 and as_example.precision == torch.float32
+    np.testing.assert_array_equal(encoded.z, uploaded.z)
+    assert not np.array_equal(as_example.z, uploaded.z)

@@ -7,15 +7,18 @@ import pytest
 import soundfile as sf
 import torch
 
-from nsynth_core.explorer import explorer
+from nsynth_core.explorer import explorer, grids, loaded_models
 from nsynth_core.audio.core import NOTE_LENGTH, NOTE_PEAK, PLAYBACK_PEAK, SAMPLE_RATE, AudioError
 from nsynth_core.models.checkpoint import CheckpointError
 from nsynth_core.explorer.decoding import decoding_for
 from nsynth_core.explorer.embedding_map import load_map, note_features, save_map
-from nsynth_core.explorer.explorer import (
-    Explorer, ExplorerError, add_notes, bundled_notes, decode, encode_notes, encoder_for, list_checkpoints,
-    load_model, make_grid, note_from_file, with_pitch,
-)
+from nsynth_core.explorer.explorer import Explorer
+from nsynth_core.explorer.grids import make_grid
+from nsynth_core.explorer.loaded_models import (decode_z, encode_notes, encoder_for, list_checkpoints, load_model,
+                                                stacked_z)
+from nsynth_core.explorer.lru_cache import LRUCache
+from nsynth_core.explorer.notes import (ASSETS_DIR, MAX_SESSION_NOTES, EncodedNote, ExplorerError, Note, add_notes,
+                                        bundled_notes, note_from_file, with_pitch)
 from nsynth_core.exports.files import export_zip
 from webapp.figures import FigureError, map_figure
 from app_helpers import write_tiny_checkpoints
@@ -56,13 +59,13 @@ def small_assets(tmp_path_factory):
 
 
 def test_shipped_map_is_the_shipped_wavenets_encoding_of_the_examples_as_the_app_loads_them():
-    shipped = explorer.DEFAULT_CHECKPOINTS_DIR / "wavenet"
+    shipped = loaded_models.DEFAULT_CHECKPOINTS_DIR / "wavenet"
     wavenet = load_model(shipped)
-    stored = load_map(explorer.ASSETS_DIR)
+    stored = load_map(ASSETS_DIR)
     assert stored.checkpoint == wavenet.fingerprint
-    notes = bundled_notes()
-    assert list(stored.names) == [note.id for note in notes]
-    np.testing.assert_allclose(note_features(encode_notes(wavenet, notes)), stored.features, atol=1e-4)
+    examples = bundled_notes()
+    assert list(stored.names) == [note.id for note in examples]
+    np.testing.assert_allclose(note_features(stacked_z(encode_notes(wavenet, examples))), stored.features, atol=1e-4)
     assert Explorer().precomputed_map(wavenet) is not None  # so the page is served with the map already drawn
 
 
@@ -129,28 +132,44 @@ def test_checkpoints_are_listed_by_kind(checkpoints, tmp_path):
 def test_encodings_are_cached(checkpoints, write_tone, monkeypatch):
     _, wavenet, spectral, _ = checkpoints
     note = note_from_file(write_tone(frequency=261.6))
-    z = encode_notes(wavenet, [note])
-    assert z.shape == (1, NOTE_LENGTH // 512, 16)
-    assert encode_notes(spectral, [note]).shape == (1, 1984)
-    monkeypatch.setattr(wavenet.model, "encode", lambda audio: pytest.fail("encoded twice"))
-    np.testing.assert_array_equal(encode_notes(wavenet, [note]), z)
+    encoded, = encode_notes(wavenet, [note])
+    assert isinstance(encoded, EncodedNote) and encoded.z.shape == (NOTE_LENGTH // 512, 16)
+    assert encoded.encoder == wavenet.fingerprint and (encoded.id, encoded.pitch) == (note.id, note.pitch)
+    assert encode_notes(spectral, [note])[0].z.shape == (1984,)
+    monkeypatch.setattr(wavenet.model, "encode", lambda audio, dtype: pytest.fail("encoded twice"))
+    np.testing.assert_array_equal(encode_notes(wavenet, [note])[0].z, encoded.z)
+
+
+def test_a_note_carries_its_z_through_the_session_and_another_encoder_encodes_it_anew(checkpoints, write_tone,
+                                                                                         monkeypatch):
+    _, wavenet, spectral, _ = checkpoints
+    encoded, = encode_notes(wavenet, [note_from_file(write_tone(frequency=392.0), name="take")])
+    monkeypatch.setattr(loaded_models, "_encodings", LRUCache(1))  # the cache forgot it: only the note holds its Z
+    monkeypatch.setattr(wavenet.model, "encode", lambda audio, dtype: pytest.fail("encoded again"))
+    session = with_pitch(add_notes({}, [encoded], taken_names={"take"}), encoded.id, 50)
+    kept = session[encoded.id]
+    assert (kept.name, kept.pitch) == ("take (2)", 50) and kept.z is encoded.z
+    assert encode_notes(wavenet, [kept])[0] is kept
+    by_spectral, = encode_notes(spectral, [kept])
+    assert by_spectral.z.shape == (1984,) and by_spectral.encoder == spectral.fingerprint
+    assert by_spectral.name == "take (2)"
 
 
 @pytest.mark.parametrize("kind", ["wavenet", "spectral", "ddsp"])
-def test_decode_batches_and_caches(checkpoints, monkeypatch, kind):
+def test_decode_z_batches_and_caches(checkpoints, monkeypatch, kind):
     _, wavenet, spectral, ddsp = checkpoints
     loaded = {"wavenet": wavenet, "spectral": spectral, "ddsp": ddsp}[kind]
     shape = (3, 1984) if kind == "spectral" else (3, 4, 16)
     z = np.random.default_rng(0).normal(size=shape).astype(np.float32)
     pitches = [48, 60, 72] if loaded.needs_pitch else None
     calls = []
-    audio = decode(loaded, z, pitches, length=SHORT, progress=lambda done, total: calls.append((done, total)))
+    audio = decode_z(loaded, z, pitches, length=SHORT, progress=lambda done, total: calls.append((done, total)))
     assert audio.shape == (3, SHORT) and np.abs(audio).max(axis=1).min() > 0
     assert calls and calls[-1][0] == calls[-1][1]
     monkeypatch.setattr(loaded.decoding, "decode", lambda *args: pytest.fail("decoded twice"))
-    np.testing.assert_array_equal(decode(loaded, z[::-1], pitches and pitches[::-1], length=SHORT), audio[::-1])
+    np.testing.assert_array_equal(decode_z(loaded, z[::-1], pitches and pitches[::-1], length=SHORT), audio[::-1])
     with pytest.raises(ExplorerError, match="Length"):
-        decode(loaded, z, pitches, length=NOTE_LENGTH + 1)
+        decode_z(loaded, z, pitches, length=NOTE_LENGTH + 1)
 
 
 def test_decode_time_estimate_scales_with_the_work(checkpoints):
@@ -205,7 +224,7 @@ def test_grids_mix_the_corners(checkpoints, small_assets, tmp_path):
     assert grid.mixes()[0] == "A 100 %" and grid.mixes()[4] == "A 25 % + B 25 % + C 25 % + D 25 %"
     audio, z = app.decode_grid(wavenet, wavenet, grid, temperature=1.0, length=SHORT)
     assert audio.shape == (9, SHORT) and z.shape == (9, NOTE_LENGTH // 512, 16)
-    corner_z = encode_notes(wavenet, corners)
+    corner_z = stacked_z(encode_notes(wavenet, corners))
     np.testing.assert_allclose(z[[0, 2, 6, 8]], corner_z, atol=1e-6)
     np.testing.assert_allclose(z[4], corner_z.mean(0), atol=1e-5)  # the centre weighs all four equally
 
@@ -277,11 +296,6 @@ def test_a_precomputed_map_draws_at_once_and_places_after_warm_up(checkpoints, s
     assert app.place_notes(wavenet, list(app.bundled.values())[:2]).shape == (2, 2)
 
 
-def test_status_says_when_no_trained_model_exists(tmp_path, small_assets, checkpoints):
-    assert "No trained WaveNet or spectral baseline or DDSP checkpoint" in Explorer(tmp_path, small_assets).status()
-    assert Explorer(checkpoints[0], small_assets).status() == ""
-
-
 def test_pitch_conditioned_models_get_each_cells_pitch(tmp_path, small_assets):
     from dataclasses import replace
 
@@ -293,22 +307,22 @@ def test_pitch_conditioned_models_get_each_cells_pitch(tmp_path, small_assets):
     loaded = load_model(tmp_path / "pitched")
     corners = list(Explorer(tmp_path, small_assets).bundled.values())[:4]
     grid = make_grid(corners, 3, "bilinear")
-    assert explorer.grid_pitches(grid) == [48, 48, 50, 48, 48, 50, 52, 52, 55]  # the heaviest corner's pitch
-    assert decode(loaded, explorer.grid_z(loaded, grid), explorer.grid_pitches(grid), length=64).shape == (9, 64)
-    unpitched = explorer.Note(id="x", name="noise", audio=corners[0].audio, pitch=None)
+    assert grids.grid_pitches(grid) == [48, 48, 50, 48, 48, 50, 52, 52, 55]  # the heaviest corner's pitch
+    assert decode_z(loaded, grids.grid_z(loaded, grid), grids.grid_pitches(grid), length=64).shape == (9, 64)
+    unpitched = Note(id="x", name="noise", audio=corners[0].audio, pitch=None)
     with pytest.raises(ExplorerError, match="pitch"):
-        decode(loaded, encode_notes(loaded, [unpitched]), [None], ["noise"], length=64)
+        decode_z(loaded, stacked_z(encode_notes(loaded, [unpitched])), [None], ["noise"], length=64)
 
 
 def test_a_session_holds_a_bounded_number_of_notes(write_tone):
     note = note_from_file(write_tone())
-    many = {f"n{i}": note for i in range(explorer.MAX_SESSION_NOTES)}
+    many = {f"n{i}": note for i in range(MAX_SESSION_NOTES)}
     with pytest.raises(ExplorerError, match="Up to"):
         add_notes(many, [note_from_file(write_tone(frequency=300.0))])
 
 
 def test_lru_cache_forgets_the_least_recently_used_first():
-    cache = explorer.LRUCache(2)
+    cache = LRUCache(2)
     cache.put("a", 1)
     cache.put("b", 2)
     assert cache.get("a") == 1  # "a" is now the most recently used
@@ -318,17 +332,17 @@ def test_lru_cache_forgets_the_least_recently_used_first():
 
 def test_the_codec_caches_are_bounded(checkpoints, monkeypatch):
     _, wavenet, _, _ = checkpoints
-    assert isinstance(explorer._encodings, explorer.LRUCache) and isinstance(explorer._decodings, explorer.LRUCache)
-    monkeypatch.setattr(explorer, "_decodings", explorer.LRUCache(2))
-    monkeypatch.setattr(explorer, "_encodings", explorer.LRUCache(2))
+    assert isinstance(loaded_models._encodings, LRUCache) and isinstance(loaded_models._decodings, LRUCache)
+    monkeypatch.setattr(loaded_models, "_decodings", LRUCache(2))
+    monkeypatch.setattr(loaded_models, "_encodings", LRUCache(2))
     z = np.random.default_rng(1).normal(size=(3, 1, 16)).astype(np.float32)
     for z_i in z:
-        decode(wavenet, z_i[None], length=64)
-    notes = [explorer.Note(id=str(i), name=str(i), audio=np.full(NOTE_LENGTH, 0.1 * (i + 1), np.float32))
+        decode_z(wavenet, z_i[None], length=64)
+    notes = [Note(id=str(i), name=str(i), audio=np.full(NOTE_LENGTH, 0.1 * (i + 1), np.float32))
              for i in range(3)]
     for note in notes:
         encode_notes(wavenet, [note])
-    assert len(explorer._decodings) == 2 and len(explorer._encodings) == 2
+    assert len(loaded_models._decodings) == 2 and len(loaded_models._encodings) == 2
     decoded, encoded = [], []
 
     def count_decodes(z, *args):
@@ -341,10 +355,10 @@ def test_the_codec_caches_are_bounded(checkpoints, monkeypatch):
 
     monkeypatch.setattr(wavenet.decoding, "decode", count_decodes)
     monkeypatch.setattr(wavenet.model, "encode", count_encodes)
-    decode(wavenet, z[1:], length=64)
+    decode_z(wavenet, z[1:], length=64)
     encode_notes(wavenet, notes[1:])
     assert decoded == [] and encoded == []  # the two most recent are kept
-    decode(wavenet, z[:1], length=64)
+    decode_z(wavenet, z[:1], length=64)
     encode_notes(wavenet, notes[:1])
     assert decoded == [1] and encoded == [1]  # the oldest was evicted and is computed again
 
@@ -354,31 +368,5 @@ def test_maps_are_kept_for_a_bounded_number_of_encoders(checkpoints, small_asset
     app = Explorer(directory, small_assets)
     monkeypatch.setattr(explorer, "compute_map", lambda loaded, notes, progress=None: object())
     for i in range(explorer.MAPS_KEPT + 1):
-        app.map_for(explorer.LoadedModel(wavenet.model, "wavenet", f"w{i}", f"fingerprint{i}", {}, wavenet.decoding))
+        app.map_for(loaded_models.LoadedModel(wavenet.model, "wavenet", f"w{i}", f"fingerprint{i}", {}, wavenet.decoding))
     assert len(app._maps) == explorer.MAPS_KEPT and app._maps.get("fingerprint0") is None
-
-
-def test_model_description_names_the_training_steps(checkpoints, tmp_path):
-    _, wavenet, _, _ = checkpoints
-    from nsynth_core.models.checkpoint import save_checkpoint
-    save_checkpoint(wavenet.model, tmp_path / "trained", {"step": 1234})
-    assert "1,234 steps" in explorer.describe_model(load_model(tmp_path / "trained"))
-    assert "steps" not in explorer.describe_model(wavenet)  # random test weights carry no step
-
-
-def test_a_decode_too_slow_for_the_machine_is_flagged():
-    quick = explorer.decode_cost_message(20, 4, 1.0, "WaveNet")
-    slow = explorer.decode_cost_message(40 * 60, 4, 4.0, "WaveNet")
-    assert quick.startswith("Decoding 4 cells of 1 s") and "too slow" not in quick
-    assert "too slow" in slow and "about 40 min" in slow
-
-
-def test_a_multigrid_estimate_says_it_is_decoded_afresh_and_when_it_will_be_refused():
-    quick = explorer.decode_cost_message(20, 81, 1.0, "DDSP", pitches=16)
-    assert quick == ("Decoding 81 cells at 16 pitches (1296 sounds) of 1 s with the DDSP decoder takes **about 20 s** "
-                     "on this machine.")  # no cache: a multigrid's notes are too many to keep
-    assert explorer.decode_cost_message(20, 9, 2.0, "DDSP", pitches=1).startswith("Decoding 9 cells at 1 pitch (9 ")
-    slow = explorer.decode_cost_message(16 * 60, 81, 1.0, "WaveNet", pitches=16)
-    assert slow.startswith("⚠️ **Too long to decode here** (the limit is 5 min): choose the DDSP decoder, fewer "
-                           "cells or fewer pitches.") and "takes **about 16 min**" in slow
-    assert "small model" not in slow  # the shipped WaveNet is the small one already

@@ -256,17 +256,42 @@ def test_a_fresh_process_loads_the_built_engine_without_calling_the_compiler(tmp
     assert not (tools / "calls").exists()
 
 
-def test_without_build_tools_decoding_falls_back_and_says_why_once(tmp_path):
-    decoded = run_python(
+def decode_twice_in_a_fresh_process(extensions, start_first: bool, **env):
+    """Two decodes of a tiny WaveNet in a fresh Python whose engine cache is `extensions` (empty: nothing built
+    yet); `start_first`: as app.py starts, fastgen.start_build() first. It prints both shapes and whether the
+    engine is loaded."""
+    return run_python(
         "import torch; from dataclasses import replace; from nsynth_core.engine import fastgen; "
         "from nsynth_core.models.wavenet import WaveNetAutoencoder, WaveNetConfig; "
+        + ("fastgen.start_build(); " if start_first else "") +
         "config = replace(WaveNetConfig.preset('cpu-small'), encoder_layers=2, decoder_layers=2, hop_length=32); "
         "model = WaveNetAutoencoder(config).eval(); z = torch.randn(1, 2, 16); "
-        "print(fastgen.decode(model, z, seed=1).shape, fastgen.decode(model, z, seed=1).shape)",
-        PATH=str(recording_tools(tmp_path / "bin")), TORCH_EXTENSIONS_DIR=str(tmp_path / "extensions"))
+        "print(fastgen.decode(model, z, seed=1).shape, fastgen.decode(model, z, seed=1).shape, "
+        "fastgen.load_library() is not None)",
+        TORCH_EXTENSIONS_DIR=str(extensions), **env)
+
+
+FELL_BACK = "Decoding with the reference generator: the C++ engine could not be built"
+
+
+@pytest.mark.parametrize("start_first", [False, True], ids=["first-decode", "app-start"])
+def test_without_build_tools_decoding_falls_back_and_says_why_once(tmp_path, start_first):
+    tools = recording_tools(tmp_path / "bin")
+    decoded = decode_twice_in_a_fresh_process(tmp_path / "extensions", start_first, PATH=str(tools))
     assert decoded.returncode == 0, decoded.stderr
-    assert decoded.stdout.split() == ["(1,", "64)", "(1,", "64)"]
-    assert decoded.stderr.count("Decoding with the reference generator: the C++ engine could not be built") == 1
+    assert decoded.stdout.split() == ["(1,", "64)", "(1,", "64)", "False"]
+    assert decoded.stderr.count(FELL_BACK) == 1
+    assert (tools / "calls").exists()  # the build was tried, with the tools PATH names
+
+
+@requires_build_tools
+def test_the_apps_start_builds_the_engine_with_a_compiler_and_decodes_with_it(tmp_path):
+    decoded = decode_twice_in_a_fresh_process(tmp_path / "extensions", start_first=True)
+    assert decoded.returncode == 0, decoded.stderr
+    assert decoded.stdout.split() == ["(1,", "64)", "(1,", "64)", "True"]
+    assert FELL_BACK not in decoded.stderr and "Decoding with the reference generator" not in decoded.stderr
+    built, = (tmp_path / "extensions").glob(f"{fastgen.LIBRARY_NAME}-*/{fastgen.READY_FILE}")
+    assert (built.parent / built.read_text()).is_file()  # compiled here, into the empty cache
 
 
 @requires_build_tools

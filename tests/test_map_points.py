@@ -9,7 +9,9 @@ import torch
 
 from nsynth_core.audio.core import NOTE_LENGTH, SAMPLE_RATE
 from nsynth_core.explorer.embedding_map import EmbeddingMap, save_map
-from nsynth_core.explorer.explorer import Explorer, ExplorerError, encode_notes, load_model
+from nsynth_core.explorer.explorer import Explorer
+from nsynth_core.explorer.loaded_models import encode_notes, load_model, stacked_z
+from nsynth_core.explorer.notes import ExplorerError
 from nsynth_core.explorer.interpolation import mix
 from nsynth_core.explorer.map_points import MAX_COORDINATE, NEIGHBOURS, MapPointError, neighbour_weights
 from app_helpers import write_tiny_checkpoints
@@ -64,7 +66,7 @@ def mapped(tmp_path_factory):
     save_map(EmbeddingMap(names=names, families=np.array(["test"] * 4), pitches=np.array(pitches),
                           sources=np.array(["test"] * 4), features=np.zeros((4, 16), np.float32),
                           positions=SQUARE[:4].astype(np.float32), checkpoint=wavenet.fingerprint), assets)
-    app = Explorer(checkpoints, assets, tmp_path_factory.mktemp("outputs"))
+    app = Explorer(checkpoints, assets)
     return app, wavenet, load_model(spectral_path), load_model(ddsp_path)
 
 
@@ -72,8 +74,8 @@ def test_the_explorer_blends_the_neighbours_z_frame_by_frame(mapped):
     app, wavenet, _, _ = mapped
     blend, notes = app.map_blend(wavenet, (0.4, 0.1))
     assert [note.id for note in notes] == ["n0", "n1", "n2"]
-    np.testing.assert_allclose(blend.z, mix(encode_notes(wavenet, notes), blend.weights), rtol=1e-6)
-    assert blend.z.shape == encode_notes(wavenet, notes[:1])[0].shape  # frames stay aligned, not averaged away
+    np.testing.assert_allclose(blend.z, mix(stacked_z(encode_notes(wavenet, notes)), blend.weights), rtol=1e-6)
+    assert blend.z.shape == encode_notes(wavenet, notes[:1])[0].z.shape  # frames stay aligned, not averaged away
 
 
 RANGE = "must be a number from -1,000,000 to 1,000,000, not"
@@ -118,7 +120,7 @@ def test_a_decoder_that_reads_another_z_cannot_play_the_map(mapped):
 
 
 def test_grids_and_reconstructions_play_at_a_chosen_pitch_or_octaves_away(mapped, monkeypatch):
-    from nsynth_core.explorer.explorer import make_grid, played_pitches
+    from nsynth_core.explorer.grids import make_grid, played_pitches
 
     assert played_pitches([48, None], octaves=-1) == [36, None] and played_pitches([48, None], pitch=70) == [70, 70]
     app, wavenet, _, ddsp = mapped

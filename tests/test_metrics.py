@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from nsynth_core.audio import metrics
-from nsynth_core.explorer.explorer import bundled_notes
+from nsynth_core.explorer.notes import bundled_notes
 
 SAMPLE_RATE = 16000
 

@@ -70,7 +70,9 @@ def test_a_decoder_without_pitch_conditioning_is_refused(corner_z):
 
 
 def test_the_explorer_decodes_four_corner_notes(tmp_path):
-    from nsynth_core.explorer.explorer import Explorer, ExplorerError, load_model
+    from nsynth_core.explorer.explorer import Explorer
+    from nsynth_core.explorer.loaded_models import load_model
+    from nsynth_core.explorer.notes import ExplorerError
     from app_helpers import write_tiny_checkpoints
 
     wavenet_path, _, ddsp_path = write_tiny_checkpoints(tmp_path)

@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from app_helpers import write_tiny_checkpoints
-from nsynth_core.explorer import explorer as ex
+from nsynth_core.explorer.loaded_models import encode_notes, encoding_precision, load_model, stacked_z
+from nsynth_core.explorer.notes import Note
 from webapp import teaching
 from nsynth_core.audio.core import NOTE_LENGTH, mu_law_decode, mu_law_encode
 
@@ -13,13 +14,13 @@ from nsynth_core.audio.core import NOTE_LENGTH, mu_law_decode, mu_law_encode
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
     wavenet, spectral, ddsp = write_tiny_checkpoints(tmp_path_factory.mktemp("checkpoints"))
-    return ex.load_model(wavenet), ex.load_model(spectral), ex.load_model(ddsp)
+    return load_model(wavenet), load_model(spectral), load_model(ddsp)
 
 
-def tone_note(name: str, frequency: float, pitch: int = 60) -> ex.Note:
+def tone_note(name: str, frequency: float, pitch: int = 60) -> Note:
     t = np.arange(NOTE_LENGTH) / 16000
     audio = (0.17 * np.sin(2 * np.pi * frequency * t) * np.exp(-t)).astype(np.float32)
-    return ex.Note(id=name, name=name, audio=audio, pitch=pitch)
+    return Note(id=name, name=name, audio=audio, pitch=pitch)
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +41,8 @@ def test_the_quantised_note_is_the_mu_law_round_trip(notes):
 def test_the_code_heat_map_is_the_encoders_z(models, notes):
     wavenet, _, _ = models
     note = notes[0]
-    z = wavenet.model.encode(torch.from_numpy(note.audio)[None])[0].numpy()
+    with torch.no_grad():  # in the note's own precision, as every other use of its Z
+        z = wavenet.model.encode(torch.from_numpy(note.audio)[None], encoding_precision(wavenet, note))[0].numpy()
     figure = teaching.code_figure(wavenet, note)
     heat_map, average = [trace for trace in figure.data if trace.type == "heatmap"]
     assert np.asarray(heat_map.z).shape == (16, NOTE_LENGTH // 512) == z.T.shape
@@ -68,7 +70,7 @@ def test_the_windowed_prediction_equals_the_whole_notes(models, notes):
     wavenet, _, _ = models
     note = notes[0]
     audio = torch.from_numpy(note.audio)[None]
-    z = torch.from_numpy(ex.encode_notes(wavenet, [note]))
+    z = torch.from_numpy(stacked_z(encode_notes(wavenet, [note])))
     with torch.no_grad():
         whole = wavenet.model.decode_logits(audio, z)[0]
     for step in (0, 700, 5000, NOTE_LENGTH - 1):  # before, across and after one receptive field and frame
@@ -104,7 +106,7 @@ def test_the_drawn_sample_is_reproducible_with_the_seed(models, notes):
 
 def test_the_blend_at_either_end_is_that_notes_code(models, notes):
     wavenet, _, _ = models
-    codes = ex.encode_notes(wavenet, list(notes))
+    codes = stacked_z(encode_notes(wavenet, list(notes)))
     np.testing.assert_allclose(teaching.blend_code(wavenet, teaching.blend_grid(*notes, 0.0)), codes[0])
     np.testing.assert_allclose(teaching.blend_code(wavenet, teaching.blend_grid(*notes, 1.0)), codes[1])
     halfway = teaching.blend_code(wavenet, teaching.blend_grid(*notes, 0.5))
@@ -132,10 +134,10 @@ def test_the_evaluation_table_is_read_when_present(tmp_path):
 def test_the_code_step_draws_the_notes_path_over_the_map_from_its_own_z(tmp_path):
     """Step 2's second figure: the walked note's frames placed one by one on the map of its WaveNet."""
     from app_helpers import write_tiny_checkpoints
-    from nsynth_core.explorer.explorer import Explorer, encode_notes, load_model
+    from nsynth_core.explorer.explorer import Explorer
 
     wavenet_path, _, _ = write_tiny_checkpoints(tmp_path)
     app = Explorer(tmp_path)
     wavenet, note = load_model(wavenet_path), next(iter(app.bundled.values()))
     path = app.trajectory(wavenet, note)
-    assert path.shape == (encode_notes(wavenet, [note]).shape[1], 2)
+    assert path.shape == (len(encode_notes(wavenet, [note])[0].z), 2)

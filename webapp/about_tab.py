@@ -2,9 +2,9 @@
 
 import gradio as gr
 
-from nsynth_core.explorer import explorer as ex
+from nsynth_core.explorer.notes import ASSETS_DIR
 
 
 def layout() -> None:
     with gr.Tab("About"):
-        gr.Markdown((ex.ASSETS_DIR / "about.md").read_text(), elem_id="about")
+        gr.Markdown((ASSETS_DIR / "about.md").read_text(), elem_id="about")

@@ -15,13 +15,14 @@ import threading
 import time
 from collections import OrderedDict, deque
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable, Hashable
 
-from nsynth_core.explorer import explorer as ex
 from nsynth_core.explorer import family_guess
+from nsynth_core.explorer.explorer import Explorer
+from nsynth_core.explorer.loaded_models import ENCODE_BATCH, LoadedModel, encode_notes
+from nsynth_core.explorer.notes import Note, with_pitches
 from webapp.low_priority import lower_this_thread, niced_pool
-from nsynth_core.engine.precision import encoder_dtype
 
 RECENT_BATCHES = 8  # the cost per note: the median over this many recent batches, so one slow batch does not sway it
 REPORT_EVERY = 0.5  # s between reports to a waiting request
@@ -65,7 +66,7 @@ class FairBatchQueue:
     `batch_size` items taken round-robin across owners. A batch that fails is retried item by item, so only the
     request whose item fails gets the error."""
 
-    def __init__(self, process: Callable[[object, list], list], batch_size: int = ex.ENCODE_BATCH):
+    def __init__(self, process: Callable[[object, list], list], batch_size: int = ENCODE_BATCH):
         self.process = process
         self.batch_size = batch_size
         self._changed = threading.Condition()
@@ -217,14 +218,15 @@ def encoding_pool() -> ThreadPoolExecutor:
     return niced_pool(CORES, "encoding")
 
 
-def pitch_and_encode(wavenet: ex.LoadedModel | None, notes: list[ex.Note]) -> list[ex.Note]:
-    """The notes with their pitch found; their WaveNet code (when there is a WaveNet) is computed into the
-    explorer's cache, where the map and the family guess read it. The app runs each torch operation on one thread
-    (the fastest for decoding), so the batch is split into one part per core, each on a thread of its own: on 2
-    quiet cores 8 notes took 3.4 s instead of 5.7 s. Pitch search holds Python's interpreter lock (pYIN's
-    compiled Viterbi pass does not release it) where the encoder's products release it, so every other part
-    encodes first and the parts' pitch searches run beside the other part's encoding, not in turn: 8 test notes
-    in 3.0 s instead of 3.2 s with a float32 encoder, 1.7 s instead of 1.9 s with a bfloat16 one."""
+def pitch_and_encode(wavenet: LoadedModel | None, notes: list[Note]) -> list[Note]:
+    """The notes with their pitch found and, when there is a WaveNet, their Z (EncodedNotes), in the precision of a
+    visitor's notes (bfloat16 where the CPU has it: loaded_models.encoding_precision). The app runs each torch
+    operation on one thread (the fastest for decoding), so the batch is split into one part per core, each on a
+    thread of its own: on 2 quiet cores 8 notes took 3.4 s instead of 5.7 s. Pitch search holds Python's
+    interpreter lock (pYIN's compiled Viterbi pass does not release it) where the encoder's products release it,
+    so every other part encodes first and the parts' pitch searches run beside the other part's encoding, not in
+    turn: 8 test notes in 3.0 s instead of 3.2 s with a float32 encoder, 1.7 s instead of 1.9 s with a bfloat16
+    one."""
     size = math.ceil(len(notes) / CORES) if notes else 1
     parts = [notes[start:start + size] for start in range(0, len(notes), size)]
     done = encoding_pool().map(lambda i: _pitched_and_encoded(wavenet, parts[i], encode_first=i % 2 == 1),
@@ -232,25 +234,24 @@ def pitch_and_encode(wavenet: ex.LoadedModel | None, notes: list[ex.Note]) -> li
     return [note for part in done for note in part]
 
 
-def _pitched_and_encoded(wavenet: ex.LoadedModel | None, notes: list[ex.Note], encode_first: bool) -> list[ex.Note]:
-    def encode():
-        if wavenet is not None:  # in bfloat16 where the CPU has it: this is where visitors wait
-            ex.encode_notes(wavenet, notes, dtype=encoder_dtype(next(wavenet.model.parameters()).device))
+def _pitched_and_encoded(wavenet: LoadedModel | None, notes: list[Note], encode_first: bool) -> list[Note]:
+    def encode() -> list[Note]:
+        return encode_notes(wavenet, notes) if wavenet is not None else notes
 
-    if encode_first:
-        encode()
-    pitched = ex.with_pitches(notes)
+    encoded = encode() if encode_first else None
+    pitched = with_pitches(notes)
     if not encode_first:
-        encode()
-    return pitched
+        encoded = encode()
+    return [replace(note, pitch=with_pitch.pitch) for note, with_pitch in zip(encoded, pitched)]
 
 
-def prepared_notes(explorer: ex.Explorer, wavenet: ex.LoadedModel | None, notes: list[ex.Note]) -> list[ex.Note]:
-    """What adding notes costs, done once for all the notes that wait together: pitch and code and, once the map is
-    ready, the family guess and the place on the map (which the explorer keeps for every redraw after). Each
-    visitor's own request then has only its map to draw."""
+def prepared_notes(explorer: Explorer, wavenet: LoadedModel | None, notes: list[Note]) -> list[Note]:
+    """What adding notes costs, done once for all the notes that wait together: pitch and Z and, once the map is
+    ready, the family guess and the place on the map (which the explorer keeps for every redraw after), each
+    taken from the Z the notes carry. Each visitor's own request then has only its map to draw."""
     notes = pitch_and_encode(wavenet, notes)
     if wavenet is not None and explorer.has_map(wavenet):
         notes = family_guess.with_guesses(explorer, wavenet, notes)
         explorer.place_notes(wavenet, notes)
     return notes
+

@@ -8,19 +8,22 @@ import gradio as gr
 import plotly.graph_objects as go
 
 from nsynth_core.audio.core import NOTE_LENGTH, SAMPLE_RATE
-from nsynth_core.explorer import explorer as ex
+from nsynth_core.explorer.explorer import Explorer
+from nsynth_core.explorer.loaded_models import load_model
+from nsynth_core.explorer.notes import (MAX_REQUEST_UPLOAD_MB, MAX_UPLOAD_FILES, Note, add_notes, check_upload, read_note, read_uploads, upload_bytes, with_pitch)
+from webapp.texts import pitch_warning
 from nsynth_core.explorer import family_guess
 from nsynth_core.explorer.map_points import neighbour_weights
 from nsynth_core.exports import session_archive
 from nsynth_core.exports import files as exports
 from webapp import encoding_queue, figures
-from webapp.shared import CORNERS, MAX_UPLOAD_MB, Tab, default_checkpoint, friendly, note_picker, writes_files
+from webapp.shared import CORNERS, MAX_UPLOAD_FILE_MB, Tab, default_checkpoint, friendly, note_picker, writes_files
 
 # Uploads wait on the shared encoding queue, which serves visitors in turn, rather than on Gradio's queue: enough of
 # them run at once that each visitor is told where their own notes stand.
 ADDING_NOTES_AT_ONCE = 8
-UPLOAD_LIMITS = (f"WAV, FLAC, OGG or MP3, up to {MAX_UPLOAD_MB} MB each, {ex.MAX_UPLOAD_FILES} files and "
-                 f"{ex.MAX_UPLOAD_MB} MB at a time. Only the first "
+UPLOAD_LIMITS = (f"WAV, FLAC, OGG or MP3, up to {MAX_UPLOAD_FILE_MB} MB each, {MAX_UPLOAD_FILES} files and "
+                 f"{MAX_REQUEST_UPLOAD_MB} MB at a time. Only the first "
                  f"{NOTE_LENGTH / SAMPLE_RATE:g} s are used; a shorter sound is padded with silence, as NSynth "
                  "notes end in silence.")
 
@@ -49,7 +52,7 @@ def clicked_place(payload) -> tuple[float, float] | None:
 
 
 class ExploreTab(Tab):
-    def __init__(self, explorer: ex.Explorer, notes_queue: encoding_queue.FairBatchQueue):
+    def __init__(self, explorer: Explorer, notes_queue: encoding_queue.FairBatchQueue):
         super().__init__(explorer)
         self.notes_queue = notes_queue
 
@@ -126,12 +129,12 @@ class ExploreTab(Tab):
         """The examples' map as the page is served, when it needs no encoding: drawn by a page-load event instead,
         it appeared only after that event's round trip and the plotting library's download."""
         wavenet = default_checkpoint(self.explorer, "wavenet")
-        stored = self.explorer.precomputed_map(ex.load_model(wavenet)) if wavenet else None
+        stored = self.explorer.precomputed_map(load_model(wavenet)) if wavenet else None
         return figures.map_figure(stored) if stored is not None else None
 
     @friendly
     def draw_map(self, session, color_by, selected, show_path, grid_cells, wavenet_path, progress=gr.Progress()):
-        wavenet = ex.load_model(wavenet_path) if wavenet_path else None
+        wavenet = load_model(wavenet_path) if wavenet_path else None
         placing = bool(session or grid_cells or (show_path and selected))
         embedding_map = self.explorer.map_for(wavenet, lambda done, total: progress(
             (done, total), desc="First use of this checkpoint: encoding the example notes", unit="notes"), placing)
@@ -148,9 +151,9 @@ class ExploreTab(Tab):
         return figures.map_figure(embedding_map, color_by, user_points, grid_cells or (), trajectory)
 
     def with_new_notes(self, session, notes, color_by, show_path, grid_cells, wavenet_path):
-        session = ex.add_notes(session, notes, {note.name for note in self.explorer.bundled.values()})
+        session = add_notes(session, notes, {note.name for note in self.explorer.bundled.values()})
         session = family_guess.with_guessed_families(self.explorer,
-                                                     ex.load_model(wavenet_path) if wavenet_path else None, session)
+                                                     load_model(wavenet_path) if wavenet_path else None, session)
         choices = self.note_choices(session)
         selected = next((n.id for n in reversed(list(session.values())) if any(n.id == m.id for m in notes)), None)
         figure = self.draw_map(session, color_by, selected, show_path, grid_cells, wavenet_path)
@@ -161,42 +164,42 @@ class ExploreTab(Tab):
     def nothing_new(session):
         return [session, session_summary(session), gr.skip(), gr.skip(), *[gr.skip()] * (len(CORNERS) + 1)]
 
-    def pitched_and_encoded(self, notes, wavenet_path, request: gr.Request, progress) -> list[ex.Note]:
+    def pitched_and_encoded(self, notes, wavenet_path, request: gr.Request, progress) -> list[Note]:
         """The notes with their pitch and WaveNet code, from the queue shared by every visitor; meanwhile the page
         says where this visitor's notes stand in it."""
-        wavenet = ex.load_model(wavenet_path) if wavenet_path else None
+        wavenet = load_model(wavenet_path) if wavenet_path else None
         return self.notes_queue.run(request.session_hash or id(request), wavenet, notes, lambda position: progress(
             (position.total - position.left, position.total), desc=str(position), unit="notes"))
 
     @friendly
     def add_uploads(self, files, uploaded, session, color_by, show_path, grid_cells, wavenet_path,
                     request: gr.Request, progress=gr.Progress()):
-        notes, problems = ex.read_uploads(files, session, uploaded, lambda read: self.pitched_and_encoded(
+        notes, problems = read_uploads(files, session, uploaded, lambda read: self.pitched_and_encoded(
             read, wavenet_path, request, progress))
         for note in notes:
             print(f"Read upload {note.name}", file=sys.stderr, flush=True)
-        for problem in problems:
+        for problem in problems + [warning for note in notes if (warning := pitch_warning(note))]:
             gr.Warning(problem)
         return [*self.with_new_notes(session, notes, color_by, show_path, grid_cells, wavenet_path),
-                uploaded + ex.upload_bytes(files)]
+                uploaded + upload_bytes(files)]
 
     @friendly
     def add_recording(self, path, uploaded, session, color_by, show_path, grid_cells, wavenet_path,
                       request: gr.Request, progress=gr.Progress()):
         if not path:
             return [*self.nothing_new(session), uploaded]
-        ex.check_upload([path], session, uploaded)
+        check_upload([path], session, uploaded)
         taken = sum(note.source == "microphone" for note in session.values())
-        read = ex.read_note(path, name=f"recording {taken + 1}", source="microphone")
+        read = read_note(path, name=f"recording {taken + 1}", source="microphone")
         note, = self.pitched_and_encoded([read], wavenet_path, request, progress)
-        if warning := ex.pitch_warning(note):
+        if warning := pitch_warning(note):
             gr.Warning(warning)
         return [*self.with_new_notes(session, [note], color_by, show_path, grid_cells, wavenet_path),
-                uploaded + ex.upload_bytes([path])]
+                uploaded + upload_bytes([path])]
 
     @friendly
     def correct_pitch(self, note_id, pitch, session, color_by, show_path, grid_cells, wavenet_path):
-        session = ex.with_pitch(session, note_id, pitch)
+        session = with_pitch(session, note_id, pitch)
         choices = self.note_choices(session)
         figure = self.draw_map(session, color_by, note_id, show_path, grid_cells, wavenet_path)
         dropdowns = [gr.update(choices=choices) for _ in range(len(CORNERS) + 1)]
@@ -208,7 +211,7 @@ class ExploreTab(Tab):
     @friendly
     @writes_files
     def save_notes(self, session):
-        path = exports.output_path(self.explorer.outputs_dir, "nsynth_notes.npz")
+        path = exports.output_path(self.outputs_dir, "nsynth_notes.npz")
         return str(session_archive.save_notes(list(session.values()), path))
 
     @friendly

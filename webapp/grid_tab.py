@@ -7,7 +7,10 @@ import gradio as gr
 import numpy as np
 
 from nsynth_core.audio.core import SAMPLE_RATE, playback_pcm16
-from nsynth_core.explorer import explorer as ex
+from nsynth_core.explorer.explorer import Explorer
+from nsynth_core.explorer.grids import grid_size, make_grid
+from nsynth_core.explorer.loaded_models import load_model
+from nsynth_core.explorer.notes import ExplorerError
 from nsynth_core.explorer.interpolation import GRID_SIZES
 from nsynth_core.exports import example_grid
 from nsynth_core.exports import files as exports
@@ -23,7 +26,7 @@ def grid_settings(shape, size):
 
 
 class GridTab(Tab):
-    def __init__(self, explorer: ex.Explorer, example: example_grid.ExampleGrid):
+    def __init__(self, explorer: Explorer, example: example_grid.ExampleGrid):
         super().__init__(explorer)
         self.example = example
 
@@ -83,23 +86,23 @@ class GridTab(Tab):
     @low_priority.at_low_priority
     def run_grid(self, a, b, c, d, shape, size, rule, decoder, temperature, seconds, session, wavenet_path,
                  spectral_path, ddsp_path, pitch=OWN_PITCH, octaves=0, progress=gr.Progress()):
-        size = ex.grid_size(size)
+        size = grid_size(size)
         paths = checkpoint_paths(wavenet_path, spectral_path, ddsp_path)
         loaded, encoder = self.decoder_and_encoder(DECODERS[decoder], decoder, paths)
         count, _ = grid_settings(shape, size)
         chosen = [a, b, c, d][:count]
         if not all(chosen):
-            raise ex.ExplorerError(f"Choose {'notes A and B' if count == 2 else 'all four corner notes'} first.")
-        grid = ex.make_grid([self.explorer.note(session, note_id) for note_id in chosen], size, rule)
+            raise ExplorerError(f"Choose {'notes A and B' if count == 2 else 'all four corner notes'} first.")
+        grid = make_grid([self.explorer.note(session, note_id) for note_id in chosen], size, rule)
         audio, z = self.explorer.decode_grid(
             loaded, encoder, grid, temperature, int(seconds * SAMPLE_RATE),
             progress=lambda done, total: progress((done, total), desc="Decoding", unit="samples"),
             pitch=chosen_pitch(pitch), octaves=octaves)
         # The map lies in a WaveNet's space: without one the grid is heard, not placed. The zip comes last, so a
         # failure before it leaves no file behind.
-        cells = (list(zip(grid.labels, self.explorer.place_grid(ex.load_model(wavenet_path), grid).tolist()))
+        cells = (list(zip(grid.labels, self.explorer.place_grid(load_model(wavenet_path), grid).tolist()))
                  if wavenet_path else [])
-        archive = exports.export_zip(exports.output_path(self.explorer.outputs_dir, "nsynth_grid.zip"), grid, audio,
+        archive = exports.export_zip(exports.output_path(self.outputs_dir, "nsynth_grid.zip"), grid, audio,
                                      z)
         pcm = np.stack([playback_pcm16(cell) for cell in audio])
         players = [gr.update(**shown, visible=True) if shown else gr.update(value=None, visible=False)

@@ -3,7 +3,8 @@ decoded sound; and the visitor's own state (notes, upload budget, last grid), wh
 
 import gradio as gr
 
-from nsynth_core.explorer import explorer as ex
+from nsynth_core.explorer.loaded_models import load_model
+from webapp.texts import checkpoint_status, describe_model
 from nsynth_core.exports import example_grid
 from webapp.shared import OWN_PITCH, PITCH_CHOICES, Tab, checkpoint_paths, default_checkpoint
 
@@ -22,7 +23,7 @@ class Header(Tab):
             gr.Markdown(f"**Hear an example first.** {example_grid.DESCRIPTION} (The Grid tab plays each cell.)")
             self.example_track = self.play_all_player(example.labels, example.cells, line=False)
             gr.Audio(**self.example_track, interactive=False, elem_id="example-player")
-        self.status = gr.Markdown(self.explorer.status())
+        self.status = gr.Markdown(checkpoint_status(self.explorer))
         found = self.explorer.checkpoints()
         with gr.Row():
             self.wavenet_path = gr.Dropdown([(name, path) for name, path in found["wavenet"]],
@@ -48,7 +49,7 @@ class Header(Tab):
 
     @staticmethod
     def describe_models(*paths):
-        return "  \n".join(ex.describe_model(ex.load_model(path)) for path in paths if path)
+        return "  \n".join(describe_model(load_model(path)) for path in paths if path)
 
     def refresh_checkpoints(self, *current_paths):
         """Each page load lists the checkpoints on disk now, so a newly trained model shows up without a
@@ -59,7 +60,7 @@ class Header(Tab):
             paths = [path for _, path in found[kind]]
             pickers.append(gr.update(choices=found[kind],
                                      value=current if current in paths else default_checkpoint(self.explorer, kind)))
-        return [self.explorer.status(), *pickers]
+        return [checkpoint_status(self.explorer), *pickers]
 
     def note_pickers(self, session, *values):
         choices = self.note_choices(session)

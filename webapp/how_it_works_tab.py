@@ -4,7 +4,8 @@ step with a figure or a sound of that note."""
 import gradio as gr
 
 from nsynth_core.audio.core import NOTE_LENGTH, SAMPLE_RATE
-from nsynth_core.explorer import explorer as ex
+from nsynth_core.explorer.loaded_models import load_model
+from nsynth_core.explorer.notes import ExplorerError, Note
 from webapp import figures, teaching
 from webapp.shared import DECODERS, Tab, checkpoint_paths, friendly, note_picker, writes_files
 
@@ -86,7 +87,7 @@ class HowItWorksTab(Tab):
             reconstruct.reconstruct, reconstruct.inputs, reconstruct.outputs, concurrency_id="decode",
             concurrency_limit=1, show_progress_on=reconstruct.outputs[0])
 
-    def walked_note(self, selected, session) -> ex.Note:
+    def walked_note(self, selected, session) -> Note:
         """The note chosen in the Explore tab, else the first example, so the walk-through always has one."""
         return self.explorer.note(session, selected) if selected else next(iter(self.explorer.bundled.values()))
 
@@ -109,7 +110,7 @@ class HowItWorksTab(Tab):
         """The note's Z under its rainbowgram, and its path over the map frame by frame."""
         if not wavenet_path:
             return no_wavenet_figure(), no_wavenet_figure()
-        wavenet, note = ex.load_model(wavenet_path), self.walked_note(selected, session)
+        wavenet, note = load_model(wavenet_path), self.walked_note(selected, session)
         own = [] if note.id in self.explorer.bundled else [(note, self.explorer.place_notes(wavenet, [note])[0])]
         path = figures.map_figure(self.explorer.map_for(wavenet), "family", own,
                                   trajectory=(note.name, self.explorer.trajectory(wavenet, note)))
@@ -119,14 +120,14 @@ class HowItWorksTab(Tab):
     def show_distribution(self, selected, session, wavenet_path, step, temperature, seed):
         if not wavenet_path:
             return no_wavenet_figure()
-        return teaching.distribution_figure(ex.load_model(wavenet_path), self.walked_note(selected, session),
+        return teaching.distribution_figure(load_model(wavenet_path), self.walked_note(selected, session),
                                             int(step), temperature, int(seed))
 
     @friendly
     def show_decoder(self, selected, session, wavenet_path, step, temperature, seed):
         if not wavenet_path:
             return [no_wavenet_figure(), no_wavenet_figure()]
-        figure = teaching.receptive_field_figure(ex.load_model(wavenet_path), self.walked_note(selected, session),
+        figure = teaching.receptive_field_figure(load_model(wavenet_path), self.walked_note(selected, session),
                                                  int(step))
         return [figure, self.show_distribution(selected, session, wavenet_path, step, temperature, seed)]
 
@@ -136,7 +137,7 @@ class HowItWorksTab(Tab):
         if not wavenet_path:
             return [no_wavenet_figure(), None, ""]
         if not partner:
-            raise ex.ExplorerError("Choose a second note to mix with.")
+            raise ExplorerError("Choose a second note to mix with.")
         paths = checkpoint_paths(wavenet_path, spectral_path, ddsp_path)
         # DDSP decodes a 4 s note in milliseconds; without it the spectral baseline mixes its own codes.
         label, kind = ("DDSP", "ddsp") if ddsp_path else ("Spectral baseline", "spectral")
@@ -146,13 +147,13 @@ class HowItWorksTab(Tab):
         said = f"Decoded by the **{label}** decoder (`{loaded.name}`)"
         if kind == "spectral":
             said += ", which mixes its own encoder's codes with the same weight (no DDSP checkpoint is available)"
-        figure = teaching.mixing_figure(ex.load_model(wavenet_path), grid, audio[0], label)
+        figure = teaching.mixing_figure(load_model(wavenet_path), grid, audio[0], label)
         return [figure, self.playable(audio[0]), said + "."]
 
     @friendly
     def show_decoders(self, *paths):
         labels = {kind: label for label, kind in DECODERS.items()}
-        decoders = [(labels[kind], ex.load_model(path)) for kind, path in checkpoint_paths(*paths).items() if path]
+        decoders = [(labels[kind], load_model(path)) for kind, path in checkpoint_paths(*paths).items() if path]
         return (f"**What each costs here** (measured on this machine):\n\n{teaching.cost_table(decoders)}\n\n"
                 f"**What each keeps** (`{teaching.EVALUATION_FILE}` next to the checkpoints):\n\n"
                 f"{teaching.evaluation_table(self.explorer.checkpoints_dir)}")

@@ -5,7 +5,10 @@ map), the Grid tab's grid at many pitches as a SoundFont, and the same grid deco
 import gradio as gr
 
 from nsynth_core.audio.core import SAMPLE_RATE
-from nsynth_core.explorer import explorer as ex
+from nsynth_core.explorer.explorer import Explorer
+from nsynth_core.explorer.grids import grid_size, played_pitches
+from nsynth_core.explorer.loaded_models import SLOW_DECODE_SECONDS
+from nsynth_core.explorer.notes import ExplorerError, Note
 from nsynth_core.explorer.decoding import describe_duration
 from nsynth_core.explorer.interpolation import GRID_SIZES
 from nsynth_core.explorer.multigrid import ONS_PITCHES
@@ -42,7 +45,7 @@ def multigrid_estimate(size, pitches, decoder, seconds, *paths):
 
 
 class PlayTab(Tab):
-    def __init__(self, explorer: ex.Explorer, example: example_grid.ExampleGrid):
+    def __init__(self, explorer: Explorer, example: example_grid.ExampleGrid):
         super().__init__(explorer)
         self.example = example
 
@@ -120,7 +123,7 @@ class PlayTab(Tab):
         audio, blend, notes = self.explorer.play_point(loaded, wavenet, (x, y), temperature,
                                                        int(seconds * SAMPLE_RATE), chosen_pitch(pitch),
                                                        octaves=octaves)
-        played = ex.played_pitches([notes[0].pitch], chosen_pitch(pitch), octaves)[0]
+        played = played_pitches([notes[0].pitch], chosen_pitch(pitch), octaves)[0]
         return audio, describe_blend(blend, notes, decoder, played)
 
     @friendly
@@ -146,25 +149,25 @@ class PlayTab(Tab):
                                               spectral_path, ddsp_path, octaves)
         return self.playable(audio), *place, description, description
 
-    def corner_notes(self, a, b, c, d, session) -> list[ex.Note]:
+    def corner_notes(self, a, b, c, d, session) -> list[Note]:
         """The Grid tab's four corners; with none chosen, the example grid's, so the instrument can be played
         straight away."""
         if not any((a, b, c, d)):
             a, b, c, d = self.example.corners
         if not all((a, b, c, d)):
-            raise ex.ExplorerError("Choose all four corner notes in the Grid tab first (or none, for four "
+            raise ExplorerError("Choose all four corner notes in the Grid tab first (or none, for four "
                                    "examples).")
         return [self.explorer.note(session, note_id) for note_id in (a, b, c, d)]
 
     def decode_every_cell(self, corners, size, pitches, rule, decoder, seconds, paths, progress):
         """Every cell of the grid between the four corner notes at every pitch (multigrid.py), refused up front
         when the decoder would take too long."""
-        size = ex.grid_size(size)
+        size = grid_size(size)
         loaded, encoder = self.decoder_and_encoder(DECODERS[decoder], decoder, checkpoint_paths(*paths))
         length, notes = int(seconds * SAMPLE_RATE), int(size) ** 2 * len(pitches)
         needed = loaded.decoding.estimate_seconds(notes, length)
-        if needed > ex.SLOW_DECODE_SECONDS:
-            raise ex.ExplorerError(f"{notes} notes with the {decoder} decoder would take "
+        if needed > SLOW_DECODE_SECONDS:
+            raise ExplorerError(f"{notes} notes with the {decoder} decoder would take "
                                    f"{describe_duration(needed)} here: choose the DDSP decoder, fewer cells or "
                                    "fewer pitches.")
         return self.explorer.multigrid(loaded, encoder, corners, int(size), pitches, length, rule,
@@ -179,7 +182,7 @@ class PlayTab(Tab):
         """Every cell of the grid between the four corners at Open NSynth Super's 16 pitches, as a SoundFont."""
         grid = self.decode_every_cell(self.corner_notes(a, b, c, d, session), size, ONS_PITCHES, rule, decoder,
                                       seconds, paths, progress)
-        path = exports.output_path(self.explorer.outputs_dir, "nsynth_multigrid.sf2")
+        path = exports.output_path(self.outputs_dir, "nsynth_multigrid.sf2")
         return str(write_soundfont(path, grid, title=f"NSynth {size}x{size} grid ({decoder})"))
 
     @friendly
@@ -190,10 +193,10 @@ class PlayTab(Tab):
         """The grid's cells at the chosen pitches packed for assets/play.js: (the PCM file, its index, which also
         names the decoder and the corner notes, for the page to say what it plays)."""
         if not pitches:
-            raise ex.ExplorerError("Choose at least one pitch to decode.")
+            raise ExplorerError("Choose at least one pitch to decode.")
         corners = self.corner_notes(a, b, c, d, session)
         grid = self.decode_every_cell(corners, size, [int(p) for p in pitches], rule, decoder, seconds, paths,
                                       progress)
-        path = exports.output_path(self.explorer.outputs_dir, "nsynth_play.pcm")
+        path = exports.output_path(self.outputs_dir, "nsynth_play.pcm")
         return str(path), {**write_browser_pack(path, grid), "decoder": decoder,
                            "corners": [note.label for note in corners]}

@@ -4,7 +4,7 @@ the original."""
 import gradio as gr
 
 from nsynth_core.audio.core import SAMPLE_RATE
-from nsynth_core.explorer import explorer as ex
+from nsynth_core.explorer.notes import ExplorerError
 from webapp import figures, low_priority
 from webapp.shared import (DECODERS, OWN_PITCH, Tab, checkpoint_paths, chosen_pitch, friendly, note_picker,
                            writes_files)
@@ -37,7 +37,7 @@ class ReconstructTab(Tab):
     def reconstruct(self, note_id, session, temperature, seconds, wavenet_path, spectral_path, ddsp_path,
                     pitch=OWN_PITCH, octaves=0, progress=gr.Progress()):
         if not note_id:
-            raise ex.ExplorerError("Choose a note to reconstruct.")
+            raise ExplorerError("Choose a note to reconstruct.")
         note = self.explorer.note(session, note_id)
         length = int(seconds * SAMPLE_RATE)
         outputs = [self.playable(note.audio[:length]), figures.rainbowgram_figure(note.audio[:length], "Original")]

@@ -19,13 +19,16 @@ from starlette.middleware import Middleware
 from nsynth_core.audio.core import NOTE_LENGTH
 from nsynth_core.audio.rainbowgram import rainbowgram
 from nsynth_core.engine import fastgen
-from nsynth_core.explorer import explorer as ex
+from nsynth_core.explorer.explorer import Explorer
+from nsynth_core.explorer.loaded_models import broken_checkpoints, encode_notes, load_model
+from nsynth_core.explorer.notes import MAX_REQUEST_UPLOAD_MB, MAX_SESSION_NOTES, with_pitches
+from webapp.texts import WARM_UP_DONE
 from webapp import disk_space, encoding_queue, low_priority
-from webapp.shared import DECODERS, MAX_UPLOAD_MB, default_checkpoint
+from webapp.shared import DECODERS, MAX_UPLOAD_FILE_MB, default_checkpoint
 
 REPO = Path(__file__).resolve().parent.parent
-UPLOAD_REQUEST_MB = ex.MAX_UPLOAD_MB + 1  # the files of one upload and the form around them
-MAX_SESSIONS = 500  # sessions kept in memory, each holding up to ex.MAX_SESSION_NOTES notes of 256 kB
+UPLOAD_REQUEST_MB = MAX_REQUEST_UPLOAD_MB + 1  # the files of one upload and the form around them
+MAX_SESSIONS = 500  # sessions kept in memory, each holding up to MAX_SESSION_NOTES notes of 256 kB
 M_MMAP_THRESHOLD, M_ARENA_MAX = -3, -8  # glibc's mallopt parameters (malloc.h)
 PUBLIC_API = {"add_uploads", "add_recording", "save_notes", "restore_notes", "correct_pitch", "map", "select_note",
               "grid", "reconstruct", "play_point", "soundfont", "decode_for_playing"}
@@ -62,7 +65,7 @@ def keep_memory_flat():
     mallopt(M_MMAP_THRESHOLD, 128 * 1024)
 
 
-def warm_up(explorer: ex.Explorer, notes_queue: encoding_queue.FairBatchQueue):
+def warm_up(explorer: Explorer, notes_queue: encoding_queue.FairBatchQueue):
     """Load the default WaveNet and its map (the first UMAP placement compiles for seconds), encode the examples
     (so a click between notes on the map only decodes), and time every default decoder, so the first estimate of
     a decode is a measured one. Then a batch of notes no visitor has (examples played upside down) goes through the
@@ -72,29 +75,29 @@ def warm_up(explorer: ex.Explorer, notes_queue: encoding_queue.FairBatchQueue):
     low_priority.lower_this_thread()
     started = time.monotonic()
     examples = list(explorer.bundled.values())
-    ex.with_pitches(examples[:1])
+    with_pitches(examples[:1])
     wavenet = default_checkpoint(explorer, "wavenet")
     if wavenet:
-        explorer.map_for(ex.load_model(wavenet))
-        ex.encode_notes(ex.load_model(wavenet), examples)
+        explorer.map_for(load_model(wavenet))
+        encode_notes(load_model(wavenet), examples)
     for kind in DECODERS.values():
         if path := default_checkpoint(explorer, kind):
-            ex.load_model(path).decoding.probe()
+            load_model(path).decoding.probe()
     if wavenet:
-        upside_down = [dataclasses.replace(note, id=f"{note.id}-upside-down", audio=-note.audio)
+        upside_down = [dataclasses.replace(note, id=f"{note.id}-upside-down", audio=-note.audio, source="upload")
                        for note in examples[:notes_queue.batch_size]]
-        notes_queue.run("warm-up", ex.load_model(wavenet), upside_down)
-    print(f"{ex.WARM_UP_DONE} in {time.monotonic() - started:.0f} s", file=sys.stderr, flush=True)
+        notes_queue.run("warm-up", load_model(wavenet), upside_down)
+    print(f"{WARM_UP_DONE} in {time.monotonic() - started:.0f} s", file=sys.stderr, flush=True)
 
 
-def start_background_work(explorer: ex.Explorer, notes_queue: encoding_queue.FairBatchQueue) -> None:
+def start_background_work(explorer: Explorer, notes_queue: encoding_queue.FairBatchQueue) -> None:
     """What runs once as the server starts: said in its log, and the slow first steps done before a visitor
     waits on them."""
     if (nice := low_priority.compute_nice()) and low_priority.PER_THREAD:
         print(f"Pitch tracking and encoding run at nice {nice}, decoding at nice {low_priority.decode_nice()}, "
               "below the web server.", file=sys.stderr)
     fastgen.start_build()  # the first start compiles for up to minutes: not on a visitor's first decode
-    for name, problem in ex.broken_checkpoints(explorer.checkpoints_dir).items():
+    for name, problem in broken_checkpoints(explorer.checkpoints_dir).items():
         print(f"Skipped checkpoint {name}: {problem}", file=sys.stderr)
     threading.Thread(target=warm_up, args=(explorer, notes_queue), daemon=True).start()
     # librosa's first constant-Q transform takes seconds: not on the first rainbowgram a visitor asks for.
@@ -143,12 +146,12 @@ def preload_plotting_library() -> str:
     return "".join(f'<link rel="modulepreload" href="assets/{bundle.name}">' for bundle in sorted(bundles))
 
 
-def launch(page: gr.Blocks, explorer: ex.Explorer) -> None:
+def launch(page: gr.Blocks, explorer: Explorer) -> None:
     """Serves the page until the process ends (GRADIO_SERVER_NAME / GRADIO_SERVER_PORT choose where)."""
     # Gradio serves only its own cache and uploads; blocking the code and the weights keeps it so whatever
     # allowed_paths or GRADIO_ALLOWED_PATHS say (Gradio's cache, GRADIO_TEMP_DIR, must lie outside both).
     page.queue(default_concurrency_limit=2, max_size=32).launch(
-        css=CSS, head=preload_plotting_library(), max_file_size=f"{MAX_UPLOAD_MB}mb",
+        css=CSS, head=preload_plotting_library(), max_file_size=f"{MAX_UPLOAD_FILE_MB}mb",
         state_session_capacity=MAX_SESSIONS,
         blocked_paths=[str(REPO), str(explorer.checkpoints_dir.resolve())],
         app_kwargs={"middleware": [Middleware(disk_space.UploadRoomMiddleware,

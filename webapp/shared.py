@@ -5,11 +5,16 @@ files they hand to the page)."""
 import functools
 import sys
 
+from pathlib import Path
+
 import gradio as gr
 import numpy as np
 
 from nsynth_core.audio.core import SAMPLE_RATE, playback_pcm16
-from nsynth_core.explorer import explorer as ex
+from nsynth_core.explorer.explorer import Explorer
+from nsynth_core.explorer.loaded_models import LoadedModel, encoder_for, load_model
+from nsynth_core.explorer.notes import ExplorerError
+from webapp.texts import decode_cost_message
 from nsynth_core.explorer.interpolation import GRID_SIZES
 from nsynth_core.exports import files as exports
 from webapp import disk_space
@@ -20,7 +25,7 @@ DEFAULT_DECODER = "DDSP"  # the closest to the originals in the evaluation (chec
 OWN_PITCH = "each note's own"
 PITCH_CHOICES = [OWN_PITCH, *(str(pitch) for pitch in range(24, 97))]
 CORNERS = ("A (top left)", "B (top right)", "C (bottom left)", "D (bottom right)")
-MAX_UPLOAD_MB = 20  # each file
+MAX_UPLOAD_FILE_MB = 20  # each file
 
 
 def friendly(handler):
@@ -59,7 +64,7 @@ def checkpoint_paths(wavenet_path, spectral_path, ddsp_path) -> dict[str, str | 
     return {"wavenet": wavenet_path, "spectral": spectral_path, "ddsp": ddsp_path}
 
 
-def default_checkpoint(explorer: ex.Explorer, kind: str) -> str | None:
+def default_checkpoint(explorer: Explorer, kind: str) -> str | None:
     found = explorer.checkpoints()[kind]
     return found[0][1] if found else None
 
@@ -70,11 +75,11 @@ def decode_estimate(decoder, paths, cells, seconds, pitches=None):
     path = checkpoint_paths(*paths)[DECODERS[decoder]]
     if not path:
         return f"No {decoder} checkpoint to decode with."
-    decoding = ex.load_model(path).decoding
+    decoding = load_model(path).decoding
     if delay := decoding.delay():  # said at once: measuring the cost now would wait as long
         return f"A {decoder} decode waits for {delay} before it starts."
     seconds_needed = decoding.estimate_seconds(cells * (pitches or 1), int(seconds * SAMPLE_RATE))
-    return ex.decode_cost_message(seconds_needed, cells, seconds, decoder, pitches)
+    return decode_cost_message(seconds_needed, cells, seconds, decoder, pitches)
 
 
 class Tab:
@@ -82,8 +87,13 @@ class Tab:
     its components (kept as attributes) inside the page, and its `wire` connects their events once every part is
     laid out."""
 
-    def __init__(self, explorer: ex.Explorer):
+    def __init__(self, explorer: Explorer):
         self.explorer = explorer
+
+    @property
+    def outputs_dir(self) -> Path:
+        """Where the files handed to visitors are written (NSYNTH_OUTPUTS, read when a file is written)."""
+        return exports.outputs_dir()
 
     def playable(self, audio: np.ndarray) -> str:
         """Notes are encoded at the training level (audio.NOTE_PEAK); every player plays at one louder peak, so
@@ -91,22 +101,22 @@ class Tab:
         return self.player_files([playback_pcm16(audio)])[0]
 
     def player_files(self, sounds: list[np.ndarray]) -> list[str]:
-        return [str(path) for path in exports.wav_files(self.explorer.outputs_dir, sounds)]
+        return [str(path) for path in exports.wav_files(self.outputs_dir, sounds)]
 
     def play_all_player(self, labels, pcm, line: bool) -> dict:
         return {"value": self.player_files([exports.play_all(pcm)])[0],
                 "label": exports.play_all_label(labels, line)}
 
-    def model(self, path: str | None, kind: str) -> ex.LoadedModel:
+    def model(self, path: str | None, kind: str) -> LoadedModel:
         if not path:
-            raise ex.ExplorerError(
+            raise ExplorerError(
                 f"No trained {kind} checkpoint is available: put one in {self.explorer.checkpoints_dir}/.")
-        return ex.load_model(path)
+        return load_model(path)
 
-    def decoder_and_encoder(self, kind: str, label: str, paths: dict) -> tuple[ex.LoadedModel, ex.LoadedModel]:
+    def decoder_and_encoder(self, kind: str, label: str, paths: dict) -> tuple[LoadedModel, LoadedModel]:
         loaded = self.model(paths[kind], label)
-        wavenet = ex.load_model(paths["wavenet"]) if paths["wavenet"] else None
-        return loaded, ex.encoder_for(loaded, wavenet)
+        wavenet = load_model(paths["wavenet"]) if paths["wavenet"] else None
+        return loaded, encoder_for(loaded, wavenet)
 
     def note_choices(self, session) -> list[tuple[str, str]]:
         return [(note.label, note.id) for note in self.explorer.notes(session).values()]

@@ -12,7 +12,10 @@ import plotly.graph_objects as go
 import torch
 from plotly.subplots import make_subplots
 
-from nsynth_core.explorer import explorer as ex
+from nsynth_core.explorer.grids import Grid, grid_z
+from nsynth_core.explorer.loaded_models import LoadedModel, encode_notes, pitch_tensor, stacked_z
+from nsynth_core.explorer.lru_cache import LRUCache
+from nsynth_core.explorer.notes import ExplorerError, Note, audio_digest
 from nsynth_core.audio.core import MU, NOTE_LENGTH, SAMPLE_RATE, mu_law_decode, mu_law_encode
 from webapp.figures import add_rainbowgram
 from nsynth_core.engine.generate import sample_logits, sampling_uniforms
@@ -53,7 +56,7 @@ STEPS = (
      "each costs on this machine and how well each kept pitch and instrument in the evaluation."),
 )
 
-_logits = ex.LRUCache(LOGITS_CACHE_SIZE)
+_logits = LRUCache(LOGITS_CACHE_SIZE)
 
 
 def _layout(figure: go.Figure, title: str, height: int = FIGURE_HEIGHT) -> go.Figure:
@@ -106,9 +109,9 @@ def _z_heatmap(z: np.ndarray, hop: int, name: str, limit: float, showscale: bool
                       hovertemplate="%{x:.3f} s, channel %{y}: %{z:.3f}<extra>" + name + "</extra>")
 
 
-def code_figure(wavenet: ex.LoadedModel, note: ex.Note) -> go.Figure:
+def code_figure(wavenet: LoadedModel, note: Note) -> go.Figure:
     """The note's rainbowgram over its Z heat map (16 channels x frames of 32 ms), and Z's time average."""
-    z = ex.encode_notes(wavenet, [note])[0]
+    z = encode_notes(wavenet, [note])[0].z
     limit = float(np.abs(z).max()) or 1.0
     figure = make_subplots(2, 2, column_widths=[0.92, 0.08], row_heights=[0.45, 0.55], shared_xaxes="columns",
                            horizontal_spacing=0.03, vertical_spacing=0.1,
@@ -146,7 +149,7 @@ def drawn_receptive_field(model) -> int:
     return decoder_stack(model)[-1][2] + 1
 
 
-def receptive_field_figure(wavenet: ex.LoadedModel, note: ex.Note, step: int) -> go.Figure:
+def receptive_field_figure(wavenet: LoadedModel, note: Note, step: int) -> go.Figure:
     """The dilated causal stack to scale above the waveform, with the stretch that the prediction of sample
     `step` sees shaded on both."""
     stack = decoder_stack(wavenet.model)
@@ -178,7 +181,7 @@ def receptive_field_figure(wavenet: ex.LoadedModel, note: ex.Note, step: int) ->
 
 
 @torch.no_grad()
-def output_logits(wavenet: ex.LoadedModel, note: ex.Note, step: int) -> torch.Tensor:
+def output_logits(wavenet: LoadedModel, note: Note, step: int) -> torch.Tensor:
     """The decoder's logits [256] for sample `step`, teacher-forced on the note's true past.
 
     Only the receptive field before `step` matters, so only that much audio is run, from a Z frame boundary so
@@ -186,16 +189,16 @@ def output_logits(wavenet: ex.LoadedModel, note: ex.Note, step: int) -> torch.Te
     """
     model, config = wavenet.model, wavenet.model.config
     if not 0 <= step < len(note.audio):
-        raise ex.ExplorerError(f"Choose a time step from 0 to {len(note.audio) - 1}.")
-    key = (wavenet.fingerprint, ex.audio_digest(note.audio), note.pitch, step)
+        raise ExplorerError(f"Choose a time step from 0 to {len(note.audio) - 1}.")
+    key = (wavenet.fingerprint, audio_digest(note.audio), note.pitch, step)
     cached = _logits.get(key)
     if cached is not None:
         return cached
     hop = config.hop_length
     first_frame = max(0, step - drawn_receptive_field(model)) // hop
     audio = torch.from_numpy(note.audio)[None]
-    z = torch.from_numpy(ex.encode_notes(wavenet, [note]))[:, first_frame: step // hop + 1]
-    pitch = ex.pitch_tensor(wavenet, [note.pitch], [note.name])
+    z = torch.from_numpy(stacked_z(encode_notes(wavenet, [note])))[:, first_frame: step // hop + 1]
+    pitch = pitch_tensor(wavenet, [note.pitch], [note.name])
     window = slice(first_frame * hop, step + 1)
     phase = (fundamental_phase(audio, pitch, config.sample_rate)[:, window] if config.excitation_harmonics
              else None)
@@ -223,7 +226,7 @@ def drawn_level(logits: torch.Tensor, temperature: float, seed: int) -> int:
     return int(sample_logits(logits[None], temperature, None if uniform is None else uniform[0])[0]) - 128
 
 
-def distribution_figure(wavenet: ex.LoadedModel, note: ex.Note, step: int, temperature: float,
+def distribution_figure(wavenet: LoadedModel, note: Note, step: int, temperature: float,
                         seed: int) -> go.Figure:
     """The 256-way output distribution for sample `step` at `temperature`, the drawn level and the true one."""
     logits = output_logits(wavenet, note, step)
@@ -250,24 +253,24 @@ def distribution_figure(wavenet: ex.LoadedModel, note: ex.Note, step: int, tempe
 
 # --- 4. mixing codes ---------------------------------------------------------------------------------------------
 
-def blend_grid(first: ex.Note, second: ex.Note, weight: float) -> ex.Grid:
+def blend_grid(first: Note, second: Note, weight: float) -> Grid:
     """A one-cell line: (1 - weight) of the first note's code and `weight` of the second's."""
     if not 0 <= weight <= 1:
-        raise ex.ExplorerError("The mixing weight goes from 0 (the first note) to 1 (the second).")
-    return ex.Grid(corners=[first, second], weights=np.array([[1 - weight, weight]]), labels=["blend"],
+        raise ExplorerError("The mixing weight goes from 0 (the first note) to 1 (the second).")
+    return Grid(corners=[first, second], weights=np.array([[1 - weight, weight]]), labels=["blend"],
                    rule="line")
 
 
-def blend_code(wavenet: ex.LoadedModel, grid: ex.Grid) -> np.ndarray:
+def blend_code(wavenet: LoadedModel, grid: Grid) -> np.ndarray:
     """The blended WaveNet Z [frames, 16] of a one-cell grid."""
-    return ex.grid_z(wavenet, grid)[0]
+    return grid_z(wavenet, grid)[0]
 
 
-def mixing_figure(wavenet: ex.LoadedModel, grid: ex.Grid, blend_audio: np.ndarray, decoder_label: str) -> go.Figure:
+def mixing_figure(wavenet: LoadedModel, grid: Grid, blend_audio: np.ndarray, decoder_label: str) -> go.Figure:
     """Both notes' Z, their blend, and the rainbowgram of the decoded blend, one above the other."""
     first, second = grid.corners
     weight = float(grid.weights[0, 1])
-    codes = ex.encode_notes(wavenet, grid.corners)
+    codes = stacked_z(encode_notes(wavenet, grid.corners))
     blend = blend_code(wavenet, grid)
     limit = float(np.abs(codes).max()) or 1.0
     rows = [(f"Z of {first.name}", codes[0]), (f"blend at weight {weight:g}", blend), (f"Z of {second.name}", codes[1])]
@@ -283,7 +286,7 @@ def mixing_figure(wavenet: ex.LoadedModel, grid: ex.Grid, blend_audio: np.ndarra
 
 # --- 5. three decoders side by side ------------------------------------------------------------------------------
 
-def cost_table(decoders: list[tuple[str, ex.LoadedModel]]) -> str:
+def cost_table(decoders: list[tuple[str, LoadedModel]]) -> str:
     """A markdown table of each decoder's expected time for one 4 s note here, from its own measured speed."""
     lines = ["| decoder | checkpoint | one 4 s note takes | samples/s | × real time |", "|---|---|---:|---:|---:|"]
     for label, loaded in decoders:

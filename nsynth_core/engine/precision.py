@@ -29,8 +29,9 @@ def _chosen(variable: str, device: torch.device) -> torch.dtype:
 def encoder_dtype(device: torch.device) -> torch.dtype:
     """The precision the app encodes visitors' notes in: bfloat16 on a CPU that has it in hardware (an
     AVX512-BF16 core encodes a note 2.2 times as fast, its Z within 0.3 % of float32's), else float32.
-    NSYNTH_ENCODER_PRECISION (auto, bf16 or fp32) chooses. Everything else (the examples, the shipped map and
-    grid, the command line, the evaluation, the Z cache) encodes in float32, the same on every machine."""
+    NSYNTH_ENCODER_PRECISION (auto, bf16 or fp32) chooses. A visitor's note gets it whichever way it came in
+    (uploaded, recorded, restored); everything else (the examples, the shipped map and grid, the command line,
+    the evaluation) encodes in float32, the same on every machine."""
     return _chosen(ENCODER_PRECISION_ENV, device)
 
 

@@ -209,7 +209,7 @@ class SpectralDecoding(Decoding):
     def _decode(self, z, pitch, length, temperature, seed, progress):
         if progress:
             progress(0, length)
-        audio = spectrogram_to_audio(self.model.decode(z, pitch), self.griffin_lim_iters)[:, :length]
+        audio = spectrogram_to_audio(self.model.decode_magnitude(z, pitch), self.griffin_lim_iters)[:, :length]
         if progress:
             progress(length, length)
         return audio

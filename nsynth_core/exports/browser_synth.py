@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nsynth_core.models.checkpoint import checkpoint_paths, load_checkpoint, weights_fingerprint
+from nsynth_core.models.checkpoint import checkpoint_files, load_checkpoint, weights_fingerprint
 from nsynth_core.models.ddsp import DDSPDecoder
 
 FORMAT = "nsynth-ddsp-browser-1"
@@ -34,7 +34,7 @@ def export_browser_synth(checkpoint, out) -> dict:
     """Writes the DDSP checkpoint's weights to `out` and the header beside it; returns the header."""
     model, metadata = load_checkpoint(checkpoint)
     if not isinstance(model, DDSPDecoder):
-        raise BrowserSynthError(f"{checkpoint_paths(checkpoint)[1]} is not a DDSP decoder; the browser "
+        raise BrowserSynthError(f"{checkpoint_files(checkpoint)[1]} is not a DDSP decoder; the browser "
                                 f"synthesiser runs only the DDSP decoder.")
     if model.encoder is not None:
         raise BrowserSynthError("This DDSP decoder has an encoder of its own; the browser synthesiser reads the "
@@ -48,7 +48,7 @@ def export_browser_synth(checkpoint, out) -> dict:
         chunks.append(values.astype("<f2").ravel())
         offset += values.size
     header = {"format": FORMAT, "dtype": "float16", "values": offset,
-              "source": {"checkpoint": checkpoint_paths(checkpoint)[0].name,
+              "source": {"checkpoint": checkpoint_files(checkpoint)[0].name,
                          "fingerprint": weights_fingerprint(checkpoint), "encoder": metadata.get("encoder")},
               "config": dataclasses.asdict(model.config),
               **{name: state[name].tolist() for name in STATISTICS},

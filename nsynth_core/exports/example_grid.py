@@ -14,7 +14,10 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from nsynth_core.explorer import explorer as ex
+from nsynth_core.explorer.explorer import Explorer
+from nsynth_core.explorer.grids import make_grid
+from nsynth_core.explorer.loaded_models import LoadedModel, load_model
+from nsynth_core.explorer.notes import ASSETS_DIR
 from nsynth_core.audio.core import SAMPLE_RATE, playback_pcm16
 
 # Piano, sawtooth lead, violin and vibraphone around middle C: four families far apart in sound, close in pitch.
@@ -24,7 +27,7 @@ SIZE = 3
 SECONDS = 1.0
 RULE = "bilinear"
 TEMPERATURE = 0.25  # the Grid tab's default; the DDSP decoder does not sample, so it decodes the same at any
-SHIPPED_CHECKPOINTS = ex.ASSETS_DIR.parent / "checkpoints"
+SHIPPED_CHECKPOINTS = ASSETS_DIR.parent / "checkpoints"
 DECODER, ENCODER = "ddsp", "wavenet"  # the shipped checkpoints' names
 AUDIO_FILE, INDEX_FILE = "example_grid.wav", "example_grid.json"
 DESCRIPTION = ("An example: four bundled notes at the corners, decoded by DDSP; choose your own corners to make "
@@ -40,16 +43,16 @@ class ExampleGrid:
     checkpoints: dict[str, str]  # "decoder" / "encoder" -> weights fingerprint
 
 
-def decode_example(explorer: ex.Explorer, decoder: ex.LoadedModel, encoder: ex.LoadedModel) -> ExampleGrid:
+def decode_example(explorer: Explorer, decoder: LoadedModel, encoder: LoadedModel) -> ExampleGrid:
     """The example grid as `decoder` (reading `encoder`'s Z) decodes it now."""
-    grid = ex.make_grid([explorer.bundled[note_id] for note_id in CORNERS], SIZE, RULE)
+    grid = make_grid([explorer.bundled[note_id] for note_id in CORNERS], SIZE, RULE)
     audio, _ = explorer.decode_grid(decoder, encoder, grid, TEMPERATURE, int(SECONDS * SAMPLE_RATE))
     return ExampleGrid(corners=list(CORNERS), labels=grid.labels, mixes=grid.mixes(),
                        cells=np.stack([playback_pcm16(cell) for cell in audio]),
                        checkpoints={"decoder": decoder.fingerprint, "encoder": encoder.fingerprint})
 
 
-def write_example(example: ExampleGrid, assets_dir=ex.ASSETS_DIR) -> None:
+def write_example(example: ExampleGrid, assets_dir=ASSETS_DIR) -> None:
     assets_dir = Path(assets_dir)
     sf.write(assets_dir / AUDIO_FILE, example.cells.reshape(-1), SAMPLE_RATE, subtype="PCM_16")
     index = {"corners": example.corners, "labels": example.labels, "mixes": example.mixes,
@@ -57,7 +60,7 @@ def write_example(example: ExampleGrid, assets_dir=ex.ASSETS_DIR) -> None:
     (assets_dir / INDEX_FILE).write_text(json.dumps(index, indent=1) + "\n")
 
 
-def load_example(assets_dir=ex.ASSETS_DIR) -> ExampleGrid:
+def load_example(assets_dir=ASSETS_DIR) -> ExampleGrid:
     assets_dir = Path(assets_dir)
     index = json.loads((assets_dir / INDEX_FILE).read_text())
     samples, _ = sf.read(assets_dir / AUDIO_FILE, dtype="int16")
@@ -66,15 +69,15 @@ def load_example(assets_dir=ex.ASSETS_DIR) -> ExampleGrid:
                        checkpoints=index["checkpoints"])
 
 
-def shipped_models() -> tuple[ex.LoadedModel, ex.LoadedModel]:
+def shipped_models() -> tuple[LoadedModel, LoadedModel]:
     """(the shipped DDSP decoder, the WaveNet whose Z it reads)."""
-    return ex.load_model(SHIPPED_CHECKPOINTS / DECODER), ex.load_model(SHIPPED_CHECKPOINTS / ENCODER)
+    return load_model(SHIPPED_CHECKPOINTS / DECODER), load_model(SHIPPED_CHECKPOINTS / ENCODER)
 
 
 def main() -> None:
-    example = decode_example(ex.Explorer(), *shipped_models())
+    example = decode_example(Explorer(), *shipped_models())
     write_example(example)
-    print(f"Wrote {ex.ASSETS_DIR / AUDIO_FILE} ({len(example.labels)} cells of {SECONDS:g} s) and {INDEX_FILE}.")
+    print(f"Wrote {ASSETS_DIR / AUDIO_FILE} ({len(example.labels)} cells of {SECONDS:g} s) and {INDEX_FILE}.")
 
 
 if __name__ == "__main__":

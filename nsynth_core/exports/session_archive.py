@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from nsynth_core.audio.core import NOTE_LENGTH
-from nsynth_core.explorer.explorer import MAX_SESSION_NOTES, ExplorerError, Note, audio_digest, refuse_silence
+from nsynth_core.explorer.notes import MAX_SESSION_NOTES, ExplorerError, Note, audio_digest, refuse_silence
 from nsynth_core.exports.files import write_errors_explained
 
 FIELDS = ("audio", "names", "pitches", "families", "sources")

@@ -24,8 +24,8 @@ class CheckpointError(ValueError):
     pass
 
 
-def checkpoint_paths(path) -> tuple[Path, Path]:
-    """Accepts `name`, `name.json` or `name.safetensors`; returns both files' paths."""
+def checkpoint_files(path) -> tuple[Path, Path]:
+    """The (weights, description) files of a checkpoint given as `name`, `name.json` or `name.safetensors`."""
     path = Path(path)
     stem = path.with_suffix("") if path.suffix in (".json", ".safetensors") else path
     return stem.with_name(stem.name + ".safetensors"), stem.with_name(stem.name + ".json")
@@ -40,7 +40,7 @@ def model_kind(model: torch.nn.Module) -> str:
 
 def save_checkpoint(model: torch.nn.Module, path, metadata: dict | None = None) -> Path:
     """Writes the weights and a JSON description; returns the .safetensors path."""
-    weights_path, json_path = checkpoint_paths(path)
+    weights_path, json_path = checkpoint_files(path)
     weights_path.parent.mkdir(parents=True, exist_ok=True)
     tensors = {name: t.detach().cpu().contiguous() for name, t in model.state_dict().items()}
     save_file(tensors, str(weights_path))
@@ -53,7 +53,7 @@ def save_checkpoint(model: torch.nn.Module, path, metadata: dict | None = None) 
 def weights_fingerprint(path) -> str:
     """A short hash of a checkpoint's weights file: what a cache made with these weights is keyed by."""
     digest = hashlib.sha256()
-    with open(checkpoint_paths(path)[0], "rb") as weights:
+    with open(checkpoint_files(path)[0], "rb") as weights:
         for block in iter(lambda: weights.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()[:16]
@@ -61,7 +61,7 @@ def weights_fingerprint(path) -> str:
 
 def read_description(path) -> dict:
     """The JSON half of a checkpoint (cheap: no weights are read)."""
-    _, json_path = checkpoint_paths(path)
+    _, json_path = checkpoint_files(path)
     try:
         description = json.loads(json_path.read_text())
     except FileNotFoundError:
@@ -85,7 +85,7 @@ def build_model(description: dict) -> torch.nn.Module:
 
 def load_checkpoint(path, device="cpu") -> tuple[torch.nn.Module, dict]:
     """Returns (model in eval mode on `device`, metadata). Refuses weights that do not match the config."""
-    weights_path, _ = checkpoint_paths(path)
+    weights_path, _ = checkpoint_files(path)
     description = read_description(path)
     model = build_model(description)
     try:

@@ -18,10 +18,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from nsynth_core.audio.core import midi_to_hz
+from nsynth_core.audio.core import NOTE_LENGTH, SAMPLE_RATE, midi_to_hz
 
-SAMPLE_RATE = 16000
-NOTE_LENGTH = 64000
 N_FFT = 1024
 HOP_LENGTH = 256
 TOP_DB = 120.0
@@ -162,7 +160,8 @@ class SpectralAutoencoder(nn.Module):
         c = config
         encoder_in = (1,) + c.encoder_channels[:-1]
         self.encoder = nn.Sequential(
-            *[conv_block(i, o, k, s, c.leak) for i, o, k, s in zip(encoder_in, c.encoder_channels, ENCODER_KERNELS, ENCODER_STRIDES)],
+            *[conv_block(i, o, k, s, c.leak)
+              for i, o, k, s in zip(encoder_in, c.encoder_channels, ENCODER_KERNELS, ENCODER_STRIDES)],
             conv_block(c.encoder_channels[-1], c.bottleneck_channels, (1, 1), (1, 1), c.leak),
             nn.Conv2d(c.bottleneck_channels, c.latent_size, 1, bias=False),
             nn.BatchNorm2d(c.latent_size),  # Z is normalised but left linear
@@ -172,7 +171,8 @@ class SpectralAutoencoder(nn.Module):
         decoder_in = (c.bottleneck_channels,) + c.decoder_channels[:-1]
         self.decoder = nn.Sequential(
             transposed_block(c.latent_size + c.pitch_classes, c.bottleneck_channels, (1, 1), (1, 1), c.leak),
-            *[transposed_block(i, o, k, s, c.leak) for i, o, k, s in zip(decoder_in, c.decoder_channels, DECODER_KERNELS, DECODER_STRIDES)],
+            *[transposed_block(i, o, k, s, c.leak)
+              for i, o, k, s in zip(decoder_in, c.decoder_channels, DECODER_KERNELS, DECODER_STRIDES)],
             # Log-magnitude envelope, and with the harmonic comb also the comb depth.
             nn.Conv2d(c.decoder_channels[-1], 2 if c.harmonic_comb else 1, 1),
         )
@@ -198,7 +198,8 @@ class SpectralAutoencoder(nn.Module):
     def encode(self, audio):
         return self.encoder(self.spectrogram(audio)).flatten(1)
 
-    def decode(self, z, pitch=None):
+    def decode_magnitude(self, z, pitch=None):
+        """Z [B, latent] (+ MIDI pitch [B]) -> the scaled log-magnitude spectrogram [B, 1, bins, frames]."""
         if z.ndim != 2 or z.shape[1] != self.config.latent_size:
             raise SpectralError(f"Expected Z shaped [batch, {self.config.latent_size}], got {list(z.shape)}.")
         z = z[:, :, None, None]
@@ -214,7 +215,7 @@ class SpectralAutoencoder(nn.Module):
 
     def forward(self, audio, pitch=None):
         target = self.spectrogram(audio)
-        magnitude = self.decode(self.encoder(target).flatten(1), pitch)
+        magnitude = self.decode_magnitude(self.encoder(target).flatten(1), pitch)
         return magnitude, target
 
     def loss(self, audio, pitch=None):

@@ -3,13 +3,13 @@
 audio --mu-law--> temporal encoder (non-causal dilated residual stack) --bottleneck, avg-pool 512--> Z [frames, 16]
 Z --per-layer bias--> causal WaveNet decoder (gated units, residual + skip paths) --> 256-way softmax per sample.
 
+Each causal convolution carries its own incremental `step`, so fast generation (generate.py) runs the very same
+weights one sample at a time; tests check the two paths agree.
+
 Optional, beyond the paper (off in its preset): a pitch-conditioned decoder can also be driven by a harmonic
 excitation, the cosine and sine of the first few harmonics of the note's f0 at every sample, as in
 neural source-filter vocoders. In training its phase follows the note's own fundamental (measured by
 heterodyning); in generation it starts at zero, so the generated waveform locks to it and keeps the pitch.
-
-Each causal convolution carries its own incremental `step`, so fast generation (generate.py) runs the very same
-weights one sample at a time; tests check the two paths agree.
 """
 
 import math
@@ -77,40 +77,6 @@ PRESETS = {
         residual_channels=64, skip_channels=64, decoder_layers=20, decoder_cycle=10,
     ),
 }
-
-
-def steady_phase(pitch: torch.Tensor, start: int, length: int, sample_rate: int) -> torch.Tensor:
-    """Phase [B, length] (radians, float64) of a fundamental at each note's MIDI pitch, 0 at sample 0."""
-    t = torch.arange(start, start + length, dtype=torch.float64, device=pitch.device)
-    cycles = torch.remainder(midi_to_hz(pitch)[:, None] * t / sample_rate, 1.0)
-    return 2 * math.pi * cycles
-
-
-def fundamental_phase(audio: torch.Tensor, pitch: torch.Tensor, sample_rate: int, periods: int = 4):
-    """Phase [B, T] (radians, float64) of each note's own fundamental near its MIDI pitch.
-
-    The note is shifted down by f0 (heterodyned) and averaged over a window of `periods` periods centred on each
-    sample, which keeps the fundamental's slowly varying phase offset and cancels every harmonic.
-    """
-    batch, length = audio.shape
-    f0 = midi_to_hz(pitch)
-    phase = steady_phase(pitch, 0, length, sample_rate)
-    baseband = audio.double() * torch.polar(torch.ones_like(phase), -phase)
-    summed = F.pad(torch.cumsum(baseband, dim=1), (1, 0))
-    half = torch.round(periods * sample_rate / f0 / 2).long().clamp(min=1)[:, None]
-    t = torch.arange(length, device=audio.device)[None, :]
-    lower, upper = (t - half).clamp(min=0), (t + half).clamp(max=length)
-    offset = summed.gather(1, upper) - summed.gather(1, lower)
-    return phase + torch.angle(offset)
-
-
-def excitation(phase: torch.Tensor, pitch: torch.Tensor, harmonics: int, sample_rate: int) -> torch.Tensor:
-    """cos and sin of harmonics 1..H of the phase [B, T] -> [B, 2H, T] float32; harmonics at or above the
-    Nyquist frequency are left out (zero)."""
-    k = torch.arange(1, harmonics + 1, dtype=torch.float64, device=phase.device)
-    audible = (k[None, :] * midi_to_hz(pitch)[:, None] < sample_rate / 2)[:, :, None]
-    angles = k[None, :, None] * phase[:, None, :]
-    return (torch.cat([torch.cos(angles), torch.sin(angles)], dim=1) * audible.repeat(1, 2, 1)).float()
 
 
 class CausalConv1d(nn.Conv1d):
@@ -368,3 +334,39 @@ def decoder_flops_per_sample(config: WaveNetConfig) -> int:
     per_layer = (k * r + config.excitation_channels) * 2 * r + r * r + r * s
     macs = k * r + r * s + config.decoder_layers * per_layer + s * s + s * q
     return 2 * macs
+
+
+# --- beyond the paper: the harmonic excitation of a pitch-conditioned decoder (see the module docstring) ---------
+
+def steady_phase(pitch: torch.Tensor, start: int, length: int, sample_rate: int) -> torch.Tensor:
+    """Phase [B, length] (radians, float64) of a fundamental at each note's MIDI pitch, 0 at sample 0."""
+    t = torch.arange(start, start + length, dtype=torch.float64, device=pitch.device)
+    cycles = torch.remainder(midi_to_hz(pitch)[:, None] * t / sample_rate, 1.0)
+    return 2 * math.pi * cycles
+
+
+def fundamental_phase(audio: torch.Tensor, pitch: torch.Tensor, sample_rate: int, periods: int = 4):
+    """Phase [B, T] (radians, float64) of each note's own fundamental near its MIDI pitch.
+
+    The note is shifted down by f0 (heterodyned) and averaged over a window of `periods` periods centred on each
+    sample, which keeps the fundamental's slowly varying phase offset and cancels every harmonic.
+    """
+    batch, length = audio.shape
+    f0 = midi_to_hz(pitch)
+    phase = steady_phase(pitch, 0, length, sample_rate)
+    baseband = audio.double() * torch.polar(torch.ones_like(phase), -phase)
+    summed = F.pad(torch.cumsum(baseband, dim=1), (1, 0))
+    half = torch.round(periods * sample_rate / f0 / 2).long().clamp(min=1)[:, None]
+    t = torch.arange(length, device=audio.device)[None, :]
+    lower, upper = (t - half).clamp(min=0), (t + half).clamp(max=length)
+    offset = summed.gather(1, upper) - summed.gather(1, lower)
+    return phase + torch.angle(offset)
+
+
+def excitation(phase: torch.Tensor, pitch: torch.Tensor, harmonics: int, sample_rate: int) -> torch.Tensor:
+    """cos and sin of harmonics 1..H of the phase [B, T] -> [B, 2H, T] float32; harmonics at or above the
+    Nyquist frequency are left out (zero)."""
+    k = torch.arange(1, harmonics + 1, dtype=torch.float64, device=phase.device)
+    audible = (k[None, :] * midi_to_hz(pitch)[:, None] < sample_rate / 2)[:, :, None]
+    angles = k[None, :, None] * phase[:, None, :]
+    return (torch.cat([torch.cos(angles), torch.sin(angles)], dim=1) * audible.repeat(1, 2, 1)).float()
