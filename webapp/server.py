@@ -21,7 +21,7 @@ from nsynth_core.audio.rainbowgram import rainbowgram
 from nsynth_core.engine import fastgen
 from nsynth_core.explorer.explorer import Explorer
 from nsynth_core.explorer.loaded_models import broken_checkpoints, encode_notes, load_model
-from nsynth_core.explorer.notes import MAX_REQUEST_UPLOAD_MB, MAX_SESSION_NOTES, with_pitches
+from nsynth_core.explorer.notes import ASSETS_DIR, MAX_REQUEST_UPLOAD_MB, MAX_SESSION_NOTES, with_pitches
 from webapp.texts import WARM_UP_DONE
 from webapp import disk_space, encoding_queue, low_priority
 from webapp.shared import DECODERS, MAX_UPLOAD_FILE_MB, default_checkpoint
@@ -32,16 +32,11 @@ MAX_SESSIONS = 500  # sessions kept in memory, each holding up to MAX_SESSION_NO
 M_MMAP_THRESHOLD, M_ARENA_MAX = -3, -8  # glibc's mallopt parameters (malloc.h)
 PUBLIC_API = {"add_uploads", "add_recording", "save_notes", "restore_notes", "correct_pitch", "map", "select_note",
               "grid", "reconstruct", "play_point", "soundfont", "decode_for_playing"}
-CSS = "#map-click {display: none !important}"
-CSS += "\n#how-it-works p, #how-it-works td, #how-it-works th {font-size: 1.2rem; line-height: 1.5}"
-# On a phone the Explore tab's columns stack: the map comes first, above the upload and note controls.
-CSS += "\n@media (max-width: 768px) {#explore-columns {flex-direction: column-reverse}}"
-# A corner box shows a whole note id: full width on a phone, where two side by side would cut both.
-CSS += ("\n@media (max-width: 768px) {.corner-pickers {flex-direction: column} "
-        ".corner-pickers .block {padding-left: 4px; padding-right: 0} .corner-pickers input {font-size: 12px}}")
-# The About tables keep their words whole: on a phone they scroll sideways instead of wrapping letter by letter.
-CSS += ("\n#about table {display: block; overflow-x: auto} "
-        "#about td, #about th {word-break: normal; overflow-wrap: normal; hyphens: none; min-width: 6.5em}")
+
+
+def page_css() -> str:
+    """The page's styles: every file of assets/css, in name order."""
+    return "\n".join(path.read_text() for path in sorted((ASSETS_DIR / "css").glob("*.css")))
 
 
 def tune_process() -> None:
@@ -151,7 +146,7 @@ def launch(page: gr.Blocks, explorer: Explorer) -> None:
     # Gradio serves only its own cache and uploads; blocking the code and the weights keeps it so whatever
     # allowed_paths or GRADIO_ALLOWED_PATHS say (Gradio's cache, GRADIO_TEMP_DIR, must lie outside both).
     page.queue(default_concurrency_limit=2, max_size=32).launch(
-        css=CSS, head=preload_plotting_library(), max_file_size=f"{MAX_UPLOAD_FILE_MB}mb",
+        css=page_css(), head=preload_plotting_library(), max_file_size=f"{MAX_UPLOAD_FILE_MB}mb",
         state_session_capacity=MAX_SESSIONS,
         blocked_paths=[str(REPO), str(explorer.checkpoints_dir.resolve())],
         app_kwargs={"middleware": [Middleware(disk_space.UploadRoomMiddleware,
