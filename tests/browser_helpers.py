@@ -75,3 +75,30 @@ def static_server(directory):
         server.shutdown()
         server.server_close()
         thread.join()
+
+# Every visible element that reaches past the window's right edge, or past the right edge of a box that clips it
+# (a keyboard cut by its box), unless it sits in a box that scrolls sideways; one line per element, empty when the
+# page fits. Gradio's own hidden measuring copies (.visually-hidden) are not seen by anyone and are skipped.
+OVERFLOWING = """() => {
+  const width = document.documentElement.clientWidth;
+  const name = (el) => el.tagName.toLowerCase() + (el.id ? '#' + el.id : '') +
+    (typeof el.className === 'string' && el.className ? '.' + el.className.trim().split(/\s+/).slice(0, 2).join('.') : '');
+  const path = (el) => { const parts = []; for (let a = el; a && a !== document.body && parts.length < 4; a = a.parentElement) parts.unshift(name(a)); return parts.join(' > '); };
+  const scrollsSideways = (el) => { const s = getComputedStyle(el); return (s.overflowX === 'auto' || s.overflowX === 'scroll'); };
+  const offenders = [];
+  for (const el of document.body.querySelectorAll('*')) {
+    const box = el.getBoundingClientRect();
+    if (box.width === 0 || box.height === 0) continue;
+    const style = getComputedStyle(el);
+    if (style.visibility === 'hidden' || el.closest('.visually-hidden, .sr-only')) continue;
+    let right = width, ancestor = el.parentElement, inScroller = false;
+    for (; ancestor && ancestor !== document.body; ancestor = ancestor.parentElement) {
+      if (scrollsSideways(ancestor)) { inScroller = true; break; }
+      const s = getComputedStyle(ancestor);
+      if (s.overflowX === 'hidden' || s.overflowX === 'clip') { right = Math.min(right, ancestor.getBoundingClientRect().right); }
+    }
+    if (inScroller) continue;
+    if (box.right > right + 1 && box.left < right) offenders.push(`${path(el)} right=${Math.round(box.right)} limit=${Math.round(right)}`);
+  }
+  return offenders;
+}"""
