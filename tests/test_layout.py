@@ -9,7 +9,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 APP_LINES = 100
-WEBAPP_MODULE_LINES = 500
+MODULE_LINES = 500
 FUNCTION_LINES = 80
 LAYOUT_FUNCTION = "layout"  # a tab's layout, in webapp/: one long list of components is easier read whole
 
@@ -50,10 +50,10 @@ def python_files() -> list[Path]:
     return [REPO / "app.py", *sorted((REPO / "webapp").glob("*.py")), *sorted((REPO / "nsynth_core").rglob("*.py"))]
 
 
-def test_app_py_and_each_webapp_module_are_under_their_line_limits():
+def test_app_py_and_each_module_of_the_core_and_the_page_are_under_their_line_limits():
     too_long = [f"{path.relative_to(REPO)}: {lines} lines (limit {limit})"
                 for path, limit in [(REPO / "app.py", APP_LINES),
-                                    *((path, WEBAPP_MODULE_LINES) for path in (REPO / "webapp").glob("*.py"))]
+                                    *((path, MODULE_LINES) for path in python_files()[1:])]
                 if (lines := len(path.read_text().splitlines())) >= limit]
     assert not too_long, "Modules over their limit: " + "; ".join(too_long)
 
@@ -69,3 +69,27 @@ def test_no_function_is_over_80_lines_but_a_tabs_layout():
             if lines > FUNCTION_LINES and not exempt:
                 too_long.append(f"{path.relative_to(REPO)}:{node.lineno} {node.name} ({lines} lines)")
     assert not too_long, f"Functions over {FUNCTION_LINES} lines: " + "; ".join(too_long)
+
+
+def readme_tree() -> list[Path]:
+    """The paths README.md's "Where things are" names: each line's first column, indented two spaces per folder
+    under the folder line above it; "a.py, b/" names two paths."""
+    section = (REPO / "README.md").read_text().split("## Where things are", 1)[1].split("```")[1]
+    folders, named = [], []
+    for line in section.strip("\n").splitlines():
+        depth = (len(line) - len(line.lstrip(" "))) // 2
+        del folders[depth:]
+        names = line.strip().split("  ")[0].split(", ")
+        named += [REPO.joinpath(*folders, name) for name in names]
+        if len(names) == 1 and names[0].endswith("/"):
+            folders.append(names[0])
+    return named
+
+
+def test_the_readme_names_every_module_of_the_core_and_the_page_and_only_paths_that_exist():
+    named = readme_tree()
+    missing = [str(path.relative_to(REPO)) for path in named if not path.exists()]
+    assert not missing, f"README names paths that do not exist: {missing}"
+    unnamed = [str(path.relative_to(REPO)) for path in python_files()
+               if path.name != "__init__.py" and path.resolve() not in {p.resolve() for p in named}]
+    assert not unnamed, f"Modules missing from README's 'Where things are': {unnamed}"
