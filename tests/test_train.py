@@ -188,8 +188,8 @@ def test_the_ddsp_decoder_trains_on_cached_z_and_a_continued_run_can_add_the_mel
     assert continued.config.mel_loss_weight == 1 and metadata["step"] == 4
     assert [step for step, _ in losses(tmp_path / "second")] == [3, 4]
     # The continued model's loss is the spectral loss plus the mel term, on the same weights.
-    audio, pitch, z = next(iter(torch.utils.data.DataLoader(EncodedNoteDataset(dataset, cache / "nsynth-train"),
-                                                            batch_size=4)))
+    audio, pitch, z, _, _ = next(iter(torch.utils.data.DataLoader(EncodedNoteDataset(dataset, cache / "nsynth-train"),
+                                                                  batch_size=4)))
     without_mel = DDSPDecoder(replace(continued.config, mel_loss_weight=0.0))
     without_mel.load_state_dict(continued.state_dict())
     with torch.no_grad():

@@ -30,7 +30,7 @@ from tqdm import tqdm
 
 from nsynth_core.models.checkpoint import load_checkpoint, save_checkpoint
 from nsynth_core.data.nsynth import EncodedNoteDataset, NoteCropDataset
-from nsynth_core.models.ddsp import DDSPConfig, DDSPDecoder, set_latent_statistics
+from nsynth_core.models.ddsp import ADDED_HEADS, DDSPConfig, DDSPDecoder, set_latent_statistics
 from nsynth_core.engine.precision import native_bf16
 from nsynth_core.models.spectral import SpectralAutoencoder, SpectralConfig
 from nsynth_core.models.wavenet import WaveNetAutoencoder, WaveNetConfig
@@ -167,6 +167,17 @@ def load_state(out: Path, model, ema, optimizer) -> dict:
     return info
 
 
+def load_initial_weights(model: torch.nn.Module, initial: torch.nn.Module) -> None:
+    """`initial`'s weights into `model`; a DDSP decoder given heads its checkpoint lacks (--set
+    f0_deviation_cents=..., gate_subframes=...) keeps them as built: zero, so it starts out sounding as before."""
+    missing, unexpected = model.load_state_dict(initial.state_dict(), strict=False)
+    added = ADDED_HEADS if isinstance(model, DDSPDecoder) else ()
+    unknown = [name for name in missing if not name.startswith(added)]
+    if unknown or unexpected:
+        raise ValueError(f"--init-from: the checkpoint's weights do not fit this model (missing {unknown[:3]}, "
+                         f"unexpected {unexpected[:3]}); only added DDSP heads may be missing.")
+
+
 # ---------------------------------------------------------------------------------------------------------------
 
 class LossOf(torch.nn.Module):
@@ -280,7 +291,7 @@ def main(argv: list[str] | None = None):
         config = train_config_from_json(initial_metadata["train_config"])
         if args.batch_size:  # Adam starts afresh, so a continued model can take bigger batches
             config = replace(config, batch_size=args.batch_size)
-        if args.set:  # fields that leave the weights' shapes as they are, e.g. a loss weight
+        if args.set:  # fields that leave the weights' shapes as they are (a loss weight) or add zero-initialised heads
             config = replace(config, model_changes={**config.model_changes, **parse_changes(args.set)})
     else:
         config = replace(config, **overrides)
@@ -337,7 +348,7 @@ def main(argv: list[str] | None = None):
         step, samples_seen, wall_before = info["step"], info["samples_seen"], info["wall_seconds"]
     elif initial is not None:
         for network in (model, ema) if ema is not None else (model,):
-            network.load_state_dict(initial.state_dict())
+            load_initial_weights(network, initial)
         step, samples_seen, wall_before = (initial_metadata[k] for k in ("step", "samples_seen", "wall_seconds"))
     if step and is_main:
         print(f"Continuing from step {step} ({samples_seen:,} samples seen).")
