@@ -197,6 +197,21 @@ def test_the_ddsp_decoder_trains_on_cached_z_and_a_continued_run_can_add_the_mel
         expected = without_mel.loss(audio, pitch, z) + mel_loss(decoded, audio[:, :decoded.shape[-1]])
         assert torch.isclose(continued.loss(audio, pitch, z), expected)
 
+    # f0 contours cached beside the Z: a continued run adds the pitch-motion head and gates, learning the motion.
+    subprocess.run([sys.executable, "-m", "train.cache_f0", "--data", str(dataset), "--z-cache",
+                    str(cache / "nsynth-train")], cwd=ROOT, check=True, capture_output=True, timeout=300)
+    with_contours = EncodedNoteDataset(dataset, cache / "nsynth-train")
+    assert with_contours.voiced.any(dim=1).all()  # every cached note has voiced frames
+    voiced_medians = [torch.median(motion[voiced]) for motion, voiced in zip(with_contours.motion, with_contours.voiced)]
+    assert max(abs(median) for median in voiced_medians) <= 0.5  # motion: cents from the note's own median
+    run_training(dataset, tmp_path / "motion", "--init-from", str(tmp_path / "first" / "model"),
+                 "--set", "f0_deviation_cents=200", "--set", "gate_subframes=16", "--set", "f0_loss_weight=10",
+                 "--max-steps", "4", model=ddsp)
+    moving, _ = load_checkpoint(tmp_path / "motion" / "model")
+    assert moving.config.f0_deviation_cents == 200 and moving.config.gate_subframes == 16
+    assert moving.to_f0_deviation.weight.abs().max() > 0  # trained from zero
+    torch.testing.assert_close(moving.input[0].weight, first.input[0].weight, atol=0.05, rtol=0)
+
     # Another folder's notes (same names, other audio) join the training notes, each read from its own folder.
     other = tmp_path / "other-font" / "nsynth-train"
     shutil.copytree(dataset, other)
