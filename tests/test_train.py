@@ -17,6 +17,7 @@ import torch
 
 from nsynth_core.audio.core import write_wav
 from nsynth_core.models.checkpoint import load_checkpoint
+from train.cache_z import CacheError, choose_notes, open_manifest
 from train.train import TRAIN_CONFIGS, LossOf, build_model, training_batch
 from nsynth_core.data.nsynth import EncodedNoteDataset, NoteCropDataset, read_wav
 from nsynth_core.models.ddsp import DDSPDecoder, mel_loss
@@ -232,3 +233,20 @@ def test_the_ddsp_decoder_trains_on_cached_z_and_a_continued_run_can_add_the_mel
     process = start_training(dataset, tmp_path / "refused", "--more-notes", str(other), str(foreign), model=ddsp)
     output, _ = process.communicate(timeout=300)
     assert process.returncode == 2 and "another encoder" in output and not (tmp_path / "refused" / "model.json").exists()
+
+
+def test_a_z_cache_grows_with_more_notes_of_the_same_order_and_refuses_other_choices(tmp_path):
+    manifest = {"data": "nsynth-train", "encoder": "ab" * 8, "notes": 200, "seed": 0, "shard_notes": 100,
+                "note_peak": 0.17}
+    open_manifest(tmp_path, manifest)
+    open_manifest(tmp_path, {**manifest, "notes": 300})  # more notes: the first 200 are the same ones
+    assert json.loads((tmp_path / "manifest.json").read_text())["notes"] == 300
+    examples = {f"note-{i:03d}": {} for i in range(400)}
+    assert choose_notes(examples, 300, 0)[:200] == choose_notes(examples, 200, 0)
+    for changed in ({"notes": 250}, {"seed": 1}, {"encoder": "cd" * 8}):  # fewer notes, another order or encoder
+        with pytest.raises(CacheError, match="another encoder or choice"):
+            open_manifest(tmp_path, {**manifest, "notes": 300, **changed})
+    partial = tmp_path / "partial"
+    open_manifest(partial, {**manifest, "notes": 150})  # its last shard holds 50 notes: it cannot take more
+    with pytest.raises(CacheError):
+        open_manifest(partial, {**manifest, "notes": 300})
