@@ -6,12 +6,17 @@ import numpy as np
 import pytest
 import torch
 
+from nsynth_core.audio.metrics import f0_contour
+
 from nsynth_core.models.checkpoint import load_checkpoint, save_checkpoint
 from nsynth_core.models.ddsp import (
+    ADDED_HEADS,
     DDSPConfig,
     DDSPDecoder,
     filtered_noise,
+    gliding_harmonic_synth,
     harmonic_synth,
+    upsample,
     mel_loss,
     modulation_loss,
     noise_impulse_responses,
@@ -114,8 +119,10 @@ def test_decoder_maps_z_and_pitch_to_a_note_deterministically():
 
 def test_gradients_reach_every_part_of_the_decoder():
     torch.manual_seed(0)
-    model = DDSPDecoder(tiny_config(reverb_samples=256))
-    loss = model.loss(torch.randn(2, 8192) * 0.1, torch.tensor([50, 60]), torch.randn(2, 16, 16))
+    model = DDSPDecoder(tiny_config(reverb_samples=256, f0_deviation_cents=200, gate_subframes=16,
+                                    f0_loss_weight=1.0))
+    motion, voiced = torch.randn(2, 64) * 10, torch.ones(2, 64, dtype=torch.bool)
+    loss = model.loss(torch.randn(2, 8192) * 0.1, torch.tensor([50, 60]), torch.randn(2, 16, 16), motion, voiced)
     loss.backward()
     for name, parameter in model.named_parameters():
         assert parameter.grad is not None and parameter.grad.abs().sum() > 0, name
@@ -187,3 +194,114 @@ def test_mel_loss_is_the_log_ratio_of_levels():
     assert mel_loss(a, a).item() < 1e-6
     # Half the level lowers every band's log magnitude by ln 2.
     assert mel_loss(a * 0.5, a).item() == pytest.approx(math.log(2), rel=1e-3)
+
+
+# ------------------------------------------------------------------------------------------- pitch motion
+
+def train_steps(model, steps, *loss_inputs):
+    """Adam at 3e-3 on the model's loss of one batch."""
+    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+    for _ in range(steps):
+        loss = model.loss(*loss_inputs)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+
+
+def per_sample_harmonics(f0, cents, amplitudes, hop):
+    """The gliding synthesiser's definition, sample by sample: K sines of the running phase of f0(t)."""
+    k = torch.arange(1, amplitudes.shape[-1] + 1, dtype=torch.float64)
+    f0_samples = f0[:, None].double() * torch.exp2(upsample(cents.double()[..., None], hop)[..., 0] / 1200)
+    advance = f0_samples / SAMPLE_RATE
+    cycles = torch.cumsum(advance, 1) - advance
+    audible = f0_samples[..., None] * k < SAMPLE_RATE / 2
+    return (upsample(amplitudes.double(), hop) * audible * torch.sin(2 * math.pi * cycles[..., None] * k)).sum(-1)
+
+
+def test_gliding_synth_follows_a_vibrato_and_equals_the_steady_synth_when_held():
+    frames, hop = 250, 128
+    f0 = torch.tensor([110.0, 440.0])
+    amplitudes = (torch.rand(2, 1, 16) / torch.arange(1, 17)).expand(-1, frames, -1)
+    held = gliding_harmonic_synth(f0, torch.zeros(2, frames), amplitudes, hop, SAMPLE_RATE)
+    torch.testing.assert_close(held, harmonic_synth(f0, amplitudes, hop, SAMPLE_RATE), atol=1e-5, rtol=0)
+    t = torch.arange(frames) * hop / SAMPLE_RATE
+    vibrato = (30 * torch.sin(2 * math.pi * 5.5 * t)).expand(2, -1)
+    gliding = gliding_harmonic_synth(f0, vibrato, amplitudes, hop, SAMPLE_RATE).double()
+    exact = per_sample_harmonics(f0, vibrato, amplitudes, hop)
+    relative = ((gliding - exact).square().sum(1) / exact.square().sum(1)).sqrt()
+    assert relative.max() < 0.01, relative
+    # It moves: the steady note differs from the vibrato by far more than the approximation does.
+    assert ((held.double() - exact).square().sum(1) / exact.square().sum(1)).sqrt().min() > 0.5
+
+
+def test_added_heads_start_silent_so_a_checkpoint_continues_sounding_the_same(tmp_path):
+    torch.manual_seed(0)
+    plain = DDSPDecoder(tiny_config())
+    extended = DDSPDecoder(tiny_config(f0_deviation_cents=200, gate_subframes=16))
+    missing, unexpected = extended.load_state_dict(plain.state_dict(), strict=False)
+    assert sorted(missing) == sorted(name for name in extended.state_dict() if name.startswith(ADDED_HEADS))
+    assert not unexpected
+    z, pitch = torch.randn(2, 30, 16), torch.tensor([45, 70])
+    with torch.no_grad():
+        torch.testing.assert_close(extended.eval()(z, pitch), plain.eval()(z, pitch), atol=1e-5, rtol=0)
+
+
+def test_f0_deviation_is_bounded_and_zero_mean_on_a_steady_note():
+    torch.manual_seed(0)
+    model = DDSPDecoder(tiny_config(f0_deviation_cents=200, f0_loss_weight=1.0))
+    with torch.no_grad():  # an untrained head pushed hard: tanh keeps it within the bound
+        model.to_f0_deviation.weight.normal_(0, 50)
+        cents = model.controls(torch.randn(4, 30, 16) * 5, torch.tensor([30, 50, 70, 90]))["cents"]
+    assert cents.abs().max() <= 200 and cents.abs().max() > 150
+    # Trained on a steady note (measured motion 0 on every frame), its deviation settles at 0 on average.
+    t = torch.arange(16384) / SAMPLE_RATE
+    note = (0.17 * torch.sin(2 * math.pi * 220 * t))[None]
+    model = DDSPDecoder(tiny_config(f0_deviation_cents=200, f0_loss_weight=10.0))
+    z, pitch = torch.randn(1, 32, 16), torch.tensor([57])
+    motion, voiced = torch.zeros(1, 128), torch.ones(1, 128, dtype=torch.bool)
+    train_steps(model, 60, note, pitch, z, motion, voiced)
+    with torch.no_grad():
+        cents = model.controls(z, pitch)["cents"]
+    assert cents.mean().abs() < 2 and cents.std() < 3, (cents.mean(), cents.std())
+
+
+def test_a_tiny_model_learns_a_given_vibrato_from_one_note():
+    """30 cents at 5 Hz on a 220 Hz tone, told by its measured motion: the learnt deviation follows it."""
+    torch.manual_seed(0)
+    length, hop = 32768, 128
+    t = torch.arange(length, dtype=torch.float64) / SAMPLE_RATE
+    depth = 30.0
+    vibrato = depth * torch.sin(2 * math.pi * 5 * t)
+    phase = torch.cumsum(220 * torch.exp2(vibrato / 1200), 0) / SAMPLE_RATE
+    note = (0.17 * (torch.sin(2 * math.pi * phase) + 0.5 * torch.sin(4 * math.pi * phase))).float()[None]
+    frame_centres = torch.arange(length // hop) * hop + (hop - 1) / 2
+    motion = (depth * torch.sin(2 * math.pi * 5 * frame_centres / SAMPLE_RATE)).float()[None]
+    model = DDSPDecoder(tiny_config(hidden=64, gru_channels=64, f0_deviation_cents=200, f0_loss_weight=10.0))
+    z, pitch = torch.randn(1, length // 512, 16), torch.tensor([57])
+    voiced = torch.ones_like(motion, dtype=torch.bool)
+    train_steps(model, 150, note, pitch, z, motion, voiced)
+    with torch.no_grad():
+        controls = model.eval().controls(z, pitch)
+        # Its oscillators, heard alone at a fixed spectrum, carry the vibrato: pYIN reads it at its depth.
+        flat = torch.ones_like(controls["amplitudes"]) / torch.arange(1, 17)
+        oscillators = gliding_harmonic_synth(controls["f0"], controls["cents"], flat, hop, SAMPLE_RATE)[0]
+    learnt = controls["cents"][0].numpy()
+    assert np.corrcoef(learnt, motion[0].numpy())[0, 1] > 0.95
+    cents, voiced_frames = f0_contour(oscillators.numpy(), 57)
+    held = voiced_frames[25:-25]
+    assert held.mean() > 0.9
+    assert 0.8 < cents[25:-25][held].std() / (depth / math.sqrt(2)) < 1.25
+
+
+def test_gates_reach_exactly_zero_on_both_signals():
+    torch.manual_seed(0)
+    model = DDSPDecoder(tiny_config(gate_subframes=16)).eval()
+    z, pitch = torch.randn(1, 20, 16), torch.tensor([60])
+    with torch.no_grad():
+        assert model(z, pitch).abs().max() > 0
+        model.to_gates.bias.fill_(-1.5)  # below -1: both gains relu(1 + x) are exactly 0
+        assert torch.count_nonzero(model(z, pitch)) == 0
+        model.to_gates.bias[0::2] = 0.0  # the harmonic signal back, the noise still silent
+        controls = model.controls(z, pitch)
+        harmonic_only = harmonic_synth(controls["f0"], controls["amplitudes"], model.config.frame_hop, SAMPLE_RATE)
+        torch.testing.assert_close(model(z, pitch), harmonic_only, atol=1e-6, rtol=0)

@@ -138,7 +138,18 @@ def test_ddsp_rows_alone_need_only_the_wavenet_encoder(setup, tmp_path, monkeypa
 def test_original_audio_keeps_its_pitch(evaluated):
     original = evaluated[2]["rows"][ORIGINAL]
     assert original["pitch_accuracy"] == 100.0
-    assert original["stft_distance"] == 0.0
+    assert original["stft_distance"] == 0.0 and original["sounding_stft_distance"] == 0.0
+
+
+def test_retrieval_rows_state_their_chance(evaluated):
+    """Two instruments of two notes each: the originals' row looks among the other three (chance 1 in 3)."""
+    results = evaluated[2]
+    original = results["rows"][ORIGINAL]
+    assert original["retrieval"] in (0.0, 25.0, 50.0, 75.0, 100.0)
+    assert original["retrieval_chance"] == pytest.approx(100 / 3)
+    ddsp = results["rows"]["DDSP reconstruction (ddsp, the WaveNet's Z)"]
+    assert ddsp["retrieval_chance"] == 50.0  # its candidates include the note's own original
+    assert "chance 50.0 %" in evaluated[1] and "chance 33.3 %" in evaluated[1]
 
 
 def test_random_wavenet_is_spectrally_further_than_the_original(evaluated):

@@ -17,6 +17,7 @@ import torch
 
 from nsynth_core.audio.core import write_wav
 from nsynth_core.models.checkpoint import load_checkpoint
+from train.cache_z import CacheError, choose_notes, open_manifest
 from train.train import TRAIN_CONFIGS, LossOf, build_model, training_batch
 from nsynth_core.data.nsynth import EncodedNoteDataset, NoteCropDataset, read_wav
 from nsynth_core.models.ddsp import DDSPDecoder, mel_loss
@@ -188,14 +189,29 @@ def test_the_ddsp_decoder_trains_on_cached_z_and_a_continued_run_can_add_the_mel
     assert continued.config.mel_loss_weight == 1 and metadata["step"] == 4
     assert [step for step, _ in losses(tmp_path / "second")] == [3, 4]
     # The continued model's loss is the spectral loss plus the mel term, on the same weights.
-    audio, pitch, z = next(iter(torch.utils.data.DataLoader(EncodedNoteDataset(dataset, cache / "nsynth-train"),
-                                                            batch_size=4)))
+    audio, pitch, z, _, _ = next(iter(torch.utils.data.DataLoader(EncodedNoteDataset(dataset, cache / "nsynth-train"),
+                                                                  batch_size=4)))
     without_mel = DDSPDecoder(replace(continued.config, mel_loss_weight=0.0))
     without_mel.load_state_dict(continued.state_dict())
     with torch.no_grad():
         decoded = continued(z, pitch)
         expected = without_mel.loss(audio, pitch, z) + mel_loss(decoded, audio[:, :decoded.shape[-1]])
         assert torch.isclose(continued.loss(audio, pitch, z), expected)
+
+    # f0 contours cached beside the Z: a continued run adds the pitch-motion head and gates, learning the motion.
+    subprocess.run([sys.executable, "-m", "train.cache_f0", "--data", str(dataset), "--z-cache",
+                    str(cache / "nsynth-train")], cwd=ROOT, check=True, capture_output=True, timeout=300)
+    with_contours = EncodedNoteDataset(dataset, cache / "nsynth-train")
+    assert with_contours.voiced.any(dim=1).all()  # every cached note has voiced frames
+    voiced_medians = [torch.median(motion[voiced]) for motion, voiced in zip(with_contours.motion, with_contours.voiced)]
+    assert max(abs(median) for median in voiced_medians) <= 0.5  # motion: cents from the note's own median
+    run_training(dataset, tmp_path / "motion", "--init-from", str(tmp_path / "first" / "model"),
+                 "--set", "f0_deviation_cents=200", "--set", "gate_subframes=16", "--set", "f0_loss_weight=10",
+                 "--max-steps", "4", model=ddsp)
+    moving, _ = load_checkpoint(tmp_path / "motion" / "model")
+    assert moving.config.f0_deviation_cents == 200 and moving.config.gate_subframes == 16
+    assert moving.to_f0_deviation.weight.abs().max() > 0  # trained from zero
+    torch.testing.assert_close(moving.input[0].weight, first.input[0].weight, atol=0.05, rtol=0)
 
     # Another folder's notes (same names, other audio) join the training notes, each read from its own folder.
     other = tmp_path / "other-font" / "nsynth-train"
@@ -217,3 +233,20 @@ def test_the_ddsp_decoder_trains_on_cached_z_and_a_continued_run_can_add_the_mel
     process = start_training(dataset, tmp_path / "refused", "--more-notes", str(other), str(foreign), model=ddsp)
     output, _ = process.communicate(timeout=300)
     assert process.returncode == 2 and "another encoder" in output and not (tmp_path / "refused" / "model.json").exists()
+
+
+def test_a_z_cache_grows_with_more_notes_of_the_same_order_and_refuses_other_choices(tmp_path):
+    manifest = {"data": "nsynth-train", "encoder": "ab" * 8, "notes": 200, "seed": 0, "shard_notes": 100,
+                "note_peak": 0.17}
+    open_manifest(tmp_path, manifest)
+    open_manifest(tmp_path, {**manifest, "notes": 300})  # more notes: the first 200 are the same ones
+    assert json.loads((tmp_path / "manifest.json").read_text())["notes"] == 300
+    examples = {f"note-{i:03d}": {} for i in range(400)}
+    assert choose_notes(examples, 300, 0)[:200] == choose_notes(examples, 200, 0)
+    for changed in ({"notes": 250}, {"seed": 1}, {"encoder": "cd" * 8}):  # fewer notes, another order or encoder
+        with pytest.raises(CacheError, match="another encoder or choice"):
+            open_manifest(tmp_path, {**manifest, "notes": 300, **changed})
+    partial = tmp_path / "partial"
+    open_manifest(partial, {**manifest, "notes": 150})  # its last shard holds 50 notes: it cannot take more
+    with pytest.raises(CacheError):
+        open_manifest(partial, {**manifest, "notes": 300})

@@ -5,8 +5,9 @@
 
 A seeded random choice of `--notes` notes of the folder is encoded as the app encodes a note (peak NOTE_PEAK),
 in shards of `--shard-notes`; each shard is written atomically, so a killed run continues where it stopped when
-the same command is run again. `manifest.json` records the encoder (its weights' fingerprint) and the choice;
-a cache made by another encoder or another choice is refused rather than mixed.
+the same command is run again, and a larger `--notes` extends a cache whose shards are full (the seeded order is
+the same, so its notes stay the first). `manifest.json` records the encoder (its weights' fingerprint) and the
+choice; a cache made by another encoder or another choice is refused rather than mixed.
 """
 
 import argparse
@@ -41,6 +42,11 @@ def open_manifest(out: Path, manifest: dict) -> None:
     path = out / "manifest.json"
     if path.exists():
         existing = json.loads(path.read_text())
+        # More notes of the same seeded order extend a cache whose shards are all full: its notes stay the first.
+        if ({**existing, "notes": manifest["notes"]} == manifest and manifest["notes"] > existing["notes"]
+                and existing["notes"] % existing["shard_notes"] == 0):
+            path.write_text(json.dumps(manifest, indent=2) + "\n")
+            return
         if existing != manifest:
             changed = sorted(k for k in manifest if existing.get(k) != manifest[k])
             raise CacheError(f"{out} holds Z from another encoder or choice of notes ({', '.join(changed)} "

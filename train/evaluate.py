@@ -10,7 +10,14 @@ are reconstructed by every model, and each row reports
 - pitch accuracy: the median pYIN f0 of the note lies within 50 cents of its labelled pitch;
 - family accuracy: a classifier trained on real notes of the training split (family_classifier.py) names the
   note's instrument family, the analogue of the paper's Inception-style score;
-- STFT distance: the multi-resolution STFT distance to the original, mean over notes.
+- STFT distance: the multi-resolution STFT distance to the original, mean over notes; beside it the same
+  distance over the sounding part only (frames within 60 dB of the original's peak), level-matched;
+- retrieval: whether the nearest original by a fixed timbre descriptor (MFCCs, spectral shape, level envelope,
+  standardised over the originals) is of the note's own instrument (the originals' row: the nearest other note);
+- pitch motion: for originals whose f0 moves over the held part (spread above 4 cents), the share of
+  reconstructions whose spread is within 0.5-2 times the original's; for steady ones, the reconstructions' median
+  spread in cents;
+- silent tails: for originals whose last 0.4 s lie below -90 dBFS, the share of reconstructions that do too.
 The WaveNet gets one row per sampling temperature (--temperature 1 0.5: two rows, one encoding of the notes);
 its teacher-forced cross-entropy on the same notes (at the models' input level) and its decoding times are reported
 beside the table. Each --ddsp checkpoint is one row more, decoding the WaveNet encoder's Z of the notes (or, for
@@ -45,7 +52,9 @@ from nsynth_core.data.nsynth import FAMILIES, read_examples_json, read_wav
 from nsynth_core.models.ddsp import DDSPDecoder
 from nsynth_core.explorer.decoding import decoding_for
 from nsynth_core.engine.fastgen import decode
-from nsynth_core.audio.metrics import PITCH_FRAME_LENGTH, cents_error, median_f0, multiscale_stft_distance
+from nsynth_core.audio.metrics import (MOVING_SPREAD_CENTS, PITCH_FRAME_LENGTH, cents_error, f0_spread, median_f0,
+                                       multiscale_stft_distance, retrieval_chance, retrieval_hits,
+                                       sounding_stft_distance, timbre_descriptor)
 from nsynth_core.models.spectral import SpectralAutoencoder
 from nsynth_core.models.wavenet import WaveNetAutoencoder
 from train.family_classifier import FEATURE_SECONDS, round_robin, train_family_classifier
@@ -54,6 +63,9 @@ PITCH_TOLERANCE_CENTS = 50
 SHORTEST_WINDOW = max(2048, PITCH_FRAME_LENGTH)  # the largest FFT of the STFT distance, and one pYIN frame
 ENCODE_BATCH = 8  # notes per encoder or spectral-model pass, which bounds memory for the paper-sized models
 ORIGINAL, SPECTRAL = "Original audio", "Spectral baseline reconstruction"
+SPREAD_RATIO_RANGE = (0.5, 2.0)  # a reconstruction keeps an original's pitch motion within these ratios
+STEADY_SPREAD_CENTS = 3.0  # a reconstruction of a steady original stays steady within this
+TAIL_SECONDS, SILENT_DB = 0.4, -90.0  # the note's end, and the level below which it is silent
 
 
 def wavenet_row(temperature: float) -> str:
@@ -183,32 +195,95 @@ def matched_peak(reconstructions: np.ndarray, originals: np.ndarray) -> np.ndarr
     return (reconstructions * gain).astype(np.float32)
 
 
-def score(audio: np.ndarray, originals: np.ndarray, pitches: list[int], families: list[int], classifier) -> dict:
+def tail_level_db(audio: np.ndarray) -> np.ndarray:
+    """RMS level in dBFS of each note's last TAIL_SECONDS."""
+    tail = audio[:, -round(TAIL_SECONDS * SAMPLE_RATE):].astype(np.float64)
+    return 10 * np.log10(np.mean(tail ** 2, axis=1) + 1e-30)
+
+
+def descriptor(note: np.ndarray) -> np.ndarray:
+    """The timbre descriptor of a note; zeros for a silent one (which has none), so it still takes part."""
+    return timbre_descriptor(note) if np.any(note) else np.zeros(timbre_descriptor(np.ones(SHORTEST_WINDOW)).shape,
+                                                                 dtype=np.float32)
+
+
+def describe_originals(originals: np.ndarray, pitches: list[int], instruments: list[int]) -> dict:
+    """What every row is compared with: the originals' timbre descriptors, f0 spreads and tail levels."""
+    return {"descriptors": np.stack([descriptor(note) for note in originals]),
+            "spreads": np.array([f0_spread(note, pitch) for note, pitch in
+                                 tqdm(zip(originals, pitches), desc="f0 spread", unit="note", leave=False,
+                                      total=len(pitches))]),
+            "tail_db": tail_level_db(originals), "instruments": np.array(instruments)}
+
+
+def motion_scores(spreads: np.ndarray, reference: dict) -> dict:
+    moving = reference["spreads"] > MOVING_SPREAD_CENTS  # nan (too little voiced) is neither
+    steady = reference["spreads"] <= MOVING_SPREAD_CENTS
+    ratios = spreads[moving] / reference["spreads"][moving]
+    kept = (ratios >= SPREAD_RATIO_RANGE[0]) & (ratios <= SPREAD_RATIO_RANGE[1])  # nan: not kept
+    steady_spreads = spreads[steady]
+    return {"moving_notes": int(moving.sum()), "steady_notes": int(steady.sum()),
+            "moving_kept": 100.0 * kept.mean() if len(kept) else None,
+            "moving_median_ratio": float(np.nanmedian(ratios)) if np.isfinite(ratios).any() else None,
+            "steady_median_spread": float(np.nanmedian(steady_spreads)) if np.isfinite(steady_spreads).any() else None,
+            "steady_kept": 100.0 * np.mean(steady_spreads <= STEADY_SPREAD_CENTS) if len(steady_spreads) else None}
+
+
+def score(audio: np.ndarray, originals: np.ndarray, pitches: list[int], families: list[int], classifier,
+          reference: dict, is_original: bool = False) -> dict:
     """One row of the table, and the per-note figures behind it."""
     f0 = np.array([median_f0(note) for note in tqdm(audio, desc="pitch", unit="note", leave=False)])
     errors = cents_error(f0, np.array(pitches))
     pitch_kept = np.abs(errors) <= PITCH_TOLERANCE_CENTS  # False where no pitch was found (nan)
     predicted = classifier.predict(audio)
     distances = np.array([multiscale_stft_distance(original, note) for original, note in zip(originals, audio)])
+    sounding = np.array([sounding_stft_distance(original, note) if np.any(original) else np.nan
+                         for original, note in zip(originals, audio)])  # a silent original has no sounding part
+    if is_original:
+        descriptors, spreads = reference["descriptors"], reference["spreads"]
+    else:
+        descriptors = np.stack([descriptor(note) for note in audio])
+        spreads = np.array([f0_spread(note, pitch) for note, pitch in zip(audio, pitches)])
+    retrieved = retrieval_hits(descriptors, reference["descriptors"], reference["instruments"],
+                               leave_one_out=is_original)
+    silent = reference["tail_db"] < SILENT_DB
+    tail_db = tail_level_db(audio)
     return {
         "pitch_accuracy": 100.0 * pitch_kept.mean(),
         "family_accuracy": 100.0 * np.mean(predicted == np.array(families)),
         "stft_distance": float(distances.mean()),
+        "sounding_stft_distance": float(np.nanmean(sounding)) if np.isfinite(sounding).any() else None,
+        "retrieval": 100.0 * retrieved.mean(),
+        "retrieval_chance": 100.0 * retrieval_chance(reference["instruments"], leave_one_out=is_original),
+        **motion_scores(spreads, reference),
+        "silent_tails": int(silent.sum()),
+        "silent_tails_kept": 100.0 * np.mean(tail_db[silent] <= SILENT_DB) if silent.any() else None,
         "per_note": {
             "median_f0_hz": [None if math.isnan(f) else round(float(f), 2) for f in f0],
             "pitch_kept": pitch_kept.tolist(),
             "predicted_family": [FAMILIES[p] for p in predicted],
             "stft_distance": distances.round(4).tolist(),
+            "sounding_stft_distance": [None if math.isnan(d) else round(float(d), 4) for d in sounding],
+            "retrieved": retrieved.tolist(),
+            "f0_spread_cents": [None if math.isnan(v) else round(float(v), 2) for v in spreads],
+            "tail_db": tail_db.round(1).tolist(),
         },
     }
 
 
 def markdown_table(results: dict) -> str:
-    lines = ["| Audio | Pitch accuracy (%) | Family accuracy (%) | STFT distance |",
-             "|---|---:|---:|---:|"]
+    lines = ["| Audio | Pitch accuracy (%) | Family accuracy (%) | STFT distance | Sounding STFT distance "
+             "| Retrieval (%) | Moving f0 kept (%) | Steady spread (cents) | Silent tails kept (%) |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    optional = lambda value, form: "–" if value is None else format(value, form)
     for label, row in results["rows"].items():
         lines.append(f"| {label} | {row['pitch_accuracy']:.1f} | {row['family_accuracy']:.1f} "
-                     f"| {row['stft_distance']:.3f} |")
+                     f"| {row['stft_distance']:.3f} | {optional(row['sounding_stft_distance'], '.3f')} | {row['retrieval']:.1f} "
+                     f"| {optional(row['moving_kept'], '.1f')} | {optional(row['steady_median_spread'], '.2f')} "
+                     f"| {optional(row['silent_tails_kept'], '.1f')} |")
+    original = results["rows"][ORIGINAL]
+    reconstructed_chance = next((row["retrieval_chance"] for label, row in results["rows"].items()
+                                 if label != ORIGINAL), None)
     wavenet, spectral, classifier = results["wavenet"], results["spectral"], results["classifier"]
     step = lambda model: "unknown step" if model["step"] is None else f"step {model['step']}"
     conditioning = lambda model: "given the labelled pitch" if model["pitch_conditioned"] else "no pitch input"
@@ -235,6 +310,18 @@ def markdown_table(results: dict) -> str:
         f"Pitch: median pYIN f0 within {PITCH_TOLERANCE_CENTS} cents of the label. The models hear each note at "
         f"peak {NOTE_PEAK:g}, as in the app; reconstructions are scaled to the original's peak before the STFT "
         "distance.",
+        "",
+        f"Sounding STFT distance: over the frames within 60 dB of the original's loudest, the reconstruction scaled "
+        f"to the original's energy there. Retrieval: the nearest of the {notes} originals by a timbre descriptor "
+        f"(MFCC and spectral-shape mean and spread over sounding frames, level envelope; standardised over the "
+        f"originals) is of the note's instrument; chance {optional(reconstructed_chance, '.1f')} % (the originals' "
+        f"row: the nearest other original, chance {original['retrieval_chance']:.1f} %). Pitch motion, f0 spread in "
+        f"cents over the voiced frames of the held part (0.25-3 s): {original['moving_notes']} originals move (spread "
+        f"above {MOVING_SPREAD_CENTS:g} cents; kept: the reconstruction's spread within "
+        f"{SPREAD_RATIO_RANGE[0]:g}-{SPREAD_RATIO_RANGE[1]:g} times theirs), {original['steady_notes']} are steady "
+        f"(median spread of the reconstructions, the originals' own in their row). Silent tails: "
+        f"{original['silent_tails']} originals are below {SILENT_DB:g} dBFS over their last {TAIL_SECONDS:g} s; "
+        f"kept: the reconstruction is too.",
     ]
     return "\n".join(lines) + "\n"
 
@@ -266,8 +353,10 @@ def evaluate(args) -> dict:
                                          cache_dir=Path(args.out).parent)
     wavenet_audio, cross_entropy, decode_seconds, z = wavenet_reconstructions(wavenet, notes, pitches, length,
                                                                               args.seed, args.temperature)
-    measure = lambda audio: score(matched_peak(audio, originals), originals, pitches, families, classifier)
-    rows = {ORIGINAL: score(originals, originals, pitches, families, classifier)}
+    instruments = [int(examples[name]["instrument"]) for name in names]
+    reference = describe_originals(originals, pitches, instruments)
+    measure = lambda audio: score(matched_peak(audio, originals), originals, pitches, families, classifier, reference)
+    rows = {ORIGINAL: score(originals, originals, pitches, families, classifier, reference, is_original=True)}
     for temperature, audio in zip(args.temperature, wavenet_audio):
         rows[wavenet_row(temperature)] = measure(audio)
     if spectral is not None:

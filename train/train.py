@@ -30,7 +30,7 @@ from tqdm import tqdm
 
 from nsynth_core.models.checkpoint import load_checkpoint, save_checkpoint
 from nsynth_core.data.nsynth import EncodedNoteDataset, NoteCropDataset
-from nsynth_core.models.ddsp import DDSPConfig, DDSPDecoder, set_latent_statistics
+from nsynth_core.models.ddsp import ADDED_HEADS, DDSPConfig, DDSPDecoder, set_latent_statistics
 from nsynth_core.engine.precision import native_bf16
 from nsynth_core.models.spectral import SpectralAutoencoder, SpectralConfig
 from nsynth_core.models.wavenet import WaveNetAutoencoder, WaveNetConfig
@@ -84,6 +84,14 @@ TRAIN_CONFIGS = {
         crop_within_seconds=None, max_steps=20_000,
         lr_schedule=((0, 1e-3), (3_000, 5e-4), (6_000, 2.5e-4), (10_000, 1e-4)),
         ema_decay=0.999, grad_clip=3.0, valid_every=250, valid_notes=32),
+    # DDSP's own sizes for one GPU, with the pitch-motion head, the gates and the band-movement term.
+    "ddsp-paper": TrainConfig(
+        model="ddsp", model_preset="paper", pitch_conditioning=True, batch_size=32, crop_length=64000,
+        crop_within_seconds=None, max_steps=100_000,
+        model_changes={"modulation_loss_weight": 3.0, "f0_deviation_cents": 200.0, "f0_loss_weight": 10.0,
+                       "gate_subframes": 16},
+        lr_schedule=((0, 1e-3), (10_000, 5e-4), (30_000, 2.5e-4), (60_000, 1e-4)),
+        ema_decay=0.999, grad_clip=3.0, valid_every=500, valid_notes=64),
 }
 
 
@@ -165,6 +173,17 @@ def load_state(out: Path, model, ema, optimizer) -> dict:
             state.setdefault(int(index), {})[name] = value
     optimizer.load_state_dict({"state": state, "param_groups": info["param_groups"]})
     return info
+
+
+def load_initial_weights(model: torch.nn.Module, initial: torch.nn.Module) -> None:
+    """`initial`'s weights into `model`; a DDSP decoder given heads its checkpoint lacks (--set
+    f0_deviation_cents=..., gate_subframes=...) keeps them as built: zero, so it starts out sounding as before."""
+    missing, unexpected = model.load_state_dict(initial.state_dict(), strict=False)
+    added = ADDED_HEADS if isinstance(model, DDSPDecoder) else ()
+    unknown = [name for name in missing if not name.startswith(added)]
+    if unknown or unexpected:
+        raise ValueError(f"--init-from: the checkpoint's weights do not fit this model (missing {unknown[:3]}, "
+                         f"unexpected {unexpected[:3]}); only added DDSP heads may be missing.")
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -280,7 +299,7 @@ def main(argv: list[str] | None = None):
         config = train_config_from_json(initial_metadata["train_config"])
         if args.batch_size:  # Adam starts afresh, so a continued model can take bigger batches
             config = replace(config, batch_size=args.batch_size)
-        if args.set:  # fields that leave the weights' shapes as they are, e.g. a loss weight
+        if args.set:  # fields that leave the weights' shapes as they are (a loss weight) or add zero-initialised heads
             config = replace(config, model_changes={**config.model_changes, **parse_changes(args.set)})
     else:
         config = replace(config, **overrides)
@@ -337,7 +356,7 @@ def main(argv: list[str] | None = None):
         step, samples_seen, wall_before = info["step"], info["samples_seen"], info["wall_seconds"]
     elif initial is not None:
         for network in (model, ema) if ema is not None else (model,):
-            network.load_state_dict(initial.state_dict())
+            load_initial_weights(network, initial)
         step, samples_seen, wall_before = (initial_metadata[k] for k in ("step", "samples_seen", "wall_seconds"))
     if step and is_main:
         print(f"Continuing from step {step} ({samples_seen:,} samples seen).")

@@ -326,16 +326,39 @@ class NoteCropDataset(torch.utils.data.Dataset):
         return np.ascontiguousarray(audio[start: start + self.crop_length], dtype=np.float32)
 
 
+CONTOUR_FRAMES = 500  # a cached contour's frames: one per 128 samples of a 4 s note
+
+
+def contour_path(shard: Path) -> Path:
+    """Where train/cache_f0.py keeps the f0 contours of a Z shard's notes: shard-00012 -> f0-00012 beside it."""
+    return shard.with_name(shard.name.replace("shard-", "f0-", 1))
+
+
+def read_contours(shard: Path, notes: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(motion [notes, frames] in cents from each note's median, voiced [notes, frames]) from the contour file
+    beside a Z shard; none voiced when it is not there."""
+    path = contour_path(shard)
+    if not path.exists():
+        return torch.zeros(notes, CONTOUR_FRAMES), torch.zeros(notes, CONTOUR_FRAMES, dtype=torch.bool)
+    with safe_open(str(path), "pt") as file:
+        cents, voiced = file.get_tensor("cents"), file.get_tensor("voiced")
+    centre = torch.nanmedian(torch.where(voiced, cents, torch.nan), dim=1, keepdim=True).values
+    return torch.where(voiced, cents - torch.nan_to_num(centre), 0.0), voiced
+
+
 class EncodedNoteDataset(torch.utils.data.Dataset):
     """Whole notes with their cached Z (train/cache_z.py): item i is (audio [T] at NOTE_PEAK, MIDI pitch,
-    Z [frames, latent]), the audio as the encoder heard it. Z is held in memory; audio is read from `notes`.
+    Z [frames, latent], pitch motion [contour frames], voiced [contour frames]), the audio as the encoder heard
+    it. The motion is the note's measured f0 contour (train/cache_f0.py) in cents from its own median over the
+    voiced frames; a note whose contour is not cached (yet) has none voiced. Z and contours are held in memory;
+    audio is read from `notes`.
 
     `more` are further (notes, cache) pairs, e.g. the notes of another SoundFont rendered apart: their notes join
     these, each read from its own folder (so equal names do not clash), and a pair given twice weighs twice."""
 
     def __init__(self, notes, cache, *more):
         self.generator = None  # whole notes: nothing is drawn at random here
-        self.names, self.folders, z, pitch = [], [], [], []
+        self.names, self.folders, z, pitch, motion, voiced = [], [], [], [], [], []
         for notes, cache in [(notes, cache), *more]:
             shards = sorted(Path(cache).glob("shard-*.safetensors"))
             if not shards:
@@ -345,13 +368,18 @@ class EncodedNoteDataset(torch.utils.data.Dataset):
                     names = json.loads(file.metadata()["names"])
                     z.append(file.get_tensor("z"))
                     pitch.append(file.get_tensor("pitch"))
+                shard_motion, shard_voiced = read_contours(shard, len(names))
+                motion.append(shard_motion)
+                voiced.append(shard_voiced)
                 self.names += names
                 self.folders += [Path(notes)] * len(names)
         self.z, self.pitch = torch.cat(z), torch.cat(pitch)
+        self.motion, self.voiced = torch.cat(motion), torch.cat(voiced)
 
     def __len__(self):
         return len(self.names)
 
     def __getitem__(self, index):
         audio = normalize_loudness(read_wav(self.folders[index] / "audio" / f"{self.names[index]}.wav"), NOTE_PEAK)
-        return torch.from_numpy(audio), int(self.pitch[index]), self.z[index]
+        return (torch.from_numpy(audio), int(self.pitch[index]), self.z[index], self.motion[index],
+                self.voiced[index])

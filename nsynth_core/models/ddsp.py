@@ -13,9 +13,15 @@ the harmonics of f0, and the magnitudes of a noise filter --synthesisers--> audi
   term and a band-movement term (how much each mel band wavers from frame to frame, whatever its phase; the
   shipped decoder trains with it).
 
-f0 is the pitch's equal-tempered frequency, constant over the note: the oscillators cannot drift off pitch, and
-everything else about the sound (its spectrum over time, its noise) comes from Z. The noise is drawn from a
-seeded generator, so decoding is deterministic.
+f0 is the pitch's equal-tempered frequency. By default it is constant over the note: the oscillators cannot drift
+off pitch, and everything else about the sound (its spectrum over time, its noise) comes from Z. Two optional
+heads (both zero-initialised, so a decoder trained without them starts out sounding exactly as before):
+- pitch motion: a per-control-frame deviation of f0 in cents from Z and the pitch, bounded by tanh, applied
+  before the oscillators (vibrato, glides); trained through the spectral loss and, supervised, on the notes'
+  measured f0 contours;
+- gates: gains at a finer rate than the controls (relu(1 + x), so exactly zero is reachable) on the harmonic
+  and on the noise signal, for true silence and sharper onsets than a control frame allows.
+The noise is drawn from a seeded generator, so decoding is deterministic.
 """
 
 import math
@@ -46,6 +52,9 @@ class DDSPConfig:
     sample_rate: int = 16000
     mel_loss_weight: float = 0.0  # a log-mel term beside the spectral loss, for the bands the ear resolves finely
     modulation_loss_weight: float = 0.0  # how much each mel band wavers from frame to frame, whatever its phase
+    f0_deviation_cents: float = 0.0  # bound of the per-frame f0 deviation; 0 = a steady f0 (no deviation head)
+    f0_loss_weight: float = 0.0  # L1 of the deviation against the note's measured motion, per 100 cents
+    gate_subframes: int = 0  # fine gains per Z frame on the harmonic and the noise signal; 0 = none
 
     @staticmethod
     def preset(name: str) -> "DDSPConfig":
@@ -62,6 +71,11 @@ class DDSPConfig:
         if self.latent_hop % self.subframes or self.frame_hop % 2:
             raise ValueError(f"{self.subframes} subframes do not split a Z frame of {self.latent_hop} samples "
                              f"into even hops.")
+        if self.gate_subframes and self.latent_hop % self.gate_subframes:
+            raise ValueError(f"gate_subframes {self.gate_subframes} does not divide a Z frame of "
+                             f"{self.latent_hop} samples.")
+        if not 0 <= self.f0_deviation_cents <= 1200:
+            raise ValueError(f"f0_deviation_cents must be from 0 to 1200, got {self.f0_deviation_cents:g}.")
 
 
 PRESETS = {
@@ -82,8 +96,10 @@ def exp_sigmoid(x: torch.Tensor, exponent: float = 10.0, max_value: float = 2.0,
 
 # ----------------------------------------------------------------------------------------------- synths
 
-def harmonic_synth(f0: torch.Tensor, amplitudes: torch.Tensor, hop: int, sample_rate: int) -> torch.Tensor:
-    """Sum of harmonics k * f0 (k = 1..K) of a steady fundamental, each at its own amplitude per frame.
+def harmonic_synth(f0: torch.Tensor, amplitudes: torch.Tensor, hop: int, sample_rate: int,
+                   cosine_amplitudes: torch.Tensor | None = None) -> torch.Tensor:
+    """Sum of harmonics k * f0 (k = 1..K) of a steady fundamental, each at its own amplitude per frame (and, given
+    `cosine_amplitudes`, plus each harmonic's cosine at those: what the gliding synthesiser draws with).
 
     f0 [B] Hz; amplitudes [B, F, K], frame i centred on sample i * hop + (hop - 1) / 2, interpolated linearly
     between frame centres (held before the first and after the last) -> audio [B, F * hop]. Harmonics at or
@@ -98,9 +114,12 @@ def harmonic_synth(f0: torch.Tensor, amplitudes: torch.Tensor, hop: int, sample_
     batch, frames, harmonics = amplitudes.shape
     k = torch.arange(1, harmonics + 1, device=f0.device, dtype=torch.float64)
     f0 = f0.double()
-    amplitudes = amplitudes * (k * f0[:, None] < sample_rate / 2).to(amplitudes.dtype)[:, None, :]
-    held = torch.cat([amplitudes[:, :1], amplitudes, amplitudes[:, -1:]], dim=1)  # [B, F + 2, K]
-    start, slope = held[:, :-1], held[:, 1:] - held[:, :-1]  # F + 1 segments, the first starting half a hop early
+    audible = (k * f0[:, None] < sample_rate / 2).to(amplitudes.dtype)[:, None, :]
+
+    def segments_of(amplitudes):  # (start, slope) of F + 1 segments, the first starting half a hop early
+        held = torch.cat([amplitudes[:, :1], amplitudes, amplitudes[:, -1:]], dim=1) * audible  # [B, F + 2, K]
+        return held[:, :-1], held[:, 1:] - held[:, :-1]
+
     # Phase of the fundamental (in cycles) at each segment's first sample, segment j starting at j * hop - hop / 2:
     # a cumulative sum of per-segment advances, in float64 and wrapped so a long note stays in tune.
     advance = (f0 * hop / sample_rate)[:, None].expand(-1, frames + 1)
@@ -116,8 +135,60 @@ def harmonic_synth(f0: torch.Tensor, amplitudes: torch.Tensor, hop: int, sample_
     def harmonic_sum(coefficients):  # [B, F + 1, K] -> [B, F + 1, hop]
         return torch.bmm(coefficients * sin_start, cos_within) + torch.bmm(coefficients * cos_start, sin_within)
 
+    def cosine_sum(coefficients):  # cos(x + y) = cos x cos y - sin x sin y
+        return torch.bmm(coefficients * cos_start, cos_within) - torch.bmm(coefficients * sin_start, sin_within)
+
+    start, slope = segments_of(amplitudes)
     segments = harmonic_sum(start) + harmonic_sum(slope) * fraction
+    if cosine_amplitudes is not None:
+        start, slope = segments_of(cosine_amplitudes)
+        segments = segments + cosine_sum(start) + cosine_sum(slope) * fraction
     return segments.reshape(batch, -1)[:, hop // 2: hop // 2 + frames * hop]
+
+
+def upsample(frames: torch.Tensor, hop: int) -> torch.Tensor:
+    """[B, F, C] per frame -> [B, F * hop, C] per sample, linear between frame centres (i * hop + (hop - 1) / 2),
+    held before the first centre and after the last: the harmonic synthesiser's own interpolation."""
+    return F.interpolate(frames.transpose(1, 2), scale_factor=hop, mode="linear",
+                         align_corners=False).transpose(1, 2)
+
+
+# Samples between the phase-deviation anchors of the gliding synthesiser (1 kHz at 16 kHz).
+GLIDE_HOP = 16
+
+
+def gliding_harmonic_synth(f0: torch.Tensor, cents: torch.Tensor, amplitudes: torch.Tensor, hop: int,
+                           sample_rate: int) -> torch.Tensor:
+    """harmonic_synth for an f0 that moves: f0 [B] Hz times 2 ** (cents / 1200), cents [B, F] per frame
+    (interpolated like the amplitudes).
+
+    Harmonic k is the steady one's phase k phi plus k times the fundamental's accumulated phase deviation delta:
+    sin(k phi + k delta) = sin(k phi) + (cos(k delta) - 1) sin(k phi) + sin(k delta) cos(k phi). delta moves slowly
+    beside phi, so the steady synthesiser draws the last two terms from the amplitudes times cos(k delta) - 1 and
+    sin(k delta) given every GLIDE_HOP samples: passes of matrix products rather than K sines per sample (several
+    times cheaper to train), and exactly the steady note where the deviation is 0. A harmonic is silent wherever
+    it lies at or above Nyquist.
+    """
+    if hop % GLIDE_HOP:
+        raise ValueError(f"The gliding synthesiser needs a hop that is a multiple of {GLIDE_HOP}, not {hop}.")
+    batch, frames, harmonics = amplitudes.shape
+    k = torch.arange(1, harmonics + 1, device=f0.device, dtype=torch.float64)
+    f0 = f0.double()
+    ratio = torch.exp2(upsample(cents.double()[..., None], hop)[..., 0] / 1200)  # [B, T]
+    advance = f0[:, None] * (ratio - 1) / sample_rate  # the deviation's cycles per sample
+    deviation = (torch.cumsum(advance, dim=1) - advance).reshape(batch, -1, GLIDE_HOP)  # 0 at sample 0
+    # Each anchor sits on its frame's centre, sample i * GLIDE_HOP + (GLIDE_HOP - 1) / 2.
+    middle = slice(GLIDE_HOP // 2 - 1, GLIDE_HOP // 2 + 1)
+    anchor_deviation = deviation[..., middle].mean(-1)
+    anchor_f0 = f0[:, None] * ratio.reshape(batch, -1, GLIDE_HOP)[..., middle].mean(-1)
+    angle = 2 * math.pi * torch.remainder(anchor_deviation[..., None] * k, 1.0)  # [B, F x hop / GLIDE_HOP, K]
+    fine = upsample(amplitudes, hop // GLIDE_HOP)
+    audible = (anchor_f0[..., None] * k < sample_rate / 2).to(fine.dtype)
+    # The steady note plus what the deviation changes, so that no deviation gives the steady note exactly (where
+    # the deviation lifts a harmonic past Nyquist, the change cancels it).
+    steady = harmonic_synth(f0, amplitudes, hop, sample_rate)
+    return steady + harmonic_synth(f0, fine * (audible * torch.cos(angle) - 1).to(fine.dtype), GLIDE_HOP,
+                                   sample_rate, cosine_amplitudes=fine * (audible * torch.sin(angle)).to(fine.dtype))
 
 
 def noise_impulse_responses(magnitudes: torch.Tensor) -> torch.Tensor:
@@ -185,6 +256,17 @@ class MelEncoder(nn.Module):
         return self.out(self.gru(self.input(log_mel))[0])
 
 
+def zero_linear(in_channels: int, out_channels: int) -> nn.Linear:
+    """A dense layer whose output is 0 until it is trained."""
+    layer = nn.Linear(in_channels, out_channels)
+    nn.init.zeros_(layer.weight)
+    nn.init.zeros_(layer.bias)
+    return layer
+
+
+ADDED_HEADS = ("to_f0_deviation.", "to_gates.")  # weights a checkpoint from before them may lack
+
+
 class DDSPDecoder(nn.Module):
     """Z [B, frames, latent] + MIDI pitch [B] -> audio [B, frames * latent_hop]."""
 
@@ -200,6 +282,9 @@ class DDSPDecoder(nn.Module):
         self.gru = nn.GRU(c.hidden, c.gru_channels, batch_first=True)
         self.output = mlp(c.gru_channels + c.hidden, c.hidden, c.mlp_layers)
         self.to_controls = nn.Linear(c.hidden, c.subframes * (1 + c.harmonics + c.noise_bands))
+        # The added heads start at zero: a deviation of 0 cents and gains of exactly 1.
+        self.to_f0_deviation = zero_linear(c.hidden, c.subframes) if c.f0_deviation_cents else None
+        self.to_gates = zero_linear(c.hidden, 2 * c.gate_subframes) if c.gate_subframes else None
         if c.reverb_samples:
             # A small decaying noise to start from; tap 0 stays 0 (the dry path is added separately).
             decay = torch.exp(-torch.arange(c.reverb_samples) / (0.1 * c.sample_rate))
@@ -211,8 +296,10 @@ class DDSPDecoder(nn.Module):
         return (pitch.float() - 64.0) / 64.0
 
     def controls(self, z: torch.Tensor, pitch: torch.Tensor) -> dict:
-        """The synthesisers' inputs: f0 [B] and per control frame harmonic amplitudes [B, F, K] and noise filter
-        magnitudes [B, F, bands], F = Z frames x subframes.
+        """The synthesisers' inputs: f0 [B] (with the deviation head, its deviation in cents [B, F] beside it),
+        and per control frame harmonic amplitudes [B, F, K] and noise filter magnitudes
+        [B, F, bands], F = Z frames x subframes; with gates, gains [B, frames x gate_subframes, 2] (harmonic,
+        noise).
 
         The stack runs at Z's own frame rate (a GRU over 125 frames for 4 s, not thousands) and its last layer
         emits `subframes` control frames per Z frame, so attacks can be sharper than a Z frame.
@@ -229,15 +316,28 @@ class DDSPDecoder(nn.Module):
         audible = (torch.arange(1, c.harmonics + 1, device=f0.device) * f0[:, None] < c.sample_rate / 2)
         distribution = exp_sigmoid(raw[..., 1: 1 + c.harmonics]) * audible[:, None, :].to(raw.dtype)
         distribution = distribution / distribution.sum(-1, keepdim=True).clamp(min=1e-7)
-        return {"f0": f0,
-                "amplitudes": exp_sigmoid(raw[..., :1]) * distribution,
-                "noise": exp_sigmoid(raw[..., 1 + c.harmonics:] - 5.0)}  # starts quiet, as in DDSP
+        controls = {"f0": f0,
+                    "amplitudes": exp_sigmoid(raw[..., :1]) * distribution,
+                    "noise": exp_sigmoid(raw[..., 1 + c.harmonics:] - 5.0)}  # starts quiet, as in DDSP
+        if self.to_f0_deviation is not None:
+            cents = c.f0_deviation_cents * torch.tanh(self.to_f0_deviation(x).reshape(batch, -1))
+            controls["cents"] = cents
+        if self.to_gates is not None:
+            controls["gates"] = torch.relu(1 + self.to_gates(x).reshape(batch, frames * c.gate_subframes, 2))
+        return controls
 
     def synthesize(self, controls: dict, seed: int = 0) -> torch.Tensor:
         c = self.config
         generator = torch.Generator(device=controls["noise"].device).manual_seed(seed)
-        harmonic = harmonic_synth(controls["f0"], controls["amplitudes"], c.frame_hop, c.sample_rate)
+        if "cents" in controls:
+            harmonic = gliding_harmonic_synth(controls["f0"], controls["cents"], controls["amplitudes"],
+                                              c.frame_hop, c.sample_rate)
+        else:
+            harmonic = harmonic_synth(controls["f0"], controls["amplitudes"], c.frame_hop, c.sample_rate)
         noise = filtered_noise(controls["noise"], c.frame_hop, generator)
+        if "gates" in controls:
+            gains = upsample(controls["gates"], c.latent_hop // c.gate_subframes)
+            harmonic, noise = harmonic * gains[..., 0], noise * gains[..., 1]
         audio = harmonic + noise
         if c.reverb_samples:
             audio = reverb(audio, F.pad(self.reverb_impulse[1:], (1, 0)))
@@ -252,20 +352,26 @@ class DDSPDecoder(nn.Module):
             raise ValueError("This DDSP decoder reads the WaveNet encoder's Z; it has no encoder of its own.")
         return self.encoder(audio)
 
-    def loss(self, audio: torch.Tensor, pitch: torch.Tensor, z: torch.Tensor | None = None) -> torch.Tensor:
+    def loss(self, audio: torch.Tensor, pitch: torch.Tensor, z: torch.Tensor | None = None,
+             motion: torch.Tensor | None = None, voiced: torch.Tensor | None = None) -> torch.Tensor:
         """Multi-resolution spectral distance of the decoded note from `audio` [B, T], decoded from the given Z
-        or, when the model has an encoder of its own, from that encoder's Z of `audio`."""
+        or, when the model has an encoder of its own, from that encoder's Z of `audio`; with the deviation head
+        and `f0_loss_weight`, plus the L1 distance in cents (per 100) of the deviation from the note's measured
+        pitch motion `motion` [B, frames] on its `voiced` frames (train/cache_f0.py)."""
         if self.encoder is not None:
             z = self.encode(audio)
         elif z is None:
             raise ValueError("This DDSP decoder reads the WaveNet encoder's Z: give the note's Z.")
-        decoded = self(z, pitch)
+        controls = self.controls(z, pitch)
+        decoded = self.synthesize(controls)
         target = audio[:, : decoded.shape[-1]]
         loss = spectral_loss(decoded, target)
         if self.config.mel_loss_weight:
             loss = loss + self.config.mel_loss_weight * mel_loss(decoded, target)
         if self.config.modulation_loss_weight:
             loss = loss + self.config.modulation_loss_weight * modulation_loss(decoded, target)
+        if self.config.f0_loss_weight and "cents" in controls and motion is not None:
+            loss = loss + self.config.f0_loss_weight * motion_loss(controls["cents"], motion, voiced) / 100
         return loss
 
 
@@ -307,6 +413,16 @@ def band_movement(audio: torch.Tensor) -> torch.Tensor:
 def modulation_loss(decoded: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """L1 distance of the band movements: as much wavering (vibrato, chorus, tremolo) as the target, in any phase."""
     return (band_movement(decoded) - band_movement(target)).abs().mean()
+
+
+def motion_loss(cents: torch.Tensor, motion: torch.Tensor, voiced: torch.Tensor) -> torch.Tensor:
+    """Mean |cents - motion| over the voiced frames (0 when none is voiced); a contour at another frame rate
+    than the controls [B, F] is interpolated to theirs."""
+    if motion.shape[-1] != cents.shape[-1]:
+        motion = F.interpolate(motion[:, None].float(), size=cents.shape[-1], mode="linear")[:, 0]
+        voiced = F.interpolate(voiced[:, None].float(), size=cents.shape[-1], mode="nearest")[:, 0]
+    voiced = voiced.to(cents.dtype)
+    return ((cents - motion).abs() * voiced).sum() / voiced.sum().clamp(min=1)
 
 
 def set_latent_statistics(model: DDSPDecoder, z: torch.Tensor) -> None:
