@@ -5,6 +5,7 @@ stops its decode."""
 import asyncio
 import contextvars
 import inspect
+import re
 import threading
 import time
 
@@ -78,7 +79,7 @@ def test_one_heavy_decode_per_visitor_and_light_work_passes_it():
     assert not lanes.lanes().running  # every claim released
 
 
-def test_a_cancelled_event_stops_its_decode():
+def test_a_cancelled_event_stops_its_decode(capfd):
     heavy = lanes.in_lane(heavy_when=lanes.decodes_with_wavenet)(waits_for)
     release, started = threading.Event(), threading.Event()
 
@@ -95,3 +96,4 @@ def test_a_cancelled_event_stops_its_decode():
         time.sleep(0.01)
     assert not lanes.lanes().running  # the decode stopped at its next check, never released
     assert not release.is_set()
+    assert re.search(r"^Stopped a cancelled decode \(waits_for\) after 0\.\d s\.$", capfd.readouterr().err, re.M)

@@ -14,7 +14,9 @@ import asyncio
 import contextvars
 import functools
 import inspect
+import sys
 import threading
+import time
 from collections import Counter
 
 from gradio.context import LocalContext
@@ -75,9 +77,18 @@ def visitor() -> str:
 
 
 def run_stoppable(cancelled: threading.Event, handler, *args, **kwargs):
-    # The time limit is measured on the decode itself, whatever its estimate said before it started.
-    with stopping.stoppable(cancelled, SLOW_DECODE_SECONDS):
-        return handler(*args, **kwargs)
+    """`handler` stopped at its next chunk once `cancelled` is set; the time limit is measured on the decode
+    itself, whatever its estimate said before it started."""
+    started = time.monotonic()
+    try:
+        with stopping.stoppable(cancelled, SLOW_DECODE_SECONDS):
+            return handler(*args, **kwargs)
+    except stopping.DecodeStopped:
+        if not cancelled.is_set():
+            raise  # over its time: the visitor is told why
+        print(f"Stopped a cancelled decode ({handler.__name__}) after {time.monotonic() - started:.1f} s.",
+              file=sys.stderr, flush=True)
+        return None
 
 
 def in_lane(heavy_when=None):
