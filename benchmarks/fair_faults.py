@@ -21,6 +21,7 @@ from gradio_client import Client
 from benchmarks.load_test import PRESETS, server_pid
 from nsynth_core.models.checkpoint import save_checkpoint, weights_fingerprint
 from nsynth_core.models.ddsp import DDSPDecoder
+from nsynth_core.models.spectral import SpectralAutoencoder, SpectralConfig
 from nsynth_core.models.wavenet import WaveNetAutoencoder
 from tests.app_helpers import TINY_DDSP, running_app, wait_for_warm_up
 
@@ -75,6 +76,7 @@ def seconds_until_idle(pid: int, limit: float = 300) -> float:
 def fair_rows(table, work: Path, corners: list[str], kept_serving, environment):
     checkpoints = work / "fair_checkpoints"  # a WaveNet wide enough for the C++ engine: grids decode as served
     save_checkpoint(WaveNetAutoencoder(PRESETS["tiny"]), checkpoints / "engine-wavenet")
+    save_checkpoint(SpectralAutoencoder(SpectralConfig.preset("cpu-small")).eval(), checkpoints / "spectral")
     save_checkpoint(DDSPDecoder(TINY_DDSP), checkpoints / "ddsp",
                     {"encoder": weights_fingerprint(checkpoints / "engine-wavenet")})
     gradio_folder = work / "fair_gradio"

@@ -59,13 +59,13 @@ def test_leftovers_are_removed_at_start_of_any_age_then_when_abandoned_or_empty(
                                                                 "tmpjuststarted"]
 
 
-def gradio_upload_app(folder, **limits):
+def gradio_upload_app(folder, max_file_mb=None, **limits):
     """Gradio's own upload route behind the middleware, in this process."""
     with gr.Blocks() as blocks:
         gr.File()
-    blocks.max_file_size = None  # as launch() leaves it without a limit
+    blocks.max_file_size = max_file_mb and max_file_mb * disk_space.MB  # as launch() sets it
     return gr.routes.App.create_app(blocks, app_kwargs={"middleware": [
-        Middleware(UploadRoomMiddleware, folder=folder, **limits)]})
+        Middleware(UploadRoomMiddleware, folder=folder, max_file_mb=max_file_mb, **limits)]})
 
 
 async def chunked_file(megabytes: int):
@@ -81,24 +81,30 @@ def test_chunked_uploads_are_counted_as_they_arrive_against_the_request_cap_and_
     monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path))
     monkeypatch.setenv(disk_space.RESERVE_ENV, "0")
     app = gradio_upload_app(tmp_path, max_request_bytes=5 * disk_space.MB, budget_mb=12)
+    one_file_app = gradio_upload_app(tmp_path, max_file_mb=2)
 
     async def send_uploads():
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://page") as client:
-            return [await client.post("/gradio_api/upload", content=chunked_file(megabytes),
-                                      headers={"content-type": "multipart/form-data; boundary=edge"})
-                    for megabytes in (8, 4, 4, 4)]
+            answers = [await client.post("/gradio_api/upload", content=chunked_file(megabytes),
+                                         headers={"content-type": "multipart/form-data; boundary=edge"})
+                       for megabytes in (8, 4, 4, 4)]
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=one_file_app), base_url="http://page") as client:
+            return *answers, await client.post("/gradio_api/upload", content=chunked_file(3),
+                                               headers={"content-type": "multipart/form-data; boundary=edge"})
 
-    over_cap, first, second, over_budget = asyncio.run(send_uploads())
+    over_cap, first, second, over_budget, over_file_size = asyncio.run(send_uploads())
     assert over_cap.status_code == 413
     assert over_cap.text == "Upload at most 5 MB at a time; this upload has 5 MB or more."
     assert first.status_code == second.status_code == 200
     assert over_budget.status_code == 413 and over_budget.text == (
         "Uploads are limited to 12 MB an hour from one address; 8 MB have come from yours. Try again later.")
+    assert over_file_size.status_code == 413
+    assert over_file_size.text == "Upload files of at most 2 MB each; this one is larger."
     stored = [path for path in tmp_path.rglob("*") if path.is_file()]
     assert sum(path.stat().st_size for path in stored) == 4 * disk_space.MB  # the two 4 MB files are one copy
     assert not disk_space.partial_uploads(tmp_path)
     log = capfd.readouterr().err
-    assert log.count("Refused (upload): ") == 2 and "Traceback" not in log
+    assert log.count("Refused (upload): ") == 3 and "Traceback" not in log
 
 
 def upload_through(middleware_app, body=b"x" * 1000):

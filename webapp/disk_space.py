@@ -129,8 +129,10 @@ class UploadRoomMiddleware:
     read when its Content-Length says so, else as soon as the bytes that arrive do (a chunked upload has no
     length), its partial files then removed by Gradio's parser."""
 
-    def __init__(self, app, max_request_bytes: int | None = None, folder=None, budget_mb: float | None = None):
+    def __init__(self, app, max_request_bytes: int | None = None, folder=None, budget_mb: float | None = None,
+                 max_file_mb: float | None = None):
         self.app, self.max_request_bytes, self.folder = app, max_request_bytes, folder
+        self.file_refusal = max_file_mb and f"Upload files of at most {max_file_mb:g} MB each; this one is larger."
         self.budgets = UploadBudgets(budget_mb if budget_mb is not None else session_upload_mb())
 
     def refusal(self, address: str, incoming: int) -> str | None:
@@ -173,7 +175,9 @@ class UploadRoomMiddleware:
             return message
 
         async def tracking_send(message):
-            nonlocal started, status
+            nonlocal started, status, problem
+            if message["type"] == "http.response.start" and message["status"] == 413 and not problem:
+                problem = self.file_refusal  # Gradio's own answer to a file over max_file_size names bytes
             if problem:  # Gradio's answer to the aborted parse is replaced by the sentence
                 return
             if message["type"] == "http.response.start":

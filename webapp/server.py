@@ -151,4 +151,5 @@ def launch(page: gr.Blocks, explorer: Explorer) -> None:
         state_session_capacity=MAX_SESSIONS,
         blocked_paths=[str(REPO), str(explorer.checkpoints_dir.resolve())],
         app_kwargs={"middleware": [Middleware(disk_space.UploadRoomMiddleware,
-                                              max_request_bytes=UPLOAD_REQUEST_MB * disk_space.MB)]})
+                                              max_request_bytes=UPLOAD_REQUEST_MB * disk_space.MB,
+                                              max_file_mb=MAX_UPLOAD_FILE_MB)]})
