@@ -102,7 +102,7 @@ def fair_rows(table, work: Path, corners: list[str], kept_serving, environment):
                   f"{folder_mib(gradio_folder):.0f} MiB stored", time.perf_counter() - started,
                   kept_serving(url, work, 52), pid)
         heavy_and_light(table, url, pid, corners, work, kept_serving)
-        cancel_storm(table, url, pid, corners, work, kept_serving)
+        cancel_storm(table, url, pid, corners, work, kept_serving, log)
 
 
 def heavy_and_light(table, url, pid, corners, work, kept_serving):
@@ -127,13 +127,16 @@ def heavy_and_light(table, url, pid, corners, work, kept_serving):
               kept_serving(url, work, 53), pid)
 
 
-def cancel_storm(table, url, pid, corners, work, kept_serving):
+def cancel_storm(table, url, pid, corners, work, kept_serving, log: Path):
     jobs = [wavenet_grid(Client(url, verbose=False), corners) for _ in range(CANCELLED_GRIDS)]
     time.sleep(CANCEL_AFTER)
     for job in jobs:
         job.cancel()
     idle = seconds_until_idle(pid)
     click, error = map_click(Client(url, verbose=False))
+    stopped = [line.rsplit("after ", 1)[1] for line in log.read_text().splitlines()
+               if line.startswith("Stopped a cancelled decode")]
     table.add(f"cancel storm: {CANCELLED_GRIDS} WaveNet grids cancelled after {CANCEL_AFTER} s",
-              f"server idle {idle:.1f} s after the cancels; a map click then took {click:.2f} s {error or ''}", idle,
+              f"server idle {idle:.1f} s after the cancels; a map click then took {click:.2f} s {error or ''}; "
+              f"decodes stopped mid-run (the rest before starting): {len(stopped)}, after {', '.join(stopped)}", idle,
               kept_serving(url, work, 55), pid)
