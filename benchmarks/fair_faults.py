@@ -107,7 +107,7 @@ def fair_rows(table, work: Path, corners: list[str], kept_serving, environment):
 
 def heavy_and_light(table, url, pid, corners, work, kept_serving):
     with ThreadPoolExecutor(LIGHT_VISITORS) as pool:
-        light = list(pool.map(lambda _: Client(url, verbose=False), range(LIGHT_VISITORS)))
+        light = [Client(url, verbose=False) for _ in range(LIGHT_VISITORS)]  # one by one, as visitors arrive
         heavy_started = time.perf_counter()
         heavy = wavenet_grid(Client(url, verbose=False), corners)
         time.sleep(2)  # the heavy grid is decoding
