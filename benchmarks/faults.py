@@ -19,6 +19,7 @@ good visitor (upload a tone and add it as a note): "kept serving" says whether t
                   visitor comes after the filler is removed
     restore bomb  /restore_notes given a 1.1 MB file of "saved notes" whose deflated audio.npy declares a GiB
                   (deflate), and one whose five members unpack one shared GiB stream (overlapping entries)
+    and the rows for a class sharing the server (benchmarks/fair_faults.py; --fair-only runs only those)
 It prints one row per attack: the answer the visitor got (shortened), its seconds, kept serving, the server's
 resident memory (VmRSS, MiB) after the good visitor and, for the restore bombs, its peak while the bomb was
 answered (VmHWM, reset just before) and how far that rose above the memory before.
@@ -39,6 +40,7 @@ import httpx
 import numpy as np
 from gradio_client import Client, handle_file
 
+from benchmarks.fair_faults import fair_rows
 from benchmarks.load_test import PRESETS, followed, memory_mb, server_pid, visit, write_tone
 from webapp import disk_space
 from nsynth_core.exports import files as exports
@@ -315,6 +317,8 @@ def main():
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--queue-only", action="store_true", help="only the queue row, in an app of its own")
     parser.add_argument("--restore-only", action="store_true", help="only the restore bombs, in an app of their own")
+    parser.add_argument("--fair-only", action="store_true",
+                        help="only the rows of benchmarks/fair_faults.py (a class sharing the server)")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="nsynth-faults-"))
     table = Table()
@@ -323,11 +327,14 @@ def main():
         queue_alone(table, work)
     elif args.restore_only:
         restore_bombs(table, work)
+    elif args.fair_only:
+        fair_rows(table, work, CORNERS, kept_serving, environment)
     else:
         flood_and_load(table, work, args.visitors, args.rounds)
         stale_lock(table, work)
         full_disk(table, work)
         restore_bombs(table, work)
+        fair_rows(table, work, CORNERS, kept_serving, environment)
     table.print()
     print(f"\n{time.perf_counter() - started:.0f} s in all; load average {os.getloadavg()[0]:.2f} on "
           f"{os.cpu_count()} CPUs; logs in {work}")

@@ -4,6 +4,7 @@ Uploads go through what the upload handler calls (notes.note_from_file) and, for
 through gradio_client against a launched app, checking after each bad request that a good upload still works.
 """
 
+import asyncio
 import errno
 import os
 import re
@@ -220,8 +221,8 @@ def run_grid(page, *corners, size=2, decoder="WaveNet", session=None, wavenet=Tr
              str(directory / "tiny-ddsp")]
     shape = "line (A to B)" if len(corners) == 2 else "grid (4 notes)"
     corners = [*corners, None, None][:4]
-    return page.grid.run_grid(*corners, shape, size, "bilinear", decoder, 0.25, seconds, session or {}, *paths,
-                         progress=lambda *args, **kwargs: None)
+    return asyncio.run(page.grid.run_grid(*corners, shape, size, "bilinear", decoder, 0.25, seconds, session or {},
+                                          *paths, progress=lambda *args, **kwargs: None))
 
 
 def test_a_spectral_grid_without_a_wavenet_is_heard_not_placed(page, monkeypatch):
@@ -248,14 +249,14 @@ def tiny_checkpoint_paths(page):
 def test_a_map_point_off_any_map_is_refused_naming_the_field_and_its_range(page, x):
     assert page.play.point_x.preprocess(x) == x  # a number, if a huge one: the range is the map's to check
     with pytest.raises(gr.Error, match=r"Map x must be a number from -1,000,000 to 1,000,000, not "):
-        page.play.play_point(x, 0.0, "DDSP", OWN_PITCH, 0.25, 1.0, *tiny_checkpoint_paths(page))
+        asyncio.run(page.play.play_point(x, 0.0, "DDSP", OWN_PITCH, 0.25, 1.0, *tiny_checkpoint_paths(page)))
 
 
 @pytest.mark.parametrize("handler, pitches", [("export_soundfont", []), ("decode_for_playing", [["60"]])])
 def test_a_fractional_grid_size_is_refused_by_every_grid(page, handler, pitches):
     with pytest.raises(gr.Error, match=r"The grid size must be a whole number from 2 to 9, not 2\.5\."):
-        getattr(page.play, handler)(None, None, None, None, 2.5, *pitches, "bilinear", "DDSP", 0.25, {},
-                               *tiny_checkpoint_paths(page), progress=lambda *args, **kwargs: None)
+        asyncio.run(getattr(page.play, handler)(None, None, None, None, 2.5, *pitches, "bilinear", "DDSP", 0.25, {},
+                                                *tiny_checkpoint_paths(page), progress=lambda *args, **kwargs: None))
 
 
 @pytest.mark.parametrize("field, given", [("grid.size", "NaN"), ("grid.size", [3]), ("grid.seconds", "1e999"),

@@ -4,11 +4,14 @@ of room midway leaves nothing behind, and partial uploads left by an earlier run
 import asyncio
 import errno
 import os
+import threading
 import time
 
+import gradio as gr
 import httpx
 import pytest
 from gradio_client import Client
+from starlette.middleware import Middleware
 
 from webapp import disk_space
 from nsynth_core.exports import files as exports
@@ -34,15 +37,74 @@ def left_an_hour_ago(path):
     return path
 
 
-def test_start_up_removes_only_old_partial_uploads(tmp_path):
-    (tmp_path / "tmpab12cd").write_bytes(b"half a wav")
-    left_an_hour_ago(tmp_path / "tmpab12cd")
-    (tmp_path / "tmpinflight").write_bytes(b"an upload another app is receiving now")
+def test_leftovers_are_removed_at_start_of_any_age_then_when_abandoned_or_empty(tmp_path, monkeypatch):
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path))
+    (tmp_path / "tmpkilled").write_bytes(b"half a wav, from a run killed a moment ago")
     (tmp_path / "8e30037e").mkdir()
     (tmp_path / "8e30037e" / "tmpkept.wav").write_bytes(b"a finished upload")
     (tmp_path / "notes.wav").write_bytes(b"not Gradio's")
-    assert remove_partial_uploads(tmp_path, older_than=disk_space.ORPHAN_AGE) == 1
-    assert sorted(path.name for path in tmp_path.iterdir()) == ["8e30037e", "notes.wav", "tmpinflight"]
+    stopped = threading.Event()
+    stopped.set()
+    disk_space.sweep_leftovers(stopped)  # the start-up pass only
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["8e30037e", "notes.wav"]
+    (tmp_path / "tmpabandoned").write_bytes(b"half a wav, not written to for an hour")
+    left_an_hour_ago(tmp_path / "tmpabandoned")
+    (tmp_path / "tmpempty").touch()  # what an upload sent by gradio_client leaves
+    os.utime(tmp_path / "tmpempty", (time.time() - disk_space.EMPTY_AGE - 1,) * 2)
+    (tmp_path / "tmpinflight").write_bytes(b"an upload being received now")
+    (tmp_path / "tmpjuststarted").touch()
+    assert remove_partial_uploads(tmp_path, older_than=disk_space.ORPHAN_AGE,
+                                  empty_older_than=disk_space.EMPTY_AGE) == 2
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["8e30037e", "notes.wav", "tmpinflight",
+                                                                "tmpjuststarted"]
+
+
+def gradio_upload_app(folder, max_file_mb=None, **limits):
+    """Gradio's own upload route behind the middleware, in this process."""
+    with gr.Blocks() as blocks:
+        gr.File()
+    blocks.max_file_size = max_file_mb and max_file_mb * disk_space.MB  # as launch() sets it
+    return gr.routes.App.create_app(blocks, app_kwargs={"middleware": [
+        Middleware(UploadRoomMiddleware, folder=folder, max_file_mb=max_file_mb, **limits)]})
+
+
+async def chunked_file(megabytes: int):
+    """A multipart upload of one file sent in chunks, with no Content-Length."""
+    yield b'--edge\r\nContent-Disposition: form-data; name="files"; filename="a.wav"\r\n\r\n'
+    for _ in range(megabytes * 16):
+        yield b"x" * (64 * 1024)
+    yield b"\r\n--edge--\r\n"
+
+
+def test_chunked_uploads_are_counted_as_they_arrive_against_the_request_cap_and_the_senders_budget(
+        tmp_path, monkeypatch, capfd):
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path))
+    monkeypatch.setenv(disk_space.RESERVE_ENV, "0")
+    app = gradio_upload_app(tmp_path, max_request_bytes=5 * disk_space.MB, budget_mb=12)
+    one_file_app = gradio_upload_app(tmp_path, max_file_mb=2)
+
+    async def send_uploads():
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://page") as client:
+            answers = [await client.post("/gradio_api/upload", content=chunked_file(megabytes),
+                                         headers={"content-type": "multipart/form-data; boundary=edge"})
+                       for megabytes in (8, 4, 4, 4)]
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=one_file_app), base_url="http://page") as client:
+            return *answers, await client.post("/gradio_api/upload", content=chunked_file(3),
+                                               headers={"content-type": "multipart/form-data; boundary=edge"})
+
+    over_cap, first, second, over_budget, over_file_size = asyncio.run(send_uploads())
+    assert over_cap.status_code == 413
+    assert over_cap.text == "Upload at most 5 MB at a time; this upload has 5 MB or more."
+    assert first.status_code == second.status_code == 200
+    assert over_budget.status_code == 413 and over_budget.text == (
+        "Uploads are limited to 12 MB an hour from one address; 8 MB have come from yours. Try again later.")
+    assert over_file_size.status_code == 413
+    assert over_file_size.text == "Upload files of at most 2 MB each; this one is larger."
+    stored = [path for path in tmp_path.rglob("*") if path.is_file()]
+    assert sum(path.stat().st_size for path in stored) == 4 * disk_space.MB  # the two 4 MB files are one copy
+    assert not disk_space.partial_uploads(tmp_path)
+    log = capfd.readouterr().err
+    assert log.count("Refused (upload): ") == 3 and "Traceback" not in log
 
 
 def upload_through(middleware_app, body=b"x" * 1000):
@@ -102,8 +164,7 @@ def full_disk_app(tmp_path_factory):
     larger than the disk), started over a partial upload left by an earlier run."""
     checkpoints = tmp_path_factory.mktemp("checkpoints")
     gradio_folder = tmp_path_factory.mktemp("gradio")
-    (gradio_folder / "tmp_left_by_a_crash").write_bytes(b"half a wav")
-    left_an_hour_ago(gradio_folder / "tmp_left_by_a_crash")
+    (gradio_folder / "tmp_left_by_a_crash").write_bytes(b"half a wav")  # of any age
     write_tiny_checkpoints(checkpoints)
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("GRADIO_TEMP_DIR", str(gradio_folder))

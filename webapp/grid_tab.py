@@ -14,7 +14,7 @@ from nsynth_core.explorer.notes import ExplorerError
 from nsynth_core.explorer.interpolation import GRID_SIZES
 from nsynth_core.exports import example_grid
 from nsynth_core.exports import files as exports
-from webapp import low_priority
+from webapp import lanes
 from webapp.shared import (CORNERS, DECODERS, DEFAULT_DECODER, MAX_SIZE, OWN_PITCH, Tab, checkpoint_paths,
                            chosen_pitch, decode_estimate, friendly, note_picker, writes_files)
 
@@ -74,7 +74,7 @@ class GridTab(Tab):
             self.run_grid, [*self.corners, self.shape, self.size, self.rule, self.decoder, self.temperature,
                             self.seconds, header.session, *header.model_paths, header.pitch_choice, header.octaves],
             [*self.players, self.all_cells, self.archive, header.grid_cells, self.made_by], api_name="grid",
-            concurrency_id="decode", concurrency_limit=1, show_progress_on=self.made_by).then(
+            show_progress_on=self.made_by, **lanes.DECODE_EVENT).then(
             explore.draw_map, explore.map_args, explore.map_plot)
 
     @staticmethod
@@ -83,7 +83,7 @@ class GridTab(Tab):
 
     @friendly
     @writes_files
-    @low_priority.at_low_priority
+    @lanes.in_lane(heavy_when=lanes.decodes_with_wavenet)
     def run_grid(self, a, b, c, d, shape, size, rule, decoder, temperature, seconds, session, wavenet_path,
                  spectral_path, ddsp_path, pitch=OWN_PITCH, octaves=0, progress=gr.Progress()):
         size = grid_size(size)

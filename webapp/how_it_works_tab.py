@@ -6,7 +6,7 @@ import gradio as gr
 from nsynth_core.audio.core import NOTE_LENGTH, SAMPLE_RATE
 from nsynth_core.explorer.loaded_models import load_model
 from nsynth_core.explorer.notes import ExplorerError, Note
-from webapp import figures, teaching
+from webapp import figures, lanes, teaching
 from webapp.shared import DECODERS, Tab, checkpoint_paths, friendly, note_picker, writes_files
 
 # Switches to the Reconstruct tab in the page itself; the inputs pass through to the Python handler unchanged.
@@ -84,8 +84,8 @@ class HowItWorksTab(Tab):
               trigger_mode="always_last")
         self.to_reconstruct.click(lambda note_id: note_id, self.walked_id, reconstruct.source_note,
                                   js=OPEN_RECONSTRUCT_TAB).then(
-            reconstruct.reconstruct, reconstruct.inputs, reconstruct.outputs, concurrency_id="decode",
-            concurrency_limit=1, show_progress_on=reconstruct.outputs[0])
+            reconstruct.reconstruct, reconstruct.inputs, reconstruct.outputs, show_progress_on=reconstruct.outputs[0],
+            **lanes.DECODE_EVENT)
 
     def walked_note(self, selected, session) -> Note:
         """The note chosen in the Explore tab, else the first example, so the walk-through always has one."""

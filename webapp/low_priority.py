@@ -7,7 +7,6 @@ Linux sets a nice value per thread (os.setpriority on the thread's id), and thre
 inherit it. Elsewhere nothing changes.
 """
 
-import contextvars
 import functools
 import os
 import sys
@@ -18,7 +17,7 @@ PER_THREAD = sys.platform.startswith("linux")  # where a thread can be niced on 
 NICE_ENV = "NSYNTH_COMPUTE_NICE"
 DEFAULT_NICE = 10  # CFS gives a nice-0 thread about 9 times a nice-10 one's share of a busy core
 DECODE_NICE_STEP = 5  # decoding's nice above compute_nice(): CFS weighs nice 10 against nice 15 about 3 to 1
-COMPUTE_THREADS = 4  # decoding handlers at once: the decode events take one at a time, their follow-ups a few more
+COMPUTE_THREADS = 4  # light decodes at once (webapp/lanes.py): a few visitors' map clicks side by side
 
 
 def compute_nice() -> int:
@@ -56,14 +55,7 @@ def niced_pool(workers: int, name: str, nice: int | None = None) -> ThreadPoolEx
 
 @functools.cache
 def decoding_pool() -> ThreadPoolExecutor:
-    """The threads that decode, started by the first decode rather than at import."""
+    """The threads that run light decodes (webapp/lanes.py), started by the first decode rather than at
+    import."""
     return niced_pool(COMPUTE_THREADS, "decoding", decode_nice())
 
-
-def at_low_priority(handler):
-    """Runs `handler` (a decode) on a thread at decode_nice() while the caller waits; the caller's context
-    (Gradio's progress and warnings) goes with it."""
-    @functools.wraps(handler)
-    def wrapped(*args, **kwargs):
-        return decoding_pool().submit(contextvars.copy_context().run, handler, *args, **kwargs).result()
-    return wrapped

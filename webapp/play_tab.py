@@ -16,7 +16,7 @@ from nsynth_core.exports import example_grid
 from nsynth_core.exports import files as exports
 from nsynth_core.exports.browser_pack import write_browser_pack
 from nsynth_core.exports.soundfont import write_soundfont
-from webapp import low_priority
+from webapp import lanes
 from webapp.explore_tab import clicked_place
 from webapp.shared import (DECODERS, DEFAULT_DECODER, MAX_SIZE, Tab, checkpoint_paths, chosen_pitch,
                            decode_estimate, friendly, writes_files)
@@ -84,7 +84,7 @@ class PlayTab(Tab):
     def wire(self, header, explore, grid) -> None:
         """A point or a click on the Explore tab's map is played with the Grid tab's length and temperature; the
         SoundFont and the instrument are made of the Grid tab's corners."""
-        model_paths, decode = header.model_paths, {"concurrency_id": "decode", "concurrency_limit": 1}
+        model_paths, decode = header.model_paths, lanes.DECODE_EVENT
         point_settings = [self.point_decoder, header.pitch_choice, grid.seconds, grid.temperature, *model_paths,
                           header.octaves]
         self.play_button.click(self.play_point, [self.point_x, self.point_y, *point_settings],
@@ -128,7 +128,7 @@ class PlayTab(Tab):
 
     @friendly
     @writes_files
-    @low_priority.at_low_priority
+    @lanes.in_lane()
     def play_point(self, x, y, decoder, pitch, seconds, temperature, wavenet_path, spectral_path, ddsp_path,
                    octaves=0):
         audio, description = self.point_sound(x, y, decoder, pitch, seconds, temperature, wavenet_path,
@@ -137,7 +137,7 @@ class PlayTab(Tab):
 
     @friendly
     @writes_files
-    @low_priority.at_low_priority
+    @lanes.in_lane()
     def play_clicked_point(self, payload, decoder, pitch, seconds, temperature, wavenet_path, spectral_path,
                            ddsp_path, octaves=0):
         """A click on empty map space: the blend there, played at once (the Explore tab's mark_clicked_point
@@ -177,7 +177,7 @@ class PlayTab(Tab):
 
     @friendly
     @writes_files
-    @low_priority.at_low_priority
+    @lanes.in_lane(heavy_when=lanes.decodes_with_wavenet)
     def export_soundfont(self, a, b, c, d, size, rule, decoder, seconds, session, *paths, progress=gr.Progress()):
         """Every cell of the grid between the four corners at Open NSynth Super's 16 pitches, as a SoundFont."""
         grid = self.decode_every_cell(self.corner_notes(a, b, c, d, session), size, ONS_PITCHES, rule, decoder,
@@ -187,7 +187,7 @@ class PlayTab(Tab):
 
     @friendly
     @writes_files
-    @low_priority.at_low_priority
+    @lanes.in_lane(heavy_when=lanes.decodes_with_wavenet)
     def decode_for_playing(self, a, b, c, d, size, pitches, rule, decoder, seconds, session, *paths,
                            progress=gr.Progress()):
         """The grid's cells at the chosen pitches packed for assets/play.js: (the PCM file, its index, which also

@@ -5,7 +5,7 @@ import gradio as gr
 
 from nsynth_core.audio.core import SAMPLE_RATE
 from nsynth_core.explorer.notes import ExplorerError
-from webapp import figures, low_priority
+from webapp import figures, lanes
 from webapp.shared import (DECODERS, OWN_PITCH, Tab, checkpoint_paths, chosen_pitch, friendly, note_picker,
                            writes_files)
 
@@ -29,11 +29,11 @@ class ReconstructTab(Tab):
 
     def wire(self) -> None:
         self.button.click(self.reconstruct, self.inputs, self.outputs, api_name="reconstruct",
-                          concurrency_id="decode", concurrency_limit=1, show_progress_on=self.outputs[0])
+                          show_progress_on=self.outputs[0], **lanes.DECODE_EVENT)
 
     @friendly
     @writes_files
-    @low_priority.at_low_priority
+    @lanes.in_lane(heavy_when=lanes.always)
     def reconstruct(self, note_id, session, temperature, seconds, wavenet_path, spectral_path, ddsp_path,
                     pitch=OWN_PITCH, octaves=0, progress=gr.Progress()):
         if not note_id:

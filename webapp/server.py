@@ -29,6 +29,7 @@ from webapp.shared import DECODERS, MAX_UPLOAD_FILE_MB, default_checkpoint
 REPO = Path(__file__).resolve().parent.parent
 UPLOAD_REQUEST_MB = MAX_REQUEST_UPLOAD_MB + 1  # the files of one upload and the form around them
 MAX_SESSIONS = 500  # sessions kept in memory, each holding up to MAX_SESSION_NOTES notes of 256 kB
+QUEUE_SIZE = 256  # events waiting in Gradio's queue (decodes wait in webapp/lanes.py instead): a class at once
 M_MMAP_THRESHOLD, M_ARENA_MAX = -3, -8  # glibc's mallopt parameters (malloc.h)
 PUBLIC_API = {"add_uploads", "add_recording", "save_notes", "restore_notes", "correct_pitch", "map", "select_note",
               "grid", "reconstruct", "play_point", "soundfont", "decode_for_playing"}
@@ -97,9 +98,9 @@ def start_background_work(explorer: Explorer, notes_queue: encoding_queue.FairBa
     threading.Thread(target=warm_up, args=(explorer, notes_queue), daemon=True).start()
     # librosa's first constant-Q transform takes seconds: not on the first rainbowgram a visitor asks for.
     threading.Thread(target=rainbowgram, args=(np.zeros(NOTE_LENGTH, np.float32),), daemon=True).start()
-    # An earlier run stopped mid-upload (a full disk, a kill) leaves Gradio's partial files behind.
-    if removed := disk_space.remove_partial_uploads(older_than=disk_space.ORPHAN_AGE):
-        print(f"Removed {removed} partly written upload(s) left by an earlier run.", file=sys.stderr)
+    # An earlier run stopped mid-upload (a full disk, a kill) leaves Gradio's partial files behind, and so does
+    # an upload abandoned midway: removed now and from time to time.
+    threading.Thread(target=disk_space.sweep_leftovers, args=(threading.Event(),), daemon=True).start()
 
 
 def reads_numbers_in_words(field: gr.Slider | gr.Number) -> None:
@@ -145,9 +146,10 @@ def launch(page: gr.Blocks, explorer: Explorer) -> None:
     """Serves the page until the process ends (GRADIO_SERVER_NAME / GRADIO_SERVER_PORT choose where)."""
     # Gradio serves only its own cache and uploads; blocking the code and the weights keeps it so whatever
     # allowed_paths or GRADIO_ALLOWED_PATHS say (Gradio's cache, GRADIO_TEMP_DIR, must lie outside both).
-    page.queue(default_concurrency_limit=2, max_size=32).launch(
+    page.queue(default_concurrency_limit=2, max_size=QUEUE_SIZE).launch(
         css=page_css(), head=preload_plotting_library(), max_file_size=f"{MAX_UPLOAD_FILE_MB}mb",
         state_session_capacity=MAX_SESSIONS,
         blocked_paths=[str(REPO), str(explorer.checkpoints_dir.resolve())],
         app_kwargs={"middleware": [Middleware(disk_space.UploadRoomMiddleware,
-                                              max_request_bytes=UPLOAD_REQUEST_MB * disk_space.MB)]})
+                                              max_request_bytes=UPLOAD_REQUEST_MB * disk_space.MB,
+                                              max_file_mb=MAX_UPLOAD_FILE_MB)]})

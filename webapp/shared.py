@@ -3,6 +3,7 @@ into a sentence, note pickers, and `Tab`, the base of each tab's handlers (the e
 files they hand to the page)."""
 
 import functools
+import inspect
 import sys
 
 from pathlib import Path
@@ -28,21 +29,42 @@ CORNERS = ("A (top left)", "B (top right)", "C (bottom left)", "D (bottom right)
 MAX_UPLOAD_FILE_MB = 20  # each file
 
 
+def refusal(handler, error: ValueError) -> gr.Error:
+    """The visitor's input, not a fault: one log line, no traceback, and the sentence shown in the page."""
+    print(f"Refused ({handler.__name__}): {' '.join(str(error).split())}", file=sys.stderr, flush=True)
+    return gr.Error(str(error), print_exception=False)
+
+
 def friendly(handler):
     """Bad input becomes a message in the page instead of a traceback."""
+    if inspect.iscoroutinefunction(handler):  # a decode in its lane (lanes.py)
+        @functools.wraps(handler)
+        async def waited(*args, **kwargs):
+            try:
+                return await handler(*args, **kwargs)
+            except ValueError as error:
+                raise refusal(handler, error) from None
+        return waited
+
     @functools.wraps(handler)
     def wrapped(*args, **kwargs):
         try:
             return handler(*args, **kwargs)
-        except ValueError as error:  # the visitor's input, not a fault: one log line, no traceback
-            print(f"Refused ({handler.__name__}): {' '.join(str(error).split())}", file=sys.stderr, flush=True)
-            raise gr.Error(str(error), print_exception=False) from None
+        except ValueError as error:
+            raise refusal(handler, error) from None
     return wrapped
 
 
 def writes_files(handler):
     """For handlers whose players or files Gradio copies into its cache: a nearly full disk is refused in words
     before any work, rather than failing afterwards with a bare "Error"."""
+    if inspect.iscoroutinefunction(handler):
+        @functools.wraps(handler)
+        async def waited(*args, **kwargs):
+            disk_space.check_room()
+            return await handler(*args, **kwargs)
+        return waited
+
     @functools.wraps(handler)
     def wrapped(*args, **kwargs):
         disk_space.check_room()

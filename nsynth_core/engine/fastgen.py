@@ -28,6 +28,7 @@ import torch
 from torch.utils import cpp_extension
 
 from nsynth_core.audio.core import mu_law_decode
+from nsynth_core.engine import stopping
 from nsynth_core.engine.generate import ProgressCallback, generate, generation_excitation, sampling_uniforms
 from nsynth_core.models.wavenet import WaveNetAutoencoder
 
@@ -363,6 +364,7 @@ def fast_generate(model: WaveNetAutoencoder, z: torch.Tensor, pitch: torch.Tenso
     tuner = ThreadTuner(min(batch, torch.get_num_threads()))
     codes = torch.empty(batch, length, dtype=torch.int64)
     for start in range(0, length, CHUNK):
+        stopping.checkpoint()
         steps = min(CHUNK, length - start)
         chunk_threads = threads or tuner.choose()
         began = time.perf_counter()

@@ -6,7 +6,10 @@ import numpy as np
 import torch
 
 from nsynth_core.audio.core import mu_law_decode
+from nsynth_core.engine import stopping
 from nsynth_core.models.wavenet import WaveNetAutoencoder, steady_phase
+
+STOP_CHECK_STEPS = 64  # samples between checks for a stopped decode: far under a second on any model
 
 ProgressCallback = Callable[[int, int], None]
 
@@ -67,6 +70,8 @@ def generate(model: WaveNetAutoencoder, z: torch.Tensor, pitch: torch.Tensor | N
     codes = torch.empty(batch, length, dtype=torch.long, device=device)
     report_every = max(1, length // 100)
     for t in range(length):
+        if t % STOP_CHECK_STEPS == 0:
+            stopping.checkpoint()
         logits = model.decoder.step(x_t, state, t, None if drive is None else drive[:, :, t])
         uniform = None if uniforms is None else uniforms[t]
         code = sample_logits(logits, temperature, uniform) - 128  # mu-law code in [-128, 127]

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from scipy.optimize import nnls
 
-from nsynth_core.engine import fastgen
+from nsynth_core.engine import fastgen, stopping
 from nsynth_core.audio.core import NOTE_LENGTH
 from nsynth_core.models.ddsp import DDSPDecoder
 from nsynth_core.models.spectral import SpectralAutoencoder, spectrogram_to_audio
@@ -98,6 +98,7 @@ class Decoding:
         length = full if length is None else length
         if not 1 <= length <= full:
             raise DecodingError(f"This Z covers {full} samples; {length} cannot be decoded from it.")
+        stopping.checkpoint()  # a long grid is decoded in several calls: each may be the first not wanted
         return self._decode(z.to(self.device), pitch, length, temperature, seed, progress)
 
     def _decode(self, z, pitch, length, temperature, seed, progress) -> np.ndarray:
