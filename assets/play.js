@@ -68,10 +68,13 @@
   };
 
   const startSynth = async () => {
-    const fetched = await fetch(new URL("synth/example_corners.json", base));
-    if (!fetched.ok) throw new Error(`the example's corners: HTTP ${fetched.status}`);
-    const [{createSynth}, example] = await Promise.all([import(new URL("synth/synth_node.js", base).href),
-                                                       fetched.json()]);
+    const corners = fetch(new URL("synth/example_corners.json", base)).then((fetched) => {
+      if (!fetched.ok) throw new Error(`the example's corners: HTTP ${fetched.status}`);
+      return fetched.json();
+    });  // fetched while the modules load
+    const module = (name) => import(new URL(`synth/${name}`, base).href);
+    // model.js too, at once: left to synth_node.js's own import it would be asked for only once that one has run
+    const [{createSynth}, example] = await Promise.all([module("synth_node.js"), corners, module("model.js")]);
     const synth = await createSynth(context);  // its weights lie beside synth/, as the module expects
     synth.output.connect(analyser);
     synth.setPad(player.point.x, player.point.y);
