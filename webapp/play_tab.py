@@ -90,7 +90,7 @@ class PlayTab(Tab):
                 self.point_y = gr.Number(0.0, step=0.1, label="Map y")
                 self.play_button = gr.Button("Play this point", variant="primary")
             self.point_player = gr.Audio(label="Map point", interactive=False, autoplay=True)
-            self.point_blend = gr.Markdown()
+            self.point_blend = gr.Markdown(label="Blend heard")
             gr.Markdown(f"**SoundFont:** every cell of the Grid tab's four corners (or the example's) at Open NSynth "
                         f"Super's {len(ONS_PITCHES)} pitches, for any sampler.")
             with gr.Row():
