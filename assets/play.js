@@ -9,6 +9,7 @@
   const LOWEST_KEY = 48, KEY_COUNT = 25;  // on screen: C3 to C5
   const COMPUTER_KEYS = "awsedftgyhujk";  // C to C, the black keys on the row above
   const PAD_PITCH = 60;  // what a touch of the pad plays until a key has been played
+  const SHORTEST_TAP_MS = 150;  // a quick tap still sounds: a release sent with the press would cancel the note
   const SYNTH_RATE = 16000;  // the decoder's (createSynth refuses any other)
   const SERVER_RELEASE_SECONDS = 0.1;
   const WHITE_WIDTH = 48, BLACK_WIDTH = 44;  // px: tap targets of at least 44 px (play.css narrows what is drawn)
@@ -219,7 +220,7 @@
     keys.style.width = `${whites * WHITE_WIDTH}px`;
   };
 
-  let padPointer = null, padKey = null, mouseKey = null;
+  let padPointer = null, padKey = null, padPressed = 0, mouseKey = null;
   document.addEventListener("pointerdown", (event) => {
     resume();
     const pad = event.target.closest?.("#play-pad");
@@ -227,7 +228,7 @@
       padPointer = event.pointerId;
       pad.setPointerCapture?.(event.pointerId);
       movePoint(event, pad);
-      if (press(player.lastKey)) padKey = player.lastKey;
+      if (press(player.lastKey)) { padKey = player.lastKey; padPressed = performance.now(); }
     }
     const key = event.target.closest?.("#play-keys .key");
     if (key && playKey(Number(key.dataset.key))) mouseKey = Number(key.dataset.key);
@@ -239,7 +240,9 @@
   const pointerUp = (event) => {
     if (padPointer === event.pointerId) {
       padPointer = null;
-      if (padKey !== null) { release(padKey); padKey = null; }
+      const key = padKey;
+      if (key !== null) setTimeout(() => release(key), Math.max(0, padPressed + SHORTEST_TAP_MS - performance.now()));
+      padKey = null;
     }
     if (mouseKey !== null) { release(mouseKey); mouseKey = null; }
   };
