@@ -20,7 +20,7 @@ from webapp.explore_tab import ExploreTab
 from webapp.grid_tab import GridTab
 from webapp.header import Header
 from webapp.how_it_works_tab import HowItWorksTab
-from webapp.play_tab import PlayTab
+from webapp.play_tab import PlayTab, synth_routes
 from webapp.reconstruct_tab import ReconstructTab
 
 
@@ -53,7 +53,7 @@ def build(explorer: Explorer, notes_queue: FairBatchQueue) -> gr.Blocks:
         play.wire(header, explore, grid)
 
         page.load(None, js=(ASSETS_DIR / "map_click.js").read_text())  # reports clicks on notes and empty space
-        page.load(None, js=(ASSETS_DIR / "play.js").read_text())  # the Play tab's pad and keys (Web Audio, MIDI)
+        page.load(None, js=(ASSETS_DIR / "play.js").read_text())  # the Play tab's synthesiser, pad and keys
         page.load(header.refresh_checkpoints, header.model_paths, [header.status, *header.model_paths])
         note_pickers = [explore.selected, *grid.corners, reconstruct.source_note, how.partner]
         page.load(header.note_pickers, [header.session, *note_pickers], note_pickers)
@@ -71,7 +71,7 @@ def main():
     notes_queue = notes_queue_for(explorer)
     page = build(explorer, notes_queue)
     server.start_background_work(explorer, notes_queue)
-    server.launch(page, explorer)
+    server.launch(page, explorer, routes=synth_routes())
 
 
 if __name__ == "__main__":

@@ -1,5 +1,7 @@
 """The Play tab through the app's API: a map point heard, and the grid exported as a SoundFont."""
 
+import base64
+import json
 import re
 import time
 
@@ -9,7 +11,10 @@ import soundfile as sf
 
 from nsynth_core.audio.core import PLAYBACK_PEAK, SAMPLE_RATE
 from nsynth_core.audio.metrics import cents_error, median_f0
+from nsynth_core.explorer.loaded_models import load_model
 from nsynth_core.explorer.multigrid import ONS_PITCHES
+from nsynth_core.explorer.notes import ASSETS_DIR, bundled_notes
+from nsynth_core.exports import example_grid
 
 CORNERS = ["bass_electronic_fluidr3_gm033-036-100", "brass_acoustic_fluidr3_gm056-055-100",
            "flute_acoustic_fluidr3_gm073-067-100", "bass_electronic_fluidr3_gm033-036-100"]
@@ -87,3 +92,17 @@ def test_a_refusal_is_one_line_of_the_log_without_a_traceback(client, app_log):
     assert [line for line in added.splitlines() if "all four corner notes" in line] == [
         "Refused (decode_for_playing): Choose all four corner notes in the Grid tab first (or none, for four "
         "examples)."]
+
+
+def test_the_pages_example_corners_are_the_shipped_wavenets_z():
+    """The Play tab plays assets/synth/example_corners.json before the server does anything: after retraining
+    the WaveNet, write it again with `python -m nsynth_core.exports.example_grid`."""
+    shipped = json.loads((ASSETS_DIR / example_grid.CORNERS_Z_FILE).read_text())
+    encoder = load_model(example_grid.SHIPPED_CHECKPOINTS / example_grid.ENCODER)
+    notes = {note.id: note for note in bundled_notes()}
+    fresh = example_grid.corners_for_synth([notes[note_id] for note_id in example_grid.CORNERS], encoder)
+    assert {key: value for key, value in shipped.items() if key != "z"} == {
+        key: value for key, value in fresh.items() if key != "z"}
+    assert shipped["encoder"] == encoder.fingerprint and shipped["frames"] * shipped["channels"] * 4 == 8000
+    as_floats = [np.frombuffer(base64.b64decode(corners["z"]), "<f4") for corners in (shipped, fresh)]
+    np.testing.assert_allclose(*as_floats, atol=1e-4)

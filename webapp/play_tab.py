@@ -1,13 +1,18 @@
-"""The Play tab: any point of the map heard as a blend of its nearest notes (also a click on the Explore tab's
-map), the Grid tab's grid at many pitches as a SoundFont, and the same grid decoded for the instrument in the page
-(assets/play.js)."""
+"""The Play tab: an instrument of four corner notes (the Grid tab's, or the example's) played in the page by the
+DDSP decoder itself (assets/synth/, driven by assets/play.js): the pad's point is the bilinear mix of the corners'
+Z, keys play their exact pitch. Beside it, any point of the map heard as a blend of its nearest notes (also a click
+on the Explore tab's map), and the grid at many pitches as a SoundFont. Browsers without AudioWorklet play the
+grid decoded on the server instead (decode_for_playing)."""
 
 import gradio as gr
+from starlette.responses import FileResponse
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
 
 from nsynth_core.audio.core import SAMPLE_RATE
-from nsynth_core.explorer.explorer import Explorer
+from nsynth_core.explorer.explorer import ASSETS_DIR, Explorer
 from nsynth_core.explorer.grids import grid_size, played_pitches
-from nsynth_core.explorer.loaded_models import SLOW_DECODE_SECONDS
+from nsynth_core.explorer.loaded_models import SLOW_DECODE_SECONDS, load_model
 from nsynth_core.explorer.notes import ExplorerError, Note
 from nsynth_core.explorer.decoding import describe_duration
 from nsynth_core.explorer.interpolation import GRID_SIZES
@@ -22,15 +27,36 @@ from webapp.shared import (DECODERS, DEFAULT_DECODER, MAX_SIZE, Tab, checkpoint_
                            decode_estimate, friendly, writes_files)
 
 MULTIGRID_SIZE = 9  # Open NSynth Super's
+SOUNDFONT_SECONDS = 1.0
 PLAY_PITCHES = (48, 56, 64, 72)  # spread over the on-screen keyboard's two octaves: every key at most 4 away
 PLAY_SIZE, PLAY_SECONDS = 3, 2.0  # 36 notes: a few seconds with DDSP, 2.3 MB for the page to fetch
+PLACE_DECIMALS = 1  # a clicked place is shown as "x 3.2, y -1.0": the map's units are a few wide
+# The synthesiser's code and weights, served on their own route: Gradio's file route refuses the whole repository.
+SYNTH_ROUTE = "/play-synth"
+SYNTH_WEIGHTS = ("ddsp_synth.bin", "ddsp_synth.json")
 PLAY_SURFACE = """
 <div id="play-surface">
-  <div id="play-pad" title="Click or drag: the nearest cell plays"></div>
-  <div id="play-keys"></div>
-  <p id="play-status">Decode the grid first; then a MIDI keyboard, the computer's keys or these keys play it.</p>
+  <div id="play-pad" title="Touch or drag: the sound is the corners' mix at your finger">
+    <div class="corner" data-corner="0"></div><div class="corner" data-corner="1"></div>
+    <div class="corner" data-corner="2"></div><div class="corner" data-corner="3"></div>
+  </div>
+  <div id="play-side">
+    <div id="play-keys-scroll"><div id="play-keys"></div></div>
+    <div id="play-envelope">
+      <label>Attack <input id="play-attack" type="range" min="0" max="1" step="0.01" value="0.01"></label>
+      <label>Release <input id="play-release" type="range" min="0.05" max="3" step="0.05" value="0.5"></label>
+    </div>
+    <p id="play-status">Loading the synthesiser…</p>
+  </div>
 </div>
 """
+
+
+def synth_routes() -> list:
+    """The routes that serve assets/synth/ and the decoder's weights beside it, as the page's modules expect."""
+    weights = [Route(f"{SYNTH_ROUTE}/{name}", lambda request, path=ASSETS_DIR / name: FileResponse(path))
+               for name in SYNTH_WEIGHTS]
+    return [*weights, Mount(f"{SYNTH_ROUTE}/synth", StaticFiles(directory=ASSETS_DIR / "synth"))]
 
 
 def describe_blend(blend, notes, decoder, played: int) -> str:
@@ -50,40 +76,50 @@ class PlayTab(Tab):
         self.example = example
 
     def layout(self) -> None:
-        with gr.Tab("Play") as self.tab:
-            gr.Markdown("Click anywhere on the map (Explore tab) to hear the blend of the three nearest notes, "
-                        "or give a point here. The SoundFont holds every cell of the Grid tab's four corners (or "
-                        f"four examples when none are chosen) at Open NSynth Super's {len(ONS_PITCHES)} pitches, "
-                        "for any sampler.")
+        with gr.Tab("Play", elem_id="play-tab") as self.tab:
+            gr.Markdown("Touch the pad or play the keys (a MIDI keyboard, the computer's keys or the ones below): "
+                        "each corner is a note, and the sound is their mix at your finger, made by the DDSP "
+                        "decoder in your browser. Choose other corners in the Grid tab.")
+            gr.HTML(PLAY_SURFACE)
+            self.synth_corners = gr.JSON(visible="hidden", label="The corners' Z for the page's synthesiser")
+            gr.Markdown("**A point of the map:** click empty space on the Explore tab's map, or give a place here, "
+                        "to hear the blend of its three nearest notes.")
             with gr.Row():
                 self.point_decoder = gr.Radio(list(DECODERS), value=DEFAULT_DECODER, label="Decoder")
-                self.point_x, self.point_y = gr.Number(0.0, label="Map x"), gr.Number(0.0, label="Map y")
+                self.point_x = gr.Number(0.0, step=0.1, label="Map x")
+                self.point_y = gr.Number(0.0, step=0.1, label="Map y")
                 self.play_button = gr.Button("Play this point", variant="primary")
             self.point_player = gr.Audio(label="Map point", interactive=False, autoplay=True)
             self.point_blend = gr.Markdown(label="Blend heard")
+            gr.Markdown(f"**SoundFont:** every cell of the Grid tab's four corners (or the example's) at Open NSynth "
+                        f"Super's {len(ONS_PITCHES)} pitches, for any sampler.")
             with gr.Row():
                 self.multigrid_size = gr.Slider(min(GRID_SIZES), MAX_SIZE, value=MULTIGRID_SIZE, step=1,
                                                 label="Cells per side")
+                self.soundfont_seconds = gr.Slider(0.5, 4.0, value=SOUNDFONT_SECONDS, step=0.5,
+                                                   label="Note length (s)")
                 self.soundfont_button = gr.Button("Download as SoundFont (.sf2)")
             self.soundfont_expected = gr.Markdown()
             self.soundfont_file = gr.File(label="SoundFont")
-            gr.Markdown("**Play in the page:** the same grid's cells decoded at a few pitches; keys between them "
-                        "play the nearest pitch sped up or slowed down.")
-            with gr.Row():
-                self.play_size = gr.Slider(min(GRID_SIZES), MAX_SIZE, value=PLAY_SIZE, step=1,
-                                           label="Cells per side to play")
-                self.play_pitches = gr.Dropdown(list(ONS_PITCHES), value=list(PLAY_PITCHES), multiselect=True,
-                                                label="Pitches to decode (MIDI)")
-                self.play_seconds = gr.Slider(0.5, 4.0, value=PLAY_SECONDS, step=0.5, label="Note length (s)")
-                self.play_decode_button = gr.Button("Decode for playing", variant="primary")
-            self.play_expected = gr.Markdown()
-            gr.HTML(PLAY_SURFACE)
+            with gr.Accordion("Play without the in-page synthesiser", open=False):
+                gr.Markdown("For browsers that cannot run the synthesiser (no AudioWorklet): the grid's cells "
+                            "decoded on the server at a few pitches; keys between them play the nearest pitch sped "
+                            "up or slowed down.")
+                with gr.Row():
+                    self.play_size = gr.Slider(min(GRID_SIZES), MAX_SIZE, value=PLAY_SIZE, step=1,
+                                               label="Cells per side to play")
+                    self.play_pitches = gr.Dropdown(list(ONS_PITCHES), value=list(PLAY_PITCHES), multiselect=True,
+                                                    label="Pitches to decode (MIDI)")
+                    self.play_seconds = gr.Slider(0.5, 4.0, value=PLAY_SECONDS, step=0.5,
+                                                  label="Note length to play (s)")
+                    self.play_decode_button = gr.Button("Decode for playing")
+                self.play_expected = gr.Markdown()
             self.play_file = gr.File(label="Decoded notes (16-bit PCM, index below)", visible="hidden")
             self.play_index = gr.JSON(visible="hidden", label="Index of the decoded notes")
 
     def wire(self, header, explore, grid) -> None:
         """A point or a click on the Explore tab's map is played with the Grid tab's length and temperature; the
-        SoundFont and the instrument are made of the Grid tab's corners."""
+        instrument, the SoundFont and the server-decoded grid are made of the Grid tab's corners."""
         model_paths, decode = header.model_paths, lanes.DECODE_EVENT
         point_settings = [self.point_decoder, header.pitch_choice, grid.seconds, grid.temperature, *model_paths,
                           header.octaves]
@@ -91,21 +127,24 @@ class PlayTab(Tab):
                                [self.point_player, self.point_blend], api_name="play_point",
                                show_progress_on=self.point_player, **decode)
         explore.click.change(self.play_clicked_point, [explore.click, *point_settings],
-                             [explore.player, self.point_x, self.point_y, self.point_blend, explore.heard],
+                             [explore.player, self.point_x, self.point_y, explore.heard],
                              show_progress_on=explore.player, **decode).then(
             explore.mark_clicked_point, [explore.click, *explore.map_args], explore.map_plot)
+        gr.on([corner.change for corner in grid.corners], self.corners_for_synth, [*grid.corners, header.session],
+              self.synth_corners, trigger_mode="always_last", show_progress="hidden", **decode).success(
+            None, self.synth_corners, None, js="(corners) => window.nsynthPlay.setCorners(corners)")
         soundfont_estimate_inputs = [self.multigrid_size, gr.State(list(ONS_PITCHES)), self.point_decoder,
-                                     grid.seconds, *model_paths]
+                                     self.soundfont_seconds, *model_paths]
         play_estimate_inputs = [self.play_size, self.play_pitches, self.point_decoder, self.play_seconds,
                                 *model_paths]
-        gr.on([self.tab.select, self.multigrid_size.change, self.point_decoder.change, grid.seconds.change],
+        gr.on([self.tab.select, self.multigrid_size.change, self.point_decoder.change, self.soundfont_seconds.change],
               multigrid_estimate, soundfont_estimate_inputs, self.soundfont_expected, trigger_mode="always_last")
         gr.on([self.tab.select, self.play_size.change, self.play_pitches.change, self.point_decoder.change,
                self.play_seconds.change], multigrid_estimate, play_estimate_inputs, self.play_expected,
               trigger_mode="always_last")
         self.soundfont_button.click(self.export_soundfont, [*grid.corners, self.multigrid_size, grid.rule,
-                                                            self.point_decoder, grid.seconds, header.session,
-                                                            *model_paths], self.soundfont_file,
+                                                            self.point_decoder, self.soundfont_seconds,
+                                                            header.session, *model_paths], self.soundfont_file,
                                     api_name="soundfont", **decode)
         self.play_decode_button.click(
             self.decode_for_playing, [*grid.corners, self.play_size, self.play_pitches, grid.rule,
@@ -144,10 +183,11 @@ class PlayTab(Tab):
         then draws it)."""
         place = clicked_place(payload)
         if place is None:
-            return [gr.skip()] * 5
+            return [gr.skip()] * 4
         audio, description = self.point_sound(*place, decoder, pitch, seconds, temperature, wavenet_path,
                                               spectral_path, ddsp_path, octaves)
-        return self.playable(audio), *place, description, description
+        shown = (round(coordinate, PLACE_DECIMALS) for coordinate in place)
+        return self.playable(audio), *shown, description
 
     def corner_notes(self, a, b, c, d, session) -> list[Note]:
         """The Grid tab's four corners; with none chosen, the example grid's, so the instrument can be played
@@ -158,6 +198,21 @@ class PlayTab(Tab):
             raise ExplorerError("Choose all four corner notes in the Grid tab first (or none, for four "
                                    "examples).")
         return [self.explorer.note(session, note_id) for note_id in (a, b, c, d)]
+
+    @friendly
+    @lanes.in_lane()
+    def corners_for_synth(self, a, b, c, d, session) -> dict:
+        """The Grid tab's corners for the page's synthesiser, their Z from the shipped WaveNet (whose Z the shipped
+        DDSP decoder reads, whichever models the page's pickers hold); {"example": true} for the example's, which
+        the page has already (assets/synth/example_corners.json)."""
+        corners = self.corner_notes(a, b, c, d, session)
+        if [note.id for note in corners] == list(self.example.corners):
+            return {"example": True}
+        encoder = example_grid.SHIPPED_CHECKPOINTS / example_grid.ENCODER
+        if not encoder.with_suffix(".safetensors").exists():
+            raise ExplorerError("The page's synthesiser needs the shipped WaveNet (checkpoints/wavenet) to play "
+                                "corners other than the example's.")
+        return example_grid.corners_for_synth(corners, load_model(encoder))
 
     def decode_every_cell(self, corners, size, pitches, rule, decoder, seconds, paths, progress):
         """Every cell of the grid between the four corner notes at every pitch (multigrid.py), refused up front

@@ -142,14 +142,15 @@ def preload_plotting_library() -> str:
     return "".join(f'<link rel="modulepreload" href="assets/{bundle.name}">' for bundle in sorted(bundles))
 
 
-def launch(page: gr.Blocks, explorer: Explorer) -> None:
-    """Serves the page until the process ends (GRADIO_SERVER_NAME / GRADIO_SERVER_PORT choose where)."""
+def launch(page: gr.Blocks, explorer: Explorer, routes=()) -> None:
+    """Serves the page until the process ends (GRADIO_SERVER_NAME / GRADIO_SERVER_PORT choose where), with
+    `routes` (starlette routes) beside Gradio's own."""
     # Gradio serves only its own cache and uploads; blocking the code and the weights keeps it so whatever
     # allowed_paths or GRADIO_ALLOWED_PATHS say (Gradio's cache, GRADIO_TEMP_DIR, must lie outside both).
     page.queue(default_concurrency_limit=2, max_size=QUEUE_SIZE).launch(
         css=page_css(), head=preload_plotting_library(), max_file_size=f"{MAX_UPLOAD_FILE_MB}mb",
         state_session_capacity=MAX_SESSIONS,
         blocked_paths=[str(REPO), str(explorer.checkpoints_dir.resolve())],
-        app_kwargs={"middleware": [Middleware(disk_space.UploadRoomMiddleware,
-                                              max_request_bytes=UPLOAD_REQUEST_MB * disk_space.MB,
-                                              max_file_mb=MAX_UPLOAD_FILE_MB)]})
+        app_kwargs={"routes": list(routes), "middleware": [Middleware(disk_space.UploadRoomMiddleware,
+                                                                      max_request_bytes=UPLOAD_REQUEST_MB * disk_space.MB,
+                                                                      max_file_mb=MAX_UPLOAD_FILE_MB)]})

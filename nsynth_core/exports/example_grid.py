@@ -3,10 +3,14 @@ from the shipped checkpoints and shipped in assets/, so a first visitor hears th
 
     python -m nsynth_core.exports.example_grid    # rewrites assets/example_grid.wav and .json from checkpoints/
 
+With them, assets/synth/example_corners.json: the corners' Z from the shipped WaveNet, which the page's own
+synthesiser (assets/synth/, the shipped DDSP decoder) plays the moment the Play tab opens, before any server work.
+
 The wav holds the cells one after another, row by row, as 16-bit samples at the playback level (what the page's
 players hold); the JSON says which notes are the corners, how each cell is mixed and which weights decoded it.
 """
 
+import base64
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,8 +20,8 @@ import soundfile as sf
 
 from nsynth_core.explorer.explorer import Explorer
 from nsynth_core.explorer.grids import make_grid
-from nsynth_core.explorer.loaded_models import LoadedModel, load_model
-from nsynth_core.explorer.notes import ASSETS_DIR
+from nsynth_core.explorer.loaded_models import LoadedModel, encode_notes, load_model, stacked_z
+from nsynth_core.explorer.notes import ASSETS_DIR, Note
 from nsynth_core.audio.core import SAMPLE_RATE, playback_pcm16
 
 # Piano, sawtooth lead, violin and vibraphone around middle C: four families far apart in sound, close in pitch.
@@ -30,6 +34,7 @@ TEMPERATURE = 0.25  # the Grid tab's default; the DDSP decoder does not sample, 
 SHIPPED_CHECKPOINTS = ASSETS_DIR.parent / "checkpoints"
 DECODER, ENCODER = "ddsp", "wavenet"  # the shipped checkpoints' names
 AUDIO_FILE, INDEX_FILE = "example_grid.wav", "example_grid.json"
+CORNERS_Z_FILE = Path("synth") / "example_corners.json"
 DESCRIPTION = ("An example: four bundled notes at the corners, decoded by DDSP; choose your own corners to make "
                "a new one.")
 
@@ -60,6 +65,21 @@ def write_example(example: ExampleGrid, assets_dir=ASSETS_DIR) -> None:
     (assets_dir / INDEX_FILE).write_text(json.dumps(index, indent=1) + "\n")
 
 
+def corners_for_synth(notes: list[Note], encoder: LoadedModel) -> dict:
+    """Four corner notes as the page's synthesiser takes them: names, families and their Z from `encoder`
+    (float32 [4, frames, channels], little-endian, base64)."""
+    z = stacked_z(encode_notes(encoder, notes)).astype("<f4")
+    return {"corners": [{"id": note.id, "name": note.name, "family": note.family, "pitch": note.pitch}
+                        for note in notes],
+            "frames": z.shape[1], "channels": z.shape[2], "encoder": encoder.fingerprint,
+            "z": base64.b64encode(z.tobytes()).decode()}
+
+
+def write_corners_z(explorer: Explorer, encoder: LoadedModel, assets_dir=ASSETS_DIR) -> None:
+    corners = corners_for_synth([explorer.bundled[note_id] for note_id in CORNERS], encoder)
+    (Path(assets_dir) / CORNERS_Z_FILE).write_text(json.dumps(corners) + "\n")
+
+
 def load_example(assets_dir=ASSETS_DIR) -> ExampleGrid:
     assets_dir = Path(assets_dir)
     index = json.loads((assets_dir / INDEX_FILE).read_text())
@@ -75,9 +95,12 @@ def shipped_models() -> tuple[LoadedModel, LoadedModel]:
 
 
 def main() -> None:
-    example = decode_example(Explorer(), *shipped_models())
+    explorer, (decoder, encoder) = Explorer(), shipped_models()
+    example = decode_example(explorer, decoder, encoder)
     write_example(example)
-    print(f"Wrote {ASSETS_DIR / AUDIO_FILE} ({len(example.labels)} cells of {SECONDS:g} s) and {INDEX_FILE}.")
+    write_corners_z(explorer, encoder)
+    print(f"Wrote {ASSETS_DIR / AUDIO_FILE} ({len(example.labels)} cells of {SECONDS:g} s), {INDEX_FILE} and "
+          f"{CORNERS_Z_FILE}.")
 
 
 if __name__ == "__main__":
