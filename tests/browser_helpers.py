@@ -80,7 +80,7 @@ def static_server(directory):
 # (a keyboard cut by its box), unless it sits in a box that scrolls sideways; one line per element, empty when the
 # page fits. Gradio's own hidden measuring copies (.visually-hidden) are not seen by anyone and are skipped, and so
 # is what a plot clips to its axes with an SVG clip-path (the data beyond a zoomed-in range is drawn, never shown).
-OVERFLOWING = """() => {
+OVERFLOWING = r"""() => {
   const width = document.documentElement.clientWidth;
   const name = (el) => el.tagName.toLowerCase() + (el.id ? '#' + el.id : '') +
     (typeof el.className === 'string' && el.className ? '.' + el.className.trim().split(/\s+/).slice(0, 2).join('.') : '');

@@ -25,9 +25,13 @@ def title_lines(figure) -> list[tuple[str, float]]:
     return lines
 
 
-def title_bottom(figure) -> float:
-    """How far below the figure's top edge its (top-pinned) title ends."""
-    return (figure.layout.title.pad.t or 0) + sum(size * LINE_HEIGHT_EM for _, size in title_lines(figure))
+def title_span(figure) -> tuple[float, float]:
+    """How far below the figure's top edge its top-anchored title begins and ends: plotly spaces its lines by the
+    title's font size and centres them on where the first line would sit, pad.t below the top edge."""
+    line = font_size(figure.layout.title.font, figure.layout) * LINE_HEIGHT_EM
+    count = len(title_lines(figure))
+    top = (figure.layout.title.pad.t or 0) - (count - 1) * line / 2
+    return top, top + count * line
 
 
 def text_width(text: str, size: float) -> float:

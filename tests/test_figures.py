@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
-from figure_boxes import font_size, title_bottom, title_lines
+from figure_boxes import font_size, title_lines, title_span
 from nsynth_core.explorer.embedding_map import EmbeddingMap
 from nsynth_core.explorer.notes import Note
 from webapp.figures import TOOLBAR_HEIGHT, map_figure, mark_blend, rainbowgram_figure
@@ -42,7 +42,8 @@ def test_the_maps_text_is_legible_on_a_projector():
     assert font_size(layout.legend.font, layout) >= LEGIBLE_PX
     assert font_size(layout.xaxis.title.font, layout) >= LEGIBLE_PX
     assert font_size(layout.yaxis.title.font, layout) >= LEGIBLE_PX
-    assert layout.title.pad.t >= TOOLBAR_HEIGHT and title_bottom(figure) <= layout.margin.t
+    top, bottom = title_span(figure)
+    assert round(top) >= TOOLBAR_HEIGHT and bottom <= layout.margin.t
 
 
 def test_visitors_notes_are_told_apart_by_family_colour_and_name():
@@ -75,7 +76,8 @@ def test_a_rainbowgrams_title_ends_above_the_top_octaves_name():
     assert layout.yaxis.ticktext[-1] == "C8" and layout.yaxis.tickvals[-1] == layout.yaxis.range[1]
     # The top tick's name is centred on the plot's top edge, so half of it rises into the top margin.
     assert layout.title.yref == "container" and layout.title.yanchor == "top"
-    assert title_bottom(figure) + tick_size * 0.65 <= layout.margin.t
+    top, bottom = title_span(figure)
+    assert round(top) >= TOOLBAR_HEIGHT and bottom + tick_size * 0.65 <= layout.margin.t
     assert all(size >= LEGIBLE_PX for _, size in title_lines(figure)) and "<sub>" not in layout.title.text
 
 

@@ -165,8 +165,8 @@ def test_the_default_time_step_of_a_short_pluck_is_where_it_sounds(tmp_path):
 def test_the_walk_throughs_titles_fit_a_phone_and_never_overlap(models, notes):
     """At a phone's width each title line fits the figure, the subplot titles keep clear of each other and of the
     title, which sits below plotly's toolbar; and all text is at least 14 px, legible on a projector."""
-    from figure_boxes import (PHONE_PLOT_WIDTH, annotation_boxes, font_size, overlapping, text_width, title_bottom,
-                              title_lines)
+    from figure_boxes import (PHONE_PLOT_WIDTH, annotation_boxes, font_size, overlapping, text_width, title_lines,
+                              title_span)
     from webapp.figures import TOOLBAR_HEIGHT
     wavenet, _, _ = models
     figures = [teaching.sound_figure(notes[0].audio), teaching.code_figure(wavenet, notes[0]),
@@ -174,11 +174,12 @@ def test_the_walk_throughs_titles_fit_a_phone_and_never_overlap(models, notes):
                teaching.distribution_figure(wavenet, notes[0], 3000, 1.0, 0),
                teaching.mixing_figure(wavenet, teaching.blend_grid(*notes, 0.5), notes[0].audio, "DDSP")]
     for figure in figures:
-        assert figure.layout.title.pad.t >= TOOLBAR_HEIGHT and figure.layout.title.yanchor == "top"
+        top, bottom = title_span(figure)
+        assert round(top) >= TOOLBAR_HEIGHT and figure.layout.title.yanchor == "top"
         for text, size in title_lines(figure):
             assert size >= 14 and text_width(text, size) <= PHONE_PLOT_WIDTH - 10, text
         boxes = annotation_boxes(figure)
         assert not overlapping(boxes), overlapping(boxes)
         for text, left, top, right, _ in boxes:
-            assert 0 <= left and right <= PHONE_PLOT_WIDTH and top >= title_bottom(figure), text
+            assert 0 <= left and right <= PHONE_PLOT_WIDTH and top >= bottom, text
         assert font_size(None, figure.layout) >= 14

@@ -19,6 +19,7 @@ COLOR_BY_LABELS = {"family": "instrument family", "pitch": "pitch", "source": "s
 TITLE_SIZE = 17
 SUBTITLE_SIZE = 14  # legible on a projector at the back of a class
 TOOLBAR_HEIGHT = 32  # plotly's toolbar (zoom, pan, download) takes this band at the top right of a figure
+TITLE_LINE = 1.3 * TITLE_SIZE  # plotly spaces a title's lines by its font size, whatever size a line is written in
 BLEND_COLOURS = ("crimson", "darkorange", "royalblue", "seagreen")  # one per note blended into a played point
 
 
@@ -27,7 +28,13 @@ def pinned_title(title: str, *lines: str) -> dict:
     the figure's top edge so that a top margin taller than it keeps it clear of the plot and its tick labels."""
     text = "<br>".join([title, *(f"<span style='font-size:{SUBTITLE_SIZE}px'>{line}</span>" for line in lines)])
     return dict(text=text, font=dict(size=TITLE_SIZE), x=0.02, xanchor="left", y=1, yref="container",
-                yanchor="top", pad=dict(t=TOOLBAR_HEIGHT))
+                yanchor="top", pad=dict(t=TOOLBAR_HEIGHT + len(lines) * TITLE_LINE / 2))  # plotly centres the
+    # lines of a title on where a single line would be
+
+
+def title_bottom(lines: int) -> float:
+    """How far below a figure's top edge a pinned title with `lines` lines under its first one ends."""
+    return TOOLBAR_HEIGHT + (1 + lines) * TITLE_LINE
 
 
 class FigureError(ValueError):
@@ -98,8 +105,8 @@ def map_figure(embedding_map: EmbeddingMap, color_by: str = "family", user_point
             hovertemplate="%{text}<extra></extra>",
             marker=dict(size=9, symbol="square", color="rgba(0,0,0,0)", line=dict(color="crimson", width=2))))
     # No fixed width: the map takes its box's width, and its legend sits below it, where a phone has room.
-    figure.update_layout(autosize=True, height=620, margin=dict(l=30, r=20, t=125, b=30), font=dict(size=14),
-                         legend=dict(itemsizing="constant", orientation="h", xref="container", x=0, y=-0.04,
+    figure.update_layout(autosize=True, height=620, margin=dict(l=30, r=20, t=title_bottom(3) + 8, b=30), font=dict(size=14),
+                         legend=dict(itemsizing="constant", orientation="h", x=0, xanchor="left", y=-0.04,
                                      yanchor="top", font=dict(size=14)),
                          xaxis=dict(showticklabels=False, title=dict(text="map x", font=dict(size=14))),
                          yaxis=dict(showticklabels=False, title=dict(text="map y", font=dict(size=14))),
@@ -162,6 +169,6 @@ def rainbowgram_figure(audio: np.ndarray, title: str) -> go.Figure:
     figure.update_xaxes(title="time (s)", range=[0, len(audio) / SAMPLE_RATE], showgrid=False)
     figure.update_layout(title=pinned_title(title, "brightness: loudness", "colour: phase change",
                                             "(steady = a clean partial)"),
-                         font=dict(size=14), height=400, margin=dict(l=50, r=20, t=125, b=50),
+                         font=dict(size=14), height=400, margin=dict(l=50, r=20, t=title_bottom(3) + 18, b=50),
                          plot_bgcolor="black")
     return figure

@@ -19,7 +19,7 @@ from nsynth_core.explorer.loaded_models import LoadedModel, encode_notes, pitch_
 from nsynth_core.explorer.lru_cache import LRUCache
 from nsynth_core.explorer.notes import ExplorerError, Note, audio_digest
 from nsynth_core.audio.core import MU, NOTE_LENGTH, SAMPLE_RATE, mu_law_decode, mu_law_encode
-from webapp.figures import add_rainbowgram, pinned_title
+from webapp.figures import add_rainbowgram, pinned_title, title_bottom
 from nsynth_core.engine.generate import sample_logits, sampling_uniforms
 from nsynth_core.models.wavenet import fundamental_phase
 
@@ -29,7 +29,7 @@ ZOOM_MS = 10.0  # the waveform opens on this much audio around its loudest sampl
 LOGITS_CACHE_SIZE = 64  # teacher-forced predictions ([256] each) kept, so moving the temperature recomputes nothing
 FIGURE_HEIGHT = 440  # fits under a step's paragraph on a 1280 x 720 screen
 FONT = dict(size=15)
-TOP_MARGIN = 100  # the pinned title's line, then each top subplot's own title, clear of plotly's toolbar
+SUBPLOT_TITLE_ROOM = 46  # between the pinned title and the top subplots, for their own titles
 Z_COLORS = dict(colorscale="RdBu_r", zmid=0)  # red above zero, blue below: the sign of a code reads at a glance
 
 STEPS = (
@@ -66,7 +66,7 @@ _logits = LRUCache(LOGITS_CACHE_SIZE)
 def _layout(figure: go.Figure, title: str, *lines: str, height: int = FIGURE_HEIGHT) -> go.Figure:
     """Short titles (a phone's figure is about 350 px wide and plotly does not wrap them), the legend below."""
     figure.update_layout(title=pinned_title(title, *lines), font=FONT, height=height,
-                         margin=dict(l=60, r=20, t=TOP_MARGIN + 20 * len(lines), b=50),
+                         margin=dict(l=60, r=20, t=title_bottom(len(lines)) + SUBPLOT_TITLE_ROOM, b=50),
                          legend=dict(orientation="h", y=-0.15))
     return figure
 
