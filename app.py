@@ -47,7 +47,7 @@ def build(explorer: Explorer, notes_queue: FairBatchQueue) -> gr.Blocks:
         about_tab.layout()
         explore.wire(header, grid.corners, reconstruct.source_note)
         grid.wire(header, explore)
-        reconstruct.wire()
+        reconstruct.wire(explore)
         header.wire()
         how.wire(header, explore, reconstruct)
         play.wire(header, explore, grid)
