@@ -42,11 +42,11 @@ def session_summary(session) -> str:
     return "**Your notes:** " + ", ".join(note.label for note in session.values())
 
 
-def clicked_note(payload):
+def clicked_note(payload) -> str | None:
     try:
         return json.loads(payload)["id"]
     except (ValueError, KeyError, TypeError):
-        return gr.skip()
+        return None
 
 
 def clicked_place(payload) -> tuple[float, float] | None:
@@ -73,8 +73,9 @@ def ring_current(figure: go.Figure, embedding_map, user_points, note_id) -> go.F
 
 def for_first_screen(figure: go.Figure) -> go.Figure:
     """The map sized to share the first screen with the current sound, on a laptop and below it on a phone: a
-    one-line title (how the map is made is told in "How it works")."""
-    return figure.update_layout(height=MAP_HEIGHT, margin=dict(t=40), title=dict(text=MAP_TITLE))
+    one-line title (how the map is made is told in "How it works"), and a legend a projector's class can read."""
+    return figure.update_layout(height=MAP_HEIGHT, margin=dict(t=40), title=dict(text=MAP_TITLE),
+                                legend=dict(font=dict(size=14)))  # read from a projector's back row
 
 
 class ExploreTab(Tab):
@@ -103,7 +104,7 @@ class ExploreTab(Tab):
                         self.reconstruct_button = gr.Button("Reconstruct it", size="sm", variant="primary")
                         self.download = gr.DownloadButton("Download", header.example_track["value"], size="sm")
                     self.selected = note_picker("Note (or click one on the map)")
-            with gr.Accordion("Your notes: upload, record, save, restore", open=True, elem_id="your-notes"):
+            with gr.Accordion("Your own notes: upload, record, save, restore", open=True, elem_id="your-notes"):
                 with gr.Row():
                     with gr.Column():
                         self.uploads = gr.File(label="Upload notes", file_count="multiple", file_types=["audio"],
@@ -159,9 +160,8 @@ class ExploreTab(Tab):
         selected.change(self.choose_note, [selected, session], [self.current, self.heard, self.note_pitch,
                                                                source_note])
         selected.change(lambda *args: self.draw_map(*args) if args[2] else gr.skip(), map_args, map_plot)
-        self.click.change(clicked_note, self.click, selected)
-        self.click.change(self.choose_place, [self.click, header.wavenet_path], [selected, self.current,
-                                                                                source_note])
+        self.click.change(self.choose_clicked, [self.click, header.wavenet_path], [selected, self.current,
+                                                                                  source_note])
         self.player.change(lambda path: path, self.player, self.download)
         for button, corner in zip(self.corner_buttons, corners):
             button.click(lambda note_id: note_id or gr.skip(), self.current, corner)
@@ -259,9 +259,12 @@ class ExploreTab(Tab):
         return [note_id, f"**{note.label}**: the note as recorded ({pitch}).", note.pitch, note_id]
 
     @friendly
-    def choose_place(self, payload, wavenet_path):
-        """A click between notes: no note is chosen any more, and the blend's nearest note becomes the one the
-        other tabs start from ([note picker, current note, Reconstruct's note])."""
+    def choose_clicked(self, payload, wavenet_path):
+        """[note picker, current note, Reconstruct's note] after a click on the map, in one round trip so a button
+        pressed next reads them: a note clicked is chosen; after a click between notes none is, and the blend's
+        nearest note is the one the other tabs start from."""
+        if (note_id := clicked_note(payload)) is not None:
+            return [note_id] * 3
         place = clicked_place(payload)
         if place is None:
             return [gr.skip()] * 3
