@@ -59,6 +59,25 @@ def clicked_place(payload) -> tuple[float, float] | None:
     return None if "id" in clicked else place
 
 
+CURRENT_RING = dict(size=24, symbol="circle-open", color="crimson", line=dict(color="crimson", width=3))
+# The chosen note ringed on the map drawn now, or no ring when no note is chosen (a blend is marked instead).
+RING_IN_BROWSER = """(noteId) => {
+  const plot = document.querySelector('#map .js-plotly-plot');
+  if (!plot || !window.Plotly || !plot.data) return [];
+  const idOf = (custom) => Array.isArray(custom) ? custom[0] : custom;
+  let place = null;
+  for (const trace of plot.data) {
+    const index = noteId && trace.customdata ? Array.from(trace.customdata).findIndex((c) => idOf(c) === noteId) : -1;
+    if (index >= 0) { place = [trace.x[index], trace.y[index]]; break; }
+  }
+  const ring = plot.data.findIndex((trace) => trace.name === 'current sound');
+  if (ring >= 0) window.Plotly.restyle(plot, place ? {x: [[place[0]]], y: [[place[1]]]} : {x: [[]], y: [[]]}, [ring]);
+  else if (place) window.Plotly.addTraces(plot, {x: [place[0]], y: [place[1]], mode: 'markers', name: 'current sound',
+                                                hoverinfo: 'skip', marker: %s});
+  return [];
+}""" % json.dumps(CURRENT_RING)
+
+
 def ring_current(figure: go.Figure, embedding_map, user_points, note_id) -> go.Figure:
     """The map with a ring around the current note, wherever it lies: among the examples or the visitor's own."""
     places = {**{str(name): xy for name, xy in zip(embedding_map.names, embedding_map.positions)},
@@ -66,8 +85,7 @@ def ring_current(figure: go.Figure, embedding_map, user_points, note_id) -> go.F
     if note_id in places:
         x, y = places[note_id]
         figure.add_trace(go.Scatter(x=[x], y=[y], mode="markers", name="current sound", hoverinfo="skip",
-                                    marker=dict(size=24, symbol="circle-open", color="crimson",
-                                                line=dict(color="crimson", width=3))))
+                                    marker=CURRENT_RING))
     return figure
 
 
@@ -159,7 +177,10 @@ class ExploreTab(Tab):
         selected.change(self.select_note, [selected, session], self.player, api_name="select_note")
         selected.change(self.choose_note, [selected, session], [self.current, self.heard, self.note_pitch,
                                                                source_note])
-        selected.change(lambda *args: self.draw_map(*args) if args[2] else gr.skip(), map_args, map_plot)
+        # Ringed in the browser at once: a redraw from the server after each click would swallow a press made
+        # meanwhile. The server's own redraws (uploads, colours, grids) ring it too (ring_current).
+        selected.change(None, selected, None, js=RING_IN_BROWSER)
+        selected.change(lambda *args: self.draw_map(*args) if args[3] else gr.skip(), map_args, map_plot)
         self.click.change(self.choose_clicked, [self.click, header.wavenet_path], [selected, self.current,
                                                                                   source_note])
         self.player.change(lambda path: path, self.player, self.download)
