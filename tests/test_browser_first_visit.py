@@ -332,7 +332,7 @@ def test_reconstruct_with_nothing_chosen_reconstructs_a_note(served):
     page = opened(served, VIEWPORTS["laptop"])
     page.get_by_role("tab", name="Reconstruct").click()
     tab = page.locator("#reconstruct-tab")
-    assert tab.get_by_label("Note").input_value()  # it opens on a note
+    page.wait_for_function("(box) => box.value !== ''", arg=tab.get_by_label("Note").element_handle())  # on a note
     tab.get_by_label("Note").fill("")
     tab.get_by_role("button", name="Reconstruct", exact=True).click()
     tab.locator(".js-plotly-plot").nth(3).wait_for()

@@ -115,7 +115,8 @@ def test_a_chosen_note_is_named_marked_on_the_map_and_used_as_the_next_corner(pa
 def test_reconstruct_opens_on_a_note_and_needs_no_choice(page):
     reconstruct, explorer = page.reconstruct, page.explorer
     first = next(iter(explorer.bundled.values()))
-    assert reconstruct.source_note.value == first.id
+    opening, = [event for event in page.built.fns.values() if event.fn == reconstruct.opening_note]
+    assert list(opening.outputs) == [reconstruct.source_note] and reconstruct.opening_note(None) == first.id
     original, _, *decoded = reconstruct.reconstruct(None, {}, 0.25, 0.1, *page.paths)  # nothing chosen
     assert len(decoded) == 6 and all(decoded)  # each decoder's sound and rainbowgram
     audio, _ = sf.read(original, dtype="int16")

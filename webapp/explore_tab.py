@@ -107,7 +107,7 @@ class ExploreTab(Tab):
             with gr.Row(elem_id="explore-columns"):
                 with gr.Column(scale=3, min_width=320, elem_id="map-column"):
                     self.served_map = self.first_map()
-                    self.map_plot = gr.Plot(self.served_map, show_label=False, elem_id="map")
+                    self.map_plot = gr.Plot(self.served_map, label="Map", show_label=False, elem_id="map")
                     self.click = gr.Textbox(elem_id="map-click", show_label=False)
                 with gr.Column(scale=2, min_width=300, elem_id="current-sound"):
                     self.player = gr.Audio(header.example_track["value"], label="Current sound",

@@ -14,7 +14,7 @@ class ReconstructTab(Tab):
     def layout(self, header) -> None:
         with gr.Tab("Reconstruct", elem_id="reconstruct-tab"):
             with gr.Row():
-                self.source_note = note_picker("Note", self.first_note())
+                self.source_note = note_picker("Note")  # set as the page opens: the API schema lists no note
                 self.seconds = gr.Slider(0.1, 4.0, value=2.0, step=0.1, label="Length (s)")
                 self.temperature = gr.Slider(0.0, 1.5, value=0.25, step=0.05, label="WaveNet temperature")
                 self.button = gr.Button("Reconstruct", variant="primary")
@@ -35,6 +35,10 @@ class ReconstructTab(Tab):
         explore.reconstruct_button.click(lambda note_id: note_id or gr.skip(), explore.current, self.source_note,
                                          js=OPEN_RECONSTRUCT_TAB).then(
             self.reconstruct, self.inputs, self.outputs, **decode)
+
+    def opening_note(self, note_id) -> str | None:
+        """The note the tab shows as the page opens: the current one, else the first bundled one."""
+        return note_id or self.first_note()
 
     def first_note(self) -> str | None:
         """What the tab reconstructs before any note is chosen: the first bundled one."""
