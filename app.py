@@ -47,7 +47,7 @@ def build(explorer: Explorer, notes_queue: FairBatchQueue) -> gr.Blocks:
         about_tab.layout()
         explore.wire(header, grid.corners, reconstruct.source_note)
         grid.wire(header, explore)
-        reconstruct.wire()
+        reconstruct.wire(explore)
         header.wire()
         how.wire(header, explore, reconstruct)
         play.wire(header, explore, grid)
@@ -56,7 +56,8 @@ def build(explorer: Explorer, notes_queue: FairBatchQueue) -> gr.Blocks:
         page.load(None, js=(ASSETS_DIR / "play.js").read_text())  # the Play tab's synthesiser, pad and keys
         page.load(header.refresh_checkpoints, header.model_paths, [header.status, *header.model_paths])
         note_pickers = [explore.selected, *grid.corners, reconstruct.source_note, how.partner]
-        page.load(header.note_pickers, [header.session, *note_pickers], note_pickers)
+        page.load(header.note_pickers, [header.session, *note_pickers], note_pickers).then(
+            reconstruct.opening_note, reconstruct.source_note, reconstruct.source_note)
         if explore.served_map is None:  # else it stands until something changes it: a redraw would blank it
             page.load(explore.draw_map, explore.map_args, explore.map_plot)
         page.load(header.describe_models, header.model_paths, header.model_info).then(

@@ -10,6 +10,7 @@ import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
@@ -105,3 +106,19 @@ def wait_for_warm_up(log: Path):
         if time.monotonic() > deadline:
             raise RuntimeError(f"the app did not finish warming up within {WARM_UP_SECONDS} s")
         time.sleep(1)
+
+
+@contextmanager
+def built_page(tmp_path_factory, name="page"):
+    """(explorer, the page app.build makes) in this process over tiny checkpoints, its files written to a
+    temporary folder."""
+    import app
+    from nsynth_core.explorer.explorer import Explorer
+    from nsynth_core.exports import files as exports
+
+    checkpoints = tmp_path_factory.mktemp(f"{name}_checkpoints")
+    write_tiny_checkpoints(checkpoints)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(exports.OUTPUTS_ENV, str(tmp_path_factory.mktemp(f"{name}_outputs")))
+        explorer = Explorer(checkpoints)
+        yield explorer, app.build(explorer, app.notes_queue_for(explorer))

@@ -40,7 +40,8 @@ from nsynth_core.models.wavenet import WaveNetAutoencoder, WaveNetConfig
 from archive_bombs import write_deflate_bomb
 from webapp import texts
 from webapp.shared import OWN_PITCH
-from app_helpers import REPO, add_broken_checkpoints, running_app, write_nan_weights, write_tiny_checkpoints
+from app_helpers import (REPO, add_broken_checkpoints, built_page, running_app, write_nan_weights,
+                         write_tiny_checkpoints)
 
 MAX_UPLOAD_FILE_BYTES = 20 * 1024 * 1024  # the page's limit on each file (webapp/shared.py)
 CLICK_SECONDS = 0.05
@@ -130,14 +131,7 @@ def tab_serving(page, api_name):
 def page(tmp_path_factory):
     """The page app.py builds, in this process over tiny checkpoints, as its explorer and the tabs whose handlers
     are called (and fields read) directly."""
-    import app
-
-    checkpoints = tmp_path_factory.mktemp("page_checkpoints")
-    write_tiny_checkpoints(checkpoints)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv(exports.OUTPUTS_ENV, str(tmp_path_factory.mktemp("page_outputs")))
-        shared = Explorer(checkpoints)
-        built = app.build(shared, app.notes_queue_for(shared))
+    with built_page(tmp_path_factory) as (shared, built):
         yield SimpleNamespace(explorer=shared, explore=tab_serving(built, "add_uploads"),
                               grid=tab_serving(built, "grid"), play=tab_serving(built, "play_point"),
                               how=tab_serving(built, "show_sound"))

@@ -94,6 +94,7 @@ def median_pitch(audio, rate):
 def test_a_click_between_notes_plays_the_blend_there_at_the_chosen_pitch(page):
     page.get_by_role("tab", name="Explore").click()
     page.wait_for_selector(".js-plotly-plot .scatterlayer .points path")
+    page.get_by_text("Settings: models, pitch, octave").click()  # the pitch waits in the closed settings panel
     pitch = page.get_by_label("Pitch (MIDI) of every decoded sound")
     for midi in (60, 72):
         pitch.fill(str(midi))

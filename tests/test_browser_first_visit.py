@@ -1,6 +1,8 @@
 """A first visit in a real browser: a ready example to hear, uploads one after another, a refusal shown once,
-Reconstruct's own settings, a corrected pitch, whole note ids in the corner boxes, and screenshots at a laptop's and
-a phone's size (to $NSYNTH_SCREENSHOTS, else the test's folder)."""
+Reconstruct's own settings, a corrected pitch, whole note ids in the corner boxes; the first screen (the map and a
+sound to play in view at a laptop's and a phone's size, labels a projector's class can read) and one current sound
+that a click sets, the map marks and the other tabs start from; and screenshots at a laptop's and a phone's size
+(to $NSYNTH_SCREENSHOTS, else the test's folder)."""
 
 import os
 import re
@@ -11,7 +13,7 @@ import pytest
 import soundfile as sf
 
 from app_helpers import running_app, write_tiny_checkpoints
-from browser_helpers import CHROMIUM, CHROMIUM_ARGS, downloaded_audio
+from browser_helpers import CHROMIUM, CHROMIUM_ARGS, EMPTY_SPOT, OVERFLOWING, downloaded_audio
 from nsynth_core.exports import example_grid
 from nsynth_core.explorer.notes import bundled_notes
 from nsynth_core.exports.files import PLAY_ALL_GAP
@@ -19,7 +21,30 @@ from nsynth_core.exports.files import PLAY_ALL_GAP
 WAIT_MS = 120_000
 SCREENSHOTS_ENV = "NSYNTH_SCREENSHOTS"
 ERROR_BADGES = ".error-container, .error-bubble, .status-tracker.error"  # a component's own "Error" badge
+ERROR_TOASTS = ".toast-body.error"
 VIEWPORTS = {"laptop": (1280, 900), "phone": (390, 844)}
+PROJECTOR = (1280, 720)
+SMALLEST_READABLE_PX = 14
+MAP_DRAWN = "#map .js-plotly-plot .scatterlayer .points path"
+# The part of an element's box outside the window (px above, below, left of, right of it).
+OUTSIDE_THE_WINDOW = """(el) => { const box = el.getBoundingClientRect();
+  return [-box.top, box.bottom - innerHeight, -box.left, box.right - innerWidth].map((px) => Math.max(0, px)); }"""
+# Text drawn smaller than a projector's back row can read, within the first screen: [text, px].
+SMALL_TEXT = f"""() => {{
+  const small = [];
+  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  for (let node = walker.nextNode(); node; node = walker.nextNode()) {{
+    const el = node.parentElement, text = node.textContent.trim();
+    if (!text || !el || el.closest('.visually-hidden, .sr-only, script, style')) continue;
+    const box = el.getBoundingClientRect(), style = getComputedStyle(el);
+    if (!box.width || !box.height || style.visibility === 'hidden' || box.top >= innerHeight || box.bottom <= 0)
+      continue;
+    if (parseFloat(style.fontSize) < {SMALLEST_READABLE_PX}) small.push([text, style.fontSize]);
+  }}
+  return small;
+}}"""
+# The traces of the map drawn now, by name.
+MAP_TRACES = "() => (document.querySelector('#map .js-plotly-plot').data || []).map((trace) => trace.name)"
 # The words of an element's table cells that the layout breaks over two lines or more.
 BROKEN_WORDS = """selector => {
     const broken = [];
@@ -80,11 +105,11 @@ def upload(page, path):
 
 
 def test_the_first_visit_offers_a_ready_example(page):
-    """Before anything is chosen: the example's line and all its cells in one track at the top of the page; on the
-    Grid tab its corners, the same track and each of its nine cells, playable."""
+    """Before anything is chosen: the example's line and all its cells in one track in the current sound's player,
+    beside the map; on the Grid tab its corners, the same track and each of its nine cells, playable."""
     example = example_grid.load_example()
     page.get_by_text("Hear an example first").wait_for()
-    top = page.locator("#example-player")
+    top = page.locator("#selected-player")
     top.locator("a[download]").first.wait_for(state="attached")
     audio, rate = downloaded_audio(page, top)
     cells, samples = example.cells.shape
@@ -169,8 +194,11 @@ def test_each_upload_reads_only_its_own_files_and_a_refused_one_does_not_stay(pa
 
 def test_a_refused_request_shows_one_badge_not_one_per_output(page):
     page.get_by_role("tab", name="Reconstruct").click()
-    page.get_by_role("button", name="Reconstruct", exact=True).click()
-    page.locator(".toast-body", has_text="Choose a note to reconstruct").first.wait_for()
+    tab = page.locator("#reconstruct-tab")
+    tab.get_by_label("Note").fill("a note of another visitor")
+    tab.get_by_label("Note").press("Enter")
+    tab.get_by_role("button", name="Reconstruct", exact=True).click()
+    page.locator(".toast-body", has_text="That note is no longer available").first.wait_for()
     assert page.locator(ERROR_BADGES).count() <= 1
 
 
@@ -227,4 +255,86 @@ def test_screenshots_for_review(served, viewport, tmp_path):
     page.locator("#about table").first.wait_for()
     page.screenshot(path=os.path.join(screenshot_folder(tmp_path), f"about_{viewport}.png"), full_page=True)
     assert page.evaluate(BROKEN_WORDS, "#about") == []  # a squeezed column wraps its words letter by letter
+    page.close()
+
+
+# --- the first screen and the current sound ----------------------------------------------------------------------
+
+def opened(served, size):
+    url, browser, _ = served
+    page = browser.new_page(viewport={"width": size[0], "height": size[1]})
+    page.set_default_timeout(WAIT_MS)
+    page.goto(url)
+    page.wait_for_selector(MAP_DRAWN)
+    return page
+
+
+def play_control(page):
+    return page.locator("#selected-player").get_by_role("button", name=re.compile("^(Play|Pause)$"))
+
+
+@pytest.mark.parametrize("viewport", VIEWPORTS)
+def test_the_map_and_a_sound_to_play_fill_the_first_screen(served, viewport, tmp_path):
+    page = opened(served, VIEWPORTS[viewport])
+    page.locator("#selected-player a[download]").first.wait_for(state="attached")  # the example, ready to play
+    for what, element in (("the map", page.locator("#map .js-plotly-plot")), ("the play button", play_control(page)),
+                          ("what plays", page.locator("#playing"))):
+        assert element.evaluate(OUTSIDE_THE_WINDOW) == [0, 0, 0, 0], f"{what} is not in the first view"
+    assert page.locator("#playing").inner_text() == "Playing: DDSP decoder, each note's own pitch."
+    seen = page.locator("body").inner_text()
+    assert "parameters" not in seen and "tiny-wavenet" not in seen  # no model internals until asked for
+    assert not page.get_by_label("WaveNet checkpoint").is_visible()
+    page.screenshot(path=os.path.join(screenshot_folder(tmp_path), f"first_screen_{viewport}.png"))
+    page.close()
+
+
+def test_a_projector_reads_every_label_of_the_first_screen(served, tmp_path):
+    page = opened(served, PROJECTOR)
+    page.locator("#selected-player a[download]").first.wait_for(state="attached")
+    assert page.evaluate(SMALL_TEXT) == []
+    page.screenshot(path=os.path.join(screenshot_folder(tmp_path), "first_screen_projector.png"))
+    page.close()
+
+
+def test_a_click_between_notes_is_the_current_sound_everywhere_on_a_phone(served, tmp_path):
+    page = opened(served, VIEWPORTS["phone"])
+    picker = page.get_by_label("Note (or click one on the map)")
+    picker.click()
+    picker.press("ArrowDown")
+    picker.press("Enter")
+    chosen = picker.input_value()
+    page.locator("#current-name", has_text="the note as recorded").wait_for()
+    page.wait_for_function(f"({MAP_TRACES})().includes('current sound')")  # the chosen note is ringed
+
+    spot = page.evaluate(EMPTY_SPOT)
+    page.mouse.click(spot["x"], spot["y"])
+    page.locator("#current-name", has_text="Blend of").wait_for()
+    page.wait_for_function(f"({MAP_TRACES})().includes('played point')")  # the blend's place is marked
+    assert "current sound" not in page.evaluate(MAP_TRACES)
+    assert picker.input_value() == ""  # the note chosen before is no longer the current sound
+    assert page.evaluate(OVERFLOWING) == []
+    page.screenshot(path=os.path.join(screenshot_folder(tmp_path), "blend_heard_phone.png"))
+    blend = page.locator("#current-name").inner_text()
+
+    page.get_by_role("button", name="Use as A", exact=True).click()
+    page.get_by_role("button", name="Reconstruct it", exact=True).click()
+    tab = page.locator("#reconstruct-tab")
+    tab.locator(".js-plotly-plot").nth(3).wait_for()  # the original and three reconstructions
+    nearest = tab.get_by_label("Note").input_value()
+    assert nearest and nearest != chosen and nearest.split(" (")[0] in blend  # the blend's nearest note
+    assert page.locator(ERROR_BADGES).count() == 0 and page.locator(ERROR_TOASTS).count() == 0
+    page.get_by_role("tab", name="Grid").click()
+    assert page.get_by_label("Corner A").input_value() == nearest
+    page.close()
+
+
+def test_reconstruct_with_nothing_chosen_reconstructs_a_note(served):
+    page = opened(served, VIEWPORTS["laptop"])
+    page.get_by_role("tab", name="Reconstruct").click()
+    tab = page.locator("#reconstruct-tab")
+    page.wait_for_function("(box) => box.value !== ''", arg=tab.get_by_label("Note").element_handle())  # on a note
+    tab.get_by_label("Note").fill("")
+    tab.get_by_role("button", name="Reconstruct", exact=True).click()
+    tab.locator(".js-plotly-plot").nth(3).wait_for()
+    assert page.locator(ERROR_BADGES).count() == 0 and page.locator(ERROR_TOASTS).count() == 0
     page.close()

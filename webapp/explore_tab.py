@@ -17,6 +17,7 @@ from nsynth_core.explorer.map_points import neighbour_weights
 from nsynth_core.exports import session_archive
 from nsynth_core.exports import files as exports
 from webapp import encoding_queue, figures
+from webapp.header import SESSION_TTL
 from webapp.shared import CORNERS, MAX_UPLOAD_FILE_MB, Tab, default_checkpoint, friendly, note_picker, writes_files
 
 # Uploads wait on the shared encoding queue, which serves visitors in turn, rather than on Gradio's queue: enough of
@@ -28,17 +29,24 @@ UPLOAD_LIMITS = (f"WAV, FLAC, OGG or MP3, up to {MAX_UPLOAD_FILE_MB} MB each, {M
                  "notes end in silence.")
 
 
+MAP_HEIGHT = 400  # px: with the header and the tabs above it, the current sound's player still fits a phone's screen
+MAP_TITLE = "Notes by sound: near points sound alike"
+FIRST_SOUND = ("**Hear an example first:** four bundled notes at the corners and the blends between them, "
+               "decoded by DDSP. Then touch the map: a note plays as recorded, a place between notes plays the "
+               "blend of the nearest three.")
+
+
 def session_summary(session) -> str:
     if not session:
         return "Your notes will be listed here."
     return "**Your notes:** " + ", ".join(note.label for note in session.values())
 
 
-def clicked_note(payload):
+def clicked_note(payload) -> str | None:
     try:
         return json.loads(payload)["id"]
     except (ValueError, KeyError, TypeError):
-        return gr.skip()
+        return None
 
 
 def clicked_place(payload) -> tuple[float, float] | None:
@@ -51,42 +59,90 @@ def clicked_place(payload) -> tuple[float, float] | None:
     return None if "id" in clicked else place
 
 
+CURRENT_RING = dict(size=24, symbol="circle-open", color="crimson", line=dict(color="crimson", width=3))
+# The chosen note ringed on the map drawn now, or no ring when no note is chosen (a blend is marked instead).
+RING_IN_BROWSER = """(noteId) => {
+  const plot = document.querySelector('#map .js-plotly-plot');
+  if (!plot || !window.Plotly || !plot.data) return [];
+  const idOf = (custom) => Array.isArray(custom) ? custom[0] : custom;
+  let place = null;
+  for (const trace of plot.data) {
+    const index = noteId && trace.customdata ? Array.from(trace.customdata).findIndex((c) => idOf(c) === noteId) : -1;
+    if (index >= 0) { place = [trace.x[index], trace.y[index]]; break; }
+  }
+  const ring = plot.data.findIndex((trace) => trace.name === 'current sound');
+  if (ring >= 0) window.Plotly.restyle(plot, place ? {x: [[place[0]]], y: [[place[1]]]} : {x: [[]], y: [[]]}, [ring]);
+  else if (place) window.Plotly.addTraces(plot, {x: [place[0]], y: [place[1]], mode: 'markers', name: 'current sound',
+                                                hoverinfo: 'skip', marker: %s});
+  return [];
+}""" % json.dumps(CURRENT_RING)
+
+
+def ring_current(figure: go.Figure, embedding_map, user_points, note_id) -> go.Figure:
+    """The map with a ring around the current note, wherever it lies: among the examples or the visitor's own."""
+    places = {**{str(name): xy for name, xy in zip(embedding_map.names, embedding_map.positions)},
+              **{note.id: xy for note, xy in user_points}}
+    if note_id in places:
+        x, y = places[note_id]
+        figure.add_trace(go.Scatter(x=[x], y=[y], mode="markers", name="current sound", hoverinfo="skip",
+                                    marker=CURRENT_RING))
+    return figure
+
+
+def for_first_screen(figure: go.Figure) -> go.Figure:
+    """The map sized to share the first screen with the current sound, on a laptop and below it on a phone: a
+    one-line title (how the map is made is told in "How it works"), and a legend a projector's class can read."""
+    return figure.update_layout(height=MAP_HEIGHT, margin=dict(t=40), title=dict(text=MAP_TITLE),
+                                legend=dict(font=dict(size=14)))  # read from a projector's back row
+
+
 class ExploreTab(Tab):
     def __init__(self, explorer: Explorer, notes_queue: encoding_queue.FairBatchQueue):
         super().__init__(explorer)
         self.notes_queue = notes_queue
 
     def layout(self, header) -> None:
-        with gr.Tab("Explore"), gr.Row(elem_id="explore-columns"):
-            with gr.Column(scale=1):
-                self.uploads = gr.File(label="Upload notes", file_count="multiple", file_types=["audio"],
-                                       elem_id="uploads")
-                gr.Markdown(UPLOAD_LIMITS)
-                self.recorder = gr.Audio(sources=["microphone"], type="filepath", label="Or record one")
-                self.summary = gr.Markdown(session_summary({}), label="Your notes", elem_id="summary")
+        with gr.Tab("Explore"):
+            # The instrument first: the map and the current sound side by side (stacked on a phone, map first).
+            with gr.Row(elem_id="explore-columns"):
+                with gr.Column(scale=3, min_width=320, elem_id="map-column"):
+                    self.served_map = self.first_map()
+                    self.map_plot = gr.Plot(self.served_map, label="Map", show_label=False, elem_id="map")
+                    self.click = gr.Textbox(elem_id="map-click", show_label=False)
+                with gr.Column(scale=2, min_width=300, elem_id="current-sound"):
+                    self.player = gr.Audio(header.example_track["value"], label="Current sound",
+                                           interactive=False, autoplay=True, elem_id="selected-player")
+                    self.heard = gr.Markdown(FIRST_SOUND, elem_id="current-name")
+                    # The note the other tabs start from: the one heard, or the nearest note of a blend.
+                    self.current = gr.State(None, time_to_live=SESSION_TTL)
+                    with gr.Row(elem_classes="current-actions"):
+                        self.corner_buttons = [gr.Button(f"Use as {corner[0]}", size="sm", min_width=60)
+                                               for corner in CORNERS]
+                    with gr.Row(elem_classes="current-actions"):
+                        self.reconstruct_button = gr.Button("Reconstruct it", size="sm", variant="primary")
+                        self.download = gr.DownloadButton("Download", header.example_track["value"], size="sm")
+                    self.selected = note_picker("Note (or click one on the map)")
+            with gr.Accordion("Your own notes: upload, record, save, restore", open=True, elem_id="your-notes"):
                 with gr.Row():
-                    self.save_button = gr.Button("Save my notes", size="sm")
-                    self.saved = gr.File(label="Saved notes (.npz)", interactive=False)
-                self.restore = gr.File(label="Restore saved notes", file_types=[".npz"])
-                self.selected = note_picker("Note (or click one on the map)")
+                    with gr.Column():
+                        self.uploads = gr.File(label="Upload notes", file_count="multiple", file_types=["audio"],
+                                               elem_id="uploads")
+                        gr.Markdown(UPLOAD_LIMITS)
+                    self.recorder = gr.Audio(sources=["microphone"], type="filepath", label="Or record one")
+                self.summary = gr.Markdown(session_summary({}), label="Your notes", elem_id="summary")
                 with gr.Row():
                     self.note_pitch = gr.Number(None, precision=0, minimum=0, maximum=127,
                                                 label="Its pitch (MIDI; 60 is middle C)", elem_id="note-pitch")
                     self.pitch_button = gr.Button("Correct the pitch of my note", size="sm")
-                self.player = gr.Audio(label="Selected note", interactive=False, autoplay=True,
-                                       elem_id="selected-player")
-                self.heard = gr.Markdown("Click a note on the map to hear it, or empty space between notes to hear "
-                                         "the blend of the nearest three.")
                 with gr.Row():
-                    self.corner_buttons = [gr.Button(f"Use as {corner[0]}", size="sm") for corner in CORNERS]
-            with gr.Column(scale=2):
+                    self.save_button = gr.Button("Save my notes", size="sm")
+                    self.saved = gr.File(label="Saved notes (.npz)", interactive=False)
+                    self.restore = gr.File(label="Restore saved notes", file_types=[".npz"])
+            with gr.Accordion("Map options", open=False):
                 with gr.Row():
                     self.color_by = gr.Radio([(figures.COLOR_BY_LABELS[name], name) for name in figures.COLOR_BY],
                                              value="family", label="Colour by")
-                    self.show_path = gr.Checkbox(label="Show the selected note's path over time")
-                self.served_map = self.first_map()
-                self.map_plot = gr.Plot(self.served_map, label="Map", elem_id="map")
-                self.click = gr.Textbox(elem_id="map-click", show_label=False)
+                    self.show_path = gr.Checkbox(label="Show the current note's path over time")
         self.map_inputs = [header.session, self.color_by, self.show_path, header.grid_cells, header.wavenet_path]
         self.map_args = [header.session, self.color_by, self.selected, self.show_path, header.grid_cells,
                          header.wavenet_path]
@@ -116,21 +172,27 @@ class ExploreTab(Tab):
         # listeners could finish out of order under load and leave on the page what earlier settings gave.
         gr.on([self.color_by.change, self.show_path.change, header.wavenet_path.change], self.draw_map, map_args,
               map_plot, api_name="map", trigger_mode="always_last")
+        # The current sound: a note chosen (clicked, uploaded, recorded, restored) or a blend clicked is heard,
+        # named and marked on the map; the Grid's corners and Reconstruct start from it.
         selected.change(self.select_note, [selected, session], self.player, api_name="select_note")
-        selected.change(self.pitch_of, [selected, session], self.note_pitch)
-        selected.change(lambda note_id: f"**{note_id}**, as recorded." if note_id else gr.skip(), selected,
-                        self.heard)
+        selected.change(self.choose_note, [selected, session], [self.current, self.heard, self.note_pitch,
+                                                               source_note])
+        # Ringed in the browser at once: a redraw from the server after each click would swallow a press made
+        # meanwhile. The server's own redraws (uploads, colours, grids) ring it too (ring_current).
+        selected.change(None, selected, None, js=RING_IN_BROWSER)
         selected.change(lambda *args: self.draw_map(*args) if args[3] else gr.skip(), map_args, map_plot)
-        self.click.change(clicked_note, self.click, selected)
+        self.click.change(self.choose_clicked, [self.click, header.wavenet_path], [selected, self.current,
+                                                                                  source_note])
+        self.player.change(lambda path: path, self.player, self.download)
         for button, corner in zip(self.corner_buttons, corners):
-            button.click(lambda note_id: note_id, selected, corner)
+            button.click(lambda note_id: note_id or gr.skip(), self.current, corner)
 
     def first_map(self) -> go.Figure | None:
         """The examples' map as the page is served, when it needs no encoding: drawn by a page-load event instead,
         it appeared only after that event's round trip and the plotting library's download."""
         wavenet = default_checkpoint(self.explorer, "wavenet")
         stored = self.explorer.precomputed_map(load_model(wavenet)) if wavenet else None
-        return figures.map_figure(stored) if stored is not None else None
+        return for_first_screen(figures.map_figure(stored)) if stored is not None else None
 
     @friendly
     def draw_map(self, session, color_by, selected, show_path, grid_cells, wavenet_path, progress=gr.Progress()):
@@ -141,14 +203,16 @@ class ExploreTab(Tab):
         if embedding_map is None:
             return figures.message_figure("No map yet: it needs a trained WaveNet checkpoint.")
         if wavenet is None:
-            return figures.map_figure(embedding_map, color_by)
+            return for_first_screen(ring_current(figures.map_figure(embedding_map, color_by), embedding_map, [],
+                                                 selected))
         own = list(session.values())
         user_points = list(zip(own, self.explorer.place_notes(wavenet, own)))
         trajectory = None
         if show_path and selected:
             note = self.explorer.note(session, selected)
             trajectory = (note.name, self.explorer.trajectory(wavenet, note))
-        return figures.map_figure(embedding_map, color_by, user_points, grid_cells or (), trajectory)
+        figure = figures.map_figure(embedding_map, color_by, user_points, grid_cells or (), trajectory)
+        return for_first_screen(ring_current(figure, embedding_map, user_points, selected))
 
     def with_new_notes(self, session, notes, color_by, show_path, grid_cells, wavenet_path):
         session = add_notes(session, notes, {note.name for note in self.explorer.bundled.values()})
@@ -205,8 +269,30 @@ class ExploreTab(Tab):
         dropdowns = [gr.update(choices=choices) for _ in range(len(CORNERS) + 1)]
         return [session, session_summary(session), figure, gr.update(choices=choices, value=note_id), *dropdowns]
 
-    def pitch_of(self, note_id, session):
-        return self.explorer.note(session, note_id).pitch if note_id else None
+    @friendly
+    def choose_note(self, note_id, session):
+        """[the current note, what the strip says of it, its pitch, Reconstruct's note] once a note is chosen;
+        nothing changes when the choice is emptied (a click between notes), as the blend's own event names it."""
+        if not note_id:
+            return [gr.skip()] * 4
+        note = self.explorer.note(session, note_id)
+        pitch = "no pitch found" if note.pitch is None else f"MIDI {note.pitch}"
+        return [note_id, f"**{note.label}**: the note as recorded ({pitch}).", note.pitch, note_id]
+
+    @friendly
+    def choose_clicked(self, payload, wavenet_path):
+        """[note picker, current note, Reconstruct's note] after a click on the map, in one round trip so a button
+        pressed next reads them: a note clicked is chosen; after a click between notes none is, and the blend's
+        nearest note is the one the other tabs start from."""
+        if (note_id := clicked_note(payload)) is not None:
+            return [note_id] * 3
+        place = clicked_place(payload)
+        if place is None:
+            return [gr.skip()] * 3
+        embedding_map = self.explorer.map_for(self.model(wavenet_path, "WaveNet"), placing=False)
+        nearest, _ = neighbour_weights(embedding_map.positions, place)
+        nearest_id = str(embedding_map.names[nearest[0]])
+        return [None, nearest_id, nearest_id]
 
     @friendly
     @writes_files
@@ -224,8 +310,8 @@ class ExploreTab(Tab):
     @friendly
     @writes_files
     def select_note(self, note_id, session):
-        if not note_id:
-            return None
+        if not note_id:  # a click between notes: its blend takes the player
+            return gr.skip()
         return self.playable(self.explorer.note(session, note_id).audio)
 
     @friendly
