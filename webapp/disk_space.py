@@ -123,6 +123,11 @@ def sender(scope) -> str:
     return forwarded or (scope.get("client") or ("unknown",))[0]
 
 
+# A class behind one school router shares one address: the address's hourly budget is a class's, and each visitor's
+# own budget is kept by the page (notes.check_upload).
+ADDRESS_VISITORS = 40
+
+
 class UploadRoomMiddleware:
     """Refuses an upload when it is larger than `max_request_bytes` (HTTP 413), takes its sender past
     `budget_mb` an hour (413) or the disk cannot take it (HTTP 507), each with a sentence: before any of it is
@@ -133,7 +138,7 @@ class UploadRoomMiddleware:
                  max_file_mb: float | None = None):
         self.app, self.max_request_bytes, self.folder = app, max_request_bytes, folder
         self.file_refusal = max_file_mb and f"Upload files of at most {max_file_mb:g} MB each; this one is larger."
-        self.budgets = UploadBudgets(budget_mb if budget_mb is not None else session_upload_mb())
+        self.budgets = UploadBudgets(budget_mb if budget_mb is not None else ADDRESS_VISITORS * session_upload_mb())
 
     def refusal(self, address: str, incoming: int) -> str | None:
         """Why `incoming` bytes from `address` are too many, or None."""
