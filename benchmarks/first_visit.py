@@ -3,8 +3,8 @@ visitor's own first note is on the map.
 
 Launches `python app.py` with the shipped checkpoints (or --checkpoint DIR) on a loopback port, waits for its
 start-up warm-up, and opens the page in Debian's chromium several times at 1280 x 900, each in a fresh browser
-context (nothing cached). For each visit: the seconds from navigation to the current sound's player holding a
-sound ready to play (loaded and decoded: its length shown), and to the first own note placed on the map after a
+context (nothing cached). For each visit: the seconds from navigation to the first note drawn on the map, to the
+current sound's player holding a sound ready to play (loaded and decoded: its length shown), and to the first own note placed on the map after a
 test wav is uploaded as soon as the upload box is there. Every visit uploads the same wav, each in its own session.
 Prints each visit, the medians and the load average beside them.
 
@@ -32,20 +32,22 @@ OWN_NOTE_ON_MAP = """() => ((document.querySelector('#map .js-plotly-plot') || {
   .some((trace) => trace.name === 'your notes')"""
 
 
-def visit(browser, url: str) -> tuple[float, float]:
-    """(s to a sound ready to play, s to the first own note on the map) of one fresh visit."""
+def visit(browser, url: str) -> tuple[float, float, float]:
+    """(s to the map drawn, s to a sound ready to play, s to the first own note on the map) of one fresh visit."""
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     page = context.new_page()
     page.set_default_timeout(300_000)
     started = time.perf_counter()
     page.goto(url)
+    page.wait_for_selector("#map .js-plotly-plot .scatterlayer .points path")
+    drawn = time.perf_counter() - started
     page.wait_for_function(PLAYABLE, polling=20)
     playable = time.perf_counter() - started
     page.locator("#uploads input[type=file]").set_input_files(str(OWN_NOTE))
     page.wait_for_function(OWN_NOTE_ON_MAP, polling=20)
     own_note = time.perf_counter() - started
     context.close()
-    return playable, own_note
+    return drawn, playable, own_note
 
 
 def main():
@@ -56,17 +58,19 @@ def main():
     with tempfile.TemporaryDirectory() as scratch, running_app(args.checkpoint, Path(scratch) / "app.log") as url:
         wait_for_warm_up(Path(scratch) / "app.log")
         load_before = os.getloadavg()[0]
-        playable, own_note = [], []
+        map_drawn, playable, own_note = [], [], []
         with sync_playwright() as driver:
             browser = driver.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
             for number in range(1, args.visits + 1):
-                heard, placed = visit(browser, url)
+                drawn, heard, placed = visit(browser, url)
+                map_drawn.append(drawn)
                 playable.append(heard)
                 own_note.append(placed)
-                print(f"visit {number}: a sound playable after {heard:.1f} s, own note on the map after "
-                      f"{placed:.1f} s", flush=True)
+                print(f"visit {number}: the map drawn after {drawn:.1f} s, a sound playable after {heard:.1f} s, "
+                      f"own note on the map after {placed:.1f} s", flush=True)
             browser.close()
-        print(f"median over {args.visits} visits: a sound playable after {statistics.median(playable):.1f} s "
+        print(f"median over {args.visits} visits: the map drawn after {statistics.median(map_drawn):.1f} s, "
+              f"a sound playable after {statistics.median(playable):.1f} s "
               f"(max {max(playable):.1f} s), own note on the map after {statistics.median(own_note):.1f} s "
               f"(max {max(own_note):.1f} s); load average (1 min) {load_before:.2f} before, "
               f"{os.getloadavg()[0]:.2f} after; {os.cpu_count()} CPUs")
