@@ -2,6 +2,7 @@
 checkpoints: model internals behind a closed settings panel, the map beside the current sound, and the current sound
 (a note chosen, or the nearest note of a blend clicked) as the starting point of the Grid and Reconstruct tabs."""
 
+import asyncio
 import json
 from types import SimpleNamespace
 
@@ -117,7 +118,7 @@ def test_reconstruct_opens_on_a_note_and_needs_no_choice(page):
     first = next(iter(explorer.bundled.values()))
     opening, = [event for event in page.built.fns.values() if event.fn == reconstruct.opening_note]
     assert list(opening.outputs) == [reconstruct.source_note] and reconstruct.opening_note(None) == first.id
-    original, _, *decoded = reconstruct.reconstruct(None, {}, 0.25, 0.1, *page.paths)  # nothing chosen
+    original, _, *decoded = asyncio.run(reconstruct.reconstruct(None, {}, 0.25, 0.1, *page.paths))  # nothing chosen
     assert len(decoded) == 6 and all(decoded)  # each decoder's sound and rainbowgram
     audio, _ = sf.read(original, dtype="int16")
     np.testing.assert_array_equal(audio, playback_pcm16(first.audio[:1600]))
