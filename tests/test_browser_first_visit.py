@@ -298,8 +298,6 @@ def test_a_projector_reads_every_label_of_the_first_screen(served, tmp_path):
     page.close()
 
 
-@pytest.mark.xfail(reason="known regression since the decoding lanes and the new Play tab were merged: on a phone "
-                          "the strip does not name a blend clicked between notes", strict=False)
 def test_a_click_between_notes_is_the_current_sound_everywhere_on_a_phone(served, tmp_path):
     page = opened(served, VIEWPORTS["phone"])
     picker = page.get_by_label("Note (or click one on the map)")

@@ -111,7 +111,7 @@ class ExploreTab(Tab):
                     self.click = gr.Textbox(elem_id="map-click", show_label=False)
                 with gr.Column(scale=2, min_width=300, elem_id="current-sound"):
                     self.player = gr.Audio(header.example_track["value"], label="Current sound",
-                                           interactive=False, autoplay=True, elem_id="selected-player")
+                                           type="filepath", interactive=False, autoplay=True, elem_id="selected-player")
                     self.heard = gr.Markdown(FIRST_SOUND, elem_id="current-name")
                     # The note the other tabs start from: the one heard, or the nearest note of a blend.
                     self.current = gr.State(None, time_to_live=SESSION_TTL)
