@@ -15,6 +15,8 @@ from nsynth_core.models.ddsp import (
     DDSPDecoder,
     filtered_noise,
     gliding_harmonic_synth,
+    motion_loss,
+    motion_spread_loss,
     harmonic_synth,
     upsample,
     mel_loss,
@@ -291,6 +293,34 @@ def test_a_tiny_model_learns_a_given_vibrato_from_one_note():
     held = voiced_frames[25:-25]
     assert held.mean() > 0.9
     assert 0.8 < cents[25:-25][held].std() / (depth / math.sqrt(2)) < 1.25
+
+
+def test_the_spread_term_hears_a_vibrato_of_the_right_depth_in_any_phase_and_asks_steady_notes_for_none():
+    frames = torch.arange(128, dtype=torch.float32)
+    motion = 20 * torch.sin(2 * math.pi * frames / 16)[None]
+    voiced = torch.ones_like(motion, dtype=torch.bool)
+    opposite = -motion  # the right depth, the wrong phase
+    assert motion_spread_loss(opposite, motion, voiced) < 0.01 < 20 < motion_loss(opposite, motion, voiced)
+    assert motion_spread_loss(opposite / 2, motion, voiced) > 5  # half the depth is heard
+    jitter = 2 * torch.sin(2 * math.pi * frames / 3)[None]  # a steady note's tracker jitter (under 4 cents)
+    assert motion_spread_loss(jitter, jitter, voiced) > 1  # so a steady note is asked for no motion
+    assert motion_spread_loss(torch.zeros_like(jitter), jitter, voiced) < 0.01
+
+
+def test_the_motion_context_hears_z_frames_ahead_and_loads_over_a_checkpoint_without_it():
+    torch.manual_seed(0)
+    plain = DDSPDecoder(tiny_config())
+    model = DDSPDecoder(tiny_config(f0_deviation_cents=200, motion_context_frames=7))
+    missing, _ = model.load_state_dict(plain.state_dict(), strict=False)
+    assert missing and all(name.startswith(ADDED_HEADS) for name in missing)
+    with torch.no_grad():
+        model.to_f0_deviation.weight.normal_(0, 1)
+    z = torch.randn(1, 20, 16, requires_grad=True)
+    model.controls(z, torch.tensor([60]))["cents"][0, 4 * 10].backward()  # frame 10's first control frame
+    heard = z.grad[0].abs().sum(-1)
+    assert heard[11:14].min() > 0 and heard[14:].max() == 0  # three Z frames ahead, not more (the GRU is causal)
+    with pytest.raises(ValueError, match="motion_context_frames"):
+        tiny_config(f0_deviation_cents=200, motion_context_frames=6)
 
 
 def test_gates_reach_exactly_zero_on_both_signals():

@@ -58,6 +58,8 @@ class TrainConfig:
     grad_clip: float = 0.0  # 0 = off
     valid_every: int = 2000
     valid_notes: int = 64
+    # Names (prefixes) of the only weights trained, e.g. the heads added to a shipped decoder; empty = all.
+    trained_weights: tuple = ()
 
 
 TRAIN_CONFIGS = {
@@ -89,7 +91,7 @@ TRAIN_CONFIGS = {
         model="ddsp", model_preset="paper", pitch_conditioning=True, batch_size=32, crop_length=64000,
         crop_within_seconds=None, max_steps=100_000,
         model_changes={"modulation_loss_weight": 3.0, "f0_deviation_cents": 200.0, "f0_loss_weight": 10.0,
-                       "gate_subframes": 16},
+                       "motion_context_frames": 7, "motion_spread_weight": 10.0, "gate_subframes": 16},
         lr_schedule=((0, 1e-3), (10_000, 5e-4), (30_000, 2.5e-4), (60_000, 1e-4)),
         ema_decay=0.999, grad_clip=3.0, valid_every=500, valid_notes=64),
 }
@@ -97,7 +99,7 @@ TRAIN_CONFIGS = {
 
 def train_config_from_json(fields: dict) -> TrainConfig:
     fields = dict(fields, lr_schedule=tuple(tuple(p) for p in fields["lr_schedule"]),
-                  adam_betas=tuple(fields["adam_betas"]))
+                  adam_betas=tuple(fields["adam_betas"]), trained_weights=tuple(fields.get("trained_weights", ())))
     return TrainConfig(**fields)
 
 
@@ -266,6 +268,9 @@ def main(argv: list[str] | None = None):
     parser.add_argument("--init-from", type=Path, metavar="CHECKPOINT",
                         help="when OUT holds no state yet, continue a shipped checkpoint (its weights, step and "
                              "training config; Adam starts afresh)")
+    parser.add_argument("--train-only", nargs="+", default=(), metavar="PREFIX",
+                        help="train only the weights whose names start so (e.g. the heads --set adds to an "
+                             "--init-from checkpoint: to_f0_deviation. motion_context. to_gates.); the rest stay")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
 
@@ -305,6 +310,8 @@ def main(argv: list[str] | None = None):
         config = replace(config, **overrides)
     if args.max_steps:
         config = replace(config, max_steps=args.max_steps)
+    if args.train_only and not resume:
+        config = replace(config, trained_weights=tuple(args.train_only))
     pitch_driven = [name for name in ("excitation_harmonics", "harmonic_comb") if config.model_changes.get(name)]
     if pitch_driven and not config.pitch_conditioning:
         parser.error(f"--config {args.config} sets {pitch_driven[0]}, which follows the conditioned pitch: add "
@@ -348,7 +355,13 @@ def main(argv: list[str] | None = None):
     if ema is not None:
         ema.load_state_dict(model.state_dict())
         ema.requires_grad_(False)
-    optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate(config.lr_schedule, 0),
+    if config.trained_weights:
+        for name, weight in model.named_parameters():
+            weight.requires_grad_(name.startswith(config.trained_weights))
+        if not any(weight.requires_grad for weight in model.parameters()):
+            parser.error(f"--train-only {' '.join(config.trained_weights)}: no weight of this model is named so.")
+    optimizer = torch.optim.Adam([weight for weight in model.parameters() if weight.requires_grad],
+                                 lr=learning_rate(config.lr_schedule, 0),
                                  betas=config.adam_betas, eps=config.adam_eps)
     step, samples_seen, wall_before = 0, 0, 0.0
     if resume:

@@ -54,6 +54,12 @@ class DDSPConfig:
     modulation_loss_weight: float = 0.0  # how much each mel band wavers from frame to frame, whatever its phase
     f0_deviation_cents: float = 0.0  # bound of the per-frame f0 deviation; 0 = a steady f0 (no deviation head)
     f0_loss_weight: float = 0.0  # L1 of the deviation against the note's measured motion, per 100 cents
+    # The deviation head also reads this many Z frames around each frame (0 = only the stack's causal features):
+    # a vibrato's phase shows in Z's neighbours, not in a GRU that has only heard the past.
+    motion_context_frames: int = 0
+    # |spread of the deviation - spread of the measured motion| per 100 cents over voiced frames, whatever the
+    # phase: the phase-matched L1 alone shrinks a motion it cannot time towards none.
+    motion_spread_weight: float = 0.0
     gate_subframes: int = 0  # fine gains per Z frame on the harmonic and the noise signal; 0 = none
 
     @staticmethod
@@ -74,6 +80,9 @@ class DDSPConfig:
         if self.gate_subframes and self.latent_hop % self.gate_subframes:
             raise ValueError(f"gate_subframes {self.gate_subframes} does not divide a Z frame of "
                              f"{self.latent_hop} samples.")
+        if self.motion_context_frames and (self.motion_context_frames % 2 == 0 or not self.f0_deviation_cents):
+            raise ValueError(f"motion_context_frames must be odd and needs f0_deviation_cents, got "
+                             f"{self.motion_context_frames}.")
         if not 0 <= self.f0_deviation_cents <= 1200:
             raise ValueError(f"f0_deviation_cents must be from 0 to 1200, got {self.f0_deviation_cents:g}.")
 
@@ -264,7 +273,7 @@ def zero_linear(in_channels: int, out_channels: int) -> nn.Linear:
     return layer
 
 
-ADDED_HEADS = ("to_f0_deviation.", "to_gates.")  # weights a checkpoint from before them may lack
+ADDED_HEADS = ("to_f0_deviation.", "motion_context.", "to_gates.")  # weights a checkpoint from before them may lack
 
 
 class DDSPDecoder(nn.Module):
@@ -283,7 +292,10 @@ class DDSPDecoder(nn.Module):
         self.output = mlp(c.gru_channels + c.hidden, c.hidden, c.mlp_layers)
         self.to_controls = nn.Linear(c.hidden, c.subframes * (1 + c.harmonics + c.noise_bands))
         # The added heads start at zero: a deviation of 0 cents and gains of exactly 1.
-        self.to_f0_deviation = zero_linear(c.hidden, c.subframes) if c.f0_deviation_cents else None
+        context = c.hidden if c.motion_context_frames else 0
+        self.motion_context = (nn.Conv1d(c.latent_channels + 1, context, c.motion_context_frames,
+                                         padding=c.motion_context_frames // 2) if context else None)
+        self.to_f0_deviation = zero_linear(c.hidden + context, c.subframes) if c.f0_deviation_cents else None
         self.to_gates = zero_linear(c.hidden, 2 * c.gate_subframes) if c.gate_subframes else None
         if c.reverb_samples:
             # A small decaying noise to start from; tap 0 stays 0 (the dry path is added separately).
@@ -320,7 +332,11 @@ class DDSPDecoder(nn.Module):
                     "amplitudes": exp_sigmoid(raw[..., :1]) * distribution,
                     "noise": exp_sigmoid(raw[..., 1 + c.harmonics:] - 5.0)}  # starts quiet, as in DDSP
         if self.to_f0_deviation is not None:
-            cents = c.f0_deviation_cents * torch.tanh(self.to_f0_deviation(x).reshape(batch, -1))
+            features = x
+            if self.motion_context is not None:
+                around = self.motion_context(torch.cat([z, f0_input], dim=-1).transpose(1, 2)).transpose(1, 2)
+                features = torch.cat([x, F.gelu(around)], dim=-1)
+            cents = c.f0_deviation_cents * torch.tanh(self.to_f0_deviation(features).reshape(batch, -1))
             controls["cents"] = cents
         if self.to_gates is not None:
             controls["gates"] = torch.relu(1 + self.to_gates(x).reshape(batch, frames * c.gate_subframes, 2))
@@ -370,8 +386,12 @@ class DDSPDecoder(nn.Module):
             loss = loss + self.config.mel_loss_weight * mel_loss(decoded, target)
         if self.config.modulation_loss_weight:
             loss = loss + self.config.modulation_loss_weight * modulation_loss(decoded, target)
-        if self.config.f0_loss_weight and "cents" in controls and motion is not None:
-            loss = loss + self.config.f0_loss_weight * motion_loss(controls["cents"], motion, voiced) / 100
+        if "cents" in controls and motion is not None:
+            if self.config.f0_loss_weight:
+                loss = loss + self.config.f0_loss_weight * motion_loss(controls["cents"], motion, voiced) / 100
+            if self.config.motion_spread_weight:
+                loss = loss + self.config.motion_spread_weight * motion_spread_loss(controls["cents"], motion,
+                                                                                     voiced) / 100
         return loss
 
 
@@ -415,14 +435,40 @@ def modulation_loss(decoded: torch.Tensor, target: torch.Tensor) -> torch.Tensor
     return (band_movement(decoded) - band_movement(target)).abs().mean()
 
 
-def motion_loss(cents: torch.Tensor, motion: torch.Tensor, voiced: torch.Tensor) -> torch.Tensor:
-    """Mean |cents - motion| over the voiced frames (0 when none is voiced); a contour at another frame rate
-    than the controls [B, F] is interpolated to theirs."""
+def at_control_rate(cents: torch.Tensor, motion: torch.Tensor, voiced: torch.Tensor):
+    """A measured contour and its voicing at another frame rate than the controls [B, F], interpolated to theirs."""
     if motion.shape[-1] != cents.shape[-1]:
         motion = F.interpolate(motion[:, None].float(), size=cents.shape[-1], mode="linear")[:, 0]
         voiced = F.interpolate(voiced[:, None].float(), size=cents.shape[-1], mode="nearest")[:, 0]
-    voiced = voiced.to(cents.dtype)
+    return motion, voiced.to(cents.dtype)
+
+
+def motion_loss(cents: torch.Tensor, motion: torch.Tensor, voiced: torch.Tensor) -> torch.Tensor:
+    """Mean |cents - motion| over the voiced frames (0 when none is voiced)."""
+    motion, voiced = at_control_rate(cents, motion, voiced)
     return ((cents - motion).abs() * voiced).sum() / voiced.sum().clamp(min=1)
+
+
+# Below this the measured spread is the tracker's own jitter on a steady note (train/cache_f0.py), so the target
+# is no motion at all.
+MOVING_SPREAD_CENTS = 4.0
+
+
+def voiced_spread(cents: torch.Tensor, voiced: torch.Tensor) -> torch.Tensor:
+    """[B]: the standard deviation of each row of `cents` over its voiced frames (0 with fewer than two)."""
+    count = voiced.sum(-1)
+    mean = (cents * voiced).sum(-1) / count.clamp(min=1)
+    variance = (((cents - mean[:, None]) ** 2) * voiced).sum(-1) / (count - 1).clamp(min=1)
+    return (variance + 1e-6).sqrt() * (count > 1)
+
+
+def motion_spread_loss(cents: torch.Tensor, motion: torch.Tensor, voiced: torch.Tensor) -> torch.Tensor:
+    """Mean over the notes of |spread of the deviation - spread of the measured motion| in cents, over voiced
+    frames; a steady note's target is no spread."""
+    motion, voiced = at_control_rate(cents, motion, voiced)
+    target = voiced_spread(motion, voiced)
+    target = target * (target > MOVING_SPREAD_CENTS)
+    return (voiced_spread(cents, voiced) - target).abs().mean()
 
 
 def set_latent_statistics(model: DDSPDecoder, z: torch.Tensor) -> None:
