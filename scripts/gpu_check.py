@@ -34,7 +34,7 @@ from nsynth_core.models.checkpoint import load_checkpoint  # noqa: E402
 from nsynth_core.data.convert_magenta import MOVING_AVERAGE, main as convert_main  # noqa: E402
 from nsynth_core.data.tf_checkpoint import TFCheckpoint  # noqa: E402
 from nsynth_core.models.wavenet import WaveNetAutoencoder, WaveNetConfig  # noqa: E402
-from tests.test_convert_magenta import CYCLE, FIXTURE, HOP, magenta_outputs, mu_law_bin_centres  # noqa: E402
+from tests.nsynth_core.data.test_convert_magenta import CYCLE, FIXTURE, HOP, magenta_outputs, mu_law_bin_centres  # noqa: E402
 from train.train import TRAIN_CONFIGS, main as train_main  # noqa: E402
 
 

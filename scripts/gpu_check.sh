@@ -123,7 +123,7 @@ else
 fi
 
 run_stage install 210 bash -c install_stage
-# The programs and split seed of tests/test_render.py put a keyboard in each split: nsynth-valid is not empty.
+# The programs and split seed of tests/train/test_render.py put a keyboard in each split: nsynth-valid is not empty.
 run_stage data 60 "$PYTHON" -m train.render_soundfonts "$WORK/data" "$SOUNDFONT" --programs 0 1 4 16 \
   --pitch-step 24 --velocities 100 --split-seed 3
 run_stage train 110 "$PYTHON" scripts/gpu_check.py train --data "$WORK/data/nsynth-train" --out "$WORK/train" \

@@ -6,11 +6,16 @@ from contextlib import contextmanager
 from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 
+import librosa
+import numpy as np
 import soundfile as sf
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]
+WAIT_MS = 120_000  # a busy 2-core machine; every wait ends as soon as its element appears
+SCREENSHOTS_ENV = "NSYNTH_SCREENSHOTS"  # a folder for the walk-through's screenshots (else the test's tmp folder)
+ERROR_BADGES = ".toast-body.error, .error-container, .error-bubble"
 
 # The pixel of the map's plot area nearest its centre that plotly cannot take for a press on a note: plotly hovers
 # (and so clicks) a note up to its hoverdistance, 20 px, from the marker's edge, and a marker's radius is 5 px.
@@ -79,7 +84,7 @@ def static_server(directory):
 # Every visible element that reaches past the window's right edge, or past the right edge of a box that clips it
 # (a keyboard cut by its box), unless it sits in a box that scrolls sideways; one line per element, empty when the
 # page fits. Gradio's own hidden measuring copies (.visually-hidden) are not seen by anyone and are skipped.
-OVERFLOWING = """() => {
+OVERFLOWING = r"""() => {
   const width = document.documentElement.clientWidth;
   const name = (el) => el.tagName.toLowerCase() + (el.id ? '#' + el.id : '') +
     (typeof el.className === 'string' && el.className ? '.' + el.className.trim().split(/\s+/).slice(0, 2).join('.') : '');
@@ -102,3 +107,9 @@ OVERFLOWING = """() => {
   }
   return offenders;
 }"""
+
+
+def median_pitch(audio, rate):
+    f0, voiced, _ = librosa.pyin(audio, sr=rate, fmin=librosa.note_to_hz("C2"), fmax=librosa.note_to_hz("C7"),
+                                 frame_length=2048)
+    return float(np.median(librosa.hz_to_midi(f0[voiced])))

@@ -3,7 +3,7 @@ import pytest
 import soundfile as sf
 from gradio_client import Client
 
-from app_helpers import running_app, write_tiny_checkpoints
+from tests.app_helpers import running_app, write_tiny_checkpoints
 
 
 @pytest.fixture

@@ -93,3 +93,14 @@ def test_the_readme_names_every_module_of_the_core_and_the_page_and_only_paths_t
     unnamed = [str(path.relative_to(REPO)) for path in python_files()
                if path.name != "__init__.py" and path.resolve() not in {p.resolve() for p in named}]
     assert not unnamed, f"Modules missing from README's 'Where things are': {unnamed}"
+
+
+def test_the_tests_mirror_the_packages():
+    """Each package's tests in a folder of the same path under tests/ (tests/nsynth_core/models/ for
+    nsynth_core/models/, ...); at the top only the tests of the whole tree (this one, the GPU check's)."""
+    packages = {path.parent.relative_to(REPO) for path in REPO.glob("nsynth_core/**/__init__.py")}
+    packages |= {Path("webapp"), Path("train")}
+    test_folders = {path.parent.relative_to(REPO / "tests") for path in (REPO / "tests").rglob("test_*.py")}
+    assert packages - test_folders == set(), "packages without a test folder"
+    assert test_folders - packages == {Path(".")}, "test folders that mirror no package"
+    assert {path.name for path in (REPO / "tests").glob("test_*.py")} == {"test_layout.py", "test_gpu_check.py"}

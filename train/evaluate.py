@@ -51,7 +51,7 @@ from nsynth_core.cli import non_negative_float, positive
 from nsynth_core.data.nsynth import FAMILIES, read_examples_json, read_wav
 from nsynth_core.models.ddsp import DDSPDecoder
 from nsynth_core.explorer.decoding import decoding_for
-from nsynth_core.engine.fastgen import decode
+from nsynth_core.engine.fastgen import generate_fastest
 from nsynth_core.audio.metrics import (MOVING_SPREAD_CENTS, PITCH_FRAME_LENGTH, cents_error, f0_spread, median_f0,
                                        multiscale_stft_distance, retrieval_chance, retrieval_hits,
                                        sounding_stft_distance, timbre_descriptor)
@@ -154,8 +154,8 @@ def wavenet_reconstructions(model: WaveNetAutoencoder, audio: np.ndarray, pitche
         start = time.perf_counter()
         with tqdm(total=length, unit="sample", unit_scale=True,
                   desc=f"decoding {len(notes)} notes at temperature {temperature:g}") as bar:
-            reconstructions.append(decode(model, z, pitch, temperature=temperature, seed=seed, length=length,
-                                          progress=lambda done, _: bar.update(done - bar.n)))
+            reconstructions.append(generate_fastest(model, z, pitch, temperature=temperature, seed=seed,
+                                                    length=length, progress=lambda done, _: bar.update(done - bar.n)))
         seconds.append(time.perf_counter() - start)
     return reconstructions, total_nats / window.numel(), seconds, z
 

@@ -376,9 +376,9 @@ def fast_generate(model: WaveNetAutoencoder, z: torch.Tensor, pitch: torch.Tenso
     return mu_law_decode(codes.numpy()).astype(np.float32)
 
 
-def decode(model: WaveNetAutoencoder, z: torch.Tensor, pitch: torch.Tensor | None = None,
-           temperature: float = 1.0, seed: int | None = None, progress: ProgressCallback | None = None,
-           length: int | None = None, dtype: torch.dtype = torch.float32) -> np.ndarray:
+def generate_fastest(model: WaveNetAutoencoder, z: torch.Tensor, pitch: torch.Tensor | None = None,
+                     temperature: float = 1.0, seed: int | None = None, progress: ProgressCallback | None = None,
+                     length: int | None = None, dtype: torch.dtype = torch.float32) -> np.ndarray:
     """Audio [B, length] from Z [B, frames, latent]: the fast engine when possible, else `generate`. `dtype`
     torch.bfloat16 asks for the engine's bfloat16 products, used where the CPU has them (else float32)."""
     reason = unavailable_reason(model)

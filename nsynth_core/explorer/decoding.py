@@ -170,7 +170,7 @@ class WaveNetDecoding(Decoding):
 
     def _decode(self, z, pitch, length, temperature, seed, progress):
         frames = -(-length // self.model.config.hop_length)
-        return fastgen.decode(self.model, z[:, :frames].contiguous(), pitch=pitch, temperature=temperature,
+        return fastgen.generate_fastest(self.model, z[:, :frames].contiguous(), pitch=pitch, temperature=temperature,
                               seed=seed, progress=progress, length=length, dtype=self.dtype)
 
     def delay(self) -> str | None:

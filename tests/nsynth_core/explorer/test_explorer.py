@@ -21,7 +21,7 @@ from nsynth_core.explorer.notes import (ASSETS_DIR, MAX_SESSION_NOTES, EncodedNo
                                         bundled_notes, note_from_file, with_pitch)
 from nsynth_core.exports.files import export_zip
 from webapp.figures import FigureError, map_figure
-from app_helpers import write_tiny_checkpoints
+from tests.app_helpers import write_tiny_checkpoints
 
 SHORT = 1600  # 0.1 s: enough to exercise every path of the decoder
 
@@ -301,7 +301,7 @@ def test_pitch_conditioned_models_get_each_cells_pitch(tmp_path, small_assets):
 
     from nsynth_core.models.checkpoint import save_checkpoint
     from nsynth_core.models.wavenet import WaveNetAutoencoder
-    from app_helpers import TINY_WAVENET
+    from tests.app_helpers import TINY_WAVENET
 
     save_checkpoint(WaveNetAutoencoder(replace(TINY_WAVENET, pitch_classes=128)), tmp_path / "pitched")
     loaded = load_model(tmp_path / "pitched")

@@ -21,7 +21,7 @@ from nsynth_core.explorer.notes import EncodedNote, estimate_pitch, read_note, r
 from nsynth_core.exports.session_archive import load_notes, save_notes
 from webapp.encoding_queue import FairBatchQueue, Position, pitch_and_encode, prepared_notes
 from webapp.low_priority import compute_nice, thread_nice
-from app_helpers import write_tiny_checkpoints
+from tests.app_helpers import write_tiny_checkpoints
 
 
 class Recorder:

@@ -20,7 +20,7 @@ from train import evaluate
 from train.evaluate import (ORIGINAL, SPECTRAL, EvaluationError, choose_notes, load_notes, main, markdown_table,
                             wavenet_reconstructions, wavenet_row)
 from train.family_classifier import train_family_classifier
-from app_helpers import TINY_DDSP
+from tests.app_helpers import TINY_DDSP
 
 TINY_WAVENET = WaveNetConfig(encoder_channels=8, encoder_layers=2, encoder_cycle=2, residual_channels=8,
                              skip_channels=8, decoder_layers=2, decoder_cycle=2)

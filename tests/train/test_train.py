@@ -22,7 +22,7 @@ from train.train import TRAIN_CONFIGS, LossOf, build_model, training_batch
 from nsynth_core.data.nsynth import EncodedNoteDataset, NoteCropDataset, read_wav
 from nsynth_core.models.ddsp import DDSPDecoder, mel_loss
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TINY = ["--set", "encoder_layers=2", "--set", "decoder_layers=3", "--set", "residual_channels=16",
         "--set", "skip_channels=16", "--set", "encoder_channels=16", "--threads", "1"]
 

@@ -12,10 +12,10 @@ import librosa
 import numpy as np
 import pytest
 
-from app_helpers import running_app, write_tiny_checkpoints
-from browser_helpers import EMPTY_SPOT, OVERFLOWING
+from tests.app_helpers import running_app, write_tiny_checkpoints
+from tests.browser_helpers import EMPTY_SPOT, OVERFLOWING
 from nsynth_core.exports import example_grid
-from test_browser import CHROMIUM, CHROMIUM_ARGS, ERROR_BADGES, SCREENSHOTS_ENV, WAIT_MS, median_pitch
+from tests.browser_helpers import CHROMIUM, CHROMIUM_ARGS, ERROR_BADGES, SCREENSHOTS_ENV, WAIT_MS, median_pitch
 
 playwright = pytest.importorskip("playwright.sync_api")
 pytestmark = pytest.mark.skipif(shutil.which(CHROMIUM) is None, reason="needs Debian's chromium")

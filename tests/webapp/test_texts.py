@@ -4,7 +4,7 @@ note without a pitch."""
 import numpy as np
 import pytest
 
-from app_helpers import write_tiny_checkpoints
+from tests.app_helpers import write_tiny_checkpoints
 from nsynth_core.audio.core import NOTE_LENGTH
 from nsynth_core.explorer.explorer import Explorer
 from nsynth_core.explorer.loaded_models import load_model

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from app_helpers import write_tiny_checkpoints
+from tests.app_helpers import write_tiny_checkpoints
 from nsynth_core.explorer.loaded_models import encode_notes, encoding_precision, load_model, stacked_z
 from nsynth_core.explorer.notes import Note
 from webapp import teaching
@@ -133,7 +133,7 @@ def test_the_evaluation_table_is_read_when_present(tmp_path):
 
 def test_the_code_step_draws_the_notes_path_over_the_map_from_its_own_z(tmp_path):
     """Step 2's second figure: the walked note's frames placed one by one on the map of its WaveNet."""
-    from app_helpers import write_tiny_checkpoints
+    from tests.app_helpers import write_tiny_checkpoints
     from nsynth_core.explorer.explorer import Explorer
 
     wavenet_path, _, _ = write_tiny_checkpoints(tmp_path)

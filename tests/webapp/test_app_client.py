@@ -14,7 +14,7 @@ from gradio_client import handle_file
 from nsynth_core.audio.core import PLAYBACK_PEAK
 from nsynth_core.exports.files import PLAY_ALL_GAP
 from nsynth_core.explorer.interpolation import GRID_SIZES
-from app_helpers import REPO
+from tests.app_helpers import REPO
 
 FIRST_NOTES = ["bass_electronic_fluidr3_gm033-036-100", "brass_acoustic_fluidr3_gm056-055-100",
                "flute_acoustic_fluidr3_gm073-067-100"]

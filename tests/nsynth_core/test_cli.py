@@ -221,7 +221,7 @@ def test_cuda_without_a_gpu_is_a_clear_error(tmp_path, wavenet, capsys):
 
 
 def test_ddsp_decodes_and_reconstructs_from_the_wavenets_z(wavenet, checkpoint, tmp_path, capsys):
-    from app_helpers import TINY_DDSP
+    from tests.app_helpers import TINY_DDSP
     from nsynth_core.models.checkpoint import weights_fingerprint
     from nsynth_core.models.ddsp import DDSPDecoder
 

@@ -16,7 +16,7 @@ from starlette.middleware import Middleware
 from webapp import disk_space
 from nsynth_core.exports import files as exports
 from webapp.disk_space import DiskFullError, UploadRoomMiddleware, check_room, remove_partial_uploads
-from app_helpers import running_app, write_tiny_checkpoints
+from tests.app_helpers import running_app, write_tiny_checkpoints
 
 CORNERS = ["bass_electronic_fluidr3_gm033-036-100", "brass_acoustic_fluidr3_gm056-055-100"]
 

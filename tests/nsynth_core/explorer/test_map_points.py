@@ -14,7 +14,7 @@ from nsynth_core.explorer.loaded_models import encode_notes, load_model, stacked
 from nsynth_core.explorer.notes import ExplorerError
 from nsynth_core.explorer.interpolation import mix
 from nsynth_core.explorer.map_points import MAX_COORDINATE, NEIGHBOURS, MapPointError, neighbour_weights
-from app_helpers import write_tiny_checkpoints
+from tests.app_helpers import write_tiny_checkpoints
 
 SQUARE = np.array([[0.0, 0.0], [2.0, 0.0], [0.0, 2.0], [2.0, 2.0], [10.0, 10.0]])
 

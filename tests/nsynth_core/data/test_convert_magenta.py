@@ -13,7 +13,7 @@ from nsynth_core.models.checkpoint import load_checkpoint
 from nsynth_core.data.convert_magenta import convert, main
 from nsynth_core.data.tf_checkpoint import CheckpointFormatError, TFCheckpoint
 
-FIXTURE = Path(__file__).parent / "fixtures" / "magenta_ckpt" / "model.ckpt-7"
+FIXTURE = Path(__file__).resolve().parents[2] / "fixtures" / "magenta_ckpt" / "model.ckpt-7"
 HOP, CYCLE = 8, 2  # the fixture's model: 3 + 3 layers of dilations 1, 2, 1
 
 

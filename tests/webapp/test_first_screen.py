@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from app_helpers import built_page
+from tests.app_helpers import built_page
 from nsynth_core.audio.core import playback_pcm16
 from nsynth_core.explorer.loaded_models import load_model
 from webapp.explore_tab import ExploreTab

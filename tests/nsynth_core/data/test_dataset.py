@@ -11,7 +11,7 @@ from nsynth_core.data.nsynth import (QUALITIES, DatasetError, NoteCropDataset, p
                                  read_json_wav, read_tfrecord, read_tfrecord_at, tfrecord_offsets)
 from tests.fixtures.make_nsynth_fixtures import NOTES, encode_example
 
-FIXTURES = Path(__file__).parent / "fixtures" / "nsynth"
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "nsynth"
 JSON_WAV = FIXTURES / "jsonwav"
 TFRECORD = FIXTURES / "notes.tfrecord"
 

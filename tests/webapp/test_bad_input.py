@@ -37,10 +37,10 @@ from nsynth_core.explorer.loaded_models import load_model
 from nsynth_core.explorer.notes import ExplorerError, note_from_file
 from nsynth_core.explorer.interpolation import GRID_SIZES
 from nsynth_core.models.wavenet import WaveNetAutoencoder, WaveNetConfig
-from archive_bombs import write_deflate_bomb
+from tests.archive_bombs import write_deflate_bomb
 from webapp import texts
 from webapp.shared import OWN_PITCH
-from app_helpers import (REPO, add_broken_checkpoints, built_page, running_app, write_nan_weights,
+from tests.app_helpers import (REPO, add_broken_checkpoints, built_page, running_app, write_nan_weights,
                          write_tiny_checkpoints)
 
 MAX_UPLOAD_FILE_BYTES = 20 * 1024 * 1024  # the page's limit on each file (webapp/shared.py)

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from app_helpers import write_tiny_checkpoints
+from tests.app_helpers import write_tiny_checkpoints
 from nsynth_core.exports import example_grid
 from nsynth_core.explorer.explorer import Explorer
 from nsynth_core.explorer.loaded_models import encode_notes, load_model, stacked_z

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from app_helpers import running_app, write_tiny_checkpoints
-from browser_helpers import CHROMIUM, CHROMIUM_ARGS, EMPTY_SPOT, OVERFLOWING, downloaded_audio
+from tests.app_helpers import running_app, write_tiny_checkpoints
+from tests.browser_helpers import CHROMIUM, CHROMIUM_ARGS, EMPTY_SPOT, OVERFLOWING, downloaded_audio
 from nsynth_core.exports import example_grid
 from nsynth_core.explorer.notes import bundled_notes
 from nsynth_core.exports.files import PLAY_ALL_GAP

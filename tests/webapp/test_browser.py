@@ -10,13 +10,11 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from app_helpers import running_app, write_tiny_checkpoints
-from browser_helpers import ARM_CLICK_TIMER, CHROMIUM, CHROMIUM_ARGS, EMPTY_SPOT, downloaded_audio
+from tests.app_helpers import running_app, write_tiny_checkpoints
+from tests.browser_helpers import (ARM_CLICK_TIMER, CHROMIUM, CHROMIUM_ARGS, EMPTY_SPOT, ERROR_BADGES, SCREENSHOTS_ENV,
+                                   WAIT_MS, downloaded_audio, median_pitch)
 
-WAIT_MS = 120_000  # a busy 2-core machine; every wait ends as soon as its element appears
 AIM_MS = 2_000  # how long a pointer rests on a note for plotly's hover to find it before it aims again
-SCREENSHOTS_ENV = "NSYNTH_SCREENSHOTS"  # a folder for the walk-through's screenshots (else the test's tmp folder)
-ERROR_BADGES = ".toast-body.error, .error-container, .error-bubble"
 
 playwright = pytest.importorskip("playwright.sync_api")
 pytestmark = pytest.mark.skipif(shutil.which(CHROMIUM) is None, reason="needs Debian's chromium")
@@ -83,12 +81,6 @@ def click_first_example(page) -> str:
 
 def centre(box) -> tuple[float, float]:
     return box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
-
-
-def median_pitch(audio, rate):
-    f0, voiced, _ = librosa.pyin(audio, sr=rate, fmin=librosa.note_to_hz("C2"), fmax=librosa.note_to_hz("C7"),
-                                 frame_length=2048)
-    return float(np.median(librosa.hz_to_midi(f0[voiced])))
 
 
 def test_a_click_between_notes_plays_the_blend_there_at_the_chosen_pitch(page):

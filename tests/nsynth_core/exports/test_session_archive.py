@@ -10,7 +10,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from archive_bombs import npy_bytes, write_deflate_bomb, write_overlapping_bomb
+from tests.archive_bombs import npy_bytes, write_deflate_bomb, write_overlapping_bomb
 from nsynth_core.audio.core import NOTE_LENGTH, SAMPLE_RATE
 from nsynth_core.explorer.notes import MAX_SESSION_NOTES, ExplorerError, Note
 from nsynth_core.exports.session_archive import FIELDS, archive_budget, load_notes, save_notes

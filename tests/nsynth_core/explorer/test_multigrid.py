@@ -9,7 +9,7 @@ from nsynth_core.explorer.decoding import decoding_for
 from nsynth_core.explorer.interpolation import InterpolationError, grid_weights, mix
 from nsynth_core.explorer.multigrid import ONS_PITCHES, MultigridError, decode_multigrid
 from nsynth_core.models.wavenet import WaveNetAutoencoder
-from app_helpers import TINY_DDSP, TINY_WAVENET
+from tests.app_helpers import TINY_DDSP, TINY_WAVENET
 
 LENGTH = 2048  # 4 Z frames
 PITCHES = (24, 60, 84)
@@ -73,7 +73,7 @@ def test_the_explorer_decodes_four_corner_notes(tmp_path):
     from nsynth_core.explorer.explorer import Explorer
     from nsynth_core.explorer.loaded_models import load_model
     from nsynth_core.explorer.notes import ExplorerError
-    from app_helpers import write_tiny_checkpoints
+    from tests.app_helpers import write_tiny_checkpoints
 
     wavenet_path, _, ddsp_path = write_tiny_checkpoints(tmp_path)
     app = Explorer(tmp_path)

@@ -16,10 +16,10 @@ from nsynth_core.explorer.loaded_models import encode_notes, load_model
 from nsynth_core.explorer.notes import ASSETS_DIR, bundled_notes
 from nsynth_core.models.checkpoint import load_checkpoint, save_checkpoint, weights_fingerprint
 from nsynth_core.models.ddsp import DDSPConfig, DDSPDecoder, filtered_noise, harmonic_synth
-from app_helpers import TINY_DDSP, write_tiny_checkpoints
-from browser_helpers import CHROMIUM
-from synth_page import play_key, render_notes, synth_page
-from test_browser import median_pitch
+from tests.app_helpers import TINY_DDSP, write_tiny_checkpoints
+from tests.browser_helpers import CHROMIUM
+from tests.synth_page import play_key, render_notes, synth_page
+from tests.browser_helpers import median_pitch
 
 SHIPPED = ASSETS_DIR.parent / "checkpoints"
 EXPORTED = ASSETS_DIR / "ddsp_synth.bin"
@@ -73,6 +73,10 @@ def test_the_export_refuses_what_the_page_cannot_run(tmp_path):
                                   tmp_path / "own")
     with pytest.raises(browser_synth.BrowserSynthError, match="encoder of its own"):
         browser_synth.export_browser_synth(own_encoder, tmp_path / "out.bin")
+    for head in ({"f0_deviation_cents": 100.0}, {"gate_subframes": 16}):
+        moving = save_checkpoint(DDSPDecoder(DDSPConfig(**{**TINY_DDSP.__dict__, **head})), tmp_path / "moving")
+        with pytest.raises(browser_synth.BrowserSynthError, match="pitch-motion head or gates"):
+            browser_synth.export_browser_synth(moving, tmp_path / "out.bin")
     assert not (tmp_path / "out.bin").exists()
 
 

@@ -21,7 +21,7 @@ from nsynth_core.audio.core import mu_law_decode
 from nsynth_core.engine.generate import generate, sampling_uniforms
 from nsynth_core.models.wavenet import WaveNetAutoencoder, WaveNetConfig, steady_phase
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[3]
 TINY_SOURCE = 'extern "C" int tiny_answer() { return 42; }\n'  # compiles in about a second
 requires_build_tools = pytest.mark.skipif(
     shutil.which(os.environ.get("CXX", "c++")) is None or shutil.which("ninja") is None,
@@ -146,7 +146,7 @@ def test_decode_falls_back_to_the_reference_for_a_model_the_engine_cannot_run(ca
     model = random_model("cpu-small", decoder_layers=2, hop_length=32, residual_channels=24)
     z = torch.randn(2, 2, 16)
     with caplog.at_level(logging.WARNING, logger="nsynth_core.engine.fastgen"):
-        audio = fastgen.decode(model, z, seed=4)
+        audio = fastgen.generate_fastest(model, z, seed=4)
     assert "multiples of 16" in caplog.text
     np.testing.assert_array_equal(audio, generate(model, z, seed=4))
 
@@ -157,7 +157,7 @@ def test_decode_falls_back_to_the_reference_when_the_engine_cannot_be_built(capl
     model = random_model("cpu-small", decoder_layers=2, hop_length=32)
     z = torch.randn(1, 2, 16)
     with caplog.at_level(logging.WARNING, logger="nsynth_core.engine.fastgen"):
-        audio = fastgen.decode(model, z, seed=4)
+        audio = fastgen.generate_fastest(model, z, seed=4)
     assert "no compiler" in caplog.text
     np.testing.assert_array_equal(audio, generate(model, z, seed=4))
 
@@ -168,7 +168,7 @@ def test_a_bfloat16_decode_without_bfloat16_instructions_runs_in_float32_and_say
     model = random_model("cpu-small", decoder_layers=2, hop_length=32)
     z = torch.randn(2, 2, 16)
     with caplog.at_level(logging.WARNING, logger="nsynth_core.engine.fastgen"):
-        audio = fastgen.decode(model, z, seed=4, dtype=torch.bfloat16)
+        audio = fastgen.generate_fastest(model, z, seed=4, dtype=torch.bfloat16)
     assert "Decoding in float32: this CPU has no AVX512-BF16" in caplog.text
     np.testing.assert_array_equal(audio, generate(model, z, seed=4))
 
@@ -179,11 +179,11 @@ def test_bfloat16_decodes_are_deterministic_and_mostly_make_float32_choices():
         pytest.skip(f"No bfloat16 products here: {reason}")
     model = random_model("cpu-small", decoder_layers=3, hop_length=64)
     z = random_z(model, 2, 400)
-    greedy = {dtype: fastgen.decode(model, z, temperature=0.0, length=400, dtype=dtype)
+    greedy = {dtype: fastgen.generate_fastest(model, z, temperature=0.0, length=400, dtype=dtype)
               for dtype in (torch.float32, torch.bfloat16)}
     same = (greedy[torch.float32] == greedy[torch.bfloat16]).mean()
     assert same > 0.9  # greedy choices flip only where float32's two best classes are within the rounding
-    assert fastgen.decode(model, z, temperature=0.0, length=400, dtype=torch.bfloat16).tolist() == \
+    assert fastgen.generate_fastest(model, z, temperature=0.0, length=400, dtype=torch.bfloat16).tolist() == \
         greedy[torch.bfloat16].tolist()  # and deterministic
 
 
@@ -192,7 +192,7 @@ def test_decode_uses_the_fast_engine_when_it_can(caplog):
     model = random_model("cpu-small", decoder_layers=2, hop_length=32)
     z = torch.randn(2, 2, 16)
     with caplog.at_level(logging.WARNING, logger="nsynth_core.engine.fastgen"):
-        audio = fastgen.decode(model, z, seed=4)
+        audio = fastgen.generate_fastest(model, z, seed=4)
     assert caplog.text == ""
     np.testing.assert_array_equal(audio, generate(model, z, seed=4))
 
@@ -266,7 +266,7 @@ def decode_twice_in_a_fresh_process(extensions, start_first: bool, **env):
         + ("fastgen.start_build(); " if start_first else "") +
         "config = replace(WaveNetConfig.preset('cpu-small'), encoder_layers=2, decoder_layers=2, hop_length=32); "
         "model = WaveNetAutoencoder(config).eval(); z = torch.randn(1, 2, 16); "
-        "print(fastgen.decode(model, z, seed=1).shape, fastgen.decode(model, z, seed=1).shape, "
+        "print(fastgen.generate_fastest(model, z, seed=1).shape, fastgen.generate_fastest(model, z, seed=1).shape, "
         "fastgen.load_library() is not None)",
         TORCH_EXTENSIONS_DIR=str(extensions), **env)
 
@@ -354,14 +354,14 @@ def test_a_decode_during_a_slow_build_waits_a_bounded_time_then_says_why_once(mo
     z = torch.randn(1, 2, 16)
     with caplog.at_level(logging.WARNING, logger="nsynth_core.engine.fastgen"):
         fastgen.start_build()
-        during = [fastgen.decode(model, z, seed=4) for _ in range(2)]
+        during = [fastgen.generate_fastest(model, z, seed=4) for _ in range(2)]
         assert not release.is_set()
         assert caplog.text.count("Decoding waits for the C++ engine's build to finish") == 1
         assert caplog.text.count("the C++ engine's build has not finished after 0.3 s") == 1
         release.set()
         monkeypatch.setattr(fastgen, "BUILD_WAIT", 60)
         assert fastgen.load_library() is None and "the compiler went away" in fastgen.build_error()
-        after = [fastgen.decode(model, z, seed=4) for _ in range(2)]
+        after = [fastgen.generate_fastest(model, z, seed=4) for _ in range(2)]
     assert caplog.text.count("the compiler went away") == 1
     for audio in during + after:
         np.testing.assert_array_equal(audio, generate(model, z, seed=4))
