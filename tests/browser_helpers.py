@@ -83,7 +83,8 @@ def static_server(directory):
 
 # Every visible element that reaches past the window's right edge, or past the right edge of a box that clips it
 # (a keyboard cut by its box), unless it sits in a box that scrolls sideways; one line per element, empty when the
-# page fits. Gradio's own hidden measuring copies (.visually-hidden) are not seen by anyone and are skipped.
+# page fits. Gradio's own hidden measuring copies (.visually-hidden) are not seen by anyone and are skipped, and so
+# is what a plot clips to its axes with an SVG clip-path (the data beyond a zoomed-in range is drawn, never shown).
 OVERFLOWING = r"""() => {
   const width = document.documentElement.clientWidth;
   const name = (el) => el.tagName.toLowerCase() + (el.id ? '#' + el.id : '') +
@@ -95,7 +96,8 @@ OVERFLOWING = r"""() => {
     const box = el.getBoundingClientRect();
     if (box.width === 0 || box.height === 0) continue;
     const style = getComputedStyle(el);
-    if (style.visibility === 'hidden' || el.closest('.visually-hidden, .sr-only')) continue;
+    if (style.visibility === 'hidden' || el.closest('.visually-hidden, .sr-only, svg [clip-path]')) continue;
+    if (el instanceof SVGGElement) continue;  // a group draws nothing itself; what it holds is checked
     let right = width, ancestor = el.parentElement, inScroller = false;
     for (; ancestor && ancestor !== document.body; ancestor = ancestor.parentElement) {
       if (scrollsSideways(ancestor)) { inScroller = true; break; }

@@ -29,8 +29,8 @@ UPLOAD_LIMITS = (f"WAV, FLAC, OGG or MP3, up to {MAX_UPLOAD_FILE_MB} MB each, {M
                  "notes end in silence.")
 
 
-MAP_HEIGHT = 400  # px: with the header and the tabs above it, the current sound's player still fits a phone's screen
-MAP_TITLE = "Notes by sound: near points sound alike"
+MAP_HEIGHT = 360  # px: with the header and the two rows of tabs above it, the current sound's player still fits a phone's screen
+MAP_TITLE = "Near notes sound alike"  # short enough for a phone's title line
 FIRST_SOUND = ("**Hear an example first:** four bundled notes at the corners and the blends between them, "
                "decoded by DDSP. Then touch the map: a note plays as recorded, a place between notes plays the "
                "blend of the nearest three.")
@@ -92,8 +92,9 @@ def ring_current(figure: go.Figure, embedding_map, user_points, note_id) -> go.F
 def for_first_screen(figure: go.Figure) -> go.Figure:
     """The map sized to share the first screen with the current sound, on a laptop and below it on a phone: a
     one-line title (how the map is made is told in "How it works"), and a legend a projector's class can read."""
-    return figure.update_layout(height=MAP_HEIGHT, margin=dict(t=40), title=dict(text=MAP_TITLE),
-                                legend=dict(font=dict(size=14)))  # read from a projector's back row
+    # The axes have no units, so they go unnamed here: the room is the plot's, on a phone's first screen.
+    return figure.update_layout(height=MAP_HEIGHT, margin=dict(t=figures.title_bottom(0) + 8, b=10),
+                                title=figures.pinned_title(MAP_TITLE), xaxis_title=None, yaxis_title=None)
 
 
 class ExploreTab(Tab):

@@ -16,16 +16,44 @@ COLOR_BY = ("family", "pitch", "source")
 COLOR_BY_LABELS = {"family": "instrument family", "pitch": "pitch", "source": "sound bank (SoundFont)"}
 
 
+TITLE_SIZE = 17
+SUBTITLE_SIZE = 14  # legible on a projector at the back of a class
+TOOLBAR_HEIGHT = 32  # plotly's toolbar (zoom, pan, download) takes this band at the top right of a figure
+TITLE_LINE = 1.3 * TITLE_SIZE  # plotly spaces a title's lines by its font size, whatever size a line is written in
+BLEND_COLOURS = ("crimson", "darkorange", "royalblue", "seagreen")  # one per note blended into a played point
+
+
+def pinned_title(title: str, *lines: str) -> dict:
+    """A figure title over smaller lines that still read on a projector (plotly's <sub> is too small), pinned to
+    the figure's top edge so that a top margin taller than it keeps it clear of the plot and its tick labels."""
+    text = "<br>".join([title, *(f"<span style='font-size:{SUBTITLE_SIZE}px'>{line}</span>" for line in lines)])
+    return dict(text=text, font=dict(size=TITLE_SIZE), x=0.02, xanchor="left", y=1, yref="container",
+                yanchor="top", pad=dict(t=TOOLBAR_HEIGHT + len(lines) * TITLE_LINE / 2))  # plotly centres the
+    # lines of a title on where a single line would be
+
+
+def title_bottom(lines: int) -> float:
+    """How far below a figure's top edge a pinned title with `lines` lines under its first one ends."""
+    return TOOLBAR_HEIGHT + (1 + lines) * TITLE_LINE
+
+
 class FigureError(ValueError):
     """A figure asked for with options it does not have."""
+
+
+def family_colours(families) -> dict[str, str]:
+    """One colour per instrument family, the same on every map (11 families need more than 10 colours)."""
+    palette = plotly.colors.qualitative.Dark24
+    return {family: palette[index % len(palette)] for index, family in enumerate(sorted(set(families)))}
 
 
 def map_figure(embedding_map: EmbeddingMap, color_by: str = "family", user_points=(), cells=(),
                trajectory=None) -> go.Figure:
     """Plotly scatter of the map.
 
-    user_points: [(Note, xy)] shown as stars; cells: [(label, xy)] of a grid; trajectory: (name, [frames, 2]).
-    Each bundled and user point carries its note id in customdata, which a click reports back to the page.
+    user_points: [(Note, xy)] shown as stars in their guessed family's colour, each labelled with its name;
+    cells: [(label, xy)] of a grid; trajectory: (name, [frames, 2]). Each bundled and user point carries its note
+    id in customdata, which a click reports back to the page.
     """
     if color_by not in COLOR_BY:
         raise FigureError(f"Colour by one of {COLOR_BY}, not {color_by!r}.")
@@ -33,6 +61,7 @@ def map_figure(embedding_map: EmbeddingMap, color_by: str = "family", user_point
     hover = "<b>%{customdata[0]}</b><br>family: %{customdata[1]}<br>MIDI pitch: %{customdata[2]}<extra></extra>"
     labels = np.stack([embedding_map.names, embedding_map.families, embedding_map.pitches.astype(str)], axis=-1)
     x, y = embedding_map.positions.T
+    colours = family_colours([*embedding_map.families.tolist(), *(note.family for note, _ in user_points)])
     if color_by == "pitch":
         figure.add_trace(go.Scatter(
             x=x, y=y, mode="markers", name="examples", customdata=labels, hovertemplate=hover,
@@ -43,11 +72,13 @@ def map_figure(embedding_map: EmbeddingMap, color_by: str = "family", user_point
         for group in sorted(set(groups.tolist())):
             keep = groups == group
             figure.add_trace(go.Scatter(x=x[keep], y=y[keep], mode="markers", name=group, customdata=labels[keep],
-                                        hovertemplate=hover, marker=dict(size=10)))
+                                        hovertemplate=hover,
+                                        marker=dict(size=10, color=colours.get(group) if color_by == "family"
+                                                    else None)))
     if trajectory is not None:
-        name, path = trajectory
+        _, path = trajectory  # the legend says "its path" rather than the note's name, too long for a phone
         figure.add_trace(go.Scatter(
-            x=path[:, 0], y=path[:, 1], mode="lines+markers", name=f"{name} over time",
+            x=path[:, 0], y=path[:, 1], mode="lines+markers", name="its path over time",
             line=dict(color="rgba(60,60,60,0.5)"), hoverinfo="skip",
             marker=dict(size=5, color=np.arange(len(path)), colorscale="Plasma")))
         figure.add_trace(go.Scatter(
@@ -57,13 +88,15 @@ def map_figure(embedding_map: EmbeddingMap, color_by: str = "family", user_point
     if len(user_points):
         notes, xy = zip(*user_points)
         xy = np.asarray(xy)
-        # Named on hover only: names of notes placed close together would overlap. Ids stay in customdata for clicks.
+        # Labels alternate above and below, so two notes placed side by side keep both names readable.
         figure.add_trace(go.Scatter(
-            x=xy[:, 0], y=xy[:, 1], mode="markers", name="your notes",
-            text=[n.name for n in notes], hovertemplate="<b>%{text}</b><br>family, guessed from the nearest "
+            x=xy[:, 0], y=xy[:, 1], mode="markers+text", name="your notes", text=[n.name for n in notes],
+            textposition=["top center" if i % 2 == 0 else "bottom center" for i in range(len(notes))],
+            hovertemplate="<b>%{text}</b><br>family, guessed from the nearest "
             "examples: %{customdata[1]}<br>MIDI pitch: %{customdata[2]}<extra></extra>",
             customdata=[[n.id, n.family, "" if n.pitch is None else n.pitch] for n in notes],
-            marker=dict(size=16, symbol="star", color="black", line=dict(color="white", width=1))))
+            marker=dict(size=18, symbol="star", color=[colours[n.family] for n in notes],
+                        line=dict(color="black", width=2))))
     if len(cells):
         cell_labels, xy = zip(*cells)
         xy = np.asarray(xy)
@@ -71,14 +104,17 @@ def map_figure(embedding_map: EmbeddingMap, color_by: str = "family", user_point
             x=xy[:, 0], y=xy[:, 1], mode="markers", name="grid cells", text=list(cell_labels),
             hovertemplate="%{text}<extra></extra>",
             marker=dict(size=9, symbol="square", color="rgba(0,0,0,0)", line=dict(color="crimson", width=2))))
-    figure.update_layout(margin=dict(l=30, r=10, t=105, b=30), height=520, legend=dict(itemsizing="constant"),
-                         colorway=plotly.colors.qualitative.Dark24,  # 11 families need more than 10 colours
-                         xaxis=dict(showticklabels=False, title="map x"),
-                         yaxis=dict(showticklabels=False, title="map y"),
+    # No fixed width: the map takes its box's width, and its legend sits below it, where a phone has room.
+    figure.update_layout(autosize=True, height=620, margin=dict(l=30, r=20, t=title_bottom(3) + 8, b=30), font=dict(size=14),
+                         legend=dict(itemsizing="constant", orientation="h", x=0, xanchor="left", y=-0.04,
+                                     yanchor="top", font=dict(size=14)),
+                         xaxis=dict(showticklabels=False, title=dict(text="map x", font=dict(size=14))),
+                         yaxis=dict(showticklabels=False, title=dict(text="map y", font=dict(size=14))),
                          # Short lines: plotly does not wrap a title, and a phone's plot is 330 px wide.
-                         title=dict(text="Notes in the embedding space<br><sub>UMAP of Z averaged over time;<br>"
-                                         "each point is a 4 s note, near points<br>have similar codes (the axes "
-                                         "have no units)</sub>", font=dict(size=14)), clickmode="event")
+                         title=pinned_title("Notes in the embedding space", "UMAP of Z averaged over time;",
+                                            "each point is a 4 s note, near points",
+                                            "have similar codes (no units)"),
+                         clickmode="event")
     return figure
 
 
@@ -91,12 +127,16 @@ def message_figure(text: str) -> go.Figure:
 
 
 def mark_blend(figure: go.Figure, point, neighbours_xy: np.ndarray, labels: list[str]) -> go.Figure:
-    """Marks a played point of the map and a line to each neighbour blended into it, labelled with its share."""
+    """Marks a played point of the map and a line to each neighbour blended into it. Each share is named in the
+    legend, in its line's colour, rather than on the map, where neighbours close together would overlap."""
     x, y = point
-    for (nx, ny), label in zip(np.asarray(neighbours_xy), labels):
-        figure.add_trace(go.Scatter(x=[x, nx], y=[y, ny], mode="lines+text", text=["", label],
-                                    textposition="top center", hoverinfo="skip", showlegend=False,
-                                    line=dict(color="crimson", width=1, dash="dot")))
+    for index, ((nx, ny), label) in enumerate(zip(np.asarray(neighbours_xy), labels)):
+        colour = BLEND_COLOURS[index % len(BLEND_COLOURS)]
+        figure.add_trace(go.Scatter(x=[x, nx], y=[y, ny], mode="lines+markers", name=f"{label} of the blend",
+                                    legendgroup="blend", hoverinfo="skip", line=dict(color=colour, width=2,
+                                                                                     dash="dot"),
+                                    marker=dict(size=[0, 16], symbol="circle-open", color=colour,
+                                                line=dict(width=2))))
     figure.add_trace(go.Scatter(x=[x], y=[y], mode="markers", name="played point", hoverinfo="skip",
                                 marker=dict(size=14, symbol="x", color="crimson")))
     return figure
@@ -118,13 +158,17 @@ def add_rainbowgram(figure: go.Figure, audio: np.ndarray, row: int | None = None
 
 
 def rainbowgram_figure(audio: np.ndarray, title: str) -> go.Figure:
-    """A rainbowgram with its axes: time in seconds, pitch by octave, and what brightness and colour mean."""
+    """A rainbowgram with its axes: time in seconds, pitch by octave, and what brightness and colour mean.
+
+    The title is pinned to the top of the figure with room below it, so it never runs into the top octave's name.
+    """
     figure = go.Figure()
     figure.add_trace(go.Scatter(x=[0, len(audio) / SAMPLE_RATE], y=[0, 0], mode="markers", opacity=0,
                                 hoverinfo="skip", showlegend=False))  # the time axis spans the whole sound
     add_rainbowgram(figure, audio, pitch_axis=True)
     figure.update_xaxes(title="time (s)", range=[0, len(audio) / SAMPLE_RATE], showgrid=False)
-    figure.update_layout(title=dict(text=f"{title}<br><sub>brightness: loudness<br>colour: phase change "
-                                         "(steady = a clean partial)</sub>", x=0.02),
-                         height=340, margin=dict(l=45, r=10, t=80, b=45), plot_bgcolor="black")
+    figure.update_layout(title=pinned_title(title, "brightness: loudness", "colour: phase change",
+                                            "(steady = a clean partial)"),
+                         font=dict(size=14), height=400, margin=dict(l=50, r=20, t=title_bottom(3) + 18, b=50),
+                         plot_bgcolor="black")
     return figure

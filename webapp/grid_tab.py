@@ -19,6 +19,24 @@ from webapp.shared import (CORNERS, DECODERS, DEFAULT_DECODER, MAX_SIZE, OWN_PIT
                            chosen_pitch, decode_estimate, friendly, note_picker, writes_files)
 
 
+# The map is redrawn while the Grid tab hides it, and plotly then draws it at a default 700 px (it resizes on
+# window resizes only), which widens its column past a phone's screen: when a plot's box next changes size, as on
+# being shown, the drawing lets go of its width so that the box takes the column's, and plotly fits it to that.
+FIT_PLOTS_WHEN_SHOWN = """() => {
+  if (window.plotsFitWhenShown) return;
+  window.plotsFitWhenShown = new ResizeObserver((boxes) => {
+    for (const box of boxes) {
+      const plot = box.target.querySelector('.js-plotly-plot');
+      const drawing = plot && plot.querySelector('.svg-container');
+      if (!drawing || box.contentRect.width === 0 || !window.Plotly) continue;
+      drawing.style.width = '0px';
+      window.Plotly.Plots.resize(plot);
+    }
+  });
+  for (const plot of document.querySelectorAll('.js-plotly-plot')) window.plotsFitWhenShown.observe(plot.parentElement);
+}"""
+
+
 def grid_settings(shape, size):
     notes = 2 if shape.startswith("line") else 4
     cells = size if notes == 2 else size * size
@@ -59,7 +77,7 @@ class GridTab(Tab):
             example_cells = iter(self.grid_players(example.labels, example.mixes, example.cells, example_grid.SIZE))
             self.players = []
             for _ in range(MAX_SIZE):
-                with gr.Row():
+                with gr.Row(elem_classes="grid-cells"):  # a square grid of players at any width (phone.css)
                     self.players += [gr.Audio(**(shown or {"label": "Grid cell"}), visible=shown is not None,
                                               interactive=False, min_width=120)
                                      for shown in islice(example_cells, MAX_SIZE)]
@@ -75,7 +93,7 @@ class GridTab(Tab):
                             self.seconds, header.session, *header.model_paths, header.pitch_choice, header.octaves],
             [*self.players, self.all_cells, self.archive, header.grid_cells, self.made_by], api_name="grid",
             show_progress_on=self.made_by, **lanes.DECODE_EVENT).then(
-            explore.draw_map, explore.map_args, explore.map_plot)
+            explore.draw_map, explore.map_args, explore.map_plot).then(None, js=FIT_PLOTS_WHEN_SHOWN)
 
     @staticmethod
     def estimate(shape, size, decoder, seconds, *paths):

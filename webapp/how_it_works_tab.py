@@ -72,12 +72,14 @@ class HowItWorksTab(Tab):
         mix_outputs = [self.mix_plot, self.blend_player, self.mixed_by]
         # In order, so the first steps appear while the later ones compute.
         self.tab.select(self.show_sound, walk_note, [self.shown_note, self.sound_plot, self.original_player,
-                                                     self.quantised_player, self.walked_id]).then(
+                                                     self.quantised_player, self.walked_id, self.time_step]).then(
             self.show_code, [*walk_note, header.wavenet_path], [self.code_plot, self.path_plot]).then(
             self.show_decoder, step_inputs, [self.field_plot, self.distribution_plot]).then(
             self.show_mix, mix_inputs, mix_outputs).then(
             self.show_decoders, model_paths, self.decoders_table)
-        self.time_step.change(self.show_decoder, step_inputs, [self.field_plot, self.distribution_plot])
+        # On the visitor's moves only: the walk-through itself sets the step for each note and draws it in order.
+        self.time_step.input(self.show_decoder, step_inputs, [self.field_plot, self.distribution_plot],
+                             trigger_mode="always_last")
         gr.on([self.temperature.change, self.draw_seed.change], self.show_distribution, step_inputs,
               self.distribution_plot, trigger_mode="always_last")
         gr.on([self.partner.change, self.weight.change], self.show_mix, mix_inputs, mix_outputs,
@@ -103,7 +105,7 @@ class HowItWorksTab(Tab):
         shown = (f"Following **{note.label}** through the model (choose another note in the Explore tab, "
                  "then come back).")
         return [shown, teaching.sound_figure(note.audio), self.playable(note.audio),
-                self.playable(teaching.mu_law_round_trip(note.audio)), note.id]
+                self.playable(teaching.mu_law_round_trip(note.audio)), note.id, teaching.sounding_step(note.audio)]
 
     @friendly
     def show_code(self, selected, session, wavenet_path):
@@ -156,4 +158,8 @@ class HowItWorksTab(Tab):
         decoders = [(labels[kind], load_model(path)) for kind, path in checkpoint_paths(*paths).items() if path]
         return (f"**What each costs here** (measured on this machine):\n\n{teaching.cost_table(decoders)}\n\n"
                 f"**What each keeps** (`{teaching.EVALUATION_FILE}` next to the checkpoints):\n\n"
-                f"{teaching.evaluation_table(self.explorer.checkpoints_dir)}")
+                f"{teaching.evaluation_table(self.explorer.checkpoints_dir, self.offered_checkpoints())}")
+
+    def offered_checkpoints(self) -> set[str]:
+        """The checkpoint names the model pickers offer now."""
+        return {name for found in self.explorer.checkpoints().values() for name, _ in found}

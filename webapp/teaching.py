@@ -5,8 +5,10 @@
 few seconds on a 2-core CPU: the decoder's prediction runs on one receptive field of audio, not on the note.
 """
 
+import re
 from pathlib import Path
 
+import librosa
 import numpy as np
 import plotly.graph_objects as go
 import torch
@@ -17,15 +19,17 @@ from nsynth_core.explorer.loaded_models import LoadedModel, encode_notes, pitch_
 from nsynth_core.explorer.lru_cache import LRUCache
 from nsynth_core.explorer.notes import ExplorerError, Note, audio_digest
 from nsynth_core.audio.core import MU, NOTE_LENGTH, SAMPLE_RATE, mu_law_decode, mu_law_encode
-from webapp.figures import add_rainbowgram
+from webapp.figures import add_rainbowgram, pinned_title, title_bottom
 from nsynth_core.engine.generate import sample_logits, sampling_uniforms
 from nsynth_core.models.wavenet import fundamental_phase
 
 EVALUATION_FILE = "evaluation.md"
+CHECKPOINT_IN_ROW = re.compile(r"^\| [^|(]*\(([^,()|]+),")  # an evaluation row's checkpoint: "| DDSP ... (name, ..."
 ZOOM_MS = 10.0  # the waveform opens on this much audio around its loudest sample: enough to see the 8-bit steps
 LOGITS_CACHE_SIZE = 64  # teacher-forced predictions ([256] each) kept, so moving the temperature recomputes nothing
 FIGURE_HEIGHT = 440  # fits under a step's paragraph on a 1280 x 720 screen
 FONT = dict(size=15)
+SUBPLOT_TITLE_ROOM = 46  # between the pinned title and the top subplots, for their own titles
 Z_COLORS = dict(colorscale="RdBu_r", zmid=0)  # red above zero, blue below: the sign of a code reads at a glance
 
 STEPS = (
@@ -59,9 +63,11 @@ STEPS = (
 _logits = LRUCache(LOGITS_CACHE_SIZE)
 
 
-def _layout(figure: go.Figure, title: str, height: int = FIGURE_HEIGHT) -> go.Figure:
-    figure.update_layout(title=dict(text=title, font=dict(size=17)), font=FONT, height=height,
-                         margin=dict(l=60, r=20, t=60, b=50), legend=dict(orientation="h", y=-0.15))
+def _layout(figure: go.Figure, title: str, *lines: str, height: int = FIGURE_HEIGHT) -> go.Figure:
+    """Short titles (a phone's figure is about 350 px wide and plotly does not wrap them), the legend below."""
+    figure.update_layout(title=pinned_title(title, *lines), font=FONT, height=height,
+                         margin=dict(l=60, r=20, t=title_bottom(len(lines)) + SUBPLOT_TITLE_ROOM, b=50),
+                         legend=dict(orientation="h", y=-0.15))
     return figure
 
 
@@ -76,9 +82,8 @@ def sound_figure(audio: np.ndarray) -> go.Figure:
     """The waveform with its 8-bit version (left, zoomable) and the companding curve with the note's range
     marked (right)."""
     quantised = mu_law_round_trip(audio)
-    figure = make_subplots(1, 2, column_widths=[0.65, 0.35], horizontal_spacing=0.1,
-                           subplot_titles=("The waveform (drag to zoom, double-click to see it all)",
-                                           "The mu-law curve: 256 levels"))
+    figure = make_subplots(2, 1, row_heights=[0.55, 0.45], vertical_spacing=0.2,
+                           subplot_titles=("The waveform (drag to zoom)", "The mu-law curve: 256 levels"))
     ms_per_sample = 1000 / SAMPLE_RATE
     figure.add_trace(go.Scatter(y=audio, x0=0, dx=ms_per_sample, name="original", line=dict(width=2),
                                 hovertemplate="%{x:.2f} ms: %{y:.4f}<extra>original</extra>"), 1, 1)
@@ -90,13 +95,13 @@ def sound_figure(audio: np.ndarray) -> go.Figure:
 
     amplitude = np.linspace(-1, 1, 4001, dtype=np.float32)
     figure.add_trace(go.Scatter(x=amplitude, y=mu_law_encode(amplitude), name="mu-law level", line_shape="hv",
-                                hovertemplate="amplitude %{x:.4f} → level %{y}<extra></extra>"), 1, 2)
+                                hovertemplate="amplitude %{x:.4f} → level %{y}<extra></extra>"), 2, 1)
     peak = float(np.max(np.abs(audio)))
-    figure.add_vrect(x0=-peak, x1=peak, fillcolor="gold", opacity=0.25, line_width=0, row=1, col=2,
-                     annotation_text="this note", annotation_position="top left")
-    figure.update_xaxes(title="amplitude", row=1, col=2)
-    figure.update_yaxes(title=f"level (code, mu = {MU})", row=1, col=2)
-    return _layout(figure, "Sound as numbers")
+    figure.add_vrect(x0=-peak, x1=peak, fillcolor="gold", opacity=0.25, line_width=0, row=2, col=1,
+                     annotation_text="this note", annotation_position="bottom left")
+    figure.update_xaxes(title="amplitude", row=2, col=1)
+    figure.update_yaxes(title=f"level (mu = {MU})", row=2, col=1)
+    return _layout(figure, "Sound as numbers", height=FIGURE_HEIGHT + 200)
 
 
 # --- 2. the encoder's code ---------------------------------------------------------------------------------------
@@ -116,8 +121,7 @@ def code_figure(wavenet: LoadedModel, note: Note) -> go.Figure:
     figure = make_subplots(2, 2, column_widths=[0.92, 0.08], row_heights=[0.45, 0.55], shared_xaxes="columns",
                            horizontal_spacing=0.03, vertical_spacing=0.1,
                            specs=[[{}, None], [{}, {}]],
-                           subplot_titles=("Rainbowgram (brightness: loudness, colour: phase change)",
-                                           "Z: 16 channels, one frame per 32 ms", "average"))
+                           subplot_titles=("Rainbowgram", "Z: 16 channels", "mean"))
     add_rainbowgram(figure, note.audio, 1, 1)
     figure.add_trace(_z_heatmap(z, wavenet.model.config.hop_length, "Z", limit, showscale=True), 2, 1)
     average = z.mean(axis=0)
@@ -126,11 +130,20 @@ def code_figure(wavenet: LoadedModel, note: Note) -> go.Figure:
                                 hovertemplate="channel %{y}: %{z:.3f}<extra>time average</extra>"), 2, 2)
     figure.update_yaxes(title="channel", row=2, col=1)
     figure.update_yaxes(showticklabels=False, row=2, col=2)
+    figure.update_xaxes(showticklabels=False, row=2, col=2)
     figure.update_xaxes(title="time (s)", row=2, col=1)
-    return _layout(figure, f"The encoder's code of {note.name}", height=FIGURE_HEIGHT + 80)
+    return _layout(figure, "The encoder's code", note.name, "one frame of Z per 32 ms",
+                   height=FIGURE_HEIGHT + 120)
 
 
 # --- 3. the decoder, one sample at a time ------------------------------------------------------------------------
+
+def sounding_step(audio: np.ndarray, frame: int = 512) -> int:
+    """A sample to predict where the note sounds: the middle of its loudest frame. A fixed time would land in the
+    silence after a short pluck, where the decoder is sure of silence and there is nothing to see."""
+    loudness = librosa.feature.rms(y=audio, frame_length=frame, hop_length=frame, center=False)[0]
+    return int(np.argmax(loudness)) * frame + frame // 2
+
 
 def decoder_stack(model) -> list[tuple[str, int, int]]:
     """(layer, dilation, how many samples back its output reaches) of each causal convolution, bottom up, read
@@ -155,9 +168,8 @@ def receptive_field_figure(wavenet: LoadedModel, note: Note, step: int) -> go.Fi
     stack = decoder_stack(wavenet.model)
     field = drawn_receptive_field(wavenet.model)
     newest, oldest = step - 1, step - field  # the prediction of `step` sees samples oldest..newest
-    figure = make_subplots(2, 1, shared_xaxes=True, row_heights=[0.55, 0.45], vertical_spacing=0.08,
-                           subplot_titles=("What each layer's output can see (gaps double layer by layer)",
-                                           f"The note: predicting sample {step} from the {field} before it"))
+    figure = make_subplots(2, 1, shared_xaxes=True, row_heights=[0.55, 0.45], vertical_spacing=0.16,
+                           subplot_titles=("What each layer sees", f"The note up to sample {step}"))
     names = [name for name, _, _ in stack]
     figure.add_trace(go.Bar(y=names, x=[reach for _, _, reach in stack], base=[newest - reach for *_, reach in stack],
                             orientation="h", marker_color="steelblue", name="reach",
@@ -176,7 +188,7 @@ def receptive_field_figure(wavenet: LoadedModel, note: Note, step: int) -> go.Fi
     figure.update_yaxes(autorange="reversed", row=1, col=1)  # the output layer at the top
     figure.update_xaxes(title="sample", row=2, col=1)
     seconds = field / SAMPLE_RATE
-    return _layout(figure, f"Receptive field: {field} samples ({1000 * seconds:.0f} ms)",
+    return _layout(figure, "Receptive field", f"{field} samples ({1000 * seconds:.0f} ms) before sample {step}",
                    height=FIGURE_HEIGHT + 20 + 12 * len(stack))
 
 
@@ -237,18 +249,19 @@ def distribution_figure(wavenet: LoadedModel, note: Note, step: int, temperature
     colours = np.where(levels == drawn, "crimson", "steelblue")
     figure = go.Figure(go.Bar(x=levels, y=probabilities, marker_color=colours, name="chance",
                               hovertemplate="level %{x}: %{y:.3f}<extra></extra>"))
-    figure.add_vline(x=true_level, line_dash="dash", line_color="black",
-                     annotation_text=f"true level {true_level}", annotation_position="top right")
-    figure.add_annotation(x=drawn, y=float(probabilities[drawn + 128]), text=f"drawn: {drawn}", showarrow=True,
-                          arrowhead=2, ax=-60, ay=-25, font=dict(color="crimson"))
     # Open on the levels that have a real chance (double-click shows all 256).
     likely = levels[probabilities > 1e-3]
     shown = [min(likely.min(), true_level, drawn) - 8, max(likely.max(), true_level, drawn) + 8]
+    middle = sum(shown) / 2  # each label reads towards the middle, so neither runs off the figure's edge
+    figure.add_vline(x=true_level, line_dash="dash", line_color="black", annotation_text=f"true level {true_level}",
+                     annotation_position="top left" if true_level > middle else "top right")
+    figure.add_annotation(x=drawn, y=float(probabilities[drawn + 128]), text=f"drawn: {drawn}", showarrow=True,
+                          arrowhead=2, ax=-60 if drawn > middle else 60, ay=-25, font=dict(color="crimson"))
     figure.update_xaxes(range=shown)
     figure.update_xaxes(title="mu-law level of sample " + str(step))
     figure.update_yaxes(title="chance", rangemode="tozero")
-    return _layout(figure, f"The decoder's guess at temperature {temperature:g}: "
-                           f"uncertainty {entropy_bits(probabilities):.2f} bits of 8, seed {seed}")
+    return _layout(figure, "The decoder's guess", f"temperature {temperature:g}, seed {seed}",
+                   f"uncertainty {entropy_bits(probabilities):.2f} bits of 8")
 
 
 # --- 4. mixing codes ---------------------------------------------------------------------------------------------
@@ -273,15 +286,16 @@ def mixing_figure(wavenet: LoadedModel, grid: Grid, blend_audio: np.ndarray, dec
     codes = stacked_z(encode_notes(wavenet, grid.corners))
     blend = blend_code(wavenet, grid)
     limit = float(np.abs(codes).max()) or 1.0
-    rows = [(f"Z of {first.name}", codes[0]), (f"blend at weight {weight:g}", blend), (f"Z of {second.name}", codes[1])]
+    rows = [("Z of the first note", codes[0]), (f"blend at weight {weight:g}", blend),
+            ("Z of the second note", codes[1])]
     figure = make_subplots(4, 1, shared_xaxes=True, vertical_spacing=0.06,
-                           subplot_titles=[title for title, _ in rows] + [f"the blend decoded by {decoder_label}"])
+                           subplot_titles=[title for title, _ in rows] + [f"the blend decoded ({decoder_label})"])
     for row, (title, z) in enumerate(rows, start=1):
         figure.add_trace(_z_heatmap(z, wavenet.model.config.hop_length, title, limit, showscale=row == 1), row, 1)
         figure.update_yaxes(title="channel", row=row, col=1)
     add_rainbowgram(figure, blend_audio, 4, 1)
     figure.update_xaxes(title="time (s)", row=4, col=1)
-    return _layout(figure, "Mixing codes", height=FIGURE_HEIGHT + 260)
+    return _layout(figure, "Mixing codes", f"1: {first.name}", f"2: {second.name}", height=FIGURE_HEIGHT + 300)
 
 
 # --- 5. three decoders side by side ------------------------------------------------------------------------------
@@ -296,9 +310,12 @@ def cost_table(decoders: list[tuple[str, LoadedModel]]) -> str:
     return "\n".join(lines)
 
 
-def evaluation_table(checkpoints_dir) -> str:
-    """The table of the evaluation written next to the checkpoints, or a sentence saying there is none."""
+def evaluation_table(checkpoints_dir, offered: set[str]) -> str:
+    """The table of the evaluation written next to the checkpoints, or a sentence saying there is none. A row that
+    names a checkpoint, "DDSP reconstruction (name, ...)", is kept only if the model pickers offer that name."""
     path = Path(checkpoints_dir) / EVALUATION_FILE
     if not path.is_file():
         return f"No evaluation has been written next to these checkpoints (`{EVALUATION_FILE}`)."
-    return "\n".join(line for line in path.read_text().splitlines() if line.startswith("|"))
+    rows = [line for line in path.read_text().splitlines() if line.startswith("|")]
+    return "\n".join(row for row in rows if (named := CHECKPOINT_IN_ROW.search(row)) is None
+                     or named.group(1) in offered)

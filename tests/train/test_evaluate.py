@@ -121,7 +121,7 @@ def test_writes_a_table_of_original_wavenet_per_temperature_and_spectral_rows(se
 def test_ddsp_rows_alone_need_only_the_wavenet_encoder(setup, tmp_path, monkeypatch):
     """No temperatures and no spectral checkpoint: the originals and the DDSP rows, the WaveNet never decoding."""
     decoded = []
-    monkeypatch.setattr(evaluate, "decode", lambda *args, **kwargs: decoded.append(args))
+    monkeypatch.setattr(evaluate, "generate_fastest", lambda *args, **kwargs: decoded.append(args))
     out = tmp_path / "ddsp-only.md"
     argv = arguments(setup, out, temperatures=())
     spectral_at = argv.index("--spectral")

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from tests.app_helpers import write_tiny_checkpoints
+from nsynth_core.explorer.explorer import Explorer
 from nsynth_core.explorer.loaded_models import encode_notes, encoding_precision, load_model, stacked_z
 from nsynth_core.explorer.notes import Note
 from webapp import teaching
@@ -126,18 +127,68 @@ def test_the_cost_table_reports_each_decoders_estimate(models):
 
 
 def test_the_evaluation_table_is_read_when_present(tmp_path):
-    assert "No evaluation" in teaching.evaluation_table(tmp_path)
+    assert "No evaluation" in teaching.evaluation_table(tmp_path, set())
     (tmp_path / "evaluation.md").write_text("| Audio | Pitch |\n|---|---:|\n| Original | 99.0 |\n\nNotes below.\n")
-    assert teaching.evaluation_table(tmp_path) == "| Audio | Pitch |\n|---|---:|\n| Original | 99.0 |"
+    assert teaching.evaluation_table(tmp_path, set()) == "| Audio | Pitch |\n|---|---:|\n| Original | 99.0 |"
 
 
 def test_the_code_step_draws_the_notes_path_over_the_map_from_its_own_z(tmp_path):
     """Step 2's second figure: the walked note's frames placed one by one on the map of its WaveNet."""
-    from tests.app_helpers import write_tiny_checkpoints
-    from nsynth_core.explorer.explorer import Explorer
-
     wavenet_path, _, _ = write_tiny_checkpoints(tmp_path)
     app = Explorer(tmp_path)
     wavenet, note = load_model(wavenet_path), next(iter(app.bundled.values()))
     path = app.trajectory(wavenet, note)
     assert path.shape == (len(encode_notes(wavenet, [note])[0].z), 2)
+
+
+def test_step_5_lists_only_the_checkpoints_the_pickers_offer(tmp_path):
+    """The shipped evaluation also measured DDSP checkpoints that are not shipped: the walk-through lists the
+    rows of the checkpoints on offer, and every row that names none."""
+    from webapp.how_it_works_tab import HowItWorksTab
+    write_tiny_checkpoints(tmp_path)
+    rows = ["| Audio | Pitch |", "|---|---:|", "| Original audio | 99.0 |", "| WaveNet reconstruction, temperature 1 | 49.0 |",
+            "| DDSP reconstruction (tiny-ddsp, the WaveNet's Z) | 100.0 |",
+            "| DDSP reconstruction (ddsp-28828, the WaveNet's Z) | 100.0 |"]
+    (tmp_path / "evaluation.md").write_text("\n".join(rows) + "\n\nNotes below.\n")
+    tab = HowItWorksTab(Explorer(tmp_path))
+    offered = tab.offered_checkpoints()
+    assert {name for found in tab.explorer.checkpoints().values() for name, _ in found} == offered
+    assert "tiny-ddsp" in offered and "ddsp-28828" not in offered
+    listed = tab.show_decoders(*(path for found in tab.explorer.checkpoints().values() for _, path in found[:1]))
+    assert "\n".join(rows[:5]) in listed and "ddsp-28828" not in listed
+
+
+def test_the_default_time_step_of_a_short_pluck_is_where_it_sounds(tmp_path):
+    """On a 0.3 s pluck a step half a second in is silence, where the decoder is sure and there is nothing to see:
+    the walk-through sets its step, for each note it follows, inside the note's loudest stretch."""
+    from webapp.how_it_works_tab import HowItWorksTab
+    t = np.arange(NOTE_LENGTH) / 16000
+    pluck = (0.5 * np.sin(2 * np.pi * 330 * t) * np.exp(-t / 0.05) * (t < 0.3)).astype(np.float32)
+    note = Note(id="pluck", name="pluck", audio=pluck, pitch=64)
+    write_tiny_checkpoints(tmp_path)
+    *_, step = HowItWorksTab(Explorer(tmp_path)).show_sound("pluck", {"pluck": note})
+    assert step == teaching.sounding_step(pluck)
+    assert np.abs(pluck[step - 256: step + 256]).max() > 0.5 * np.abs(pluck).max()
+
+
+def test_the_walk_throughs_titles_fit_a_phone_and_never_overlap(models, notes):
+    """At a phone's width each title line fits the figure, the subplot titles keep clear of each other and of the
+    title, which sits below plotly's toolbar; and all text is at least 14 px, legible on a projector."""
+    from tests.figure_boxes import (PHONE_PLOT_WIDTH, annotation_boxes, font_size, overlapping, text_width, title_lines,
+                              title_span)
+    from webapp.figures import TOOLBAR_HEIGHT
+    wavenet, _, _ = models
+    figures = [teaching.sound_figure(notes[0].audio), teaching.code_figure(wavenet, notes[0]),
+               teaching.receptive_field_figure(wavenet, notes[0], 3000),
+               teaching.distribution_figure(wavenet, notes[0], 3000, 1.0, 0),
+               teaching.mixing_figure(wavenet, teaching.blend_grid(*notes, 0.5), notes[0].audio, "DDSP")]
+    for figure in figures:
+        top, bottom = title_span(figure)
+        assert round(top) >= TOOLBAR_HEIGHT and figure.layout.title.yanchor == "top"
+        for text, size in title_lines(figure):
+            assert size >= 14 and text_width(text, size) <= PHONE_PLOT_WIDTH - 10, text
+        boxes = annotation_boxes(figure)
+        assert not overlapping(boxes), overlapping(boxes)
+        for text, left, top, right, _ in boxes:
+            assert 0 <= left and right <= PHONE_PLOT_WIDTH and top >= bottom, text
+        assert font_size(None, figure.layout) >= 14

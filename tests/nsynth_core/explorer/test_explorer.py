@@ -269,11 +269,11 @@ def test_map_places_user_notes_grids_and_trajectories(checkpoints, small_assets,
     figure = map_figure(embedding_map, "family", user_points=[(note, placed[0])],
                         cells=list(zip(grid.labels, cells)), trajectory=(note.name, path))
     names = [trace.name for trace in figure.data]
-    assert {"low", "high", "your notes", "grid cells", f"{note.name} over time"} <= set(names)
+    assert {"low", "high", "your notes", "grid cells", "its path over time"} <= set(names)
     clickable_ids = {row[0] for trace in figure.data if trace.customdata is not None for row in trace.customdata}
     assert clickable_ids == set(app.bundled) | {note.id}
     mine = next(trace for trace in figure.data if trace.name == "your notes")
-    assert mine.mode == "markers" and mine.text == (note.name,)  # named on hover: close notes' names never overlap
+    assert mine.text == (note.name,)
     ends = next(trace for trace in figure.data if trace.text == ("start", "end"))
     assert (ends.x[0], ends.y[0]) == tuple(path[0]) and (ends.x[1], ends.y[1]) == tuple(path[-1])
     assert figure.layout.xaxis.title.text == "map x" and "each point is a 4 s note" in figure.layout.title.text
