@@ -133,12 +133,11 @@ def visit(client: Client, url: str, tone: Path, corners: list[str], seconds: flo
     timings["encode"] = time.perf_counter() - start
 
     start = time.perf_counter()
-    (*players, _, archive, _), timings["grid queue"] = followed(client.submit(  # _: the play-all track
+    (cells, _, archive, _), timings["grid queue"] = followed(client.submit(  # _: the play-all track
         picker["value"], *corners, "grid (4 notes)", 2, "bilinear", decoder, 1.0, seconds, api_name="/grid"))
     timings["grid"] = time.perf_counter() - start
-    played = [player["value"] for player in players if player.get("visible")]
-    if len(played) != 4 or not Path(archive).is_file():
-        raise RuntimeError(f"the grid came back with {len(played)} cells instead of 4")
+    if len(cells) != 4 or not Path(archive).is_file():
+        raise RuntimeError(f"the grid came back with {len(cells)} cells instead of 4")
     return timings
 
 

@@ -1,6 +1,7 @@
 """The Grid tab: a grid (or a line) of sounds mixed between corner notes, decoded, placed on the map and handed
 out as one zip; it opens on the ready example grid."""
 
+from dataclasses import dataclass
 from itertools import islice
 
 import gradio as gr
@@ -8,7 +9,7 @@ import numpy as np
 
 from nsynth_core.audio.core import SAMPLE_RATE, playback_pcm16
 from nsynth_core.explorer.explorer import Explorer
-from nsynth_core.explorer.grids import grid_size, make_grid
+from nsynth_core.explorer.grids import Grid, grid_size, make_grid
 from nsynth_core.explorer.loaded_models import load_model
 from nsynth_core.explorer.notes import ExplorerError
 from nsynth_core.explorer.interpolation import GRID_SIZES
@@ -16,7 +17,7 @@ from nsynth_core.exports import example_grid
 from nsynth_core.exports import files as exports
 from webapp import lanes
 from webapp.shared import (CORNERS, DECODERS, DEFAULT_DECODER, MAX_SIZE, OWN_PITCH, Tab, checkpoint_paths,
-                           chosen_pitch, decode_estimate, friendly, note_picker, writes_files)
+                           chosen_pitch, decode_estimate, default_checkpoint, friendly, note_picker, writes_files)
 
 
 # The map is redrawn while the Grid tab hides it, and plotly then draws it at a default 700 px (it resizes on
@@ -35,6 +36,19 @@ FIT_PLOTS_WHEN_SHOWN = """() => {
   });
   for (const plot of document.querySelectorAll('.js-plotly-plot')) window.plotsFitWhenShown.observe(plot.parentElement);
 }"""
+
+
+@dataclass
+class MadeGrid:
+    grid: Grid
+    size: int
+    pcm: np.ndarray  # [cells, samples] at the players' level
+    cell_files: list[str]  # each cell's sound, row by row
+    play_all: dict  # the play-all track: its file and label
+    archive: str  # every cell with its Z, zipped
+    places: list  # (label, xy) of each cell on the map; empty without a WaveNet
+    decoder: str  # which decoder made the sounds, and its checkpoint
+    checkpoint: str
 
 
 def grid_settings(shape, size):
@@ -74,7 +88,8 @@ class GridTab(Tab):
             self.generate_button = gr.Button("Generate grid", variant="primary")
             self.made_by = gr.Markdown(example_grid.DESCRIPTION, label="Decoded by")
             self.all_cells = gr.Audio(**header.example_track, interactive=False, elem_id="play-all")
-            example_cells = iter(self.grid_players(example.labels, example.mixes, example.cells, example_grid.SIZE))
+            example_cells = iter(self.grid_players(example.labels, example.mixes,
+                                                   self.player_files(list(example.cells)), example_grid.SIZE))
             self.players = []
             for _ in range(MAX_SIZE):
                 with gr.Row(elem_classes="grid-cells"):  # a square grid of players at any width (phone.css)
@@ -82,6 +97,11 @@ class GridTab(Tab):
                                               interactive=False, min_width=120)
                                      for shown in islice(example_cells, MAX_SIZE)]
             self.archive = gr.File(label="Download every cell (wav + Z as .npy)")
+            self.script_button = gr.Button(visible=False)
+            self.script_cells = gr.Files(label="cells", visible=False)
+            self.script_play_all = gr.File(label="play_all", visible=False)
+            self.script_archive = gr.File(label="zip", visible=False)
+            self.script_decoded_by = gr.Textbox(label="decoded_by", visible=False)
         self.estimate_inputs = [self.shape, self.size, self.decoder, self.seconds, *header.model_paths]
 
     def wire(self, header, explore) -> None:
@@ -91,9 +111,15 @@ class GridTab(Tab):
         self.generate_button.click(
             self.run_grid, [*self.corners, self.shape, self.size, self.rule, self.decoder, self.temperature,
                             self.seconds, header.session, *header.model_paths, header.pitch_choice, header.octaves],
-            [*self.players, self.all_cells, self.archive, header.grid_cells, self.made_by], api_name="grid",
+            [*self.players, self.all_cells, self.archive, header.grid_cells, self.made_by], api_name="show_grid",
             show_progress_on=self.made_by, **lanes.DECODE_EVENT).then(
             explore.draw_map, explore.map_args, explore.map_plot).then(None, js=FIT_PLOTS_WHEN_SHOWN)
+        # For scripts: named settings in, the grid's sounds out as one list (never pressed on the page).
+        self.script_button.click(
+            self.grid_for_scripts, [*self.corners, self.shape, self.size, self.rule, self.decoder, self.temperature,
+                                    self.seconds, header.session],
+            [self.script_cells, self.script_play_all, self.script_archive, self.script_decoded_by,
+             header.grid_cells], api_name="grid", **lanes.DECODE_EVENT)
 
     @staticmethod
     def estimate(shape, size, decoder, seconds, *paths):
@@ -104,11 +130,36 @@ class GridTab(Tab):
     @lanes.in_lane(heavy_when=lanes.decodes_with_wavenet)
     def run_grid(self, a, b, c, d, shape, size, rule, decoder, temperature, seconds, session, wavenet_path,
                  spectral_path, ddsp_path, pitch=OWN_PITCH, octaves=0, progress=gr.Progress()):
+        """The page's grid: every cell player updated, the play-all track, the zip, the cells' places for the
+        map and who decoded it."""
+        made = self.make_grid([a, b, c, d], shape, size, rule, decoder, temperature, seconds, session,
+                              checkpoint_paths(wavenet_path, spectral_path, ddsp_path), pitch, octaves, progress)
+        players = [gr.update(**shown, visible=True) if shown else gr.update(value=None, visible=False)
+                   for shown in self.grid_players(made.grid.labels, made.grid.mixes(), made.cell_files, made.size)]
+        return [*players, gr.update(**made.play_all), made.archive, made.places,
+                f"Decoded by the **{made.decoder}** decoder (`{made.checkpoint}`)."]
+
+    @friendly
+    @writes_files
+    @lanes.in_lane(heavy_when=lanes.decodes_with_wavenet)
+    def grid_for_scripts(self, a: str, b: str, c: str | None, d: str | None, shape: str, cells_per_side: int,
+                         mixing: str, decoder: str, wavenet_temperature: float, seconds: float, session,
+                         progress=gr.Progress()):
+        """The API's grid, with the offered checkpoints and each note's own pitch: (the cells' sounds row by row,
+        the play-all track, a zip of every cell with its Z, which decoder made them), and the cells' places for
+        the session's map."""
+        paths = {kind: default_checkpoint(self.explorer, kind) for kind in ("wavenet", "spectral", "ddsp")}
+        made = self.make_grid([a, b, c, d], shape, cells_per_side, mixing, decoder, wavenet_temperature, seconds,
+                              session, paths, OWN_PITCH, 0, progress)
+        return (made.cell_files, made.play_all["value"], made.archive, f"{made.decoder} ({made.checkpoint})",
+                made.places)
+
+    def make_grid(self, corners, shape, size, rule, decoder, temperature, seconds, session, paths, pitch, octaves,
+                  progress) -> MadeGrid:
         size = grid_size(size)
-        paths = checkpoint_paths(wavenet_path, spectral_path, ddsp_path)
         loaded, encoder = self.decoder_and_encoder(DECODERS[decoder], decoder, paths)
         count, _ = grid_settings(shape, size)
-        chosen = [a, b, c, d][:count]
+        chosen = corners[:count]
         if not all(chosen):
             raise ExplorerError(f"Choose {'notes A and B' if count == 2 else 'all four corner notes'} first.")
         grid = make_grid([self.explorer.note(session, note_id) for note_id in chosen], size, rule)
@@ -118,22 +169,20 @@ class GridTab(Tab):
             pitch=chosen_pitch(pitch), octaves=octaves)
         # The map lies in a WaveNet's space: without one the grid is heard, not placed. The zip comes last, so a
         # failure before it leaves no file behind.
-        cells = (list(zip(grid.labels, self.explorer.place_grid(load_model(wavenet_path), grid).tolist()))
-                 if wavenet_path else [])
-        archive = exports.export_zip(exports.output_path(self.outputs_dir, "nsynth_grid.zip"), grid, audio,
-                                     z)
+        places = (list(zip(grid.labels, self.explorer.place_grid(load_model(paths["wavenet"]), grid).tolist()))
+                  if paths["wavenet"] else [])
+        archive = exports.export_zip(exports.output_path(self.outputs_dir, "nsynth_grid.zip"), grid, audio, z)
         pcm = np.stack([playback_pcm16(cell) for cell in audio])
-        players = [gr.update(**shown, visible=True) if shown else gr.update(value=None, visible=False)
-                   for shown in self.grid_players(grid.labels, grid.mixes(), pcm, size)]
-        made_by = f"Decoded by the **{decoder}** decoder (`{loaded.name}`)."
-        return [*players, gr.update(**self.play_all_player(grid.labels, pcm, grid.rule == "line")), str(archive),
-                cells, made_by]
+        return MadeGrid(grid, size, pcm, self.player_files(list(pcm)),
+                        self.play_all_player(grid.labels, pcm, grid.rule == "line"), str(archive), places, decoder,
+                        loaded.name)
 
-    def grid_players(self, labels, mixes, pcm, per_row: int) -> list[dict | None]:
-        """What each of the MAX_SIZE x MAX_SIZE cell players shows, row by row: a cell's 16-bit sound and what it
+    @staticmethod
+    def grid_players(labels, mixes, files, per_row: int) -> list[dict | None]:
+        """What each of the MAX_SIZE x MAX_SIZE cell players shows, row by row: a cell's sound file and what it
         is made of; None for a player left hidden. A line (as many cells as per_row) fills the first row."""
         shown = [None] * (MAX_SIZE * MAX_SIZE)
-        for index, (label, made_of, cell) in enumerate(zip(labels, mixes, self.player_files(list(pcm)))):
+        for index, (label, made_of, cell) in enumerate(zip(labels, mixes, files)):
             row, column = divmod(index, per_row)
             shown[row * MAX_SIZE + column] = {"value": cell, "label": f"{label}: {made_of}"}
         return shown

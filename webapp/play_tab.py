@@ -233,25 +233,27 @@ class PlayTab(Tab):
     @friendly
     @writes_files
     @lanes.in_lane(heavy_when=lanes.decodes_with_wavenet)
-    def export_soundfont(self, a, b, c, d, size, rule, decoder, seconds, session, *paths, progress=gr.Progress()):
+    def export_soundfont(self, a, b, c, d, cells_per_side, mixing, decoder, seconds, session, wavenet_path,
+                         spectral_path, ddsp_path, progress=gr.Progress()):
         """Every cell of the grid between the four corners at Open NSynth Super's 16 pitches, as a SoundFont."""
-        grid = self.decode_every_cell(self.corner_notes(a, b, c, d, session), size, ONS_PITCHES, rule, decoder,
-                                      seconds, paths, progress)
+        size = grid_size(cells_per_side)
+        grid = self.decode_every_cell(self.corner_notes(a, b, c, d, session), size, ONS_PITCHES, mixing, decoder,
+                                      seconds, (wavenet_path, spectral_path, ddsp_path), progress)
         path = exports.output_path(self.outputs_dir, "nsynth_multigrid.sf2")
         return str(write_soundfont(path, grid, title=f"NSynth {size}x{size} grid ({decoder})"))
 
     @friendly
     @writes_files
     @lanes.in_lane(heavy_when=lanes.decodes_with_wavenet)
-    def decode_for_playing(self, a, b, c, d, size, pitches, rule, decoder, seconds, session, *paths,
-                           progress=gr.Progress()):
+    def decode_for_playing(self, a, b, c, d, cells_per_side, pitches, mixing, decoder, seconds, session,
+                           wavenet_path, spectral_path, ddsp_path, progress=gr.Progress()):
         """The grid's cells at the chosen pitches packed for assets/play.js: (the PCM file, its index, which also
         names the decoder and the corner notes, for the page to say what it plays)."""
         if not pitches:
             raise ExplorerError("Choose at least one pitch to decode.")
         corners = self.corner_notes(a, b, c, d, session)
-        grid = self.decode_every_cell(corners, size, [int(p) for p in pitches], rule, decoder, seconds, paths,
-                                      progress)
+        grid = self.decode_every_cell(corners, cells_per_side, [int(p) for p in pitches], mixing, decoder, seconds,
+                                      (wavenet_path, spectral_path, ddsp_path), progress)
         path = exports.output_path(self.outputs_dir, "nsynth_play.pcm")
         return str(path), {**write_browser_pack(path, grid), "decoder": decoder,
                            "corners": [note.label for note in corners]}

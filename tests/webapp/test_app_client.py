@@ -46,16 +46,17 @@ def test_upload_map_grid_and_reconstruction(client, write_tone, tmp_path):
     played = client.predict(selected, api_name="/select_note")
     assert at_playback_peak(loudness(played)[2])
 
-    *players, all_cells, archive, made_by = client.predict(
-        selected, *FIRST_NOTES, "grid (4 notes)", 2, "distance", "WaveNet", 1.0, 0.1, api_name="/grid")
-    assert "WaveNet" in made_by and "tiny-wavenet" in made_by  # the page says which decoder made the sounds
-    shown = [player["value"] for player in players if player.get("visible")]  # players are updated, not replaced
-    assert len(players) == max(GRID_SIZES) ** 2 and len(shown) == 4
-    for player in shown:
-        rate, length, peak = loudness(player)
+    cells, all_cells, archive, made_by = client.predict(
+        a=selected, b=FIRST_NOTES[0], c=FIRST_NOTES[1], d=FIRST_NOTES[2], shape="grid (4 notes)", cells_per_side=2,
+        mixing="distance", decoder="WaveNet", wavenet_temperature=1.0, seconds=0.1, api_name="/grid")
+    assert made_by == "WaveNet (tiny-wavenet)"  # which decoder made the sounds
+    assert len(cells) == 4  # the cells row by row, nothing for the page's hidden players
+    for cell in cells:
+        rate, length, peak = loudness(cell)
         assert rate == 16000 and length == 1600 and at_playback_peak(peak)
-    assert "4 cells row by row" in all_cells["label"]
-    assert loudness(all_cells["value"])[1] == 4 * (1600 + PLAY_ALL_GAP * 16000)  # every cell, then a pause
+    played = np.concatenate([sf.read(cell)[0] for cell in cells])
+    assert loudness(all_cells)[1] == 4 * (1600 + PLAY_ALL_GAP * 16000)  # every cell, then a pause
+    assert np.abs(sf.read(all_cells)[0][:1600] - played[:1600]).max() < 1e-4  # starting with the first cell
     with zipfile.ZipFile(archive) as opened:
         assert {"r1c1.wav", "r2c2.npy", "grid.json"} <= set(opened.namelist())
     assert "grid cells" in client.predict("family", selected, False, api_name="/map")["plot"]
@@ -81,15 +82,15 @@ def test_bad_requests_leave_the_app_working(client, tmp_path):
         client.predict([handle_file(str(silent))], "family", False, api_name="/add_uploads")
     with pytest.raises(Exception, match="all four corner notes"):
         client.predict(None, *FIRST_NOTES, "grid (4 notes)", 2, "bilinear", "WaveNet", 1.0, 0.1, api_name="/grid")
-    *players, _, _, _ = client.predict(*FIRST_NOTES[:2], None, None, "line (A to B)", 3, "bilinear",
-                                    "Spectral baseline", 1.0, 0.1, api_name="/grid")
-    assert sum(1 for player in players if player.get("visible")) == 3
+    cells, *_ = client.predict(*FIRST_NOTES[:2], None, None, "line (A to B)", 3, "bilinear", "Spectral baseline",
+                               1.0, 0.1, api_name="/grid")
+    assert len(cells) == 3
     with pytest.raises(Exception, match=re.escape("Cells per side must be a number, not 'NaN'.")):
         client.predict(*FIRST_NOTES[:2], None, None, "line (A to B)", "NaN", "bilinear", "DDSP", 1.0, 0.1,
                        api_name="/grid")
-    *players, _, _, made_by = client.predict(*FIRST_NOTES[:2], None, None, "line (A to B)", "3.0", "bilinear",
+    cells, _, _, made_by = client.predict(*FIRST_NOTES[:2], None, None, "line (A to B)", "3.0", "bilinear",
                                           "DDSP", 1.0, 0.1, api_name="/grid")  # a size sent as text
-    assert sum(1 for player in players if player.get("visible")) == 3 and "DDSP" in made_by
+    assert len(cells) == 3 and made_by.startswith("DDSP")
 
 
 def test_the_readme_api_example_runs(client, write_tone):
@@ -111,6 +112,11 @@ def test_the_api_lists_what_a_caller_would_call_without_every_note_id(client):
     assert listing["unnamed_endpoints"] == {}
     labels = [answer["label"] for endpoint in listing["named_endpoints"].values() for answer in endpoint["returns"]]
     assert not [label for label in labels if label.startswith("value_")]  # every answer is named
+    parameters = [parameter["parameter_name"] for endpoint in listing["named_endpoints"].values()
+                  for parameter in endpoint["parameters"]]
+    assert not [name for name in parameters if name.startswith("param_")]  # and every parameter
+    assert len(listing["named_endpoints"]["/grid"]["returns"]) == 4  # the grid's sounds, not a player per cell
+    assert len(json.dumps(listing)) < 70_000  # a file answer alone is 1.5 KB of schema; a player per cell made 180 KB
     assert FIRST_NOTES[0] not in json.dumps(listing)  # the note pickers are filled by the page, not the schema
     with pytest.raises(Exception) as refused:
         client.predict("a-note-of-another-session", api_name="/select_note")

@@ -504,8 +504,8 @@ def test_only_uploads_and_outputs_are_served(served, files):
 def test_a_grid_zip_is_written_to_the_outputs_folder(served):
     _, client, _, outputs = served
     corners = ["bass_electronic_fluidr3_gm033-036-100", "brass_acoustic_fluidr3_gm056-055-100"]
-    *_, archive, _ = client.predict(*corners, None, None, "line (A to B)", 2, "bilinear", "WaveNet", 1.0, 0.1,
-                                    api_name="/grid")
+    _, _, archive, _ = client.predict(*corners, None, None, "line (A to B)", 2, "bilinear", "WaveNet", 1.0, 0.1,
+                                      api_name="/grid")
     written = list(outputs.glob("*/nsynth_grid.zip"))
     assert len(written) == 1 and written[0].read_bytes() == open(archive, "rb").read()
     with zipfile.ZipFile(archive) as opened:

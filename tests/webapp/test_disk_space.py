@@ -183,6 +183,6 @@ def test_a_full_disk_refuses_uploads_and_decodes_in_words_and_the_page_still_ser
     assert answer.status_code == 507 and "disk is nearly full" in answer.text
     with pytest.raises(Exception, match="disk is nearly full"):
         client.predict(*CORNERS, None, None, "line (A to B)", 2, "bilinear", "DDSP", 1.0, 0.1, api_name="/grid")
-    assert "Refused (run_grid): The server's disk is nearly full" in log.read_text()
+    assert "Refused (grid_for_scripts): The server's disk is nearly full" in log.read_text()
     assert "Traceback" not in log.read_text()
     assert httpx.get(url, timeout=30).status_code == 200
