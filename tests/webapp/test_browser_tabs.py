@@ -1,4 +1,4 @@
-"""The Grid, How it works and About tabs in a real browser on a laptop (1280 x 900) and a phone (390 x 844): each
+"""Every tab in a real browser on a laptop (1280 x 900) and a phone (390 x 844): each
 tab's main action works, nothing reaches past the screen's right edge, no error shows, and the result fits the
 screen once scrolled to."""
 
@@ -8,7 +8,7 @@ import shutil
 import pytest
 
 from tests.app_helpers import running_app, write_tiny_checkpoints
-from tests.browser_helpers import CHROMIUM, CHROMIUM_ARGS, OVERFLOWING
+from tests.browser_helpers import CHROMIUM, CHROMIUM_ARGS, EMPTY_SPOT, OVERFLOWING
 
 WAIT_MS = 120_000  # a busy 2-core machine; every wait ends as soon as its state is reached
 SCREENSHOTS_ENV = "NSYNTH_SCREENSHOTS"
@@ -45,7 +45,7 @@ def browser_and_url(tmp_path_factory):
 @pytest.fixture(params=list(VIEWPORTS))
 def page(request, browser_and_url):
     browser, url = browser_and_url
-    page = browser.new_page(viewport=VIEWPORTS[request.param])
+    page = browser.new_page(viewport=VIEWPORTS[request.param], has_touch=request.param == "phone")
     page.set_default_timeout(WAIT_MS)
     page.goto(url)
     page.wait_for_selector(".js-plotly-plot .scatterlayer .points path")  # the page has loaded its map
@@ -115,3 +115,41 @@ def test_about_opens_within_the_screen(page, tmp_path):
     assert heading.is_visible()
     assert_fits(page)
     screenshot(page, "about", tmp_path)
+
+
+def test_a_touch_between_notes_names_the_blend_beside_the_map(page, tmp_path):
+    open_tab(page, "Explore")
+    spot = page.evaluate(EMPTY_SPOT)
+    page.mouse.click(spot["x"], spot["y"])
+    heard = page.locator("#current-name", has_text="Blend of")
+    heard.wait_for()
+    page.locator("#selected-player a[download]").first.wait_for(state="attached")  # its sound, ready to play
+    heard.scroll_into_view_if_needed()
+    assert heard.is_visible()
+    assert_fits(page)
+    screenshot(page, "explore", tmp_path)
+
+
+def test_reconstruct_shows_the_note_and_its_three_reconstructions_within_the_screen(page, tmp_path):
+    open_tab(page, "Reconstruct")
+    tab = page.locator("#reconstruct-tab")
+    tab.get_by_role("button", name="Reconstruct", exact=True).click()  # the note it opens on
+    tab.locator(".js-plotly-plot").nth(3).wait_for()  # the original and three reconstructions
+    for plot in tab.locator(".js-plotly-plot").all():
+        box = plot.bounding_box()
+        assert box["width"] <= page.viewport_size["width"] and box["height"] <= page.viewport_size["height"]
+    assert_fits(page)
+    screenshot(page, "reconstruct", tmp_path)
+
+
+def test_the_play_pad_shows_its_corners_and_keys_within_the_screen(page, tmp_path):
+    open_tab(page, "Play")
+    page.wait_for_function("document.querySelectorAll('#play-pad .corner').length === 4 && "
+                           "[...document.querySelectorAll('#play-pad .corner')].every((c) => c.innerText.trim())")
+    pad = page.locator("#play-pad")
+    pad.scroll_into_view_if_needed()
+    box = pad.bounding_box()
+    pad.click(position={"x": box["width"] / 2, "y": box["height"] / 2})  # a touch at the pad's centre
+    assert page.locator("#play-keys .key").last.bounding_box()["x"] >= 0
+    assert_fits(page)
+    screenshot(page, "play", tmp_path)
