@@ -3,6 +3,7 @@ read (app.py only wires webapp/ together)."""
 
 import ast
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -104,3 +105,17 @@ def test_the_tests_mirror_the_packages():
     assert packages - test_folders == set(), "packages without a test folder"
     assert test_folders - packages == {Path(".")}, "test folders that mirror no package"
     assert {path.name for path in (REPO / "tests").glob("test_*.py")} == {"test_layout.py", "test_gpu_check.py"}
+
+
+def test_the_readme_is_for_newcomers():
+    """What it is, a picture of the page, the two commands, a line per tab; measurements live in docs/."""
+    readme = (REPO / "README.md").read_text()
+    assert len(readme.splitlines()) < 200
+    pictures = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", readme)
+    assert pictures and all((REPO / picture).is_file() for picture in pictures)
+    assert "pip install -r requirements.txt && python app.py" in readme and "bash scripts/test.sh" in readme
+    tabs = re.findall(r'gr\.Tab\("([^"]+)"', "".join(path.read_text() for path in (REPO / "webapp").glob("*.py")))
+    tour = readme.split("## A short tour", 1)[1].split("\n## ", 1)[0]
+    assert len(tabs) == 6 and all(f"- **{tab}**" in tour for tab in tabs)
+    for doc in ("performance", "evaluation", "reliability", "api", "training"):
+        assert (REPO / "docs" / f"{doc}.md").is_file() and f"docs/{doc}.md" in readme, doc

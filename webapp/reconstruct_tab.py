@@ -21,7 +21,7 @@ class ReconstructTab(Tab):
             self.outputs = []
             with gr.Row():
                 for title in ("Original", *DECODERS):
-                    with gr.Column():
+                    with gr.Column(min_width=260):  # four side by side on a laptop, one per row on a phone
                         self.outputs += [gr.Audio(label=title, interactive=False),
                                          gr.Plot(label=f"{title} rainbowgram")]
         self.inputs = [self.source_note, header.session, self.temperature, self.seconds, *header.model_paths,

@@ -105,6 +105,16 @@ def test_the_readme_api_example_runs(client, write_tone):
     assert "nsynth_grid.zip" in printed.getvalue()
 
 
+def test_docs_api_names_every_endpoint_and_its_parameters(client):
+    listing = client.view_api(return_format="dict", print_info=False)
+    sections = dict(re.findall(r"^### `(/[a-z_]+)`\n(.*?)(?=^### |\Z)", (REPO / "docs" / "api.md").read_text(),
+                               re.S | re.M))
+    assert sorted(sections) == sorted(listing["named_endpoints"])
+    for name, endpoint in listing["named_endpoints"].items():
+        said = set(re.findall(r"`([a-z_]+)`", sections[name]))
+        assert {parameter["parameter_name"] for parameter in endpoint["parameters"]} <= said, name
+
+
 def test_the_api_lists_what_a_caller_would_call_without_every_note_id(client):
     listing = client.view_api(return_format="dict", print_info=False)
     documented = (REPO / "README.md").read_text().split("## The app's API", 1)[1].split("```", 1)[0]

@@ -135,9 +135,11 @@ def test_reconstruct_shows_the_note_and_its_three_reconstructions_within_the_scr
     tab = page.locator("#reconstruct-tab")
     tab.get_by_role("button", name="Reconstruct", exact=True).click()  # the note it opens on
     tab.locator(".js-plotly-plot").nth(3).wait_for()  # the original and three reconstructions
-    for plot in tab.locator(".js-plotly-plot").all():
-        box = plot.bounding_box()
+    boxes = [plot.bounding_box() for plot in tab.locator(".js-plotly-plot").all()]
+    for box in boxes:
         assert box["width"] <= page.viewport_size["width"] and box["height"] <= page.viewport_size["height"]
+    rows = {round(box["y"]) for box in boxes}
+    assert len(rows) == (1 if page.viewport_size["width"] >= 1280 else 4)  # side by side, or one under another
     assert_fits(page)
     screenshot(page, "reconstruct", tmp_path)
 
