@@ -155,10 +155,13 @@ def test_a_press_the_moment_the_pointer_lands_on_a_note_selects_that_note(page):
     page.get_by_role("tab", name="Explore").click()
     page.wait_for_selector(".js-plotly-plot .scatterlayer .points path")
     spot = page.evaluate(EMPTY_SPOT)  # first: it scrolls the map into view
+    # Each drawn point with its note id (from its trace's data; marks such as the current sound's ring have none).
     notes = page.evaluate("""() => [...document.querySelectorAll('.js-plotly-plot .scatterlayer .points path')]
       .map((point) => { const box = point.getBoundingClientRect();
-                        const data = point.closest('.trace').__data__[0].trace.customdata[point.__data__.i];
-                        return [box.x + box.width / 2, box.y + box.height / 2, Array.isArray(data) ? data[0] : data]; })""")
+                        const trace = point.closest('.trace')?.__data__?.[0]?.trace;
+                        const data = trace?.customdata?.[point.__data__?.i];
+                        return [box.x + box.width / 2, box.y + box.height / 2, Array.isArray(data) ? data[0] : data]; })
+      .filter((note) => note[2])""")
     centres = [(nx, ny) for nx, ny, _ in notes]
 
     def crowding(note):  # the distance to its nearest neighbour: overlapping notes leave plotly a choice
