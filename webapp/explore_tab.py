@@ -29,7 +29,6 @@ UPLOAD_LIMITS = (f"WAV, FLAC, OGG or MP3, up to {MAX_UPLOAD_FILE_MB} MB each, {M
                  "notes end in silence.")
 
 
-MAP_HEIGHT = 360  # px: with the header and the two rows of tabs above it, the current sound's player still fits a phone's screen
 MAP_TITLE = "Near notes sound alike"  # short enough for a phone's title line
 FIRST_SOUND = ("**Hear an example first:** four bundled notes at the corners and the blends between them, "
                "decoded by DDSP. Then touch the map: a note plays as recorded, a place between notes plays the "
@@ -93,7 +92,8 @@ def for_first_screen(figure: go.Figure) -> go.Figure:
     """The map sized to share the first screen with the current sound, on a laptop and below it on a phone: a
     one-line title (how the map is made is told in "How it works"), and a legend a projector's class can read."""
     # The axes have no units, so they go unnamed here: the room is the plot's, on a phone's first screen.
-    return figure.update_layout(height=MAP_HEIGHT, margin=dict(t=figures.title_bottom(0) + 8, b=10),
+    # No height of its own: plotly fills its box, which first-screen.css sizes for a phone and for a laptop.
+    return figure.update_layout(height=None, margin=dict(t=figures.title_bottom(0) + 8, b=10),
                                 title=figures.pinned_title(MAP_TITLE), xaxis_title=None, yaxis_title=None)
 
 
