@@ -115,3 +115,18 @@ def median_pitch(audio, rate):
     f0, voiced, _ = librosa.pyin(audio, sr=rate, fmin=librosa.note_to_hz("C2"), fmax=librosa.note_to_hz("C7"),
                                  frame_length=2048)
     return float(np.median(librosa.hz_to_midi(f0[voiced])))
+
+
+@contextmanager
+def app_in_chromium(directory, *chromium_args):
+    """`python app.py` over tiny random checkpoints written to `directory`, and Debian's Chromium to open it:
+    yields (the app's address, the browser, the app's log)."""
+    from playwright.sync_api import sync_playwright
+
+    from tests.app_helpers import running_app, write_tiny_checkpoints
+
+    write_tiny_checkpoints(directory)
+    with running_app(directory, directory / "app.log") as url, sync_playwright() as driver:
+        browser = driver.chromium.launch(executable_path=CHROMIUM, args=[*CHROMIUM_ARGS, *chromium_args])
+        yield url, browser, directory / "app.log"
+        browser.close()

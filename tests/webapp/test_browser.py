@@ -10,9 +10,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from tests.app_helpers import running_app, write_tiny_checkpoints
-from tests.browser_helpers import (ARM_CLICK_TIMER, CHROMIUM, CHROMIUM_ARGS, EMPTY_SPOT, ERROR_BADGES, SCREENSHOTS_ENV,
-                                   WAIT_MS, downloaded_audio, median_pitch)
+from tests.browser_helpers import (ARM_CLICK_TIMER, CHROMIUM, EMPTY_SPOT, ERROR_BADGES, SCREENSHOTS_ENV, WAIT_MS,
+                                   app_in_chromium, downloaded_audio, median_pitch)
 
 AIM_MS = 2_000  # how long a pointer rests on a note for plotly's hover to find it before it aims again
 
@@ -22,15 +21,11 @@ pytestmark = pytest.mark.skipif(shutil.which(CHROMIUM) is None, reason="needs De
 
 @pytest.fixture(scope="module")
 def page(tmp_path_factory):
-    directory = tmp_path_factory.mktemp("checkpoints")
-    write_tiny_checkpoints(directory)
-    with running_app(directory, directory / "app.log") as url, playwright.sync_playwright() as driver:
-        browser = driver.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    with app_in_chromium(tmp_path_factory.mktemp("checkpoints")) as (url, browser, _):
         page = browser.new_page(viewport={"width": 1400, "height": 1100})
         page.set_default_timeout(WAIT_MS)
         page.goto(url)
         yield page
-        browser.close()
 
 
 # The note ids plotly's hover holds now (plotly reports a click on the note its last hover found).

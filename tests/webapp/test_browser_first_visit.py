@@ -12,8 +12,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from tests.app_helpers import running_app, write_tiny_checkpoints
-from tests.browser_helpers import CHROMIUM, CHROMIUM_ARGS, EMPTY_SPOT, OVERFLOWING, downloaded_audio
+from tests.browser_helpers import CHROMIUM, EMPTY_SPOT, OVERFLOWING, app_in_chromium, downloaded_audio
 from nsynth_core.exports import example_grid
 from nsynth_core.explorer.notes import bundled_notes
 from nsynth_core.exports.files import PLAY_ALL_GAP
@@ -70,12 +69,8 @@ pytestmark = pytest.mark.skipif(shutil.which(CHROMIUM) is None, reason="needs De
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
-    directory = tmp_path_factory.mktemp("checkpoints")
-    write_tiny_checkpoints(directory)
-    with running_app(directory, directory / "app.log") as url, playwright.sync_playwright() as driver:
-        browser = driver.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield url, browser, directory / "app.log"
-        browser.close()
+    with app_in_chromium(tmp_path_factory.mktemp("checkpoints")) as served:
+        yield served
 
 
 @pytest.fixture

@@ -12,10 +12,9 @@ import librosa
 import numpy as np
 import pytest
 
-from tests.app_helpers import running_app, write_tiny_checkpoints
-from tests.browser_helpers import EMPTY_SPOT, OVERFLOWING
+from tests.browser_helpers import (CHROMIUM, EMPTY_SPOT, ERROR_BADGES, OVERFLOWING, SCREENSHOTS_ENV, WAIT_MS,
+                                   app_in_chromium, median_pitch)
 from nsynth_core.exports import example_grid
-from tests.browser_helpers import CHROMIUM, CHROMIUM_ARGS, ERROR_BADGES, SCREENSHOTS_ENV, WAIT_MS, median_pitch
 
 playwright = pytest.importorskip("playwright.sync_api")
 pytestmark = pytest.mark.skipif(shutil.which(CHROMIUM) is None, reason="needs Debian's chromium")
@@ -63,13 +62,9 @@ KEY_TAPS = """() => [...document.querySelectorAll('#play-keys .key')].map((key) 
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
-    directory = tmp_path_factory.mktemp("checkpoints")
-    write_tiny_checkpoints(directory)
-    with running_app(directory, directory / "app.log") as url, playwright.sync_playwright() as driver:
-        browser = driver.chromium.launch(executable_path=CHROMIUM,
-                                         args=[*CHROMIUM_ARGS, "--autoplay-policy=no-user-gesture-required"])
+    with app_in_chromium(tmp_path_factory.mktemp("checkpoints"),
+                         "--autoplay-policy=no-user-gesture-required") as (url, browser, _):
         yield url, browser
-        browser.close()
 
 
 def open_page(served, viewport="laptop", init_script=MIDI_KEYBOARD):

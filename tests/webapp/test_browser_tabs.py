@@ -1,18 +1,14 @@
-"""Every tab in a real browser on a laptop (1280 x 900) and a phone (390 x 844): each
-tab's main action works, nothing reaches past the screen's right edge, no error shows, and the result fits the
-screen once scrolled to."""
+"""Every tab in a real browser on a laptop (1280 x 900) and a phone (390 x 844): each tab's main action works,
+nothing reaches past the screen's right edge, no error shows, and the result fits the screen once scrolled to."""
 
 import os
 import shutil
 
 import pytest
 
-from tests.app_helpers import running_app, write_tiny_checkpoints
-from tests.browser_helpers import CHROMIUM, CHROMIUM_ARGS, EMPTY_SPOT, OVERFLOWING
+from tests.browser_helpers import (CHROMIUM, EMPTY_SPOT, ERROR_BADGES, OVERFLOWING, SCREENSHOTS_ENV, WAIT_MS,
+                                   app_in_chromium)
 
-WAIT_MS = 120_000  # a busy 2-core machine; every wait ends as soon as its state is reached
-SCREENSHOTS_ENV = "NSYNTH_SCREENSHOTS"
-ERROR_BADGES = ".toast-body.error, .error-container, .error-bubble"
 VIEWPORTS = {"laptop": {"width": 1280, "height": 900}, "phone": {"width": 390, "height": 844}}
 TABS = ["Explore", "Grid", "Reconstruct", "How it works", "Play", "About"]
 PLOTS_IN_THE_WALK_THROUGH = 6
@@ -34,12 +30,8 @@ CELL_PLACES = """() => [...document.querySelectorAll('.grid-cells > .block')]
 
 @pytest.fixture(scope="module")
 def browser_and_url(tmp_path_factory):
-    directory = tmp_path_factory.mktemp("checkpoints")
-    write_tiny_checkpoints(directory)
-    with running_app(directory, directory / "app.log") as url, playwright.sync_playwright() as driver:
-        browser = driver.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    with app_in_chromium(tmp_path_factory.mktemp("checkpoints")) as (url, browser, _):
         yield browser, url
-        browser.close()
 
 
 @pytest.fixture(params=list(VIEWPORTS))
@@ -72,6 +64,14 @@ def open_tab(page, name):
 def assert_fits(page):
     assert page.evaluate(OVERFLOWING) == []
     assert page.locator(ERROR_BADGES).count() == 0
+
+
+def assert_shown_and_fits(page, element, name, tmp_path):
+    """`element`, scrolled to, is in view; the page fits and shows no error; a screenshot named `name`."""
+    element.scroll_into_view_if_needed()
+    assert element.is_visible()
+    assert_fits(page)
+    screenshot(page, name, tmp_path)
 
 
 def test_a_3_by_3_grid_is_a_square_of_players_that_fits_the_screen(page, tmp_path):
@@ -111,10 +111,7 @@ def test_about_opens_within_the_screen(page, tmp_path):
     heading = page.locator("#about h2").first
     heading.wait_for()
     assert heading.inner_text() != "How it works"
-    heading.scroll_into_view_if_needed()
-    assert heading.is_visible()
-    assert_fits(page)
-    screenshot(page, "about", tmp_path)
+    assert_shown_and_fits(page, heading, "about", tmp_path)
 
 
 def test_a_touch_between_notes_names_the_blend_beside_the_map(page, tmp_path):
@@ -124,10 +121,7 @@ def test_a_touch_between_notes_names_the_blend_beside_the_map(page, tmp_path):
     heard = page.locator("#current-name", has_text="Blend of")
     heard.wait_for()
     page.locator("#selected-player a[download]").first.wait_for(state="attached")  # its sound, ready to play
-    heard.scroll_into_view_if_needed()
-    assert heard.is_visible()
-    assert_fits(page)
-    screenshot(page, "explore", tmp_path)
+    assert_shown_and_fits(page, heard, "explore", tmp_path)
 
 
 def test_reconstruct_shows_the_note_and_its_three_reconstructions_within_the_screen(page, tmp_path):
