@@ -20,7 +20,7 @@ from webapp.explore_tab import ExploreTab
 from webapp.grid_tab import GridTab
 from webapp.header import Header
 from webapp.how_it_works_tab import HowItWorksTab
-from webapp.play_tab import PlayTab, synth_routes
+from webapp.play_tab import CONFIGURE_MAP_SOUND, PlayTab, synth_routes
 from webapp.reconstruct_tab import ReconstructTab
 
 
@@ -54,6 +54,8 @@ def build(explorer: Explorer, notes_queue: FairBatchQueue) -> gr.Blocks:
 
         page.load(None, js=(ASSETS_DIR / "map_click.js").read_text())  # reports clicks on notes and empty space
         page.load(None, js=(ASSETS_DIR / "play.js").read_text())  # the Play tab's synthesiser, pad and keys
+        page.load(None, js=(ASSETS_DIR / "map_sound.js").read_text())  # a click between notes heard from the page
+        page.load(None, play.map_sound, None, js=CONFIGURE_MAP_SOUND)
         page.load(header.refresh_checkpoints, header.model_paths, [header.status, *header.model_paths])
         note_pickers = [explore.selected, *grid.corners, reconstruct.source_note, how.partner]
         page.load(header.note_pickers, [header.session, *note_pickers], note_pickers).then(

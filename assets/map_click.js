@@ -46,7 +46,9 @@
     const hovered = () => (started.plot._hoverdata || []).find(noteOf);
     const judge = () => {
       const point = hovered();
-      send(point ? {id: noteOf(point), x: point.x, y: point.y} : {x: x, y: y});
+      if (point) { send({id: noteOf(point), x: point.x, y: point.y}); return; }
+      // A blend is heard from the page itself when it can (map_sound.js); the server is told so.
+      send(window.nsynthMap?.play(started.plot, x, y) ? {x: x, y: y, in_page: true} : {x: x, y: y});
     };
     if (!started.settled) {
       hasty = true;

@@ -1,12 +1,14 @@
-"""A new visitor's first minute, as the browser sees it: how soon the page offers a sound to play, and how soon the
-visitor's own first note is on the map.
+"""A new visitor's first minute, as the browser sees it: how soon the page offers a sound to play, how soon the
+visitor's own first note is on the map, and how soon the Play tab's pad sounds once the tab is opened.
 
 Launches `python app.py` with the shipped checkpoints (or --checkpoint DIR) on a loopback port, waits for its
 start-up warm-up, and opens the page in Debian's chromium several times at 1280 x 900, each in a fresh browser
 context (nothing cached). For each visit: the seconds from navigation to the first note drawn on the map, to the
 current sound's player holding a sound ready to play (loaded and decoded: its length shown), and to the first own note placed on the map after a
-test wav is uploaded as soon as the upload box is there. Every visit uploads the same wav, each in its own session.
-Prints each visit, the medians and the load average beside them.
+test wav is uploaded as soon as the upload box is there, and from the Play tab's click to the first sound of a key
+pressed as soon as the pad is ready (benchmarks/first_visit_play times the tab opened before the page settles, and
+the keys). Every visit uploads the same wav, each in its own session. Prints each visit, the medians and the load
+average beside them.
 
     python -m benchmarks.first_visit [--visits 5]
 """
@@ -20,6 +22,7 @@ from pathlib import Path
 
 from playwright.sync_api import sync_playwright
 
+from benchmarks.first_visit_play import RECORD_PRESSES, press_to_sound
 from benchmarks.map_click import REPO
 from tests.app_helpers import running_app, wait_for_warm_up
 from tests.browser_helpers import CHROMIUM, CHROMIUM_ARGS
@@ -32,10 +35,12 @@ OWN_NOTE_ON_MAP = """() => ((document.querySelector('#map .js-plotly-plot') || {
   .some((trace) => trace.name === 'your notes')"""
 
 
-def visit(browser, url: str) -> tuple[float, float, float]:
-    """(s to the map drawn, s to a sound ready to play, s to the first own note on the map) of one fresh visit."""
+def visit(browser, url: str) -> tuple[float, float, float, float]:
+    """(s to the map drawn, s to a sound ready to play, s to the first own note on the map, s from the Play tab's
+    click to its pad sounding) of one fresh visit."""
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     page = context.new_page()
+    page.add_init_script(RECORD_PRESSES)
     page.set_default_timeout(300_000)
     started = time.perf_counter()
     page.goto(url)
@@ -46,8 +51,12 @@ def visit(browser, url: str) -> tuple[float, float, float]:
     page.locator("#uploads input[type=file]").set_input_files(str(OWN_NOTE))
     page.wait_for_function(OWN_NOTE_ON_MAP, polling=20)
     own_note = time.perf_counter() - started
+    page.get_by_role("tab", name="Play").click()
+    page.wait_for_function("window.nsynthPlay && window.nsynthPlay.corners !== null", polling=5)
+    page.locator("#play-keys .key").first.wait_for()
+    pad = (press_to_sound(page, "d")["sounded"] - page.evaluate("window.tabClicked")) / 1000
     context.close()
-    return drawn, playable, own_note
+    return drawn, playable, own_note, pad
 
 
 def main():
@@ -58,21 +67,25 @@ def main():
     with tempfile.TemporaryDirectory() as scratch, running_app(args.checkpoint, Path(scratch) / "app.log") as url:
         wait_for_warm_up(Path(scratch) / "app.log")
         load_before = os.getloadavg()[0]
-        map_drawn, playable, own_note = [], [], []
+        map_drawn, playable, own_note, pad_sounding = [], [], [], []
         with sync_playwright() as driver:
-            browser = driver.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            browser = driver.chromium.launch(executable_path=CHROMIUM,
+                                             args=[*CHROMIUM_ARGS, "--autoplay-policy=no-user-gesture-required"])
             for number in range(1, args.visits + 1):
-                drawn, heard, placed = visit(browser, url)
+                drawn, heard, placed, pad = visit(browser, url)
                 map_drawn.append(drawn)
                 playable.append(heard)
                 own_note.append(placed)
+                pad_sounding.append(pad)
                 print(f"visit {number}: the map drawn after {drawn:.1f} s, a sound playable after {heard:.1f} s, "
-                      f"own note on the map after {placed:.1f} s", flush=True)
+                      f"own note on the map after {placed:.1f} s, the Play pad sounding {pad:.2f} s after its tab "
+                      f"opened", flush=True)
             browser.close()
         print(f"median over {args.visits} visits: the map drawn after {statistics.median(map_drawn):.1f} s, "
               f"a sound playable after {statistics.median(playable):.1f} s "
               f"(max {max(playable):.1f} s), own note on the map after {statistics.median(own_note):.1f} s "
-              f"(max {max(own_note):.1f} s); load average (1 min) {load_before:.2f} before, "
+              f"(max {max(own_note):.1f} s), the Play pad sounding {statistics.median(pad_sounding):.2f} s after "
+              f"its tab opened (max {max(pad_sounding):.2f} s); load average (1 min) {load_before:.2f} before, "
               f"{os.getloadavg()[0]:.2f} after; {os.cpu_count()} CPUs")
 
 

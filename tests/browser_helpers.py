@@ -1,6 +1,7 @@
 """The browser the UI tests and benchmarks drive, and the page hooks they share."""
 
 import io
+import re
 import threading
 from contextlib import contextmanager
 from functools import partial
@@ -17,6 +18,27 @@ WAIT_MS = 120_000  # a busy 2-core machine; every wait ends as soon as its eleme
 SCREENSHOTS_ENV = "NSYNTH_SCREENSHOTS"  # a folder for the walk-through's screenshots (else the test's tmp folder)
 ERROR_BADGES = ".toast-body.error, .error-container, .error-bubble"
 
+# The current sound's strip naming a blend ("Blend of ..."; its first words before any click also speak of "the blend
+# of the nearest three", so the match is case-sensitive and from the start).
+BLEND_NAMED = re.compile(r"^\s*Blend of ")
+# Whether the voices' sum on its way to the loudspeakers holds any sample above -80 dBFS now.
+SOUNDING = """() => {
+  const {analyser} = window.nsynthPlay;
+  const samples = new Float32Array(analyser.fftSize);
+  analyser.getFloatTimeDomainData(samples);
+  return samples.some((s) => Math.abs(s) > 1e-4);
+}"""
+# The analyser's window, 32 768 samples, is full of what sounds this long after a change, by the page's audio
+# clock: on a loaded machine that clock may stall and catch up, so wall time would not tell.
+HEARD_SECONDS = 2.1
+# What the loudspeakers receive now: the analyser's last 32 768 samples and the context's sample rate.
+ANALYSER_SAMPLES = """() => {
+  const {analyser, context} = window.nsynthPlay;
+  analyser.fftSize = 32768;
+  const samples = new Float32Array(analyser.fftSize);
+  analyser.getFloatTimeDomainData(samples);
+  return {samples: Array.from(samples), rate: context.sampleRate};
+}"""
 # The pixel of the map's plot area nearest its centre that plotly cannot take for a press on a note: plotly hovers
 # (and so clicks) a note up to its hoverdistance, 20 px, from the marker's edge, and a marker's radius is 5 px.
 # The map is scrolled into view first: a press outside the window reaches nothing.

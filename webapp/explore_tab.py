@@ -48,6 +48,14 @@ def clicked_note(payload) -> str | None:
         return None
 
 
+def heard_in_page(payload) -> bool:
+    """Whether the page played this click's blend itself (assets/map_sound.js)."""
+    try:
+        return json.loads(payload).get("in_page") is True
+    except (ValueError, AttributeError):
+        return False
+
+
 def clicked_place(payload) -> tuple[float, float] | None:
     """(x, y) of a click on empty map space; None for a click on a note (clicked_note selects it) or a bad one."""
     try:
@@ -113,6 +121,10 @@ class ExploreTab(Tab):
                 with gr.Column(scale=2, min_width=300, elem_id="current-sound"):
                     self.player = gr.Audio(header.example_track["value"], label="Current sound",
                                            type="filepath", interactive=False, autoplay=True, elem_id="selected-player")
+                    # In its place for a blend the page has already played itself (assets/map_sound.js): the
+                    # same sound decoded here, to play again and download, without playing it twice.
+                    self.heard_in_page = gr.Audio(label="Current sound", type="filepath", interactive=False,
+                                                  visible=False, elem_id="heard-in-page")
                     self.heard = gr.Markdown(FIRST_SOUND, elem_id="current-name")
                     # The note the other tabs start from: the one heard, or the nearest note of a blend.
                     self.current = gr.State(None, time_to_live=SESSION_TTL)
@@ -175,7 +187,9 @@ class ExploreTab(Tab):
               map_plot, api_name="map", trigger_mode="always_last")
         # The current sound: a note chosen (clicked, uploaded, recorded, restored) or a blend clicked is heard,
         # named and marked on the map; the Grid's corners and Reconstruct start from it.
-        selected.change(self.select_note, [selected, session], self.player, api_name="select_note")
+        selected.change(self.select_note, [selected, session], self.player, api_name="select_note").then(
+            lambda: (gr.update(visible=True), gr.update(visible=False)), None, [self.player, self.heard_in_page],
+            show_progress="hidden")
         selected.change(self.choose_note, [selected, session], [self.current, self.heard, self.note_pitch,
                                                                source_note])
         # Ringed in the browser at once: a redraw from the server after each click would swallow a press made
@@ -184,7 +198,8 @@ class ExploreTab(Tab):
         selected.change(lambda *args: self.draw_map(*args) if args[3] else gr.skip(), map_args, map_plot)
         self.click.change(self.choose_clicked, [self.click, header.wavenet_path], [selected, self.current,
                                                                                   source_note])
-        self.player.change(lambda path: path, self.player, self.download)
+        for player in (self.player, self.heard_in_page):
+            player.change(lambda path: path or gr.skip(), player, self.download)
         for button, corner in zip(self.corner_buttons, corners):
             button.click(lambda note_id: note_id or gr.skip(), self.current, corner)
 

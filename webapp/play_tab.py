@@ -4,6 +4,8 @@ Z, keys play their exact pitch. Beside it, any point of the map heard as a blend
 on the Explore tab's map), and the grid at many pitches as a SoundFont. Browsers without AudioWorklet play the
 grid decoded on the server instead (decode_for_playing)."""
 
+import json
+
 import gradio as gr
 from starlette.responses import FileResponse
 from starlette.routing import Mount, Route
@@ -22,9 +24,9 @@ from nsynth_core.exports import files as exports
 from nsynth_core.exports.browser_pack import write_browser_pack
 from nsynth_core.exports.soundfont import write_soundfont
 from webapp import lanes
-from webapp.explore_tab import clicked_place
-from webapp.shared import (DECODERS, DEFAULT_DECODER, MAX_SIZE, Tab, checkpoint_paths, chosen_pitch,
-                           decode_estimate, friendly, writes_files)
+from webapp.explore_tab import clicked_place, heard_in_page
+from webapp.shared import (DECODERS, DEFAULT_DECODER, MAX_SIZE, OWN_PITCH, Tab, checkpoint_paths, chosen_pitch,
+                           decode_estimate, default_checkpoint, friendly, writes_files)
 
 MULTIGRID_SIZE = 9  # Open NSynth Super's
 SOUNDFONT_SECONDS = 1.0
@@ -34,6 +36,16 @@ PLACE_DECIMALS = 1  # a clicked place is shown as "x 3.2, y -1.0": the map's uni
 # The synthesiser's code and weights, served on their own route: Gradio's file route refuses the whole repository.
 SYNTH_ROUTE = "/play-synth"
 SYNTH_WEIGHTS = ("ddsp_synth.bin", "ddsp_synth.json")
+# Hands the server's settings for the map's in-page sound to assets/map_sound.js (kept for it if it starts later).
+CONFIGURE_MAP_SOUND = "(settings) => { window.nsynthMapSettings = settings; window.nsynthMap?.configure(settings); }"
+
+
+def page_models() -> dict[str, str]:
+    """Fingerprints of the weights the page's own synthesiser holds: the DDSP decoder (ddsp_synth.json) and the
+    WaveNet whose Z it blends on a map click (synth/map_notes.json)."""
+    synth = json.loads((ASSETS_DIR / SYNTH_WEIGHTS[1]).read_text())["source"]["fingerprint"]
+    map_notes = json.loads((ASSETS_DIR / example_grid.MAP_NOTES_FILE).read_text())["encoder"]
+    return {"ddsp": synth, "wavenet": map_notes}
 PLAY_SURFACE = """
 <div id="play-surface">
   <div id="play-pad" title="Touch or drag: the sound is the corners' mix at your finger">
@@ -82,6 +94,9 @@ class PlayTab(Tab):
                         "decoder in your browser. Choose other corners in the Grid tab.")
             gr.HTML(PLAY_SURFACE)
             self.synth_corners = gr.JSON(visible="hidden", label="The corners' Z for the page's synthesiser")
+            self.map_sound = gr.JSON(self.map_sound_settings(
+                DEFAULT_DECODER, OWN_PITCH, example_grid.SECONDS, default_checkpoint(self.explorer, "wavenet"),
+                default_checkpoint(self.explorer, "ddsp")), visible="hidden", label="The map's in-page sound")
             gr.Markdown("**A point of the map:** click empty space on the Explore tab's map, or give a place here, "
                         "to hear the blend of its three nearest notes.")
             with gr.Row():
@@ -127,9 +142,14 @@ class PlayTab(Tab):
                                [self.point_player, self.point_blend], api_name="play_point",
                                show_progress_on=self.point_player, **decode)
         explore.click.change(self.play_clicked_point, [explore.click, *point_settings],
-                             [explore.player, self.point_x, self.point_y, explore.heard],
+                             [explore.player, explore.heard_in_page, self.point_x, self.point_y, explore.heard],
                              show_progress_on=explore.player, **decode).then(
             explore.mark_clicked_point, [explore.click, *explore.map_args], explore.map_plot)
+        gr.on([self.point_decoder.change, header.pitch_choice.change, grid.seconds.change, header.wavenet_path.change,
+               header.ddsp_path.change, header.octaves.change], self.map_sound_settings,
+              [self.point_decoder, header.pitch_choice, grid.seconds, header.wavenet_path, header.ddsp_path,
+               header.octaves], self.map_sound, trigger_mode="always_last", show_progress="hidden").then(
+            None, self.map_sound, None, js=CONFIGURE_MAP_SOUND)
         gr.on([corner.change for corner in grid.corners], self.corners_for_synth, [*grid.corners, header.session],
               self.synth_corners, trigger_mode="always_last", show_progress="hidden", **decode).success(
             None, self.synth_corners, None, js="(corners) => window.nsynthPlay.setCorners(corners)")
@@ -152,6 +172,17 @@ class PlayTab(Tab):
             [self.play_file, self.play_index], api_name="decode_for_playing", show_progress_on=self.play_expected,
             **decode).success(None, [self.play_file, self.play_index], None,
                               js="(file, index) => window.nsynthPlay.load(file.url, index)")
+
+    @staticmethod
+    def map_sound_settings(decoder, pitch, seconds, wavenet_path, ddsp_path, octaves=0) -> dict:
+        """What the page needs to play a click between notes itself (assets/map_sound.js): whether the chosen
+        decoder and WaveNet are the ones whose weights and Z it holds, and the pitch and length the server decodes
+        that click at."""
+        held = page_models()
+        in_page = (decoder == "DDSP" and bool(wavenet_path) and bool(ddsp_path)
+                   and load_model(ddsp_path).fingerprint == held["ddsp"]
+                   and load_model(wavenet_path).fingerprint == held["wavenet"])
+        return {"in_page": in_page, "pitch": chosen_pitch(pitch), "octaves": int(octaves), "seconds": float(seconds)}
 
     def point_sound(self, x, y, decoder, pitch, seconds, temperature, wavenet_path, spectral_path, ddsp_path,
                     octaves=0):
@@ -183,11 +214,16 @@ class PlayTab(Tab):
         then draws it)."""
         place = clicked_place(payload)
         if place is None:
-            return [gr.skip()] * 4
+            return [gr.skip()] * 5
         audio, description = self.point_sound(*place, decoder, pitch, seconds, temperature, wavenet_path,
                                               spectral_path, ddsp_path, octaves)
         shown = (round(coordinate, PLACE_DECIMALS) for coordinate in place)
-        return self.playable(audio), *shown, description
+        sound = self.playable(audio)
+        if heard_in_page(payload):  # already heard: shown in the player that does not play on arrival
+            players = gr.update(visible=False), gr.update(value=sound, visible=True)
+        else:
+            players = gr.update(value=sound, visible=True), gr.update(visible=False)
+        return *players, *shown, description
 
     def corner_notes(self, a, b, c, d, session) -> list[Note]:
         """The Grid tab's four corners; with none chosen, the example grid's, so the instrument can be played

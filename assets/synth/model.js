@@ -16,6 +16,14 @@ function halfToFloat(bits) {
 // Every float16's value, made once: a table read is far quicker than working each of a million weights out.
 let halfTable = null;
 
+// `count` little-endian float16 values of `buffer` from value `offset` on, as float32.
+export function halfFloats(buffer, offset = 0, count = (buffer.byteLength >> 1) - offset) {
+  if (!halfTable) halfTable = Float32Array.from({length: 65536}, (_, bits) => halfToFloat(bits));
+  const view = new DataView(buffer), values = new Float32Array(count);
+  for (let i = 0; i < count; i++) values[i] = halfTable[view.getUint16(2 * (offset + i), true)];
+  return values;
+}
+
 export function parseModel(header, buffer) {
   if (header.format !== FORMAT) {
     throw new Error(`The synthesiser's weights are in format ${header.format}, not ${FORMAT}: export them again.`);
@@ -23,13 +31,9 @@ export function parseModel(header, buffer) {
   if (buffer.byteLength !== 2 * header.values) {
     throw new Error(`The weights file holds ${buffer.byteLength} bytes; its header promises ${2 * header.values}.`);
   }
-  if (!halfTable) halfTable = Float32Array.from({length: 65536}, (_, bits) => halfToFloat(bits));
-  const view = new DataView(buffer);
   const tensors = {};
   for (const {name, shape, offset} of header.tensors) {
-    const values = new Float32Array(shape.reduce((size, length) => size * length, 1));
-    for (let i = 0; i < values.length; i++) values[i] = halfTable[view.getUint16(2 * (offset + i), true)];
-    tensors[name] = values;
+    tensors[name] = halfFloats(buffer, offset, shape.reduce((size, length) => size * length, 1));
   }
   return {config: header.config, source: header.source, tensors,
           zMean: Float32Array.from(header.z_mean), zStd: Float32Array.from(header.z_std)};

@@ -4,7 +4,9 @@ from the shipped checkpoints and shipped in assets/, so a first visitor hears th
     python -m nsynth_core.exports.example_grid    # rewrites assets/example_grid.wav and .json from checkpoints/
 
 With them, assets/synth/example_corners.json: the corners' Z from the shipped WaveNet, which the page's own
-synthesiser (assets/synth/, the shipped DDSP decoder) plays the moment the Play tab opens, before any server work.
+synthesiser (assets/synth/, the shipped DDSP decoder) plays the moment the Play tab opens, before any server work;
+and assets/synth/map_notes.json: every bundled note's Z from the shipped WaveNet, in its map's order, from which the
+page blends and plays a click between notes at once.
 
 The wav holds the cells one after another, row by row, as 16-bit samples at the playback level (what the page's
 players hold); the JSON says which notes are the corners, how each cell is mixed and which weights decoded it.
@@ -35,6 +37,7 @@ SHIPPED_CHECKPOINTS = ASSETS_DIR.parent / "checkpoints"
 DECODER, ENCODER = "ddsp", "wavenet"  # the shipped checkpoints' names
 AUDIO_FILE, INDEX_FILE = "example_grid.wav", "example_grid.json"
 CORNERS_Z_FILE = Path("synth") / "example_corners.json"
+MAP_NOTES_FILE = Path("synth") / "map_notes.json"
 DESCRIPTION = ("An example: four bundled notes at the corners, decoded by DDSP; choose your own corners to make "
                "a new one.")
 
@@ -80,6 +83,22 @@ def write_corners_z(explorer: Explorer, encoder: LoadedModel, assets_dir=ASSETS_
     (Path(assets_dir) / CORNERS_Z_FILE).write_text(json.dumps(corners) + "\n")
 
 
+def map_notes_for_synth(explorer: Explorer, encoder: LoadedModel) -> dict:
+    """The notes a click between notes blends (the bundled ones of `encoder`'s map, in its order) as the page's
+    synthesiser takes them: ids, pitches and Z (float16 [notes, frames, channels], little-endian, base64: half the
+    download of float32, and finer than the synthesiser's own float16 weights)."""
+    names = explorer.map_for(encoder, placing=False).names
+    notes = [explorer.bundled[str(name)] for name in names]
+    z = stacked_z(encode_notes(encoder, notes)).astype("<f2")
+    return {"notes": [{"id": note.id, "pitch": note.pitch} for note in notes],
+            "frames": z.shape[1], "channels": z.shape[2], "encoder": encoder.fingerprint,
+            "z": base64.b64encode(z.tobytes()).decode()}
+
+
+def write_map_notes(explorer: Explorer, encoder: LoadedModel, assets_dir=ASSETS_DIR) -> None:
+    (Path(assets_dir) / MAP_NOTES_FILE).write_text(json.dumps(map_notes_for_synth(explorer, encoder)) + "\n")
+
+
 def load_example(assets_dir=ASSETS_DIR) -> ExampleGrid:
     assets_dir = Path(assets_dir)
     index = json.loads((assets_dir / INDEX_FILE).read_text())
@@ -99,8 +118,9 @@ def main() -> None:
     example = decode_example(explorer, decoder, encoder)
     write_example(example)
     write_corners_z(explorer, encoder)
-    print(f"Wrote {ASSETS_DIR / AUDIO_FILE} ({len(example.labels)} cells of {SECONDS:g} s), {INDEX_FILE} and "
-          f"{CORNERS_Z_FILE}.")
+    write_map_notes(explorer, encoder)
+    print(f"Wrote {ASSETS_DIR / AUDIO_FILE} ({len(example.labels)} cells of {SECONDS:g} s), {INDEX_FILE}, "
+          f"{CORNERS_Z_FILE} and {MAP_NOTES_FILE}.")
 
 
 if __name__ == "__main__":

@@ -11,7 +11,8 @@ import soundfile as sf
 
 from nsynth_core.audio.core import PLAYBACK_PEAK, SAMPLE_RATE
 from nsynth_core.audio.metrics import cents_error, median_f0
-from nsynth_core.explorer.loaded_models import load_model
+from nsynth_core.explorer.explorer import Explorer
+from nsynth_core.explorer.loaded_models import encode_notes, load_model, stacked_z
 from nsynth_core.explorer.multigrid import ONS_PITCHES
 from nsynth_core.explorer.notes import ASSETS_DIR, bundled_notes
 from nsynth_core.exports import example_grid
@@ -106,3 +107,20 @@ def test_the_pages_example_corners_are_the_shipped_wavenets_z():
     assert shipped["encoder"] == encoder.fingerprint and shipped["frames"] * shipped["channels"] * 4 == 8000
     as_floats = [np.frombuffer(base64.b64decode(corners["z"]), "<f4") for corners in (shipped, fresh)]
     np.testing.assert_allclose(*as_floats, atol=1e-4)
+
+
+def test_the_pages_map_notes_are_the_shipped_wavenets_map_and_z():
+    """A click between notes is heard from assets/synth/map_notes.json before the server answers: after retraining
+    the WaveNet, write it again with `python -m nsynth_core.exports.example_grid`."""
+    shipped = json.loads((ASSETS_DIR / example_grid.MAP_NOTES_FILE).read_text())
+    encoder = load_model(example_grid.SHIPPED_CHECKPOINTS / example_grid.ENCODER)
+    explorer = Explorer()
+    names = [str(name) for name in explorer.map_for(encoder, placing=False).names]
+    assert shipped["encoder"] == encoder.fingerprint
+    assert [note["id"] for note in shipped["notes"]] == names  # the map's order
+    assert [note["pitch"] for note in shipped["notes"]] == [explorer.bundled[name].pitch for name in names]
+    z = np.frombuffer(base64.b64decode(shipped["z"]), "<f2").reshape(len(names), shipped["frames"],
+                                                                      shipped["channels"])
+    checked = [0, len(names) - 1]  # two notes encoded afresh: the whole map takes a minute
+    fresh = stacked_z(encode_notes(encoder, [explorer.bundled[names[i]] for i in checked]))
+    np.testing.assert_allclose(z[checked].astype(np.float32), fresh, rtol=2 ** -10, atol=1e-3)

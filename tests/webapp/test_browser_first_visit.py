@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from tests.browser_helpers import CHROMIUM, EMPTY_SPOT, OVERFLOWING, app_in_chromium, downloaded_audio
+from tests.browser_helpers import BLEND_NAMED, CHROMIUM, EMPTY_SPOT, OVERFLOWING, app_in_chromium, downloaded_audio
 from nsynth_core.exports import example_grid
 from nsynth_core.explorer.notes import bundled_notes
 from nsynth_core.exports.files import PLAY_ALL_GAP
@@ -305,7 +305,7 @@ def test_a_click_between_notes_is_the_current_sound_everywhere_on_a_phone(served
 
     spot = page.evaluate(EMPTY_SPOT)
     page.mouse.click(spot["x"], spot["y"])
-    page.locator("#current-name", has_text="Blend of").wait_for()
+    page.locator("#current-name", has_text=BLEND_NAMED).wait_for()
     page.wait_for_function(f"({MAP_TRACES})().includes('played point')")  # the blend's place is marked
     assert "current sound" not in page.evaluate(MAP_TRACES)
     assert picker.input_value() == ""  # the note chosen before is no longer the current sound

@@ -12,8 +12,8 @@ import librosa
 import numpy as np
 import pytest
 
-from tests.browser_helpers import (CHROMIUM, EMPTY_SPOT, ERROR_BADGES, OVERFLOWING, SCREENSHOTS_ENV, WAIT_MS,
-                                   app_in_chromium, median_pitch)
+from tests.browser_helpers import (ANALYSER_SAMPLES, CHROMIUM, EMPTY_SPOT, ERROR_BADGES, HEARD_SECONDS, OVERFLOWING,
+                                   SCREENSHOTS_ENV, SOUNDING, WAIT_MS, app_in_chromium, median_pitch)
 from nsynth_core.exports import example_grid
 
 playwright = pytest.importorskip("playwright.sync_api")
@@ -22,13 +22,6 @@ SOUNDING_MS = 1000  # a pressed key is heard within a second
 VIEWPORTS = {"laptop": (1280, 900), "phone": (390, 844)}
 TAP_PX = 44  # the smallest tap target
 SERVER_DECODES = {"decode_for_playing", "play_point", "soundfont"}
-# Whether the voices' sum on its way to the loudspeakers holds any sample above -80 dBFS now.
-SOUNDING = """() => {
-  const {analyser} = window.nsynthPlay;
-  const samples = new Float32Array(analyser.fftSize);
-  analyser.getFloatTimeDomainData(samples);
-  return samples.some((s) => Math.abs(s) > 1e-4);
-}"""
 # A MIDI keyboard the test plays, offered through Web MIDI's own interface: chromium has no device here to ask
 # permission for. The page gets it in place of navigator.requestMIDIAccess before play.js asks for one.
 MIDI_KEYBOARD = """
@@ -36,17 +29,6 @@ window.testMidiInput = {type: "input", onmidimessage: null};
 navigator.requestMIDIAccess = async () => ({inputs: new Map([["test", window.testMidiInput]]), onstatechange: null});
 """
 NO_AUDIO_WORKLET = "delete window.AudioWorkletNode;"
-# The analyser's window, 32 768 samples, is full of what sounds this long after a change, by the page's audio
-# clock: on a loaded machine that clock may stall and catch up, so wall time would not tell.
-HEARD_SECONDS = 2.1
-# What the loudspeakers receive now: the analyser's last 32 768 samples and the context's sample rate.
-ANALYSER_SAMPLES = """() => {
-  const {analyser, context} = window.nsynthPlay;
-  analyser.fftSize = 32768;
-  const samples = new Float32Array(analyser.fftSize);
-  analyser.getFloatTimeDomainData(samples);
-  return {samples: Array.from(samples), rate: context.sampleRate};
-}"""
 CORNER_NAMES = "[...document.querySelectorAll('#play-pad .corner span')].map((name) => name.textContent)"
 # Every key of the keyboard, scrolled into its box, and what a tap at its own part would reach: a white key's part
 # below the black keys, a black key's middle.
