@@ -1,9 +1,11 @@
-"""From a click between notes on the map to its sound, as a visitor's browser sees it.
+"""From a click between notes on the map to its sound, as a visitor's browser sees it: from the page itself
+(assets/map_sound.js, when the chosen models are the shipped ones) and from the server's decode in the strip.
 
 Launches `python app.py` with the shipped checkpoints (or --checkpoint DIR) on a loopback port, opens the Explore tab
 in Debian's chromium and clicks the empty spot of the map nearest its centre (the pointer resting there first, as a
-hand does), once at each of several MIDI pitches (so no sound comes from a cache). Each latency runs from the press
-to the moment the Explore player offers the new sound. It waits for the start-up warm-up (examples encoded, decoders timed) first, so the clicks only decode; the
+hand does), once at each of several MIDI pitches (so no sound comes from a cache). The page's latency runs from the
+press to the first non-silent sample of its synthesiser at the loudspeakers (the worklet's onset frame through the
+context's output timestamp); the server's from the press to the moment the strip's player offers its decode. It waits for the start-up warm-up (examples encoded, decoders timed) first, so the clicks only decode; the
 first click is printed apart all the same. Prints the load average beside the figures.
 
     python -m benchmarks.map_click                  # shipped checkpoints, default decoder, 8 pitches
@@ -23,19 +25,30 @@ from tests.browser_helpers import ARM_CLICK_TIMER, CHROMIUM, CHROMIUM_ARGS, EMPT
 
 REPO = Path(__file__).resolve().parent.parent
 POINTER_REST_MS = 200  # a press sooner after a move waits up to 70 ms for plotly's hover (assets/map_click.js)
+# Milliseconds from the last press to the newest onset of the page's map synthesiser at the loudspeakers, or null.
+PAGE_SOUND = """async () => {
+  const {context} = window.nsynthPlay, frames = (await window.nsynthMap.synth.stats(true)).onsets.map((o) => o.frame);
+  if (!frames.length) return null;
+  const stamp = context.getOutputTimestamp();
+  return stamp.performanceTime + (Math.max(...frames) / context.sampleRate - stamp.contextTime) * 1000 - window.pressedAt;
+}"""
+RECORD_PRESS = "document.addEventListener('pointerdown', (event) => { window.pressedAt = event.timeStamp; }, true);"
 
 
-def click_latencies(url: str, pitches: list[int]) -> list[float]:
-    """Milliseconds from press to sound for one click at each pitch, in order."""
+def click_latencies(url: str, pitches: list[int]) -> tuple[list[float], list[float | None]]:
+    """Milliseconds from press to the server's sound, and to the page's own (None where it played none), for one
+    click at each pitch, in order."""
     with sync_playwright() as driver:
         browser = driver.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1280, "height": 900})
         page.set_default_timeout(300_000)
+        page.add_init_script(RECORD_PRESS)
         page.goto(url)
         page.get_by_role("tab", name="Explore").click()
         page.wait_for_selector(".js-plotly-plot .scatterlayer .points path")
         pitch = page.get_by_label("Pitch (MIDI) of every decoded sound")
-        latencies = []
+        latencies, in_page = [], []
+        page.wait_for_function("window.nsynthMap && (window.nsynthMap.synth || window.nsynthMap.error)")
         for midi in pitches:
             pitch.fill(str(midi))
             pitch.press("Enter")
@@ -50,9 +63,11 @@ def click_latencies(url: str, pitches: list[int]) -> list[float]:
             heard = page.get_by_text(f"at MIDI {midi}.").first
             heard.wait_for()
             latencies.append(milliseconds)
+            in_page.append(page.evaluate(PAGE_SOUND) if page.evaluate("window.nsynthMap.heard.length") else None)
+            page.evaluate("window.nsynthMap.heard.length = 0")
         print(heard.inner_text().strip())  # which notes, which decoder
         browser.close()
-    return latencies
+    return latencies, in_page
 
 
 def main():
@@ -63,10 +78,15 @@ def main():
     with tempfile.TemporaryDirectory() as scratch, running_app(args.checkpoint, Path(scratch) / "app.log") as url:
         wait_for_warm_up(Path(scratch) / "app.log")
         load_before = os.getloadavg()
-        latencies = click_latencies(url, args.pitches)
+        latencies, in_page = click_latencies(url, args.pitches)
     load_after = os.getloadavg()
-    for midi, milliseconds in zip(args.pitches, latencies):
-        print(f"MIDI {midi}: {milliseconds:.0f} ms")
+    for midi, milliseconds, page_ms in zip(args.pitches, latencies, in_page):
+        page_said = "none played by the page" if page_ms is None else f"from the page after {page_ms:.0f} ms"
+        print(f"MIDI {midi}: the server's decode in the strip after {milliseconds:.0f} ms, {page_said}")
+    played = [ms for ms in in_page if ms is not None]
+    if played:
+        print(f"the page's own sound: median {statistics.median(played):.0f} ms, max {max(played):.0f} ms over "
+              f"{len(played)} clicks, no server answer needed")
     later = latencies[1:] or latencies
     print(f"first click {latencies[0]:.0f} ms; later clicks median {statistics.median(later):.0f} ms, "
           f"max {max(later):.0f} ms over {len(later)}")

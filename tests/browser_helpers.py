@@ -65,11 +65,13 @@ EMPTY_SPOT = """() => {
 # Arms a timer on the next press: window.clickToAudio resolves when the Explore player offers a new sound, to the
 # ms from press to audio (null if none came within 30 s). Kept on window: evaluate would wait for the promise.
 ARM_CLICK_TIMER = """() => { window.clickToAudio = new Promise((resolve) => {
-  const link = () => document.querySelector('#selected-player a[download]');
-  const before = link() && link().href;
+  // the strip's player, or the one that holds a sound the page has already played itself (map_sound.js)
+  const link = () => [...document.querySelectorAll('#selected-player a[download], #heard-in-page a[download]')]
+    .map((anchor) => anchor.href).join(' ');
+  const before = link();
   document.addEventListener('pointerdown', () => {
     const pressed = performance.now();
-    const poll = () => (link() && link().href !== before) ? resolve(performance.now() - pressed)
+    const poll = () => (link() && link() !== before) ? resolve(performance.now() - pressed)
                        : performance.now() - pressed > 30000 ? resolve(null) : setTimeout(poll, 10);
     poll();
   }, {capture: true, once: true});

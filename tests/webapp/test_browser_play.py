@@ -12,8 +12,8 @@ import librosa
 import numpy as np
 import pytest
 
-from tests.browser_helpers import (ANALYSER_SAMPLES, CHROMIUM, EMPTY_SPOT, ERROR_BADGES, HEARD_SECONDS, OVERFLOWING,
-                                   SCREENSHOTS_ENV, SOUNDING, WAIT_MS, app_in_chromium, median_pitch)
+from tests.browser_helpers import (ANALYSER_SAMPLES, BLEND_NAMED, CHROMIUM, EMPTY_SPOT, ERROR_BADGES, HEARD_SECONDS,
+                                   OVERFLOWING, SCREENSHOTS_ENV, SOUNDING, WAIT_MS, app_in_chromium, median_pitch)
 from nsynth_core.exports import example_grid
 
 playwright = pytest.importorskip("playwright.sync_api")
@@ -210,7 +210,7 @@ def test_on_a_phone_the_instrument_fits_and_every_key_can_be_reached(served, tmp
 def test_a_clicked_map_place_is_shown_rounded_and_no_blend_line_waits_under_an_empty_player(page):
     spot = page.evaluate(EMPTY_SPOT)
     page.mouse.click(spot["x"], spot["y"])
-    page.locator("#selected-player a[download]").wait_for(state="attached")  # the Explore tab played it
+    page.locator("#current-name", has_text=BLEND_NAMED).wait_for()  # the Explore tab played it
     open_play_tab(page)
     x = page.get_by_label("Map x")
     page.wait_for_function("(field) => field.value !== '0'", arg=x.element_handle())
