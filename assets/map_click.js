@@ -27,6 +27,7 @@
   // a press sooner than that after the pointer last moved, or a tap (no hover before it), that hover may be of the
   // note the pointer has just left, or of none, so such a press is judged once the hover has caught up.
   const HOVER_CATCH_UP_MS = 70;
+  const HOVER_REACH = 32;  // px from a marker's centre: plotly's hoverdistance (20) beyond the largest marker's edge
   let press = null, lastMove = 0;
   document.addEventListener("pointermove", () => { lastMove = performance.now(); }, true);
   document.addEventListener("pointerdown", (event) => {
@@ -44,13 +45,22 @@
     const box = started.area.getBoundingClientRect();
     const x = layout.xaxis.p2d(event.clientX - box.left), y = layout.yaxis.p2d(event.clientY - box.top);
     const hovered = () => (started.plot._hoverdata || []).find(noteOf);
+    // A blend is heard from the page itself when it can (map_sound.js); the server is told so.
+    const blend = () => send(window.nsynthMap?.play(started.plot, x, y) ? {x: x, y: y, in_page: true} : {x: x, y: y});
     const judge = () => {
       const point = hovered();
-      if (point) { send({id: noteOf(point), x: point.x, y: point.y}); return; }
-      // A blend is heard from the page itself when it can (map_sound.js); the server is told so.
-      send(window.nsynthMap?.play(started.plot, x, y) ? {x: x, y: y, in_page: true} : {x: x, y: y});
+      if (point) send({id: noteOf(point), x: point.x, y: point.y});
+      else blend();
     };
-    if (!started.settled) {
+    // No point drawn within plotly's reach of the press: whatever its hover says yet, this is a place between
+    // notes, played at once rather than after the hover's catch-up.
+    const reachable = [...started.plot.querySelectorAll(".scatterlayer .points path")].some((point) => {
+      if (point.closest(".trace")?.__data__?.[0]?.trace?.hoverinfo === "skip") return false;  // marks, not notes
+      const box = point.getBoundingClientRect();
+      return Math.hypot(box.x + box.width / 2 - event.clientX, box.y + box.height / 2 - event.clientY) <= HOVER_REACH;
+    });
+    if (!reachable) blend();
+    else if (!started.settled) {
       hasty = true;
       setTimeout(() => { hasty = false; judge(); }, HOVER_CATCH_UP_MS);
     } else if (!hovered()) judge();  // else plotly_click tells of the note

@@ -46,6 +46,7 @@ def click_latencies(url: str, pitches: list[int]) -> tuple[list[float], list[flo
         page.goto(url)
         page.get_by_role("tab", name="Explore").click()
         page.wait_for_selector(".js-plotly-plot .scatterlayer .points path")
+        page.get_by_text("Settings: models, pitch, octave").click()  # the closed panel that holds the pitch
         pitch = page.get_by_label("Pitch (MIDI) of every decoded sound")
         latencies, in_page = [], []
         page.wait_for_function("window.nsynthMap && (window.nsynthMap.synth || window.nsynthMap.error)")
