@@ -46,6 +46,8 @@ def page_models() -> dict[str, str]:
     synth = json.loads((ASSETS_DIR / SYNTH_WEIGHTS[1]).read_text())["source"]["fingerprint"]
     map_notes = json.loads((ASSETS_DIR / example_grid.MAP_NOTES_FILE).read_text())["encoder"]
     return {"ddsp": synth, "wavenet": map_notes}
+
+
 PLAY_SURFACE = """
 <div id="play-surface">
   <div id="play-pad" title="Touch or drag: the sound is the corners' mix at your finger">
