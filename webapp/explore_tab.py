@@ -56,6 +56,14 @@ def heard_in_page(payload) -> bool:
         return False
 
 
+def show_the_playing_player(heard_in_page_shown: bool):
+    """(the strip's playing player, the one that does not play, whether that one is shown), as a note was chosen:
+    the playing one back in view if the other held a blend the page had played; else nothing changes."""
+    if not heard_in_page_shown:
+        return gr.skip(), gr.skip(), gr.skip()
+    return gr.update(visible=True), gr.update(visible=False), False
+
+
 def clicked_place(payload) -> tuple[float, float] | None:
     """(x, y) of a click on empty map space; None for a click on a note (clicked_note selects it) or a bad one."""
     try:
@@ -125,6 +133,7 @@ class ExploreTab(Tab):
                     # same sound decoded here, to play again and download, without playing it twice.
                     self.heard_in_page = gr.Audio(label="Current sound", type="filepath", interactive=False,
                                                   visible=False, elem_id="heard-in-page")
+                    self.heard_in_page_shown = gr.State(False)  # which of the two players the strip shows
                     self.heard = gr.Markdown(FIRST_SOUND, elem_id="current-name")
                     # The note the other tabs start from: the one heard, or the nearest note of a blend.
                     self.current = gr.State(None, time_to_live=SESSION_TTL)
@@ -188,8 +197,8 @@ class ExploreTab(Tab):
         # The current sound: a note chosen (clicked, uploaded, recorded, restored) or a blend clicked is heard,
         # named and marked on the map; the Grid's corners and Reconstruct start from it.
         selected.change(self.select_note, [selected, session], self.player, api_name="select_note").then(
-            lambda: (gr.update(visible=True), gr.update(visible=False)), None, [self.player, self.heard_in_page],
-            show_progress="hidden")
+            show_the_playing_player, self.heard_in_page_shown,
+            [self.player, self.heard_in_page, self.heard_in_page_shown], show_progress="hidden")
         selected.change(self.choose_note, [selected, session], [self.current, self.heard, self.note_pitch,
                                                                source_note])
         # Ringed in the browser at once: a redraw from the server after each click would swallow a press made

@@ -143,8 +143,9 @@ class PlayTab(Tab):
         self.play_button.click(self.play_point, [self.point_x, self.point_y, *point_settings],
                                [self.point_player, self.point_blend], api_name="play_point",
                                show_progress_on=self.point_player, **decode)
-        explore.click.change(self.play_clicked_point, [explore.click, *point_settings],
-                             [explore.player, explore.heard_in_page, self.point_x, self.point_y, explore.heard],
+        explore.click.change(self.play_clicked_point, [explore.click, explore.heard_in_page_shown, *point_settings],
+                             [explore.player, explore.heard_in_page, explore.heard_in_page_shown, self.point_x,
+                              self.point_y, explore.heard],
                              show_progress_on=explore.player, **decode).then(
             explore.mark_clicked_point, [explore.click, *explore.map_args], explore.map_plot)
         gr.on([self.point_decoder.change, header.pitch_choice.change, grid.seconds.change, header.wavenet_path.change,
@@ -210,21 +211,24 @@ class PlayTab(Tab):
     @friendly
     @writes_files
     @lanes.in_lane()
-    def play_clicked_point(self, payload, decoder, pitch, seconds, temperature, wavenet_path, spectral_path,
-                           ddsp_path, octaves=0):
+    def play_clicked_point(self, payload, heard_in_page_shown, decoder, pitch, seconds, temperature, wavenet_path,
+                           spectral_path, ddsp_path, octaves=0):
         """A click on empty map space: the blend there, played at once (the Explore tab's mark_clicked_point
-        then draws it)."""
+        then draws it), in the strip's playing player, or in the one that does not play when the page has played
+        it already."""
         place = clicked_place(payload)
         if place is None:
-            return [gr.skip()] * 5
+            return [gr.skip()] * 6
         audio, description = self.point_sound(*place, decoder, pitch, seconds, temperature, wavenet_path,
                                               spectral_path, ddsp_path, octaves)
         shown = (round(coordinate, PLACE_DECIMALS) for coordinate in place)
         sound = self.playable(audio)
-        if heard_in_page(payload):  # already heard: shown in the player that does not play on arrival
-            players = gr.update(visible=False), gr.update(value=sound, visible=True)
-        else:
-            players = gr.update(value=sound, visible=True), gr.update(visible=False)
+        if heard_in_page(payload):
+            players = gr.update(visible=False), gr.update(value=sound, visible=True), True
+        elif heard_in_page_shown:
+            players = gr.update(value=sound, visible=True), gr.update(visible=False), False
+        else:  # the playing player is in view already
+            players = sound, gr.skip(), gr.skip()
         return *players, *shown, description
 
     def corner_notes(self, a, b, c, d, session) -> list[Note]:
