@@ -13,6 +13,12 @@
   map.configure = (settings) => { map.settings = settings; };
 
   const start = async () => {
+    // Once the visitor reaches for the map: the page's first sound and its map come first.
+    await new Promise((resolve) => document.addEventListener("pointerover", function near(event) {
+      if (!event.target.closest?.("#map")) return;
+      document.removeEventListener("pointerover", near, true);
+      resolve();
+    }, true));
     while (!window.nsynthPlay?.synth) {  // the Play tab's synthesiser loads the weights and the worklet first
       if (window.nsynthPlay?.mode === "server") return;  // no synthesiser in this browser
       await new Promise((resolve) => setTimeout(resolve, 100));
@@ -22,7 +28,7 @@
       import(new URL("synth/synth_node.js", base).href), import(new URL("synth/model.js", base).href),
       fetch(new URL("synth/map_notes.json", base)).then((response) => response.json())]);
     const bytes = Uint8Array.from(atob(notes.z), (c) => c.charCodeAt(0)).buffer;
-    const synth = await createSynth(context);
+    const synth = await createSynth(context, {model: window.nsynthPlay.synth.model});
     synth.output.connect(analyser);
     synth.setEnvelope(ATTACK, RELEASE);
     map.notes = {...notes, z: halfFloats(bytes), index: new Map(notes.notes.map((note, i) => [note.id, i]))};

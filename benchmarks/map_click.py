@@ -49,6 +49,7 @@ def click_latencies(url: str, pitches: list[int]) -> tuple[list[float], list[flo
         page.get_by_text("Settings: models, pitch, octave").click()  # the closed panel that holds the pitch
         pitch = page.get_by_label("Pitch (MIDI) of every decoded sound")
         latencies, in_page = [], []
+        page.hover("#map .js-plotly-plot")  # the page readies the map's own sound once the pointer is over it
         page.wait_for_function("window.nsynthMap && (window.nsynthMap.synth || window.nsynthMap.error)")
         for midi in pitches:
             pitch.fill(str(midi))

@@ -7,8 +7,10 @@ import {loadModel} from "./model.js";
 
 export const WEIGHTS_URL = new URL("../ddsp_synth.bin", import.meta.url);
 
-export async function createSynth(context, {weightsUrl = WEIGHTS_URL, corners = null, cornerFrames = 0} = {}) {
-  const model = await loadModel(weightsUrl);
+// `model`: weights another synthesiser of the page has loaded already (its .model), instead of loading them again.
+export async function createSynth(context, {weightsUrl = WEIGHTS_URL, model = null, corners = null,
+                                            cornerFrames = 0} = {}) {
+  model = model || await loadModel(weightsUrl);
   const rate = model.config.sample_rate;
   if (context.sampleRate !== rate) {
     throw new Error(`The DDSP synthesiser runs at ${rate} Hz: make the AudioContext with {sampleRate: ${rate}}, ` +

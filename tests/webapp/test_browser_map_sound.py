@@ -32,6 +32,7 @@ def page():
         page.set_default_timeout(WAIT_MS)
         page.goto(url)
         page.wait_for_selector("#map .js-plotly-plot .scatterlayer .points path")
+        page.hover("#map .js-plotly-plot")  # the page readies the map's own sound once the pointer is over it
         page.wait_for_function(READY, polling=50)
         yield page
         browser.close()
