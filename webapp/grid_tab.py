@@ -42,7 +42,6 @@ FIT_PLOTS_WHEN_SHOWN = """() => {
 class MadeGrid:
     grid: Grid
     size: int
-    pcm: np.ndarray  # [cells, samples] at the players' level
     cell_files: list[str]  # each cell's sound, row by row
     play_all: dict  # the play-all track: its file and label
     archive: str  # every cell with its Z, zipped
@@ -173,7 +172,7 @@ class GridTab(Tab):
                   if paths["wavenet"] else [])
         archive = exports.export_zip(exports.output_path(self.outputs_dir, "nsynth_grid.zip"), grid, audio, z)
         pcm = np.stack([playback_pcm16(cell) for cell in audio])
-        return MadeGrid(grid, size, pcm, self.player_files(list(pcm)),
+        return MadeGrid(grid, size, self.player_files(list(pcm)),
                         self.play_all_player(grid.labels, pcm, grid.rule == "line"), str(archive), places, decoder,
                         loaded.name)
 

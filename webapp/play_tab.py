@@ -4,6 +4,7 @@ Z, keys play their exact pitch. Beside it, any point of the map heard as a blend
 on the Explore tab's map), and the grid at many pitches as a SoundFont. Browsers without AudioWorklet play the
 grid decoded on the server instead (decode_for_playing)."""
 
+import functools
 import json
 
 import gradio as gr
@@ -40,6 +41,7 @@ SYNTH_WEIGHTS = ("ddsp_synth.bin", "ddsp_synth.json")
 CONFIGURE_MAP_SOUND = "(settings) => { window.nsynthMapSettings = settings; window.nsynthMap?.configure(settings); }"
 
 
+@functools.cache
 def page_models() -> dict[str, str]:
     """Fingerprints of the weights the page's own synthesiser holds: the DDSP decoder (ddsp_synth.json) and the
     WaveNet whose Z it blends on a map click (synth/map_notes.json)."""
