@@ -105,6 +105,10 @@ def static_server(directory):
         server.server_close()
         thread.join()
 
+# Whether the map's legend holds more entries than its room, so that some scroll out of sight (plotly then draws
+# its scroll bar).
+LEGEND_SCROLLS = """() => { const bar = document.querySelector('#map .legend .scrollbar');
+  return Boolean(bar) && bar.getBoundingClientRect().height > 0; }"""
 # Every visible element that reaches past the window's right edge, or past the right edge of a box that clips it
 # (a keyboard cut by its box), unless it sits in a box that scrolls sideways; one line per element, empty when the
 # page fits. Gradio's own hidden measuring copies (.visually-hidden) are not seen by anyone and are skipped, and so

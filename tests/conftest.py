@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import numpy as np
 import pytest
 import soundfile as sf
@@ -39,3 +41,20 @@ def client(served_app):
 @pytest.fixture(scope="module")
 def app_log(served_app):
     return served_app[1]
+
+
+APP_LOG_LINES = 60
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A failed test that talked to a running app reports the end of the app's log beside its own output: what the
+    server did (or refused) is often the reason a page waited in vain."""
+    report = yield
+    if report.failed and call.when == "call":
+        for value in getattr(item, "funcargs", {}).values():
+            for part in value if isinstance(value, tuple) else (value,):
+                if isinstance(part, Path) and part.name == "app.log" and part.exists():
+                    tail = part.read_text(errors="replace").splitlines()[-APP_LOG_LINES:]
+                    report.sections.append(("app log (its last lines)", "\n".join(tail)))
+    return report

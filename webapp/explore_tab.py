@@ -109,7 +109,7 @@ def for_first_screen(figure: go.Figure) -> go.Figure:
     one-line title (how the map is made is told in "How it works"), and a legend a projector's class can read."""
     # The axes have no units, so they go unnamed here: the room is the plot's, on a phone's first screen.
     # No height of its own: plotly fills its box, which first-screen.css sizes for a phone and for a laptop.
-    return figure.update_layout(height=None, margin=dict(t=figures.title_bottom(0) + 8, b=10),
+    return figure.update_layout(height=None, margin=dict(t=figures.title_bottom(0) + 8, b=10, l=10, r=20),
                                 title=figures.pinned_title(MAP_TITLE), xaxis_title=None, yaxis_title=None)
 
 
@@ -204,7 +204,9 @@ class ExploreTab(Tab):
         # Ringed in the browser at once: a redraw from the server after each click would swallow a press made
         # meanwhile. The server's own redraws (uploads, colours, grids) ring it too (ring_current).
         selected.change(None, selected, None, js=RING_IN_BROWSER)
-        selected.change(lambda *args: self.draw_map(*args) if args[3] else gr.skip(), map_args, map_plot)
+        # Redraws that follow a click keep the map clickable: a progress overlay over it would swallow the next press.
+        selected.change(lambda *args: self.draw_map(*args) if args[3] else gr.skip(), map_args, map_plot,
+                        show_progress="hidden")
         self.click.change(self.choose_clicked, [self.click, header.wavenet_path], [selected, self.current,
                                                                                   source_note])
         for player in (self.player, self.heard_in_page):
@@ -349,4 +351,4 @@ class ExploreTab(Tab):
         positions = self.explorer.map_for(self.model(wavenet_path, "WaveNet"), placing=False).positions
         nearest, weights = neighbour_weights(positions, place)  # the rule the sound was blended by
         figure = self.draw_map(session, color_by, selected, show_path, grid_cells, wavenet_path)
-        return figures.mark_blend(figure, place, positions[nearest], [f"{100 * w:.0f} %" for w in weights])
+        return figures.mark_blend(figure, place, positions[nearest])

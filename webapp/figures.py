@@ -20,6 +20,7 @@ TITLE_SIZE = 17
 SUBTITLE_SIZE = 14  # legible on a projector at the back of a class
 TOOLBAR_HEIGHT = 32  # plotly's toolbar (zoom, pan, download) takes this band at the top right of a figure
 TITLE_LINE = 1.3 * TITLE_SIZE  # plotly spaces a title's lines by its font size, whatever size a line is written in
+LEGEND_ENTRY_WIDTH = 85  # px of an entry's name: the families' names in columns, three to a phone's row
 BLEND_COLOURS = ("crimson", "darkorange", "royalblue", "seagreen")  # one per note blended into a played point
 
 
@@ -107,7 +108,8 @@ def map_figure(embedding_map: EmbeddingMap, color_by: str = "family", user_point
     # No fixed width: the map takes its box's width, and its legend sits below it, where a phone has room.
     figure.update_layout(autosize=True, height=620, margin=dict(l=30, r=20, t=title_bottom(3) + 8, b=30), font=dict(size=14),
                          legend=dict(itemsizing="constant", orientation="h", x=0, xanchor="left", y=-0.04,
-                                     yanchor="top", font=dict(size=14)),
+                                     yanchor="top", font=dict(size=14), entrywidth=LEGEND_ENTRY_WIDTH,
+                                     entrywidthmode="pixels"),
                          xaxis=dict(showticklabels=False, title=dict(text="map x", font=dict(size=14))),
                          yaxis=dict(showticklabels=False, title=dict(text="map y", font=dict(size=14))),
                          # Short lines: plotly does not wrap a title, and a phone's plot is 330 px wide.
@@ -126,19 +128,20 @@ def message_figure(text: str) -> go.Figure:
     return figure
 
 
-def mark_blend(figure: go.Figure, point, neighbours_xy: np.ndarray, labels: list[str]) -> go.Figure:
-    """Marks a played point of the map and a line to each neighbour blended into it. Each share is named in the
-    legend, in its line's colour, rather than on the map, where neighbours close together would overlap."""
+def mark_blend(figure: go.Figure, point, neighbours_xy: np.ndarray) -> go.Figure:
+    """Marks a played point of the map and a line to each neighbour blended into it, in BLEND_COLOURS' order (the
+    nearest first). The shares are named where the current sound is described, in the same colours: beside the
+    markers they overlapped, and as legend entries they crowded a phone's map."""
     x, y = point
-    for index, ((nx, ny), label) in enumerate(zip(np.asarray(neighbours_xy), labels)):
+    for index, (nx, ny) in enumerate(np.asarray(neighbours_xy)):
         colour = BLEND_COLOURS[index % len(BLEND_COLOURS)]
-        figure.add_trace(go.Scatter(x=[x, nx], y=[y, ny], mode="lines+markers", name=f"{label} of the blend",
-                                    legendgroup="blend", hoverinfo="skip", line=dict(color=colour, width=2,
+        figure.add_trace(go.Scatter(x=[x, nx], y=[y, ny], mode="lines+markers", showlegend=False,
+                                    hoverinfo="skip", line=dict(color=colour, width=2,
                                                                                      dash="dot"),
                                     marker=dict(size=[0, 16], symbol="circle-open", color=colour,
                                                 line=dict(width=2))))
     figure.add_trace(go.Scatter(x=[x], y=[y], mode="markers", name="played point", hoverinfo="skip",
-                                marker=dict(size=14, symbol="x", color="crimson")))
+                                marker=dict(size=14, symbol="x", color="black")))
     return figure
 
 

@@ -24,7 +24,7 @@ from nsynth_core.exports import example_grid
 from nsynth_core.exports import files as exports
 from nsynth_core.exports.browser_pack import write_browser_pack
 from nsynth_core.exports.soundfont import write_soundfont
-from webapp import lanes
+from webapp import figures, lanes
 from webapp.explore_tab import clicked_place, heard_in_page
 from webapp.shared import (DECODERS, DEFAULT_DECODER, MAX_SIZE, OWN_PITCH, Tab, checkpoint_paths, chosen_pitch,
                            decode_estimate, default_checkpoint, friendly, writes_files)
@@ -76,8 +76,10 @@ def synth_routes() -> list:
 
 
 def describe_blend(blend, notes, decoder, played: int) -> str:
-    return ("Blend of " + ", ".join(f"**{note.name}** {100 * w:.0f} %" for note, w in zip(notes, blend.weights))
-            + f", decoded by the {decoder} decoder at MIDI {played}.")
+    """The blend's notes and shares, each after a ring in the colour the map marks that note with (mark_blend)."""
+    shares = (f"<span style='color:{colour}'>◯</span> **{note.name}** {100 * w:.0f}\u00a0%"  # a % kept by its number
+              for note, w, colour in zip(notes, blend.weights, figures.BLEND_COLOURS))
+    return "Blend of " + ", ".join(shares) + f", decoded by the {decoder} decoder at MIDI {played}."
 
 
 def multigrid_estimate(size, pitches, decoder, seconds, *paths):
@@ -149,7 +151,7 @@ class PlayTab(Tab):
                              [explore.player, explore.heard_in_page, explore.heard_in_page_shown, self.point_x,
                               self.point_y, explore.heard],
                              show_progress_on=explore.player, **decode).then(
-            explore.mark_clicked_point, [explore.click, *explore.map_args], explore.map_plot)
+            explore.mark_clicked_point, [explore.click, *explore.map_args], explore.map_plot, show_progress="hidden")
         gr.on([self.point_decoder.change, header.pitch_choice.change, grid.seconds.change, header.wavenet_path.change,
                header.ddsp_path.change, header.octaves.change], self.map_sound_settings,
               [self.point_decoder, header.pitch_choice, grid.seconds, header.wavenet_path, header.ddsp_path,

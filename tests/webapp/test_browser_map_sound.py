@@ -63,7 +63,7 @@ def test_a_click_between_notes_sounds_before_the_server_is_asked_and_is_the_serv
     # What the server decoded for the strip is the same blend, named with its shares.
     described = page.locator("#current-name", has_text=BLEND_NAMED)
     described.wait_for()
-    shares = re.findall(r"(\S+) (\d+) %", described.inner_text())
+    shares = re.findall(r"(\S+) (\d+)\s%", described.inner_text())  # a no-break space before %
     assert [name for name, _ in shares] == heard["neighbours"]
     assert [int(share) for _, share in shares] == [round(100 * weight) for weight in heard["weights"]]
     assert f"at MIDI {heard['pitch']}" in described.inner_text()

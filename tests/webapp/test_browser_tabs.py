@@ -6,8 +6,8 @@ import shutil
 
 import pytest
 
-from tests.browser_helpers import (BLEND_NAMED, CHROMIUM, EMPTY_SPOT, ERROR_BADGES, OVERFLOWING, SCREENSHOTS_ENV,
-                                   WAIT_MS, app_in_chromium)
+from tests.browser_helpers import (BLEND_NAMED, CHROMIUM, EMPTY_SPOT, ERROR_BADGES, LEGEND_SCROLLS, OVERFLOWING,
+                                   SCREENSHOTS_ENV, WAIT_MS, app_in_chromium)
 
 VIEWPORTS = {"laptop": {"width": 1280, "height": 900}, "phone": {"width": 390, "height": 844}}
 TABS = ["Explore", "Grid", "Reconstruct", "How it works", "Play", "About"]
@@ -121,6 +121,9 @@ def test_a_touch_between_notes_names_the_blend_beside_the_map(page, tmp_path):
     heard = page.locator("#current-name", has_text=BLEND_NAMED)
     heard.wait_for()
     page.locator("#selected-player a[download]").first.wait_for(state="attached")  # its sound, ready to play
+    page.wait_for_function("() => document.querySelector('#map .js-plotly-plot').data"
+                           ".some((trace) => trace.name === 'played point')")  # the map marks the blend
+    assert not page.evaluate(LEGEND_SCROLLS)  # every entry of the map's legend in view
     assert_shown_and_fits(page, heard, "explore", tmp_path)
 
 

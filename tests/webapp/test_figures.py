@@ -1,14 +1,17 @@
 """The map and rainbowgram figures read on a phone and on a projector: they take their box's width, keep legends
 below the plot, write nothing smaller than 14 px and put no text over other text."""
 
+import re
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 
 from tests.figure_boxes import font_size, title_lines, title_span
 from nsynth_core.explorer.embedding_map import EmbeddingMap
 from nsynth_core.explorer.notes import Note
-from webapp.figures import TOOLBAR_HEIGHT, map_figure, mark_blend, rainbowgram_figure
+from webapp.figures import BLEND_COLOURS, TOOLBAR_HEIGHT, map_figure, mark_blend, rainbowgram_figure
+from webapp.play_tab import describe_blend
 
 FAMILIES = ["bass", "flute", "guitar", "reed"]
 LEGIBLE_PX = 14
@@ -58,15 +61,27 @@ def test_visitors_notes_are_told_apart_by_family_colour_and_name():
     assert mine.marker.symbol == "star" and mine.marker.line.width >= 1
 
 
-def test_blend_shares_are_named_in_the_legend_not_over_the_map():
-    """Three neighbours close together: labels beside them on the map overlapped each other and the markers."""
-    figure = mark_blend(map_figure(small_map()), (5.0, 5.0), np.array([[5.1, 5.0], [5.1, 5.05], [5.05, 5.1]]),
-                        ["26 %", "33 %", "41 %"])
-    blend = [trace for trace in figure.data if trace.legendgroup == "blend"]
-    assert [trace.name for trace in blend] == ["26 % of the blend", "33 % of the blend", "41 % of the blend"]
+def test_a_played_point_rings_its_neighbours_without_labels_or_legend_entries_of_their_own():
+    """Three neighbours close together: labels beside them on the map overlapped each other and the markers, and
+    a legend entry per share made a phone's legend scroll; the shares are named in the strip, in the rings' colours."""
+    figure = mark_blend(map_figure(small_map()), (5.0, 5.0), np.array([[5.1, 5.0], [5.1, 5.05], [5.05, 5.1]]))
+    rings = [trace for trace in figure.data if trace.marker.symbol == "circle-open"]
+    assert [trace.line.color for trace in rings] == list(BLEND_COLOURS[:3])  # nearest first, as the strip names them
+    assert [(trace.x[-1], trace.y[-1]) for trace in rings] == [(5.1, 5.0), (5.1, 5.05), (5.05, 5.1)]
+    assert [trace.name for trace in figure.data if trace.showlegend is not False][-1] == "played point"
+    assert not any(trace.showlegend is not False for trace in rings)
     assert all("text" not in trace.mode for trace in figure.data if trace.name != "your notes")
     assert not figure.layout.annotations
-    assert len({trace.line.color for trace in blend}) == 3  # each share's line and ring in its own colour
+
+
+def test_the_strip_names_each_share_after_a_ring_in_its_lines_colour():
+    blend = SimpleNamespace(weights=np.array([0.41, 0.33, 0.26]))
+    notes = [SimpleNamespace(name=name) for name in ("near", "middle", "far")]
+    text = describe_blend(blend, notes, "DDSP", 60)
+    assert text.startswith("Blend of ") and text.endswith("decoded by the DDSP decoder at MIDI 60.")
+    shares = re.findall(r"<span style='color:(\w+)'>◯</span> \*\*(\w+)\*\* (\d+)\u00a0%", text)
+    assert shares == [(BLEND_COLOURS[0], "near", "41"), (BLEND_COLOURS[1], "middle", "33"),
+                      (BLEND_COLOURS[2], "far", "26")]
 
 
 def test_a_rainbowgrams_title_ends_above_the_top_octaves_name():

@@ -95,6 +95,22 @@ def test_a_click_between_notes_leaves_no_note_chosen_and_starts_from_the_nearest
     assert explore.choose_note(None, {}) == [gr.skip()] * 4
 
 
+def test_the_map_redrawn_after_a_click_or_a_choice_stays_clickable(page):
+    """A progress overlay covers a component while an event into it runs, and takes the presses made on it: the
+    map's redraws that follow a click or a chosen note run without one, so a visitor's next press is heard."""
+    explore = page.explore
+
+    def triggered_by(event, *sources):
+        while event.trigger_after is not None:  # a .then() runs after the event it follows
+            event = page.built.fns[event.trigger_after]
+        return any(block == source._id for block, _ in event.targets for source in sources)
+
+    following = [event for event in events_into(page.built, explore.map_plot)
+                 if triggered_by(event, explore.click, explore.selected)]
+    assert {event.fn.__name__ for event in following} >= {"mark_clicked_point", "<lambda>"}
+    assert all(event.show_progress == "hidden" for event in following)
+
+
 def test_a_chosen_note_is_named_marked_on_the_map_and_used_as_the_next_corner(page):
     explore, explorer = page.explore, page.explorer
     note = list(explorer.bundled.values())[5]
