@@ -2,8 +2,9 @@
 whether eight voices keep up on the audio thread while the pad moves.
 
 - key press -> sound: a real key press (Playwright's keyboard) on a page playing the synthesiser in a 16 kHz
-  AudioContext; the worklet reports the frame of the note's first sample above -80 dBFS, and the context's output
-  timestamp turns that frame into the moment it reaches the loudspeakers. From the key event's timeStamp.
+  AudioContext made as the Play tab makes it (the smallest output buffer); the worklet reports the frame of the
+  note's first sample above -80 dBFS, and the context's output timestamp turns that frame into the moment it
+  reaches the loudspeakers. From the key event's timeStamp.
 - eight voices held while the pad circles for --seconds (moved at every animation frame): the worklet's blocks
   whose process() took a block's duration or more (Date.now(), 1 ms steps: the worklet scope has no finer clock),
   Chromium's own count of audio underruns (AudioContext.playbackStats), and the main thread's long tasks
@@ -40,7 +41,7 @@ KEYS = "awsedftgyhujk"  # C4 upwards, as on the Play tab
 # A live 16 kHz context playing the synthesiser, the keyboard's keys playing it from C4.
 LIVE = """async ({corners, frames, keys}) => {
   const {createSynth} = await import("/assets/synth/synth_node.js");
-  const context = new AudioContext({sampleRate: 16000});
+  const context = new AudioContext({sampleRate: 16000, latencyHint: 0});  // as the Play tab makes it (play.js)
   const synth = await createSynth(context, {corners: floats(corners), cornerFrames: frames});
   synth.output.connect(context.destination);
   await context.resume();
