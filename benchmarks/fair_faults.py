@@ -2,9 +2,11 @@
 
     chunked upload     one 70 MB upload sent chunked (no Content-Length), then ten chunked uploads of 19 MB
                        from one address: the answers, and the MiB Gradio's folder holds afterwards
-    heavy + light      one visitor's WaveNet 9 x 9 grid of 4 s, and meanwhile 30 visitors clicking a map point
-                       (DDSP, 1 s) at once: the light clicks' seconds (median, p95, max) and the heavy one's answer
-    cancel storm       six WaveNet 9 x 9 grids of 4 s, each cancelled 2.5 s after it is sent: seconds until the
+    heavy + light      30 visitors clicking a map point (DDSP, 1 s) at once with nothing else running; the same
+                       while one more visitor's WaveNet 9 x 9 grid of 4 s decodes; and with that grid, each of the
+                       30 clicking once at a random moment of 6 s (a class at its own pace): the light clicks'
+                       seconds (median, p95, max) and the heavy one's answer
+    cancel storm       six WaveNet 9 x 9 grids of 4 s, each cancelled 1 s after the first starts: seconds until the
                        server's CPU falls under a tenth of a core, then one map click's seconds
     leftovers          a partial upload of a killed run (written a moment before the start) and an empty one:
                        whether they are gone once the app answers
@@ -16,7 +18,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
+import numpy as np
 from gradio_client import Client
+from gradio_client.utils import Status
 
 from benchmarks.load_test import PRESETS, server_pid
 from nsynth_core.models.checkpoint import save_checkpoint, weights_fingerprint
@@ -26,7 +30,8 @@ from nsynth_core.models.wavenet import WaveNetAutoencoder
 from tests.app_helpers import TINY_DDSP, running_app, wait_for_warm_up
 
 LIGHT_VISITORS = 30
-CANCELLED_GRIDS, CANCEL_AFTER = 6, 2.5
+CLASS_PACE_SECONDS = 6  # a class clicking at its own pace: each visitor once, at a random moment of this window
+CANCELLED_GRIDS, CANCEL_AFTER = 6, 1.0  # a grid decodes in a few seconds once the engine is built
 MB = 1024 * 1024
 
 
@@ -47,8 +52,10 @@ def folder_mib(folder: Path) -> float:
     return sum(path.stat().st_size for path in folder.rglob("*") if path.is_file()) / MB
 
 
-def wavenet_grid(client: Client, corners: list[str]):
-    return client.submit(*corners, "grid (4 notes)", 9, "bilinear", "WaveNet", 0.25, 4.0, api_name="/grid")
+def wavenet_grid(client: Client, corners: list[str], temperature: float):
+    """A WaveNet 9 x 9 grid of 4 s; each call of a run gets its own temperature: the same grid again would be
+    served from the decoded sounds the app keeps."""
+    return client.submit(*corners, "grid (4 notes)", 9, "bilinear", "WaveNet", temperature, 4.0, api_name="/grid")
 
 
 def map_click(client: Client) -> tuple[float, str | None]:
@@ -105,30 +112,57 @@ def fair_rows(table, work: Path, corners: list[str], kept_serving, environment):
         cancel_storm(table, url, pid, corners, work, kept_serving, log)
 
 
-def heavy_and_light(table, url, pid, corners, work, kept_serving):
+def light_clicks(url: str, spread: float, heavy_corners: list[str] | None = None,
+                 temperature: float | None = None):
+    """LIGHT_VISITORS visitors clicking a map point each, at once (spread 0) or each at a random moment within
+    `spread` seconds, while one more visitor's WaveNet grid decodes when `heavy_corners` are given: (the clicks'
+    waits sorted, their errors, the heavy grid's answer or None, the seconds until it came)."""
+    delays = np.random.default_rng(0).uniform(0, spread, LIGHT_VISITORS)
+
+    def click_after(visitor):
+        client, delay = visitor
+        time.sleep(delay)
+        return map_click(client)
+
     with ThreadPoolExecutor(LIGHT_VISITORS) as pool:
         light = [Client(url, verbose=False) for _ in range(LIGHT_VISITORS)]  # one by one, as visitors arrive
         heavy_started = time.perf_counter()
-        heavy = wavenet_grid(Client(url, verbose=False), corners)
-        time.sleep(2)  # the heavy grid is decoding
-        clicks = list(pool.map(map_click, light))
-    waits = sorted(seconds for seconds, _ in clicks)
-    errors = [error for _, error in clicks if error]
-    p95 = waits[round(0.95 * (len(waits) - 1))]
-    try:
-        *_, made_by = heavy.result(timeout=900)
-        heavy_seen = made_by
-    except Exception as error:
-        heavy_seen = f"{type(error).__name__}: {error}"
-    table.add(f"1 heavy WaveNet visitor + {LIGHT_VISITORS} light", f"light clicks median "
-              f"{statistics.median(waits):.2f} s, p95 {p95:.2f} s, max {waits[-1]:.2f} s, {len(errors)} failed "
-              f"{errors[:1]}; heavy grid "
-              f"{time.perf_counter() - heavy_started:.0f} s: {' '.join(heavy_seen.split())[:60]}", p95,
-              kept_serving(url, work, 53), pid)
+        heavy = wavenet_grid(Client(url, verbose=False), heavy_corners, temperature) if heavy_corners else None
+        if heavy:
+            time.sleep(2)  # the heavy grid is decoding
+        clicks = list(pool.map(click_after, zip(light, delays)))
+    heavy_seen = None
+    if heavy:
+        try:
+            *_, heavy_seen = heavy.result(timeout=900)
+        except Exception as error:
+            heavy_seen = f"{type(error).__name__}: {error}"
+    return (sorted(seconds for seconds, _ in clicks), [error for _, error in clicks if error], heavy_seen,
+            time.perf_counter() - heavy_started)
+
+
+def heavy_and_light(table, url, pid, corners, work, kept_serving):
+    """The light clicks with and without another visitor's heavy grid, at once and at a class's pace."""
+    for attack, spread, heavy_corners, temperature, midi in [
+            (f"{LIGHT_VISITORS} light at once, nothing else", 0, None, None, 53),
+            (f"1 heavy WaveNet visitor + {LIGHT_VISITORS} light at once", 0, corners, 0.25, 54),
+            (f"1 heavy WaveNet visitor + {LIGHT_VISITORS} light, each once within {CLASS_PACE_SECONDS} s",
+             CLASS_PACE_SECONDS, corners, 0.26, 56)]:
+        waits, errors, heavy_seen, heavy_seconds = light_clicks(url, spread, heavy_corners, temperature)
+        p95 = waits[round(0.95 * (len(waits) - 1))]
+        heavy_text = (f"; heavy grid {heavy_seconds:.0f} s: {' '.join(heavy_seen.split())[:60]}"
+                      if heavy_seen else "")
+        table.add(attack, f"light clicks median {statistics.median(waits):.2f} s, p95 {p95:.2f} s, max "
+                  f"{waits[-1]:.2f} s, {len(errors)} failed {errors[:1]}{heavy_text}", p95,
+                  kept_serving(url, work, midi), pid)
 
 
 def cancel_storm(table, url, pid, corners, work, kept_serving, log: Path):
-    jobs = [wavenet_grid(Client(url, verbose=False), corners) for _ in range(CANCELLED_GRIDS)]
+    visitors = [Client(url, verbose=False) for _ in range(CANCELLED_GRIDS)]
+    jobs = [wavenet_grid(client, corners, 0.3 + 0.01 * index) for index, client in enumerate(visitors)]
+    deadline = time.perf_counter() + 60
+    while time.perf_counter() < deadline and not any(job.status().code == Status.PROCESSING for job in jobs):
+        time.sleep(0.05)  # cancelled once decoding, not while the grids still wait to be sent
     time.sleep(CANCEL_AFTER)
     for job in jobs:
         job.cancel()
