@@ -8,7 +8,7 @@
   const NEIGHBOURS = 3, EXACT_HIT = 1e-6;
   const ATTACK = 0.005, RELEASE = 0.03;  // s: the server's decoded sound has no envelope of its own
   const base = new URL(location.pathname.replace(/\/?$/, "/") + "play-synth/", location.origin);
-  const map = {settings: window.nsynthMapSettings || null, notes: null, synth: null, heard: []};
+  const map = {settings: window.nsynthMapSettings || null, notes: null, synth: null, heard: [], releases: new Map()};
   window.nsynthMap = map;
   map.configure = (settings) => { map.settings = settings; };
 
@@ -71,8 +71,16 @@
     const pitch = settings.pitch ?? notes.notes[nearest[0][0]].pitch + 12 * settings.octaves;
     window.nsynthPlay.context.resume();
     synth.setCorners(corners, notes.frames);
+    for (const [sounding, release] of map.releases) {  // the click before is no longer the current sound
+      clearTimeout(release);
+      synth.noteOff(sounding);
+    }
+    map.releases.clear();
     synth.noteOn(pitch);
-    setTimeout(() => synth.noteOff(pitch), 1000 * settings.seconds);
+    map.releases.set(pitch, setTimeout(() => {
+      synth.noteOff(pitch);
+      map.releases.delete(pitch);
+    }, 1000 * settings.seconds));
     map.heard.push({x, y, pitch, neighbours: nearest.map(([index]) => notes.notes[index].id), weights,
                     at: performance.now()});
     return true;

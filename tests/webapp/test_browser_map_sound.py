@@ -79,6 +79,39 @@ def test_a_click_between_notes_sounds_before_the_server_is_asked_and_is_the_serv
     page.locator("#heard-in-page").wait_for(state="hidden")
 
 
+def test_a_second_click_sounds_its_whole_length_whatever_the_first(page):
+    """Two clicks at one place (so at one pitch), the second before the first has ended: the first stops as the
+    second starts, and the second is not cut when the first's time is up."""
+    started = page.evaluate("""async () => {
+      const plot = document.querySelector('#map .js-plotly-plot'), layout = plot._fullLayout;
+      const x = (layout.xaxis.range[0] + layout.xaxis.range[1]) / 2;
+      const y = (layout.yaxis.range[0] + layout.yaxis.range[1]) / 2;
+      const {context, analyser} = window.nsynthPlay;
+      analyser.fftSize = 32768;  // a window long enough to hold both clicks' ends (set before: setting empties it)
+      const first = context.currentTime;
+      window.nsynthMap.play(plot, x, y);
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      window.nsynthMap.play(plot, x, y);
+      return {first, second: context.currentTime, seconds: window.nsynthMap.settings.seconds};
+    }""")
+    assert started["second"] - started["first"] < started["seconds"]
+    # A stretch past the end of the first click's sound (and its release), within the second's, found in the
+    # analyser's window by the audio clock whenever it is read.
+    stretch = started["first"] + started["seconds"] + 0.1, started["first"] + started["seconds"] + 0.3
+    assert stretch[1] < started["second"] + started["seconds"]
+    page.wait_for_function(f"window.nsynthPlay.context.currentTime > {stretch[1]}", polling=20)
+    sound = page.evaluate("""() => {
+      const {analyser, context} = window.nsynthPlay;
+      const samples = new Float32Array(analyser.fftSize);
+      analyser.getFloatTimeDomainData(samples);
+      return {samples: Array.from(samples), rate: context.sampleRate, read: context.currentTime};
+    }""")
+    samples, rate = np.array(sound["samples"], np.float32), sound["rate"]
+    begin, end = (len(samples) - round((sound["read"] - t) * rate) for t in stretch)
+    assert begin >= 0  # read while the stretch was still in the window
+    assert np.sqrt(np.mean(samples[begin:end] ** 2)) > 1e-3
+
+
 def test_a_click_is_left_to_the_server_when_another_decoder_plays(page):
     page.get_by_role("tab", name="Play").click()
     page.get_by_label("WaveNet").first.check()  # the Play tab's decoder of map points
