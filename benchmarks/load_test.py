@@ -15,6 +15,7 @@ allocator noise.
     python -m benchmarks.load_test                       # a tiny random WaveNet, 8 clients, 5 rounds
     python -m benchmarks.load_test --preset cpu-small    # random weights at the small trainable size
     python -m benchmarks.load_test --checkpoint DIR      # the checkpoints in DIR instead
+    python -m benchmarks.load_test --spread 30           # each round's visitors arrive over 30 s, not at once
 """
 
 import argparse
@@ -141,6 +142,12 @@ def visit(client: Client, url: str, tone: Path, corners: list[str], seconds: flo
     return timings
 
 
+def visit_after(delay: float, *visit_arguments) -> dict[str, float | QueueView]:
+    """A visitor arriving `delay` seconds into the round; its stages are timed from its own arrival."""
+    time.sleep(delay)
+    return visit(*visit_arguments)
+
+
 def percentiles(values) -> str:
     p50, p95 = np.percentile(values, [50, 95])
     return f"{len(values):4d}  {p50:8.2f}  {p95:8.2f}  {max(values):8.2f}"
@@ -176,6 +183,9 @@ def main():
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--seconds", type=float, default=0.25, help="length of each grid cell")
+    parser.add_argument("--spread", type=float, default=0.0,
+                        help="seconds over which a round's visitors arrive, each at a random moment (default: "
+                             "all at once)")
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="nsynth-load-"))
@@ -204,9 +214,10 @@ def main():
             for round_index in range(args.rounds):
                 tones = [write_tone(work / f"client{i}_round{round_index}.wav", 40 + i + args.clients * round_index)
                          for i in range(args.clients)]
+                arrivals = np.random.default_rng(round_index).uniform(0, args.spread, args.clients)
                 start = time.perf_counter()
-                results = list(pool.map(visit, clients, [url] * args.clients, tones, [corners] * args.clients,
-                                        [args.seconds] * args.clients))
+                results = list(pool.map(visit_after, arrivals, clients, [url] * args.clients, tones,
+                                        [corners] * args.clients, [args.seconds] * args.clients))
                 timings["round"].append(time.perf_counter() - start)
                 for result in results:
                     for stage in STAGES:
@@ -218,8 +229,8 @@ def main():
                       f"server RSS {memory[-1][1]['VmRSS']:.0f} MiB", flush=True)
 
     load_after = os.getloadavg()
-    print(f"\n{args.clients} clients x {args.rounds} rounds, 2x2 grid of {args.seconds:g} s cells, "
-          f"checkpoints {checkpoints}; every request succeeded")
+    print(f"\n{args.clients} clients x {args.rounds} rounds, arriving over {args.spread:g} s, 2x2 grid of "
+          f"{args.seconds:g} s cells, checkpoints {checkpoints}; every request succeeded")
     print(f"load average (1, 5, 15 min) before: {', '.join(f'{x:.1f}' for x in load_before)}; after: "
           f"{', '.join(f'{x:.1f}' for x in load_after)} on {os.cpu_count()} cores")
     print(f"{'stage':>8}  {'n':>4}  {'p50 s':>8}  {'p95 s':>8}  {'max s':>8}")
