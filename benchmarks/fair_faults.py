@@ -2,6 +2,8 @@
 
     chunked upload     one 70 MB upload sent chunked (no Content-Length), then ten chunked uploads of 19 MB
                        from one address: the answers, and the MiB Gradio's folder holds afterwards
+    shared upload      one 12 MB recording uploaded once, its path on the server then sent as the note of 20
+                       other sessions: how many took it, and how much the server's memory grew
     heavy + light      30 visitors clicking a map point (DDSP, 1 s) at once with nothing else running; the same
                        while one more visitor's WaveNet 9 x 9 grid of 4 s decodes; and with that grid, each of the
                        30 clicking once at a random moment of 6 s (a class at its own pace): the light clicks'
@@ -19,10 +21,11 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+import soundfile as sf
 from gradio_client import Client
 from gradio_client.utils import Status
 
-from benchmarks.load_test import PRESETS, server_pid
+from benchmarks.load_test import PRESETS, memory_mb, server_pid
 from nsynth_core.models.checkpoint import save_checkpoint, weights_fingerprint
 from nsynth_core.models.ddsp import DDSPDecoder
 from nsynth_core.models.spectral import SpectralAutoencoder, SpectralConfig
@@ -30,6 +33,7 @@ from nsynth_core.models.wavenet import WaveNetAutoencoder
 from tests.app_helpers import TINY_DDSP, running_app, wait_for_warm_up
 
 LIGHT_VISITORS = 30
+SHARING_SESSIONS, LONG_RECORDING_SECONDS = 20, 140  # a 140 s recording at 44.1 kHz is a 12 MB WAV
 CLASS_PACE_SECONDS = 6  # a class clicking at its own pace: each visitor once, at a random moment of this window
 CANCELLED_GRIDS, CANCEL_AFTER = 6, 1.0  # a grid decodes in a few seconds once the engine is built
 MB = 1024 * 1024
@@ -100,6 +104,7 @@ def fair_rows(table, work: Path, corners: list[str], kept_serving, environment):
         left = sorted(path.name for path in gradio_folder.glob("tmp*"))
         table.add("killed-run leftovers", f"left at start: {left or 'none'}", 0, kept_serving(url, work, 50), pid)
         wait_for_warm_up(log)
+        shared_upload(table, url, pid, work, kept_serving)  # before the chunked ones fill this address's budget
         started = time.perf_counter()
         seen = chunked_upload(url, 70)
         table.add("chunked upload of 70 MB", seen, time.perf_counter() - started, kept_serving(url, work, 51), pid)
@@ -110,6 +115,25 @@ def fair_rows(table, work: Path, corners: list[str], kept_serving, environment):
                   kept_serving(url, work, 52), pid)
         heavy_and_light(table, url, pid, corners, work, kept_serving)
         cancel_storm(table, url, pid, corners, work, kept_serving, log)
+
+
+def shared_upload(table, url, pid, work, kept_serving):
+    """One upload of a long recording, then its path on the server sent as the note of SHARING_SESSIONS visitors:
+    the memory the server holds for them all."""
+    recording = work / "long_recording.wav"
+    seconds = np.arange(44100 * LONG_RECORDING_SECONDS) / 44100
+    sf.write(recording, 0.5 * np.sin(2 * np.pi * 220 * seconds), 44100, subtype="PCM_16")
+    with open(recording, "rb") as file:
+        path, = httpx.post(f"{url}gradio_api/upload", files=[("files", (recording.name, file))], timeout=120).json()
+    shared = [{"path": path, "meta": {"_type": "gradio.FileData"}, "orig_name": recording.name}]
+    Client(url, verbose=False).predict(shared, "family", False, api_name="/add_uploads")  # the uploader's own
+    before, started = memory_mb(pid)["VmRSS"], time.perf_counter()
+    answers = [Client(url, verbose=False).predict(shared, "family", False, api_name="/add_uploads")[0]
+               for _ in range(SHARING_SESSIONS)]
+    taken = sum(recording.stem in answer for answer in answers)
+    table.add(f"one {recording.stat().st_size / MB:.0f} MB upload's path sent by {SHARING_SESSIONS} more sessions",
+              f"{taken} took it as their note; the server's memory grew {memory_mb(pid)['VmRSS'] - before:.0f} MiB",
+              time.perf_counter() - started, kept_serving(url, work, 57), pid)
 
 
 def light_clicks(url: str, spread: float, heavy_corners: list[str] | None = None,
