@@ -173,7 +173,10 @@ class ExploreTab(Tab):
         """The notes' events, which also fill the Grid tab's `corners` and the Reconstruct tab's `source_note`."""
         session, summary, map_plot, selected = header.session, self.summary, self.map_plot, self.selected
         map_inputs, map_args = self.map_inputs, self.map_args
-        new_note_outputs = [session, summary, map_plot, selected, *corners, source_note]
+        # What a new note changes (also what the API answers: the notes listed, the map, the new note's id); the
+        # other tabs' note pickers learn of it in an event of their own, kept out of the API.
+        new_note_outputs = [session, summary, map_plot, selected]
+        other_pickers = [*corners, source_note]
         # Each event shows its progress, and a refusal's badge, on one component rather than on every output.
         # The box is emptied after each upload, taken or refused, so the next upload reads only its own files.
         adding = {"concurrency_id": "add_notes", "concurrency_limit": ADDING_NOTES_AT_ONCE,
@@ -182,13 +185,17 @@ class ExploreTab(Tab):
                                            [*new_note_outputs, header.uploaded], api_name="add_uploads", **adding)
         for after in (upload_event.success, upload_event.failure):
             after(None, None, self.uploads, js="() => null")
-        self.recorder.stop_recording(self.add_recording, [self.recorder, header.uploaded, *map_inputs],
-                                     [*new_note_outputs, header.uploaded], api_name="add_recording", **adding)
+        recording_event = self.recorder.stop_recording(
+            self.add_recording, [self.recorder, header.uploaded, *map_inputs], [*new_note_outputs, header.uploaded],
+            api_name="add_recording", **adding)
         self.save_button.click(self.save_notes, session, self.saved, api_name="save_notes")
-        self.restore.upload(self.restore_notes, [self.restore, *map_inputs], new_note_outputs,
-                            api_name="restore_notes", show_progress_on=summary)
-        self.pitch_button.click(self.correct_pitch, [selected, self.note_pitch, *map_inputs], new_note_outputs,
-                                api_name="correct_pitch", show_progress_on=self.note_pitch)
+        restore_event = self.restore.upload(self.restore_notes, [self.restore, *map_inputs], new_note_outputs,
+                                            api_name="restore_notes", show_progress_on=summary)
+        pitch_event = self.pitch_button.click(self.correct_pitch, [selected, self.note_pitch, *map_inputs],
+                                              new_note_outputs, api_name="correct_pitch",
+                                              show_progress_on=self.note_pitch)
+        for event in (upload_event, recording_event, restore_event, pitch_event):
+            event.success(self.other_pickers, session, other_pickers, show_progress="hidden")
 
         # One listener per output that several settings change, always run on the latest settings: separate
         # listeners could finish out of order under load and leave on the page what earlier settings gave.
@@ -248,12 +255,16 @@ class ExploreTab(Tab):
         choices = self.note_choices(session)
         selected = next((n.id for n in reversed(list(session.values())) if any(n.id == m.id for m in notes)), None)
         figure = self.draw_map(session, color_by, selected, show_path, grid_cells, wavenet_path)
-        dropdowns = [gr.update(choices=choices) for _ in range(len(CORNERS) + 1)]
-        return [session, session_summary(session), figure, gr.update(choices=choices, value=selected), *dropdowns]
+        return [session, session_summary(session), figure, gr.update(choices=choices, value=selected)]
 
     @staticmethod
     def nothing_new(session):
-        return [session, session_summary(session), gr.skip(), gr.skip(), *[gr.skip()] * (len(CORNERS) + 1)]
+        return [session, session_summary(session), gr.skip(), gr.skip()]
+
+    def other_pickers(self, session) -> list:
+        """The Grid's corners and Reconstruct's note offered the session's notes, each keeping its choice."""
+        choices = self.note_choices(session)
+        return [gr.update(choices=choices) for _ in range(len(CORNERS) + 1)]
 
     def pitched_and_encoded(self, notes, wavenet_path, request: gr.Request, progress) -> list[Note]:
         """The notes with their pitch and WaveNet code, from the queue shared by every visitor; meanwhile the page
@@ -293,8 +304,7 @@ class ExploreTab(Tab):
         session = with_pitch(session, note_id, pitch)
         choices = self.note_choices(session)
         figure = self.draw_map(session, color_by, note_id, show_path, grid_cells, wavenet_path)
-        dropdowns = [gr.update(choices=choices) for _ in range(len(CORNERS) + 1)]
-        return [session, session_summary(session), figure, gr.update(choices=choices, value=note_id), *dropdowns]
+        return [session, session_summary(session), figure, gr.update(choices=choices, value=note_id)]
 
     @friendly
     def choose_note(self, note_id, session):

@@ -33,7 +33,7 @@ def test_upload_map_grid_and_reconstruction(client, write_tone, tmp_path):
     bad = tmp_path / "not_audio.wav"
     bad.write_text("this is text")
     tone = write_tone(frequency=220.0, seconds=1.0)
-    summary, figure, picker, *_ = client.predict(
+    summary, figure, picker = client.predict(  # the notes listed, the map, the new note
         [handle_file(str(tone)), handle_file(str(bad))], "family", False, api_name="/add_uploads")
     selected = picker["value"]  # the picker is updated to list the new note and select it
     assert tone.stem in summary and "not_audio" not in summary  # the bad file is skipped with a warning
@@ -126,6 +126,9 @@ def test_the_api_lists_what_a_caller_would_call_without_every_note_id(client):
                   for parameter in endpoint["parameters"]]
     assert not [name for name in parameters if name.startswith("param_")]  # and every parameter
     assert len(listing["named_endpoints"]["/grid"]["returns"]) == 4  # the grid's sounds, not a player per cell
+    for adding in ("/add_uploads", "/add_recording", "/restore_notes", "/correct_pitch"):  # not every note picker
+        answers = [answer["label"] for answer in listing["named_endpoints"][adding]["returns"]]
+        assert len(answers) == 3 and answers[2] == "Note (or click one on the map)", (adding, answers)
     assert len(json.dumps(listing)) < 70_000  # a file answer alone is 1.5 KB of schema; a player per cell made 180 KB
     assert FIRST_NOTES[0] not in json.dumps(listing)  # the note pickers are filled by the page, not the schema
     with pytest.raises(Exception) as refused:

@@ -3,6 +3,7 @@ checkpoints: model internals behind a closed settings panel, the map beside the 
 (a note chosen, or the nearest note of a blend clicked) as the starting point of the Grid and Reconstruct tabs."""
 
 import asyncio
+from dataclasses import replace
 import json
 from types import SimpleNamespace
 
@@ -109,6 +110,28 @@ def test_the_map_redrawn_after_a_click_or_a_choice_stays_clickable(page):
                  if triggered_by(event, explore.click, explore.selected)]
     assert {event.fn.__name__ for event in following} >= {"mark_clicked_point", "<lambda>"}
     assert all(event.show_progress == "hidden" for event in following)
+
+
+def test_a_new_note_is_offered_by_every_tabs_picker_once_it_is_added(page):
+    """The events that add notes answer the notes listed, the map and the new note (what the API returns too); the
+    Grid's corners and Reconstruct's note are offered the session's notes by an event that follows each."""
+    explore, grid, reconstruct = page.explore, page.grid, page.reconstruct
+    others = [*grid.corners, reconstruct.source_note]
+    adding = {"add_uploads", "add_recording", "restore_notes", "correct_pitch"}
+    events = {event.api_name: event for event in page.built.fns.values() if event.api_name in adding}
+    assert sorted(events) == sorted(adding)
+    for event in events.values():
+        assert [out for out in event.outputs if not isinstance(out, gr.State)] == [
+            explore.summary, explore.map_plot, explore.selected]
+    following = [event for event in events_into(page.built, grid.corners[0]) if event.trigger_after is not None
+                 and page.built.fns[event.trigger_after].api_name in adding]
+    assert len(following) == len(adding) and all(list(event.outputs) == others for event in following)
+    note = list(page.explorer.bundled.values())[3]
+    session = {"mine": replace(note, id="mine", name="mine", source="upload")}
+    offered = explore.other_pickers(session)
+    assert len(offered) == len(others)
+    assert all(any(value == "mine" for _, value in update["choices"]) and "value" not in update
+               for update in offered)
 
 
 def test_a_chosen_note_is_named_marked_on_the_map_and_used_as_the_next_corner(page):
