@@ -19,10 +19,8 @@
       document.removeEventListener("pointerover", near, true);
       resolve();
     }, true));
-    while (!window.nsynthPlay?.synth) {  // the Play tab's synthesiser loads the weights and the worklet first
-      if (window.nsynthPlay?.mode === "server") return;  // no synthesiser in this browser
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
+    await window.nsynthPlay?.started;  // the Play tab's synthesiser loads the weights and the worklet first
+    if (!window.nsynthPlay?.synth) return;  // no synthesiser in this browser: the server plays the clicks
     const {context, analyser} = window.nsynthPlay;
     const [{createSynth}, {halfFloats}, notes] = await Promise.all([
       import(new URL("synth/synth_node.js", base).href), import(new URL("synth/model.js", base).href),

@@ -19,7 +19,7 @@
   const base = new URL(location.pathname.replace(/\/?$/, "/") + "play-synth/", location.origin);
   const worklets = typeof AudioWorkletNode !== "undefined";
   // The smallest output buffer the device allows: a key is heard a buffer sooner, and the worklet's block fits it.
-  const context = new AudioContext(worklets ? {sampleRate: SYNTH_RATE, latencyHint: 0} : {latencyHint: 0});
+  const context = new AudioContext({latencyHint: 0, ...(worklets ? {sampleRate: SYNTH_RATE} : {})});
   const analyser = context.createAnalyser();
   analyser.connect(context.destination);
   // mode: "loading" the synthesiser, "synth" playing it, "server" (no synthesiser: the server's decoded grid)
@@ -90,8 +90,10 @@
     player.mode = "server";
     status(`${why} Open "Play without the in-page synthesiser" below and decode the grid there to play it.`);
   };
-  if (!worklets) serverOnly("This browser cannot run the synthesiser in the page (no AudioWorklet).");
-  else startSynth().catch((error) => serverOnly(`The synthesiser could not start (${error.message}).`));
+  // Settles once the synthesiser plays or the page has fallen back to the server's grid (map_sound.js waits on it).
+  player.started = worklets
+    ? startSynth().catch((error) => serverOnly(`The synthesiser could not start (${error.message}).`))
+    : Promise.resolve(serverOnly("This browser cannot run the synthesiser in the page (no AudioWorklet)."));
 
   // --- the pad --------------------------------------------------------------------------------------------------
   const nearestCell = () => {

@@ -41,19 +41,23 @@ def session_summary(session) -> str:
     return "**Your notes:** " + ", ".join(note.label for note in session.values())
 
 
-def clicked_note(payload) -> str | None:
+def click_of(payload) -> dict:
+    """What assets/map_click.js reported ({id, x, y} on a note, {x, y} elsewhere, in_page when the page played
+    it); {} for anything else."""
     try:
-        return json.loads(payload)["id"]
-    except (ValueError, KeyError, TypeError):
-        return None
+        clicked = json.loads(payload)
+    except (ValueError, TypeError):
+        return {}
+    return clicked if isinstance(clicked, dict) else {}
+
+
+def clicked_note(payload) -> str | None:
+    return click_of(payload).get("id")
 
 
 def heard_in_page(payload) -> bool:
     """Whether the page played this click's blend itself (assets/map_sound.js)."""
-    try:
-        return json.loads(payload).get("in_page") is True
-    except (ValueError, AttributeError):
-        return False
+    return click_of(payload).get("in_page") is True
 
 
 def show_the_playing_player(heard_in_page_shown: bool):
@@ -66,8 +70,8 @@ def show_the_playing_player(heard_in_page_shown: bool):
 
 def clicked_place(payload) -> tuple[float, float] | None:
     """(x, y) of a click on empty map space; None for a click on a note (clicked_note selects it) or a bad one."""
+    clicked = click_of(payload)
     try:
-        clicked = json.loads(payload)
         place = float(clicked["x"]), float(clicked["y"])
     except (ValueError, KeyError, TypeError):
         return None
