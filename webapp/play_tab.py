@@ -77,7 +77,8 @@ def synth_routes() -> list:
 
 def describe_blend(blend, notes, decoder, played: int) -> str:
     """The blend's notes and shares, each after a ring in the colour the map marks that note with (mark_blend)."""
-    shares = (f"<span style='color:{colour}'>◯</span> **{note.name}** {100 * w:.0f}\u00a0%"  # a % kept by its number
+    # No-break spaces keep each ring by its note's name and each % by its number where the line wraps.
+    shares = (f"<span style='color:{colour}'>◯</span>\u00a0**{note.name}** {100 * w:.0f}\u00a0%"
               for note, w, colour in zip(notes, blend.weights, figures.BLEND_COLOURS))
     return "Blend of " + ", ".join(shares) + f", decoded by the {decoder} decoder at MIDI {played}."
 

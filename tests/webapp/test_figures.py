@@ -79,7 +79,7 @@ def test_the_strip_names_each_share_after_a_ring_in_its_lines_colour():
     notes = [SimpleNamespace(name=name) for name in ("near", "middle", "far")]
     text = describe_blend(blend, notes, "DDSP", 60)
     assert text.startswith("Blend of ") and text.endswith("decoded by the DDSP decoder at MIDI 60.")
-    shares = re.findall(r"<span style='color:(\w+)'>◯</span> \*\*(\w+)\*\* (\d+)\u00a0%", text)
+    shares = re.findall(r"<span style='color:(\w+)'>◯</span>\u00a0\*\*(\w+)\*\* (\d+)\u00a0%", text)
     assert shares == [(BLEND_COLOURS[0], "near", "41"), (BLEND_COLOURS[1], "middle", "33"),
                       (BLEND_COLOURS[2], "far", "26")]
 
