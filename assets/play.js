@@ -10,7 +10,9 @@
   const COMPUTER_KEYS = "awsedftgyhujk";  // C to C, the black keys on the row above
   const PAD_PITCH = 60;  // what a touch of the pad plays until a key has been played
   const SHORTEST_TAP_MS = 150;  // a quick tap still sounds: a release sent with the press would cancel the note
-  const SYNTH_RATE = 16000;  // the decoder's (createSynth refuses any other)
+  // Three times the decoder's rate (the worklet upsamples) and most loudspeakers' own: a context at the decoder's
+  // 16 kHz makes the browser resample, behind a buffer that delays every key.
+  const SYNTH_RATE = 48000;
   const SERVER_RELEASE_SECONDS = 0.1;
   const WHITE_WIDTH = 48, BLACK_WIDTH = 44;  // px: tap targets of at least 44 px (play.css narrows what is drawn)
   const BLACK = new Set([1, 3, 6, 8, 10]);
@@ -18,7 +20,7 @@
   const READY = "Touch the pad or play the keys: a w s e d f t g y h u j k from middle C, z and x shift an octave.";
   const base = new URL(location.pathname.replace(/\/?$/, "/") + "play-synth/", location.origin);
   const worklets = typeof AudioWorkletNode !== "undefined";
-  // The smallest output buffer the device allows: a key is heard a buffer sooner, and the worklet's block fits it.
+  // The smallest output buffer the device allows: a key is heard a buffer sooner.
   const context = new AudioContext({latencyHint: 0, ...(worklets ? {sampleRate: SYNTH_RATE} : {})});
   const analyser = context.createAnalyser();
   analyser.connect(context.destination);

@@ -5,8 +5,9 @@ Launches `python app.py` with the shipped checkpoints (or --checkpoint DIR) on a
 in Debian's chromium and clicks the empty spot of the map nearest its centre (the pointer resting there first, as a
 hand does), once at each of several MIDI pitches (so no sound comes from a cache). The page's latency runs from the
 press to the first non-silent sample of its synthesiser at the loudspeakers (the worklet's onset frame through the
-context's output timestamp); the server's from the press to the moment the strip's player offers its decode. It waits for the start-up warm-up (examples encoded, decoders timed) first, so the clicks only decode; the
-first click is printed apart all the same. Prints the load average beside the figures.
+context's output timestamp); the server's from the press to the moment the strip's player offers its decode. It
+waits for the start-up warm-up (examples encoded, decoders timed) first, so the clicks only decode; the first click
+is printed apart all the same. Prints the load average beside the figures.
 
     python -m benchmarks.map_click                  # shipped checkpoints, default decoder, 8 pitches
     python -m benchmarks.map_click --pitches 48 60 72

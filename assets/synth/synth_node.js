@@ -1,9 +1,10 @@
 // The DDSP synthesiser on a page (main thread): loads the weights, adds worklet.js to an AudioContext that runs at
-// the decoder's sample rate (new AudioContext({sampleRate: 16000}); the browser resamples for the loudspeakers),
-// and returns its node with a small interface. A model with a learnt reverb gets it here, on the voices' sum,
-// through a ConvolverNode (the reverb is linear, so one for all voices is the same as one each).
+// the decoder's sample rate or a whole multiple of it (contextRate below: the worklet upsamples), and returns its
+// node with a small interface. A model with a learnt reverb gets it here, on the voices' sum, through a
+// ConvolverNode (the reverb is linear, so one for all voices is the same as one each).
 
 import {loadModel} from "./model.js";
+import {upsampled} from "./upsample.js";
 
 export const WEIGHTS_URL = new URL("../ddsp_synth.bin", import.meta.url);
 
@@ -11,10 +12,10 @@ export const WEIGHTS_URL = new URL("../ddsp_synth.bin", import.meta.url);
 export async function createSynth(context, {weightsUrl = WEIGHTS_URL, model = null, corners = null,
                                             cornerFrames = 0} = {}) {
   model = model || await loadModel(weightsUrl);
-  const rate = model.config.sample_rate;
-  if (context.sampleRate !== rate) {
-    throw new Error(`The DDSP synthesiser runs at ${rate} Hz: make the AudioContext with {sampleRate: ${rate}}, ` +
-                    `not ${context.sampleRate} Hz.`);
+  const rate = model.config.sample_rate, factor = context.sampleRate / rate;
+  if (!Number.isInteger(factor)) {
+    throw new Error(`The DDSP synthesiser runs at ${rate} Hz: make the AudioContext at it or a whole multiple of ` +
+                    `it (the Play tab's is 48000 Hz), not ${context.sampleRate} Hz.`);
   }
   await context.audioWorklet.addModule(new URL("./worklet.js", import.meta.url));
   const node = new AudioWorkletNode(context, "ddsp-synth", {
@@ -24,9 +25,12 @@ export async function createSynth(context, {weightsUrl = WEIGHTS_URL, model = nu
   const impulse = model.tensors.reverb_impulse;
   if (impulse) {
     output = new GainNode(context);
-    const response = context.createBuffer(1, impulse.length, rate);
-    response.copyToChannel(impulse, 0);
-    response.getChannelData(0)[0] = 0;  // tap 0 is the dry path, which goes round the convolver
+    const wet = Float32Array.from(impulse);
+    wet[0] = 0;  // tap 0 is the dry path, which goes round the convolver
+    // At a multiple of the decoder's rate the convolution sums `factor` times the taps: each weighs 1 / factor.
+    const taps = factor === 1 ? wet : upsampled(wet, factor).map((tap) => tap / factor);
+    const response = context.createBuffer(1, taps.length, context.sampleRate);
+    response.copyToChannel(taps, 0);
     const reverb = new ConvolverNode(context, {disableNormalization: true, buffer: response});
     node.connect(output);
     node.connect(reverb).connect(output);

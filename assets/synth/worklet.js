@@ -7,17 +7,21 @@
 // (z flat [4, frames, channels]), {type: "envelope", attack, release} (seconds), {type: "stats", reset}; out:
 // {type: "stats", ...} (the reply) and {type: "error", message}.
 //
+// The voices run at the decoder's sample rate; a context at a whole multiple of it (the loudspeakers' rate, which
+// spares the browser a resampler and its buffer) gets their sum upsampled (upsample.js).
+//
 // A network step costs far more than a block's synthesis, so steps are spread over blocks: a voice runs one when its
-// next block needs it, and a block's spare steps (up to STEP_BUDGET in all) run voices one Z frame ahead, so voices
-// started together do not all need a step in the same later block. A key pressed when the block's steps are spent
+// next block needs it, and a block's spare steps (up to STEPS_PER_SECOND times its duration in all, at least one)
+// run voices one Z frame ahead, so voices started together do not all need a step in the same later block. A key pressed when the block's steps are spent
 // starts a block later. Nothing is allocated in process().
 
 import {Network} from "./network.js";
 import {bilinearWeights, mixCorners} from "./pad.js";
+import {Upsampler} from "./upsample.js";
 import {Voice} from "./voice.js";
 
 const VOICES = 8;
-const STEP_BUDGET = 3;
+const STEPS_PER_SECOND = 375;  // half as many again as eight voices need
 const HELD_FRAMES = 93;  // Z frames inside an NSynth note's 3 s hold: a held key stays on the last of them
 const SOUNDING = 1e-4;  // a sample above this (-80 dBFS) is sound, for the onset the stats report
 
@@ -64,8 +68,10 @@ class DDSPSynthProcessor extends AudioWorkletProcessor {
   constructor(options) {
     super();
     const {model, corners, cornerFrames} = options.processorOptions;
-    if (sampleRate !== model.config.sample_rate) {
-      throw new Error(`The DDSP synthesiser runs at ${model.config.sample_rate} Hz, not ${sampleRate} Hz.`);
+    this.rate = model.config.sample_rate;
+    this.factor = sampleRate / this.rate;
+    if (!Number.isInteger(this.factor)) {
+      throw new Error(`The DDSP synthesiser runs at ${this.rate} Hz or a whole multiple of it, not ${sampleRate} Hz.`);
     }
     this.network = new Network(model);
     const problem = corners && check({type: "corners", z: corners, frames: cornerFrames},
@@ -80,7 +86,11 @@ class DDSPSynthProcessor extends AudioWorkletProcessor {
     this.z = new Float32Array(model.config.latent_channels);
     this.harmonic = new Float32Array(128);
     this.noise = new Float32Array(128);
-    this.attackStep = 1 / (0.005 * sampleRate);
+    this.mixed = new Float32Array(128);  // the voices' sum at the decoder's rate, before upsampling
+    this.upsampler = this.factor > 1 ? new Upsampler(this.factor) : null;
+    this.upsampled = new Float32Array(128 + this.factor);  // upsampled samples not yet played, from the front
+    this.upsampledCount = 0;
+    this.attackStep = 1 / (0.005 * this.rate);
     this.releaseSeconds = 0.25;
     this.notesStarted = 0;
     this.seeds = 0;
@@ -97,7 +107,7 @@ class DDSPSynthProcessor extends AudioWorkletProcessor {
       this.corners = message.z;
       this.cornerFrames = message.frames;
     } else if (message.type === "envelope") {
-      this.attackStep = message.attack > 0 ? 1 / (message.attack * sampleRate) : Infinity;
+      this.attackStep = message.attack > 0 ? 1 / (message.attack * this.rate) : Infinity;
       this.releaseSeconds = message.release;
     } else if (message.type === "stats") {
       this.port.postMessage({type: "stats", ...this.stats, voicesSounding: this.voices.filter(
@@ -126,7 +136,7 @@ class DDSPSynthProcessor extends AudioWorkletProcessor {
         if (v.state === "pending") v.state = "idle";
         else {
           v.state = "released";
-          v.releaseStep = v.gain / (Math.max(this.releaseSeconds, 1e-3) * sampleRate);
+          v.releaseStep = v.gain / (Math.max(this.releaseSeconds, 1e-3) * this.rate);
         }
       }
     }
@@ -145,13 +155,42 @@ class DDSPSynthProcessor extends AudioWorkletProcessor {
   process(inputs, outputs, parameters) {
     const began = Date.now();
     const out = outputs[0][0], length = out.length;
-    out.fill(0);
-    if (this.harmonic.length < length) {  // a render quantum longer than Web Audio's usual 128: once
+    if (this.upsampled.length < length + this.factor) {  // a render quantum longer than Web Audio's usual 128: once
+      this.mixed = new Float32Array(length);
+      this.upsampled = new Float32Array(length + this.factor);
+    }
+    bilinearWeights(parameters.padX[0], parameters.padY[0], this.weights);
+    let steps;
+    if (!this.upsampler) steps = this.renderVoices(out, length, currentFrame, 1);
+    else {  // the decoder's samples this block still lacks, upsampled behind what is left from the last block
+      const queue = this.upsampled, count = Math.ceil((length - this.upsampledCount) / this.factor);
+      steps = this.renderVoices(this.mixed, count, currentFrame + this.upsampledCount + this.upsampler.delay,
+                                this.factor);
+      this.upsampler.process(this.mixed, count, queue, this.upsampledCount);
+      this.upsampledCount += count * this.factor;
+      out.set(queue.subarray(0, length));
+      queue.copyWithin(0, length, this.upsampledCount);
+      this.upsampledCount -= length;
+    }
+    const elapsed = Date.now() - began, stats = this.stats;
+    stats.blocks++;
+    stats.busyMs += elapsed;
+    stats.maxBlockMs = Math.max(stats.maxBlockMs, elapsed);
+    if (elapsed >= (1000 * length) / sampleRate) stats.overBudget++;
+    stats.maxStepsInBlock = Math.max(stats.maxStepsInBlock, steps);
+    return true;
+  }
+
+  // The voices' next `length` samples at the decoder's rate, summed into mix; sample i is played at context frame
+  // firstFrame + i * factor (for the onsets the stats report). Returns the network steps run.
+  renderVoices(mix, length, firstFrame, factor) {
+    mix.fill(0, 0, length);
+    if (this.harmonic.length < length) {
       this.harmonic = new Float32Array(length);
       this.noise = new Float32Array(length);
     }
-    bilinearWeights(parameters.padX[0], parameters.padY[0], this.weights);
     let steps = 0;
+    const budget = Math.max(1, Math.floor((STEPS_PER_SECOND * length) / this.rate));
     const voices = this.voices;  // indexed loops: an iterator could allocate
     for (let i = 0; i < voices.length; i++) {  // running voices whose next block needs a step
       const v = voices[i];
@@ -163,7 +202,7 @@ class DDSPSynthProcessor extends AudioWorkletProcessor {
     }
     for (let i = 0; i < voices.length; i++) {  // keys pressed since the last block, as the budget allows
       const v = voices[i];
-      if (v.state !== "pending" || steps >= STEP_BUDGET) continue;
+      if (v.state !== "pending" || steps >= budget) continue;
       v.voice.start(v.pitch, v.seed);
       v.state = "held";
       v.cornerFrame = 0;
@@ -173,7 +212,7 @@ class DDSPSynthProcessor extends AudioWorkletProcessor {
         steps++;
       }
     }
-    while (steps < STEP_BUDGET) {  // spare steps: the voice with the least in hand, up to one Z frame ahead
+    while (steps < budget) {  // spare steps: the voice with the least in hand, up to one Z frame ahead
       let chosen = null, least = 1;
       for (let i = 0; i < voices.length; i++) {
         const v = voices[i];
@@ -196,18 +235,12 @@ class DDSPSynthProcessor extends AudioWorkletProcessor {
         if (v.state === "released") v.gain = Math.max(0, v.gain - v.releaseStep);
         else if (v.gain < 1) v.gain = Math.min(1, v.gain + this.attackStep);
         const sample = v.gain * (this.harmonic[i] + this.noise[i]);
-        if (v.onsetFrame < 0 && Math.abs(sample) > SOUNDING) v.onsetFrame = currentFrame + i;
-        out[i] += sample;
+        if (v.onsetFrame < 0 && Math.abs(sample) > SOUNDING) v.onsetFrame = firstFrame + i * factor;
+        mix[i] += sample;
       }
       if (v.state === "released" && v.gain === 0) v.state = "idle";
     }
-    const elapsed = Date.now() - began, stats = this.stats;
-    stats.blocks++;
-    stats.busyMs += elapsed;
-    stats.maxBlockMs = Math.max(stats.maxBlockMs, elapsed);
-    if (elapsed >= (1000 * length) / sampleRate) stats.overBudget++;
-    stats.maxStepsInBlock = Math.max(stats.maxStepsInBlock, steps);
-    return true;
+    return steps;
   }
 }
 

@@ -199,6 +199,32 @@ def test_a_held_key_on_the_worklet_plays_the_corner_as_the_offline_renderer_and_
     assert np.abs(released[SAMPLE_RATE: SAMPLE_RATE + 4000]).max() > 0
 
 
+def upsampler_delay(page, factor: int) -> int:
+    return page.evaluate("async (factor) => new (await import('/assets/synth/upsample.js')).Upsampler(factor).delay",
+                         factor)
+
+
+def band_level_db(audio, rate, low_hz) -> float:
+    """dB of the power above low_hz against the whole signal's."""
+    power = np.abs(np.fft.rfft(audio * np.hanning(len(audio)))) ** 2
+    return float(10 * np.log10(power[np.fft.rfftfreq(len(audio), 1 / rate) >= low_hz].sum() / power.sum()))
+
+
+@browser
+def test_in_the_play_tabs_48_khz_context_the_worklet_plays_its_16_khz_samples_upsampled(page, bundled):
+    """The context at the loudspeakers' rate: every third sample, once the upsampler's delay is past, is the
+    16 kHz worklet's own, and the samples between bring no images above the decoder's band."""
+    corners = np.stack([bundled[name][1] for name in (BRIGHT, DARK, DARK, DARK)])
+    at_16k, _ = play_key(page, corners, 64, 0.0, 0.0, seconds=1.0, seed=SEED)
+    at_48k, stats = play_key(page, corners, 64, 0.0, 0.0, seconds=1.0, seed=SEED, rate=48000)
+    delay = upsampler_delay(page, 3)
+    kept = at_48k[delay::3]
+    assert snr_db(at_16k[: len(kept)], kept) >= 100
+    assert band_level_db(at_16k, SAMPLE_RATE, 6000) > -40  # the bright corner reaches near the band's edge,
+    assert band_level_db(at_48k, 48000, 9000) < -70  # and its images are filtered out
+    assert stats["voicesSounding"] == 1
+
+
 @browser
 def test_a_decoder_with_a_reverb_is_played_with_it(page, served, tmp_path):
     """A tiny random decoder with a learnt reverb, exported: the offline renderer matches PyTorch (on the float16
@@ -222,6 +248,10 @@ def test_a_decoder_with_a_reverb_is_played_with_it(page, served, tmp_path):
     played, _ = play_key(page, np.repeat(z.numpy(), 4, axis=0), 57, 0.0, 0.0, seconds=0.9, seed=SEED,
                          weights=weights)
     assert snr_db(offline["audio"][: len(played)], played) >= 60
+    at_48k, _ = play_key(page, np.repeat(z.numpy(), 4, axis=0), 57, 0.0, 0.0, seconds=0.9, seed=SEED,
+                         weights=weights, rate=48000)  # the impulse upsampled for the 48 kHz convolver
+    kept = at_48k[upsampler_delay(page, 3)::3]
+    assert snr_db(offline["audio"][: len(kept)], kept) >= 40
 
 
 # Messages the synthesiser refuses, each answered by a sentence naming what is wrong, then a key it plays.
@@ -259,5 +289,5 @@ def test_the_synthesiser_answers_bad_messages_with_what_is_wrong(page):
         "envelope: attack and release must be seconds from 0 to 10.",
         "Unknown message type chord; the synthesiser takes noteOn, noteOff, corners, envelope, stats."]
     assert answer["pending"] == 1  # the good key after them is taken
-    assert answer["wrongRate"] == ("The DDSP synthesiser runs at 16000 Hz: make the AudioContext with "
-                                   "{sampleRate: 16000}, not 44100 Hz.")
+    assert answer["wrongRate"] == ("The DDSP synthesiser runs at 16000 Hz: make the AudioContext at it or a whole "
+                                   "multiple of it (the Play tab's is 48000 Hz), not 44100 Hz.")
