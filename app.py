@@ -16,7 +16,7 @@ from nsynth_core.exports import example_grid
 from nsynth_core.exports import files as exports
 from webapp import about_tab, server
 from webapp.encoding_queue import FairBatchQueue, prepared_notes
-from webapp.explore_tab import ExploreTab
+from webapp.explore_tab import AFTER_THE_FIRST_SOUND, ExploreTab
 from webapp.grid_tab import GridTab
 from webapp.header import Header
 from webapp.how_it_works_tab import HowItWorksTab
@@ -60,8 +60,7 @@ def build(explorer: Explorer, notes_queue: FairBatchQueue) -> gr.Blocks:
         note_pickers = [explore.selected, *grid.corners, reconstruct.source_note, how.partner]
         page.load(header.note_pickers, [header.session, *note_pickers], note_pickers).then(
             reconstruct.opening_note, reconstruct.source_note, reconstruct.source_note)
-        if explore.served_map is None:  # else it stands until something changes it: a redraw would blank it
-            page.load(explore.draw_map, explore.map_args, explore.map_plot)
+        page.load(explore.opening_map, explore.map_args, explore.map_plot, js=AFTER_THE_FIRST_SOUND)
         page.load(header.describe_models, header.model_paths, header.model_info).then(
             grid.estimate, grid.estimate_inputs, grid.expected)
     server.guard_api(page)

@@ -3,12 +3,12 @@ visitor's own first note is on the map, and how soon the Play tab's pad sounds o
 
 Launches `python app.py` with the shipped checkpoints (or --checkpoint DIR) on a loopback port, waits for its
 start-up warm-up, and opens the page in Debian's chromium several times at 1280 x 900, each in a fresh browser
-context (nothing cached). For each visit: the seconds from navigation to the first note drawn on the map, to the
-current sound's player holding a sound ready to play (loaded and decoded: its length shown), and to the first own note placed on the map after a
-test wav is uploaded as soon as the upload box is there, and from the Play tab's click to the first sound of a key
-pressed as soon as the pad is ready (benchmarks/first_visit_play times the tab opened before the page settles, and
-the keys). Every visit uploads the same wav, each in its own session. Prints each visit, the medians and the load
-average beside them.
+context (nothing cached). For each visit: the seconds from the navigation's start to the first note drawn on the map
+and, on its own clock, to the current sound's player holding a sound ready to play (loaded and decoded: its length
+shown), then to the first own note placed on the map after a test wav is uploaded as soon as the upload box is
+there, and from the Play tab's click to the first sound of a key pressed as soon as the pad is ready
+(benchmarks/first_visit_play times the tab opened before the page settles, and the keys). Every visit uploads the
+same wav, each in its own session. Prints each visit, the medians and the load average beside them.
 
     python -m benchmarks.first_visit [--visits 5]
 """
@@ -17,7 +17,6 @@ import argparse
 import os
 import statistics
 import tempfile
-import time
 from pathlib import Path
 
 from playwright.sync_api import sync_playwright
@@ -26,11 +25,22 @@ from benchmarks.first_visit_play import RECORD_PRESSES, press_to_sound
 from benchmarks.map_click import REPO
 from tests.app_helpers import running_app, wait_for_warm_up
 from tests.browser_helpers import CHROMIUM, CHROMIUM_ARGS
+from webapp.explore_tab import PLAYER_READY
 
 OWN_NOTE = REPO / "tests" / "fixtures" / "nsynth" / "jsonwav" / "audio" / "keyboard_acoustic_004-060-100.wav"
-# The current sound's player has its sound loaded and decoded: it shows the sound's length, and play plays it.
-PLAYABLE = """() => [...document.querySelectorAll('#selected-player time')]
-  .some((shown) => /^\\d+:\\d\\d$/.test(shown.textContent.trim()) && shown.textContent.trim() !== '0:00')"""
+# Milliseconds from the navigation's start to the map's first note drawn and to the current sound's player having
+# its sound loaded and decoded (it shows the sound's length, and play plays it), each whenever it happens.
+MILESTONES = """(() => {
+  const seen = window.firstVisit = {};
+  const holds = {
+    mapDrawn: () => document.querySelector('#map .js-plotly-plot .scatterlayer .points path') !== null,
+    playable: () => %s};
+  const look = () => {
+    for (const [name, met] of Object.entries(holds)) if (seen[name] === undefined && met()) seen[name] = performance.now();
+    if (Object.keys(seen).length < Object.keys(holds).length) requestAnimationFrame(look);
+  };
+  requestAnimationFrame(look);
+})()""" % PLAYER_READY
 OWN_NOTE_ON_MAP = """() => ((document.querySelector('#map .js-plotly-plot') || {}).data || [])
   .some((trace) => trace.name === 'your notes')"""
 
@@ -41,16 +51,14 @@ def visit(browser, url: str) -> tuple[float, float, float, float]:
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     page = context.new_page()
     page.add_init_script(RECORD_PRESSES)
+    page.add_init_script(MILESTONES)
     page.set_default_timeout(300_000)
-    started = time.perf_counter()
     page.goto(url)
-    page.wait_for_selector("#map .js-plotly-plot .scatterlayer .points path")
-    drawn = time.perf_counter() - started
-    page.wait_for_function(PLAYABLE, polling=20)
-    playable = time.perf_counter() - started
+    page.wait_for_function("window.firstVisit.mapDrawn !== undefined && window.firstVisit.playable !== undefined")
+    drawn, playable = (page.evaluate(f"window.firstVisit.{name}") / 1000 for name in ("mapDrawn", "playable"))
     page.locator("#uploads input[type=file]").set_input_files(str(OWN_NOTE))
     page.wait_for_function(OWN_NOTE_ON_MAP, polling=20)
-    own_note = time.perf_counter() - started
+    own_note = page.evaluate("performance.now()") / 1000
     page.get_by_role("tab", name="Play").click()
     page.wait_for_function("window.nsynthPlay && window.nsynthPlay.corners !== null", polling=5)
     page.locator("#play-keys .key").first.wait_for()

@@ -78,6 +78,17 @@ def clicked_place(payload) -> tuple[float, float] | None:
     return None if "id" in clicked else place
 
 
+# The current sound's player has its sound loaded and decoded: it shows the sound's length, and play plays it.
+PLAYER_READY = """[...document.querySelectorAll('#selected-player time')]
+  .some((shown) => /^\\d+:\\d\\d$/.test(shown.textContent.trim()) && shown.textContent.trim() !== '0:00')"""
+FIRST_SOUND_WAIT_MS = 8000  # the longest the map waits for the player, should it never be ready
+# The map's page-load event sends its inputs on once the current sound's player is ready: the plotting library the
+# map loads keeps the page busy a while, and the first screen's sound comes first.
+AFTER_THE_FIRST_SOUND = """async (...inputs) => {
+  const asked = performance.now();
+  while (!(%s) && performance.now() - asked < %d) await new Promise((next) => setTimeout(next, 20));
+  return inputs;
+}""" % (PLAYER_READY, FIRST_SOUND_WAIT_MS)
 CURRENT_RING = dict(size=24, symbol="circle-open", color="crimson", line=dict(color="crimson", width=3))
 # The chosen note ringed on the map drawn now, or no ring when no note is chosen (a blend is marked instead).
 RING_IN_BROWSER = """(noteId) => {
@@ -127,8 +138,8 @@ class ExploreTab(Tab):
             # The instrument first: the map and the current sound side by side (stacked on a phone, map first).
             with gr.Row(elem_id="explore-columns"):
                 with gr.Column(scale=3, min_width=320, elem_id="map-column"):
-                    self.served_map = self.first_map()
-                    self.map_plot = gr.Plot(self.served_map, label="Map", show_label=False, elem_id="map")
+                    self.opening_figure = self.first_map()
+                    self.map_plot = gr.Plot(label="Map", show_label=False, elem_id="map")  # opening_map fills it
                     self.click = gr.Textbox(elem_id="map-click", show_label=False)
                 with gr.Column(scale=2, min_width=300, elem_id="current-sound"):
                     self.player = gr.Audio(header.example_track["value"], label="Current sound",
@@ -226,11 +237,15 @@ class ExploreTab(Tab):
             button.click(lambda note_id: note_id or gr.skip(), self.current, corner)
 
     def first_map(self) -> go.Figure | None:
-        """The examples' map as the page is served, when it needs no encoding: drawn by a page-load event instead,
-        it appeared only after that event's round trip and the plotting library's download."""
+        """The examples' map every visit opens on, made once, when it needs no encoding."""
         wavenet = default_checkpoint(self.explorer, "wavenet")
         stored = self.explorer.precomputed_map(load_model(wavenet)) if wavenet else None
         return for_first_screen(figures.map_figure(stored)) if stored is not None else None
+
+    def opening_map(self, *map_args):
+        """The map, sent once the page is up: the plotting library, a large script, loads when the map has a
+        figure, so the current sound's player is ready first (a figure inside the served page made it wait)."""
+        return self.opening_figure if self.opening_figure is not None else self.draw_map(*map_args)
 
     @friendly
     def draw_map(self, session, color_by, selected, show_path, grid_cells, wavenet_path, progress=gr.Progress()):

@@ -12,10 +12,12 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from tests.app_helpers import wait_for_warm_up
 from tests.browser_helpers import BLEND_NAMED, CHROMIUM, EMPTY_SPOT, OVERFLOWING, app_in_chromium, downloaded_audio
 from nsynth_core.exports import example_grid
 from nsynth_core.explorer.notes import bundled_notes
 from nsynth_core.exports.files import PLAY_ALL_GAP
+from webapp.explore_tab import PLAYER_READY
 
 WAIT_MS = 120_000
 SCREENSHOTS_ENV = "NSYNTH_SCREENSHOTS"
@@ -25,6 +27,13 @@ VIEWPORTS = {"laptop": (1280, 900), "phone": (390, 844)}
 PROJECTOR = (1280, 720)
 SMALLEST_READABLE_PX = 14
 MAP_DRAWN = "#map .js-plotly-plot .scatterlayer .points path"
+SOUND_HELD_MS = 3000
+# Whether the plotting library had loaded when the current sound's player first had its sound ready.
+PLOTLY_WHEN_PLAYABLE = """(() => new MutationObserver((changes, observer) => {
+  if (!(%s)) return;
+  window.plotlyWhenPlayable = window.Plotly !== undefined;
+  observer.disconnect();
+}).observe(document, {subtree: true, childList: true, characterData: true}))()""" % PLAYER_READY
 # The part of an element's box outside the window (px above, below, left of, right of it).
 OUTSIDE_THE_WINDOW = """(el) => { const box = el.getBoundingClientRect();
   return [-box.top, box.bottom - innerHeight, -box.left, box.right - innerWidth].map((px) => Math.max(0, px)); }"""
@@ -139,6 +148,31 @@ TEXT_AND_ROOM = """(box) => {
                         arrow ? arrow.getBoundingClientRect().left : Infinity);
   return [area.left + parseFloat(style.paddingLeft) + pen.measureText(box.value).width, room];
 }"""
+
+
+def test_the_first_sound_is_ready_before_the_map_loads_its_plotting_library(served):
+    """The map's plotting library is a large script that keeps the page busy while it loads: the current sound's
+    player is ready to play first, and the map follows, even when the sound is slow to arrive (here it is held
+    until the map is drawn or a while has passed)."""
+    url, browser, log = served
+    wait_for_warm_up(log)  # the examples encoded: the map is quick to come
+    page = browser.new_page(viewport=dict(zip(("width", "height"), VIEWPORTS["laptop"])))
+    page.set_default_timeout(WAIT_MS)
+    page.add_init_script(PLOTLY_WHEN_PLAYABLE)
+    held = []
+    page.route(re.compile(r"/gradio_api/file=.*\.wav$"), lambda route: held.append(route))
+    page.goto(url)
+    try:
+        page.wait_for_selector(MAP_DRAWN, timeout=SOUND_HELD_MS)
+    except playwright.TimeoutError:
+        pass
+    for route in held:
+        route.continue_()
+    page.unroute_all()
+    page.wait_for_function("window.plotlyWhenPlayable !== undefined")
+    assert page.evaluate("window.plotlyWhenPlayable") is False
+    page.wait_for_selector(MAP_DRAWN)
+    page.close()
 
 
 @pytest.mark.parametrize("viewport", VIEWPORTS)
