@@ -77,8 +77,9 @@
       return fetched.json();
     });  // fetched while the modules load
     const module = (name) => import(new URL(`synth/${name}`, base).href);
-    // model.js too, at once: left to synth_node.js's own import it would be asked for only once that one has run
-    const [{createSynth}, example] = await Promise.all([module("synth_node.js"), corners, module("model.js")]);
+    // its imports too, at once: left to synth_node.js they would be asked for only once that one has run
+    const [{createSynth}, example] = await Promise.all([module("synth_node.js"), corners, module("model.js"),
+                                                        module("upsample.js")]);
     const synth = await createSynth(context);  // its weights lie beside synth/, as the module expects
     synth.output.connect(analyser);
     synth.setPad(player.point.x, player.point.y);
