@@ -1,6 +1,6 @@
 // The DDSP synthesiser on a page (main thread): loads the weights, adds worklet.js to an AudioContext that runs at
-// the decoder's sample rate or a whole multiple of it (contextRate below: the worklet upsamples), and returns its
-// node with a small interface. A model with a learnt reverb gets it here, on the voices' sum, through a
+// the decoder's sample rate or a whole multiple of it (the worklet upsamples the voices' sum), and returns its node
+// with a small interface. A model with a learnt reverb gets it here, on the voices' sum, through a
 // ConvolverNode (the reverb is linear, so one for all voices is the same as one each).
 
 import {loadModel} from "./model.js";
