@@ -171,9 +171,9 @@ def main():
         sweep = page.evaluate(SWEEP, {"seconds": args.seconds, "chord": CHORD})
         print(f"Eight voices held {args.seconds:g} s while the pad moved {sweep['moves']} times: "
               f"{sweep['voices']} voices sounding; {sweep['blocks']} blocks, {sweep['overBudget']} of them took "
-              f"its duration or more (longest {sweep['maxBlockMs']} ms, {sweep['busyMs'] / sweep['blocks']:.2f} ms on "
-              f"average by Date.now()); {sweep['steps']} network steps, at most {sweep['maxStepsInBlock']} in a "
-              f"block; Chromium's underruns: {sweep['underruns']} ({sweep['underrunMs']:.1f} ms); main-thread "
+              f"its duration or more (longest {sweep['maxBlockMs']} ms, "
+              f"{sweep['busyMs'] / sweep['blocks']:.2f} ms on average by Date.now()); {sweep['steps']} network "
+              f"steps, at most {sweep['maxStepsInBlock']} in a block; Chromium's underruns: {sweep['underruns']} ({sweep['underrunMs']:.1f} ms); main-thread "
               f"long tasks: {sweep['longTasks']} ({sweep['longTaskMs']:.0f} ms in all, longest "
               f"{sweep['longestTaskMs']:.0f} ms)")
         offline = page.evaluate(OFFLINE, {**shared, "seconds": args.seconds, "chord": CHORD})

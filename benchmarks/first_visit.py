@@ -36,7 +36,9 @@ MILESTONES = """(() => {
     mapDrawn: () => document.querySelector('#map .js-plotly-plot .scatterlayer .points path') !== null,
     playable: () => %s};
   const look = () => {
-    for (const [name, met] of Object.entries(holds)) if (seen[name] === undefined && met()) seen[name] = performance.now();
+    for (const [name, met] of Object.entries(holds)) {
+      if (seen[name] === undefined && met()) seen[name] = performance.now();
+    }
     if (Object.keys(seen).length < Object.keys(holds).length) requestAnimationFrame(look);
   };
   requestAnimationFrame(look);

@@ -12,8 +12,8 @@
 //
 // A network step costs far more than a block's synthesis, so steps are spread over blocks: a voice runs one when its
 // next block needs it, and a block's spare steps (up to STEPS_PER_SECOND times its duration in all, at least one)
-// run voices one Z frame ahead, so voices started together do not all need a step in the same later block. A key pressed when the block's steps are spent
-// starts a block later. Nothing is allocated in process().
+// run voices one Z frame ahead, so voices started together do not all need a step in the same later block. A key
+// pressed when the block's steps are spent starts a block later. Nothing is allocated in process().
 
 import {Network} from "./network.js";
 import {bilinearWeights, mixCorners} from "./pad.js";
