@@ -270,7 +270,8 @@ def main(argv: list[str] | None = None):
                              "training config; Adam starts afresh)")
     parser.add_argument("--train-only", nargs="+", default=(), metavar="PREFIX",
                         help="train only the weights whose names start so (e.g. the heads --set adds to an "
-                             "--init-from checkpoint: to_f0_deviation. motion_context. to_gates.); the rest stay")
+                             "--init-from checkpoint: to_f0_deviation. motion_context. to_gates. to_vibrato.); "
+                             "the rest stay")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
 

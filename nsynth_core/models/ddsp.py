@@ -61,6 +61,10 @@ class DDSPConfig:
     # phase: the phase-matched L1 alone shrinks a motion it cannot time towards none.
     motion_spread_weight: float = 0.0
     gate_subframes: int = 0  # fine gains per Z frame on the harmonic and the noise signal; 0 = none
+    # Bound in cents of a vibrato oscillator's depth beside the deviation (0 = none). With it the per-frame
+    # deviation is smoothed to glides, so the wavering comes from a sine at a rate the head chooses: unsmoothed,
+    # the spread term is met by frame-to-frame jitter that no pitch tracker hears.
+    vibrato_cents: float = 0.0
 
     @staticmethod
     def preset(name: str) -> "DDSPConfig":
@@ -85,6 +89,10 @@ class DDSPConfig:
                              f"{self.motion_context_frames}.")
         if not 0 <= self.f0_deviation_cents <= 1200:
             raise ValueError(f"f0_deviation_cents must be from 0 to 1200, got {self.f0_deviation_cents:g}.")
+        if self.vibrato_cents and not self.f0_deviation_cents:
+            raise ValueError("vibrato_cents needs f0_deviation_cents (the vibrato is added to the deviation).")
+        if not 0 <= self.vibrato_cents <= 200:
+            raise ValueError(f"vibrato_cents must be from 0 to 200, got {self.vibrato_cents:g}.")
 
 
 PRESETS = {
@@ -160,6 +168,36 @@ def upsample(frames: torch.Tensor, hop: int) -> torch.Tensor:
     held before the first centre and after the last: the harmonic synthesiser's own interpolation."""
     return F.interpolate(frames.transpose(1, 2), scale_factor=hop, mode="linear",
                          align_corners=False).transpose(1, 2)
+
+
+# A glide is what is left of the deviation after a moving average of this length twice (a triangle twice as long):
+# a vibrato's few hertz are gone from it, a pitch that settles after the attack is kept.
+GLIDE_SMOOTHING_S = 0.1
+VIBRATO_RATES_HZ = (3.0, 9.0)  # the vibrato head's range; it starts in the middle
+
+
+def glide(cents: torch.Tensor, control_rate: float) -> torch.Tensor:
+    """cents [B, F] per control frame, smoothed: two passes of a moving average of GLIDE_SMOOTHING_S (the ends
+    held)."""
+    width = max(1, round(GLIDE_SMOOTHING_S * control_rate)) | 1
+    smoothed = cents[:, None]
+    for _ in range(2):
+        smoothed = F.avg_pool1d(F.pad(smoothed, (width // 2, width // 2), mode="replicate"), width, stride=1)
+    return smoothed[:, 0]
+
+
+def vibrato_rate(raw: torch.Tensor) -> torch.Tensor:
+    """A network output -> a vibrato rate in Hz within VIBRATO_RATES_HZ (0 -> the middle)."""
+    low, high = VIBRATO_RATES_HZ
+    return low + (high - low) * torch.sigmoid(raw)
+
+
+def vibrato(depth: torch.Tensor, rate: torch.Tensor, subframes: int, control_rate: float) -> torch.Tensor:
+    """depth [B, frames] cents and rate [B, frames] Hz per Z frame -> depth * sin(phase) [B, frames * subframes]
+    per control frame, both interpolated between frame centres and the phase running from 0 at the note's start."""
+    depth, rate = upsample(torch.stack([depth, rate], dim=-1), subframes).unbind(-1)
+    phase = 2 * math.pi * (torch.cumsum(rate, dim=1) - rate) / control_rate
+    return depth * torch.sin(phase)
 
 
 # Samples between the phase-deviation anchors of the gliding synthesiser (1 kHz at 16 kHz).
@@ -273,7 +311,7 @@ def zero_linear(in_channels: int, out_channels: int) -> nn.Linear:
     return layer
 
 
-ADDED_HEADS = ("to_f0_deviation.", "motion_context.", "to_gates.")  # weights a checkpoint from before them may lack
+ADDED_HEADS = ("to_f0_deviation.", "motion_context.", "to_gates.", "to_vibrato.")  # weights a checkpoint from before them may lack
 
 
 class DDSPDecoder(nn.Module):
@@ -296,6 +334,7 @@ class DDSPDecoder(nn.Module):
         self.motion_context = (nn.Conv1d(c.latent_channels + 1, context, c.motion_context_frames,
                                          padding=c.motion_context_frames // 2) if context else None)
         self.to_f0_deviation = zero_linear(c.hidden + context, c.subframes) if c.f0_deviation_cents else None
+        self.to_vibrato = zero_linear(c.hidden + context, 2) if c.vibrato_cents else None  # depth, rate
         self.to_gates = zero_linear(c.hidden, 2 * c.gate_subframes) if c.gate_subframes else None
         if c.reverb_samples:
             # A small decaying noise to start from; tap 0 stays 0 (the dry path is added separately).
@@ -337,6 +376,10 @@ class DDSPDecoder(nn.Module):
                 around = self.motion_context(torch.cat([z, f0_input], dim=-1).transpose(1, 2)).transpose(1, 2)
                 features = torch.cat([x, F.gelu(around)], dim=-1)
             cents = c.f0_deviation_cents * torch.tanh(self.to_f0_deviation(features).reshape(batch, -1))
+            if self.to_vibrato is not None:
+                depth, rate = self.to_vibrato(features).unbind(-1)
+                cents = glide(cents, c.sample_rate / c.frame_hop) + vibrato(
+                    c.vibrato_cents * torch.tanh(depth), vibrato_rate(rate), c.subframes, c.sample_rate / c.frame_hop)
             controls["cents"] = cents
         if self.to_gates is not None:
             controls["gates"] = torch.relu(1 + self.to_gates(x).reshape(batch, frames * c.gate_subframes, 2))

@@ -14,6 +14,7 @@ from nsynth_core.models.ddsp import (
     DDSPConfig,
     DDSPDecoder,
     filtered_noise,
+    glide,
     gliding_harmonic_synth,
     motion_loss,
     motion_spread_loss,
@@ -239,7 +240,7 @@ def test_gliding_synth_follows_a_vibrato_and_equals_the_steady_synth_when_held()
 def test_added_heads_start_silent_so_a_checkpoint_continues_sounding_the_same(tmp_path):
     torch.manual_seed(0)
     plain = DDSPDecoder(tiny_config())
-    extended = DDSPDecoder(tiny_config(f0_deviation_cents=200, gate_subframes=16))
+    extended = DDSPDecoder(tiny_config(f0_deviation_cents=200, vibrato_cents=100, gate_subframes=16))
     missing, unexpected = extended.load_state_dict(plain.state_dict(), strict=False)
     assert sorted(missing) == sorted(name for name in extended.state_dict() if name.startswith(ADDED_HEADS))
     assert not unexpected
@@ -293,6 +294,42 @@ def test_a_tiny_model_learns_a_given_vibrato_from_one_note():
     held = voiced_frames[25:-25]
     assert held.mean() > 0.9
     assert 0.8 < cents[25:-25][held].std() / (depth / math.sqrt(2)) < 1.25
+
+
+def test_a_glide_keeps_a_settling_pitch_and_drops_a_jitter_too_fast_to_be_heard_as_vibrato():
+    control_rate = 125.0
+    t = torch.arange(500) / control_rate
+    settling = -40 * torch.exp(-t / 0.3)  # a blown note's attack, 40 cents flat, settling in 0.3 s
+    jitter = 10 * torch.sin(2 * math.pi * 31.25 * t)  # at the Z frame rate
+    smoothed = glide((settling + jitter)[None], control_rate)[0]
+    # After the first 0.2 s (and before the held end): the settling kept, the jitter gone.
+    assert (smoothed - settling)[25:-25].abs().max() < 1
+
+
+def test_the_vibrato_oscillator_learns_a_depth_a_pitch_tracker_hears_from_the_spread_term_alone():
+    """30 cents at 5 Hz, told only by the measured motion's spread (no phase): the oscillators carry a vibrato
+    that pYIN reads within a factor of 1.5 of that depth, where the per-frame deviation alone could meet the spread
+    with jitter."""
+    torch.manual_seed(0)
+    length, hop = 32768, 128
+    t = torch.arange(length, dtype=torch.float64) / SAMPLE_RATE
+    depth = 30.0
+    phase = torch.cumsum(220 * torch.exp2(depth * torch.sin(2 * math.pi * 5 * t) / 1200), 0) / SAMPLE_RATE
+    note = (0.17 * (torch.sin(2 * math.pi * phase) + 0.5 * torch.sin(4 * math.pi * phase))).float()[None]
+    frame_centres = torch.arange(length // hop) * hop + (hop - 1) / 2
+    motion = (depth * torch.sin(2 * math.pi * 5 * frame_centres / SAMPLE_RATE)).float()[None]
+    model = DDSPDecoder(tiny_config(hidden=64, gru_channels=64, f0_deviation_cents=200, vibrato_cents=100,
+                                    motion_spread_weight=30.0))
+    z, pitch = torch.randn(1, length // 512, 16), torch.tensor([57])
+    train_steps(model, 150, note, pitch, z, motion, torch.ones_like(motion, dtype=torch.bool))
+    with torch.no_grad():
+        controls = model.eval().controls(z, pitch)
+        flat = torch.ones_like(controls["amplitudes"]) / torch.arange(1, 17)
+        oscillators = gliding_harmonic_synth(controls["f0"], controls["cents"], flat, hop, SAMPLE_RATE)[0]
+    cents, voiced_frames = f0_contour(oscillators.numpy(), 57)
+    held = voiced_frames[25:-25]
+    assert held.mean() > 0.9
+    assert 1 / 1.5 < cents[25:-25][held].std() / (depth / math.sqrt(2)) < 1.5
 
 
 def test_the_spread_term_hears_a_vibrato_of_the_right_depth_in_any_phase_and_asks_steady_notes_for_none():
