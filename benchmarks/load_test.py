@@ -16,6 +16,7 @@ allocator noise.
     python -m benchmarks.load_test --preset cpu-small    # random weights at the small trainable size
     python -m benchmarks.load_test --checkpoint DIR      # the checkpoints in DIR instead
     python -m benchmarks.load_test --spread 30           # each round's visitors arrive over 30 s, not at once
+    python -m benchmarks.load_test --notes-only          # a class adding notes: no grids decoding beside
 """
 
 import argparse
@@ -70,6 +71,12 @@ def memory_mb(pid: int) -> dict[str, float]:
     return {name: int(fields[name].split()[0]) / 1024 for name in ("VmRSS", "VmHWM")}
 
 
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time a process has used (/proc/<pid>/stat fields 14 and 15, in clock ticks)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def write_tone(path: Path, midi: int) -> Path:
     t = np.arange(SAMPLE_RATE) / SAMPLE_RATE
     sf.write(path, 0.5 * np.sin(2 * np.pi * 440 * 2 ** ((midi - 69) / 12) * t) * np.exp(-2 * t), SAMPLE_RATE)
@@ -120,7 +127,7 @@ def followed(job: Job) -> tuple[tuple, QueueView]:
 def visit(client: Client, url: str, tone: Path, corners: list[str], seconds: float,
           decoder: str = "WaveNet") -> dict[str, float | QueueView]:
     """One round of one visitor; returns the seconds each stage took, and what the queue told it ("encode queue",
-    "grid queue")."""
+    "grid queue"). With `seconds` 0 the visitor only adds the note."""
     timings = {}
     start = time.perf_counter()
     with open(tone, "rb") as file:
@@ -132,6 +139,8 @@ def visit(client: Client, url: str, tone: Path, corners: list[str], seconds: flo
     (_, _, picker, *_), timings["encode queue"] = followed(client.submit(
         [handle_file(str(tone))], "family", False, api_name="/add_uploads"))
     timings["encode"] = time.perf_counter() - start
+    if not seconds:
+        return timings
 
     start = time.perf_counter()
     (cells, _, archive, _), timings["grid queue"] = followed(client.submit(  # _: the play-all track
@@ -183,6 +192,7 @@ def main():
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--seconds", type=float, default=0.25, help="length of each grid cell")
+    parser.add_argument("--notes-only", action="store_true", help="visitors only upload and add their note")
     parser.add_argument("--spread", type=float, default=0.0,
                         help="seconds over which a round's visitors arrive, each at a random moment (default: "
                              "all at once)")
@@ -197,9 +207,11 @@ def main():
         # Not decoded here, but the page expects both kinds.
         save_checkpoint(SpectralAutoencoder(SpectralConfig.preset("cpu-small")).eval(), checkpoints / "random-spectral")
     corners = [entry["name"] for entry in json.loads((ASSETS_DIR / NOTES_INDEX).read_text())[:3]]
-    timings = {stage: [] for stage in (*STAGES, "round")}
-    views = {stage: [] for stage in QUEUED}
-    memory = []
+    stages, queued = (STAGES[:2], QUEUED[:1]) if args.notes_only else (STAGES, QUEUED)
+    seconds = 0.0 if args.notes_only else args.seconds
+    timings = {stage: [] for stage in (*stages, "round")}
+    views = {stage: [] for stage in queued}
+    memory, cpu = [], []  # cpu: (server, clients) CPU seconds per round
     load_before = os.getloadavg()
     started = time.perf_counter()
     with running_app(checkpoints, work / "app.log") as url:
@@ -215,29 +227,34 @@ def main():
                 tones = [write_tone(work / f"client{i}_round{round_index}.wav", 40 + i + args.clients * round_index)
                          for i in range(args.clients)]
                 arrivals = np.random.default_rng(round_index).uniform(0, args.spread, args.clients)
-                start = time.perf_counter()
+                start, server_cpu, clients_cpu = time.perf_counter(), cpu_seconds(pid), cpu_seconds(os.getpid())
                 results = list(pool.map(visit_after, arrivals, clients, [url] * args.clients, tones,
-                                        [corners] * args.clients, [args.seconds] * args.clients))
+                                        [corners] * args.clients, [seconds] * args.clients))
                 timings["round"].append(time.perf_counter() - start)
+                cpu.append((cpu_seconds(pid) - server_cpu, cpu_seconds(os.getpid()) - clients_cpu))
                 for result in results:
-                    for stage in STAGES:
+                    for stage in stages:
                         timings[stage].append(result[stage])
-                    for stage in QUEUED:
+                    for stage in queued:
                         views[stage].append(result[f"{stage} queue"])
                 memory.append((f"after round {round_index + 1}", memory_mb(pid)))
                 print(f"round {round_index + 1}: {timings['round'][-1]:.1f} s, "
                       f"server RSS {memory[-1][1]['VmRSS']:.0f} MiB", flush=True)
 
     load_after = os.getloadavg()
-    print(f"\n{args.clients} clients x {args.rounds} rounds, arriving over {args.spread:g} s, 2x2 grid of "
-          f"{args.seconds:g} s cells, checkpoints {checkpoints}; every request succeeded")
+    task = "adding a note" if args.notes_only else f"a note and a 2x2 grid of {args.seconds:g} s cells"
+    print(f"\n{args.clients} clients x {args.rounds} rounds, arriving over {args.spread:g} s, {task}, checkpoints "
+          f"{checkpoints}; every request succeeded")
     print(f"load average (1, 5, 15 min) before: {', '.join(f'{x:.1f}' for x in load_before)}; after: "
           f"{', '.join(f'{x:.1f}' for x in load_after)} on {os.cpu_count()} cores")
     print(f"{'stage':>8}  {'n':>4}  {'p50 s':>8}  {'p95 s':>8}  {'max s':>8}")
-    for stage in (*STAGES, "round"):
+    for stage in (*stages, "round"):
         print(f"{stage:>8}  {percentiles(timings[stage])}")
+    print(f"CPU seconds over the rounds (of {os.cpu_count()} cores x "
+          f"{sum(timings['round']):.1f} s): the server {sum(c[0] for c in cpu):.1f}, this process's clients "
+          f"{sum(c[1] for c in cpu):.1f}")
     print("\nthe queue:")
-    for stage in QUEUED:
+    for stage in queued:
         print(f"  {stage:>6}: {queue_summary(views[stage])}")
     print("\nserver memory (MiB):")
     for label, figures in memory:

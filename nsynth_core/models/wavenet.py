@@ -150,9 +150,45 @@ class TemporalEncoder(nn.Module):
         at a few [T, C] buffers whatever the batch; on two CPU cores this runs at about half the matmul peak,
         where the batched convolutions of `forward` reach a fifth. The residual stack runs in `dtype` (bfloat16
         is twice as fast where the CPU has it in hardware: precision.encoder_dtype); the bottleneck and Z are
-        float32.
+        float32. Frames that hear only digital silence are not computed again (_infer_sounding).
         """
-        return torch.stack([self._infer_note(x[0], dtype) for x in x_scaled]).transpose(1, 2)
+        return torch.stack([self._infer_sounding(x[0], dtype) for x in x_scaled]).transpose(1, 2)
+
+    @property
+    def reach(self) -> int:
+        """How many samples either side of an output sample its value depends on (the start convolution's and
+        every dilated layer's)."""
+        return 1 + sum(layer.dilated.dilation[0] for layer in self.layers)
+
+    def _infer_sounding(self, x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+        """_infer_note, run only over the frames that hear a non-zero input: a frame whose window holds nothing
+        but zeros is the same as in a wholly silent note of the same length (kept per length and precision), so
+        a short sound padded to 4 s, or a note that ends in digital silence, costs its sounding part."""
+        length, hop, reach = x.shape[0], self.hop_length, self.reach
+        frames = length // hop
+        sounding = torch.nonzero(x).flatten()
+        if not len(sounding):
+            return self._silent_z(length, dtype)
+        first, last = int(sounding[0]), int(sounding[-1])
+        # Frames whose window [f hop - reach, (f + 1) hop - 1 + reach] meets a sounding sample, computed from a
+        # stretch that holds each of their windows whole, so that its own ends (padded as a note's) change none.
+        first_frame = max(0, (first - reach + 1) // hop - 1)
+        last_frame = min(frames - 1, (last + reach) // hop)
+        start = max(0, (first_frame * hop - reach) // hop * hop)
+        end = min(length, (last_frame + 1) * hop + reach)
+        if start == 0 and end == length:
+            return self._infer_note(x, dtype)
+        z = self._silent_z(length, dtype).clone()
+        heard = self._infer_note(x[start:end], dtype)
+        offset = start // hop
+        z[first_frame:last_frame + 1] = heard[first_frame - offset:last_frame + 1 - offset]
+        return z
+
+    def _silent_z(self, length: int, dtype: torch.dtype) -> torch.Tensor:
+        silent = self.__dict__.setdefault("_silent", {})  # not a buffer: never saved, rebuilt with the weights
+        if (length, dtype) not in silent:
+            silent[(length, dtype)] = self._infer_note(torch.zeros(length, dtype=self.start.weight.dtype), dtype)
+        return silent[(length, dtype)]
 
     def _infer_note(self, x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
         length, (k, hop) = x.shape[0], (self.start.kernel_size[0], self.hop_length)

@@ -56,6 +56,41 @@ def test_fast_encoder_path_equals_the_convolutional_forward_pass(length):
     assert ((brief - reference).norm() / reference.norm()).item() < 0.01
 
 
+@pytest.mark.parametrize("sounding", [(0, 16000), (20000, 31000), (62000, 64000), (0, 0)])
+def test_a_note_silent_but_for_a_stretch_encodes_as_the_full_pass_does(sounding):
+    """Frames that hear only zeros are taken from a wholly silent note's Z: the same Z as the convolutional pass,
+    in float32 and (against its own full inference) in bfloat16, with sound at the start, within, at the end or
+    nowhere."""
+    torch.manual_seed(0)
+    model = WaveNetAutoencoder(WaveNetConfig.preset("cpu-small")).eval()
+    audio = torch.zeros(2, 64000)
+    audio[:, sounding[0]:sounding[1]] = torch.rand(2, sounding[1] - sounding[0]) - 0.5
+    with torch.no_grad():
+        reference = model.encoder(model.scale_input(audio)).transpose(1, 2)
+        for dtype in (torch.float32, torch.bfloat16):
+            whole = torch.stack([model.encoder._infer_note(x[0], dtype) for x in model.scale_input(audio)])
+            torch.testing.assert_close(model.encode(audio, dtype), whole, rtol=0, atol=1e-6)
+    torch.testing.assert_close(model.encode(audio, torch.float32), reference, rtol=1e-4, atol=1e-4)
+
+
+def test_no_frame_hears_beyond_the_encoders_reach():
+    """What skipping silence rests on: a burst that starts one sample past a frame's window (its samples and
+    `reach` either side) leaves the frame as in a silent note; a frame whose window reaches into it hears it."""
+    torch.manual_seed(0)
+    model = WaveNetAutoencoder(WaveNetConfig.preset("cpu-small")).eval()
+    reach, hop, frame = model.encoder.reach, model.config.hop_length, 60
+    assert reach == 1 + 2 * sum(2 ** i for i in range(10))
+    with torch.no_grad():
+        silent = model.encoder(model.scale_input(torch.zeros(1, 64000))).transpose(1, 2)[0]
+        for burst in (slice((frame + 1) * hop + reach, 64000), slice(0, frame * hop - reach)):
+            audio = torch.zeros(1, 64000)
+            audio[0, burst] = torch.rand(burst.stop - burst.start) - 0.5
+            z = model.encoder(model.scale_input(audio)).transpose(1, 2)[0]
+            assert torch.equal(z[frame], silent[frame])
+            neighbour = frame + 5 if burst.start else frame - 5  # its window well into the burst
+            assert (z[neighbour] - silent[neighbour]).abs().max() > 1e-3
+
+
 @pytest.mark.parametrize("variable, chosen", [(precision.ENCODER_PRECISION_ENV, precision.encoder_dtype),
                                               (precision.DECODER_PRECISION_ENV, precision.decoder_dtype)])
 def test_the_app_precisions_follow_the_hardware_unless_chosen(monkeypatch, variable, chosen):
