@@ -17,6 +17,7 @@ allocator noise.
     python -m benchmarks.load_test --checkpoint DIR      # the checkpoints in DIR instead
     python -m benchmarks.load_test --spread 30           # each round's visitors arrive over 30 s, not at once
     python -m benchmarks.load_test --notes-only          # a class adding notes: no grids decoding beside
+    python -m benchmarks.load_test --clients-nice 19     # the clients take only what the server leaves
 """
 
 import argparse
@@ -193,6 +194,9 @@ def main():
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--seconds", type=float, default=0.25, help="length of each grid cell")
     parser.add_argument("--notes-only", action="store_true", help="visitors only upload and add their note")
+    parser.add_argument("--clients-nice", type=int, default=0,
+                        help="niceness of the clients once the app has started (a class's browsers run on their "
+                             "own devices, not on the server's cores)")
     parser.add_argument("--spread", type=float, default=0.0,
                         help="seconds over which a round's visitors arrive, each at a random moment (default: "
                              "all at once)")
@@ -218,6 +222,7 @@ def main():
         pid = server_pid()
         wait_for_warm_up(work / "app.log")  # as visitors who come a minute after it starts find it
         print(f"app at {url} (pid {pid}), log {work / 'app.log'}; warmed up in {time.perf_counter() - started:.0f} s")
+        os.nice(args.clients_nice)  # this thread's, inherited by the client threads started from here on
         clients = [Client(url, verbose=False) for _ in range(args.clients)]
         # Not timed: the first request waits for the map of the example notes and the decoder's first build.
         visit(clients[0], url, write_tone(work / "warm_up.wav", 30), corners, args.seconds)
@@ -243,8 +248,8 @@ def main():
 
     load_after = os.getloadavg()
     task = "adding a note" if args.notes_only else f"a note and a 2x2 grid of {args.seconds:g} s cells"
-    print(f"\n{args.clients} clients x {args.rounds} rounds, arriving over {args.spread:g} s, {task}, checkpoints "
-          f"{checkpoints}; every request succeeded")
+    print(f"\n{args.clients} clients (nice {args.clients_nice}) x {args.rounds} rounds, arriving over "
+          f"{args.spread:g} s, {task}, checkpoints {checkpoints}; every request succeeded")
     print(f"load average (1, 5, 15 min) before: {', '.join(f'{x:.1f}' for x in load_before)}; after: "
           f"{', '.join(f'{x:.1f}' for x in load_after)} on {os.cpu_count()} cores")
     print(f"{'stage':>8}  {'n':>4}  {'p50 s':>8}  {'p95 s':>8}  {'max s':>8}")

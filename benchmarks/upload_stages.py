@@ -2,25 +2,34 @@
 
     python -m benchmarks.upload_stages                        # 1 and 16 rendered test notes, shipped WaveNet
     python -m benchmarks.upload_stages --notes 1 4 16 --checkpoint checkpoints/wavenet
+    python -m benchmarks.upload_stages --visitors 30          # 30 visitors' 1 s tones through the encoding queue at once
 
 Stages, as add_uploads runs them: read (decode, resample, cut to 4 s), pitch (pYIN), encode (the WaveNet
 encoder, in batches), place (map features and the reducer's transform) and guess (the family vote). Each run
 takes notes not used before, so every note is encoded afresh. Prints seconds per stage and per note, with the load
-average and torch.mm's peak measured in the same run.
+average and torch.mm's peak measured in the same run. With --visitors N, N threads each add one 1 s tone (padded
+to 4 s, as an upload is) through the app's encoding queue at the same instant, as N visitors' uploads reach it
+(no web server: what the queue itself takes), and it prints when their notes were done.
 """
 
 import argparse
+import functools
 import os
+import threading
 import time
 from pathlib import Path
 
 import torch
 
 from benchmarks.decode import matmul_peak
+import numpy as np
+
+from nsynth_core.audio.core import NOTE_LENGTH, SAMPLE_RATE
 from nsynth_core.explorer.explorer import Explorer
 from nsynth_core.explorer.loaded_models import LoadedModel, encode_notes, load_model
-from nsynth_core.explorer.notes import read_note, with_pitches
+from nsynth_core.explorer.notes import Note, audio_digest, read_note, with_pitches
 from nsynth_core.explorer import family_guess
+from webapp.encoding_queue import FairBatchQueue, prepared_notes
 
 TEST_NOTES = Path("data/nsynth-sf/nsynth-test/audio")
 
@@ -47,20 +56,54 @@ def stages(app: Explorer, wavenet: LoadedModel, paths: list[Path]) -> dict[str, 
     return seconds
 
 
+def tone(midi: int) -> Note:
+    """A visitor's 1 s decaying tone, padded with silence to a note's length."""
+    t = np.arange(SAMPLE_RATE) / SAMPLE_RATE
+    audio = np.zeros(NOTE_LENGTH, np.float32)
+    audio[:SAMPLE_RATE] = 0.5 * np.sin(2 * np.pi * 440 * 2 ** ((midi - 69) / 12) * t) * np.exp(-2 * t)
+    return Note(id=f"upload-{audio_digest(audio)}", name=f"tone {midi}", audio=audio, source="upload")
+
+
+def visitors_at_once(app: Explorer, wavenet: LoadedModel, count: int) -> None:
+    queue = FairBatchQueue(functools.partial(prepared_notes, app))
+    queue.run("warm-up", wavenet, [tone(30 + i) for i in range(4)])  # pYIN's first call compiles
+    done, arrived = [], threading.Barrier(count)
+
+    def visit(index: int) -> None:
+        arrived.wait()
+        start = time.perf_counter()
+        queue.run(f"visitor {index}", wavenet, [tone(40 + index)])
+        done.append(time.perf_counter() - start)
+
+    threads = [threading.Thread(target=visit, args=(index,)) for index in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    p50, p95 = np.percentile(done, [50, 95])
+    print(f"{count} visitors' notes done after p50 {p50:.2f} s, p95 {p95:.2f} s, max {max(done):.2f} s")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", default="checkpoints/wavenet")
     parser.add_argument("--notes", type=int, nargs="+", default=[1, 16])
     parser.add_argument("--folder", type=Path, default=TEST_NOTES, help="wav files to upload")
+    parser.add_argument("--visitors", type=int, help="instead: this many visitors' tones through the queue at once")
     args = parser.parse_args()
     torch.set_num_threads(1)  # as the app runs
     files = sorted(args.folder.glob("*.wav"))[::97]
     app, wavenet = Explorer(), load_model(args.checkpoint)
-    stages(app, wavenet, files[:1])  # warm-up: imports, the reducer, first calls
+    if not args.visitors:
+        stages(app, wavenet, files[:1])  # warm-up: imports, the reducer, first calls
     peak, _ = matmul_peak(1)
     load = os.getloadavg()
     print(f"torch.mm peak {peak:.1f} GFLOP/s; load average {load[0]:.2f}, {load[1]:.2f}, {load[2]:.2f} on "
           f"{os.cpu_count()} CPUs; {args.checkpoint}")
+    if args.visitors:
+        app.map_for(wavenet)  # as a running app has it, so each note is also placed and its family guessed
+        visitors_at_once(app, wavenet, args.visitors)
+        return
     print(f"{'notes':>5}  {'stage':>6}  {'s':>6}  {'s/note':>6}  {'share':>5}")
     used = 1
     for count in args.notes:
