@@ -1,7 +1,8 @@
 """Several visitors at once: `python app.py` on a loopback port, driven by concurrent gradio_client clients.
 
-Each client, every round, uploads a new 1 s tone (a pitch of its own, so nothing comes from a cache), adds it as a
-note and decodes a 2x2 grid of it with three bundled notes. Stages, each timed as the client sees it:
+Each client opens the page (its session begins with the map drawn); then, every round, it uploads a new 1 s tone
+(a pitch of its own, so nothing comes from a cache), adds it as a note and decodes a 2x2 grid of it with three
+bundled notes. Stages, each timed as the client sees it:
     upload  the file's HTTP upload (what a browser sends when a file is dropped)
     encode  the /add_uploads event: read, pitch, encode, place on the map (gradio_client sends the 32 kB file
             again with it)
@@ -226,6 +227,10 @@ def main():
         clients = [Client(url, verbose=False) for _ in range(args.clients)]
         # Not timed: the first request waits for the map of the example notes and the decoder's first build.
         visit(clients[0], url, write_tone(work / "warm_up.wav", 30), corners, args.seconds)
+        # Each visitor has the page open, as a browser's visitor has before adding a note: the page's first events
+        # have made the session (Gradio builds each session's state from the whole page's config).
+        with ThreadPoolExecutor(args.clients) as pool:
+            list(pool.map(lambda client: client.predict("family", None, False, api_name="/map"), clients))
         memory.append(("after warm-up", memory_mb(pid)))
         with ThreadPoolExecutor(args.clients) as pool:
             for round_index in range(args.rounds):
