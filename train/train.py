@@ -86,12 +86,14 @@ TRAIN_CONFIGS = {
         crop_within_seconds=None, max_steps=20_000,
         lr_schedule=((0, 1e-3), (3_000, 5e-4), (6_000, 2.5e-4), (10_000, 1e-4)),
         ema_decay=0.999, grad_clip=3.0, valid_every=250, valid_notes=32),
-    # DDSP's own sizes for one GPU, with the pitch-motion head, the gates and the band-movement term.
+    # DDSP's own sizes for one GPU, with the pitch-motion heads (the vibrato oscillator's terms as in the CPU run
+    # whose motion the evaluation hears), the gates and the band-movement term.
     "ddsp-paper": TrainConfig(
         model="ddsp", model_preset="paper", pitch_conditioning=True, batch_size=32, crop_length=64000,
         crop_within_seconds=None, max_steps=100_000,
-        model_changes={"modulation_loss_weight": 3.0, "f0_deviation_cents": 200.0, "f0_loss_weight": 10.0,
-                       "motion_context_frames": 7, "motion_spread_weight": 10.0, "gate_subframes": 16},
+        model_changes={"modulation_loss_weight": 3.0, "f0_deviation_cents": 200.0, "vibrato_cents": 100.0,
+                       "f0_loss_weight": 2.0, "motion_context_frames": 7, "motion_spread_weight": 30.0,
+                       "gate_subframes": 16},
         lr_schedule=((0, 1e-3), (10_000, 5e-4), (30_000, 2.5e-4), (60_000, 1e-4)),
         ema_decay=0.999, grad_clip=3.0, valid_every=500, valid_notes=64),
 }

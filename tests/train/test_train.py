@@ -20,7 +20,8 @@ from nsynth_core.models.checkpoint import load_checkpoint
 from train.cache_z import CacheError, choose_notes, open_manifest
 from train.train import TRAIN_CONFIGS, LossOf, build_model, training_batch
 from nsynth_core.data.nsynth import EncodedNoteDataset, NoteCropDataset, read_wav
-from nsynth_core.models.ddsp import DDSPDecoder, mel_loss
+from nsynth_core.models.ddsp import DDSPDecoder
+from nsynth_core.models.ddsp_losses import mel_loss
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = ["--set", "encoder_layers=2", "--set", "decoder_layers=3", "--set", "residual_channels=16",

@@ -16,17 +16,13 @@ from nsynth_core.models.ddsp import (
     filtered_noise,
     glide,
     gliding_harmonic_synth,
-    motion_loss,
-    motion_spread_loss,
     harmonic_synth,
     upsample,
-    mel_loss,
-    modulation_loss,
     noise_impulse_responses,
     reverb,
     set_latent_statistics,
-    spectral_loss,
 )
+from nsynth_core.models.ddsp_losses import mel_loss, modulation_loss, motion_loss, motion_spread_loss, spectral_loss
 
 SAMPLE_RATE = 16000
 
