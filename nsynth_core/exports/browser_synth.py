@@ -40,9 +40,8 @@ def export_browser_synth(checkpoint, out) -> dict:
         raise BrowserSynthError("This DDSP decoder has an encoder of its own; the browser synthesiser reads the "
                                 "WaveNet encoder's Z and has no encoder to run.")
     if model.to_f0_deviation is not None or model.to_gates is not None:
-        raise BrowserSynthError("This DDSP decoder has a pitch-motion head (and perhaps a vibrato) or gates; the "
-                                "browser synthesiser plays a steady f0 without gates, so it would sound otherwise "
-                                "than the server.")
+        raise BrowserSynthError("This DDSP decoder has a pitch-motion head or gates; the browser synthesiser "
+                                "plays a steady f0 without gates, so it would sound otherwise than the server.")
     state = {name: tensor.detach().float().numpy() for name, tensor in model.state_dict().items()}
     tensors, offset, chunks = [], 0, []
     for name, values in state.items():
