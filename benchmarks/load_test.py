@@ -79,9 +79,14 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def write_tone(path: Path, midi: int) -> Path:
+def tone_samples(midi: int) -> np.ndarray:
+    """A visitor's 1 s decaying tone at a MIDI pitch."""
     t = np.arange(SAMPLE_RATE) / SAMPLE_RATE
-    sf.write(path, 0.5 * np.sin(2 * np.pi * 440 * 2 ** ((midi - 69) / 12) * t) * np.exp(-2 * t), SAMPLE_RATE)
+    return (0.5 * np.sin(2 * np.pi * 440 * 2 ** ((midi - 69) / 12) * t) * np.exp(-2 * t)).astype(np.float32)
+
+
+def write_tone(path: Path, midi: int) -> Path:
+    sf.write(path, tone_samples(midi), SAMPLE_RATE)
     return path
 
 

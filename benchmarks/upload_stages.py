@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 
 from benchmarks.decode import matmul_peak
+from benchmarks.load_test import tone_samples
 import numpy as np
 
 from nsynth_core.audio.core import NOTE_LENGTH, SAMPLE_RATE
@@ -57,10 +58,9 @@ def stages(app: Explorer, wavenet: LoadedModel, paths: list[Path]) -> dict[str, 
 
 
 def tone(midi: int) -> Note:
-    """A visitor's 1 s decaying tone, padded with silence to a note's length."""
-    t = np.arange(SAMPLE_RATE) / SAMPLE_RATE
+    """load_test's visitor tone, padded with silence to a note's length (as an upload is)."""
     audio = np.zeros(NOTE_LENGTH, np.float32)
-    audio[:SAMPLE_RATE] = 0.5 * np.sin(2 * np.pi * 440 * 2 ** ((midi - 69) / 12) * t) * np.exp(-2 * t)
+    audio[:SAMPLE_RATE] = tone_samples(midi)
     return Note(id=f"upload-{audio_digest(audio)}", name=f"tone {midi}", audio=audio, source="upload")
 
 
@@ -94,14 +94,15 @@ def main():
     torch.set_num_threads(1)  # as the app runs
     files = sorted(args.folder.glob("*.wav"))[::97]
     app, wavenet = Explorer(), load_model(args.checkpoint)
-    if not args.visitors:
+    if args.visitors:
+        app.map_for(wavenet)  # as a running app has it, so each note is also placed and its family guessed
+    else:
         stages(app, wavenet, files[:1])  # warm-up: imports, the reducer, first calls
     peak, _ = matmul_peak(1)
     load = os.getloadavg()
     print(f"torch.mm peak {peak:.1f} GFLOP/s; load average {load[0]:.2f}, {load[1]:.2f}, {load[2]:.2f} on "
           f"{os.cpu_count()} CPUs; {args.checkpoint}")
     if args.visitors:
-        app.map_for(wavenet)  # as a running app has it, so each note is also placed and its family guessed
         visitors_at_once(app, wavenet, args.visitors)
         return
     print(f"{'notes':>5}  {'stage':>6}  {'s':>6}  {'s/note':>6}  {'share':>5}")
