@@ -26,6 +26,7 @@ answered (VmHWM, reset just before) and how far that rose above the memory befor
 """
 
 import argparse
+import asyncio
 import contextlib
 import json
 import os
@@ -33,7 +34,6 @@ import shutil
 import subprocess
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -41,7 +41,8 @@ import numpy as np
 from gradio_client import Client, handle_file
 
 from benchmarks.fair_faults import fair_rows
-from benchmarks.load_test import PRESETS, followed, memory_mb, server_pid, visit, write_tone
+from benchmarks.load_test import PRESETS, memory_mb, server_pid, visit, write_tone
+from benchmarks.page_visitor import Page, Visitor, http_client
 from webapp import disk_space
 from nsynth_core.exports import files as exports
 from nsynth_core.engine import fastgen
@@ -143,28 +144,49 @@ def flood_and_load(table: Table, work: Path, visitors: int, rounds: int):
         wait_for_warm_up(work / "app.log")
         table.add(*queue_honesty(url, work), kept_serving(url, work, 56), pid)
 
-        clients = [Client(url, verbose=False) for _ in range(visitors)]
-        timings, failures = {"encode": [], "grid": []}, []
         start = time.perf_counter()
-        with ThreadPoolExecutor(visitors) as pool:
-            for round_index in range(rounds):
-                tones = [write_tone(work / f"visitor{i}_round{round_index}.wav", 40 + i + visitors * round_index)
-                         for i in range(visitors)]
-                futures = [pool.submit(visit, c, url, tone, CORNERS[:3], 0.25, "DDSP")
-                           for c, tone in zip(clients, tones)]
-                for future in futures:
-                    try:
-                        result = future.result()
-                        for stage in timings:
-                            timings[stage].append(result[stage])
-                    except Exception as error:
-                        failures.append(f"{type(error).__name__}: {error}")
+        timings, failures = asyncio.run(visiting_class(url, work, visitors, rounds))
         p95 = {stage: np.percentile(values, 95) if values else float("nan") for stage, values in timings.items()}
         seen = (f"{visitors * rounds - len(failures)} of {visitors * rounds} visits served; encode p95 "
                 f"{p95['encode']:.1f} s, grid p95 {p95['grid']:.1f} s" + (f"; first failure: {failures[0]}"
                                                                           if failures else ""))
         table.add(f"{visitors} visitors x {rounds} rounds", seen, time.perf_counter() - start,
                   kept_serving(url, work, 53), pid)
+
+
+async def visiting_class(url: str, work: Path, visitors: int, rounds: int) -> tuple[dict, list[str]]:
+    """Rounds of a class each adding a note and decoding a DDSP grid at once: (seconds per stage, failures)."""
+    timings, failures = {"encode": [], "grid": []}, []
+    page = Page(url)
+    async with http_client(TIMEOUT) as http:
+        members = [Visitor(page, http) for _ in range(visitors)]
+        for round_index in range(rounds):
+            tones = [write_tone(work / f"visitor{i}_round{round_index}.wav", 40 + i + visitors * round_index)
+                     for i in range(visitors)]
+            for result in await asyncio.gather(*(visit(member, tone, CORNERS[:3], 0.25, "DDSP")
+                                                 for member, tone in zip(members, tones)), return_exceptions=True):
+                if isinstance(result, Exception):
+                    failures.append(error_text(result))
+                else:
+                    for stage in timings:
+                        timings[stage].append(result[stage])
+    return timings, failures
+
+
+async def one_note(url: str, tone: Path):
+    """A visitor posting one file and adding it as a note: (the post's answer, its seconds, what the queue told
+    the note)."""
+    async with http_client(POST_TIMEOUT) as http:
+        visitor = Visitor(Page(url), http)
+        start = time.perf_counter()
+        try:
+            uploaded = await visitor.upload(tone)
+        except httpx.HTTPError as error:
+            return f"{type(error).__name__}: {error}", time.perf_counter() - start, None
+        post_seconds = time.perf_counter() - start
+        http.timeout = httpx.Timeout(TIMEOUT)
+        _, told = await visitor.call("add_uploads", [uploaded], "family", False)
+        return "HTTP 200", post_seconds, told
 
 
 def queue_honesty(url: str, work: Path) -> tuple[str, str, float]:
@@ -176,17 +198,16 @@ def queue_honesty(url: str, work: Path) -> tuple[str, str, float]:
     jobs = [Client(url, verbose=False).submit([handle_file(str(path)) for path in files], "family", False,
                                               api_name="/add_uploads") for files in heavy]
     time.sleep(2.0)  # both heavy uploads are being worked on first
-    light, tone = Client(url, verbose=False), write_tone(work / "light.wav", 70)
+    tone = write_tone(work / "light.wav", 70)
     failures = []  # a visitor that fails (e.g. a client timeout under load) is part of what the row reports
-    posted, post_seconds = answer_of(lambda: upload_answer(url, tone, timeout=POST_TIMEOUT))
-    if not posted.startswith("HTTP 200"):
-        failures.append(f"the small file's post: {posted}")
     start = time.perf_counter()
-    told = None
+    posted, post_seconds, told = "not posted", 0.0, None
     try:
-        _, told = followed(light.submit([handle_file(str(tone))], "family", False, api_name="/add_uploads"))
+        posted, post_seconds, told = asyncio.run(one_note(url, tone))
     except Exception as error:
         failures.append(error_text(error))
+    if not posted.startswith("HTTP 200"):
+        failures.append(f"the small file's post: {posted}")
     done = time.perf_counter() - start
     for heavy_job in jobs:
         try:

@@ -9,20 +9,22 @@ it and, once a few batches have been timed, about how long until its own are don
 
 import functools
 import math
+import multiprocessing
 import os
 import statistics
 import threading
 import time
 from collections import OrderedDict, deque
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, replace
 from typing import Callable, Hashable
 
 from nsynth_core.explorer import family_guess
 from nsynth_core.explorer.explorer import Explorer
 from nsynth_core.explorer.loaded_models import ENCODE_BATCH, LoadedModel, encode_notes
-from nsynth_core.explorer.notes import Note, with_pitches
-from webapp.low_priority import lower_this_thread, niced_pool
+from nsynth_core.explorer.notes import Note, estimated_pitches
+from webapp.low_priority import lower_this_process, lower_this_thread, niced_pool
 
 RECENT_BATCHES = 8  # the cost per note: the median over this many recent batches, so one slow batch does not sway it
 REPORT_EVERY = 0.5  # s between reports to a waiting request
@@ -218,31 +220,33 @@ def encoding_pool() -> ThreadPoolExecutor:
     return niced_pool(CORES, "encoding")
 
 
+@functools.cache
+def pitch_process() -> ProcessPoolExecutor:
+    """A niced process of its own for the pitch search, started by the first batch (spawned: never a fork of a
+    process whose threads hold locks)."""
+    return ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"), initializer=lower_this_process)
+
+
 def pitch_and_encode(wavenet: LoadedModel | None, notes: list[Note]) -> list[Note]:
     """The notes with their pitch found and, when there is a WaveNet, their Z (EncodedNotes), in the precision of a
-    visitor's notes (bfloat16 where the CPU has it: loaded_models.encoding_precision). The app runs each torch
-    operation on one thread (the fastest for decoding), so the batch is split into one part per core, each on a
-    thread of its own: on 2 quiet cores 8 notes took 3.4 s instead of 5.7 s. Pitch search holds Python's
-    interpreter lock (pYIN's compiled Viterbi pass does not release it) where the encoder's products release it,
-    so every other part encodes first and the parts' pitch searches run beside the other part's encoding, not in
-    turn: 8 test notes in 3.0 s instead of 3.2 s with a float32 encoder, 1.7 s instead of 1.9 s with a bfloat16
-    one."""
+    visitor's notes (bfloat16 where the CPU has it: loaded_models.encoding_precision).
+
+    The pitch search runs in a process of its own: pYIN's compiled Viterbi pass holds Python's interpreter lock,
+    and the encoder's thread needs that lock back after each of its products, so beside a pitch search in the same
+    process an encode took 2 to 4 times as long. The app runs each torch operation on one thread (the fastest for
+    decoding), so the batch is encoded in one part per core, each on a thread of its own."""
     size = math.ceil(len(notes) / CORES) if notes else 1
     parts = [notes[start:start + size] for start in range(0, len(notes), size)]
-    done = encoding_pool().map(lambda i: _pitched_and_encoded(wavenet, parts[i], encode_first=i % 2 == 1),
-                               range(len(parts)))
-    return [note for part in done for note in part]
-
-
-def _pitched_and_encoded(wavenet: LoadedModel | None, notes: list[Note], encode_first: bool) -> list[Note]:
-    def encode() -> list[Note]:
-        return encode_notes(wavenet, notes) if wavenet is not None else notes
-
-    encoded = encode() if encode_first else None
-    pitched = with_pitches(notes)
-    if not encode_first:
-        encoded = encode()
-    return [replace(note, pitch=with_pitch.pitch) for note, with_pitch in zip(encoded, pitched)]
+    try:
+        pitches = pitch_process().submit(estimated_pitches, [note.audio for note in notes])
+        encoded = encoding_pool().map(lambda part: encode_notes(wavenet, part) if wavenet is not None else part,
+                                      parts)
+        encoded = [note for part in encoded for note in part]
+        found = pitches.result()
+    except BrokenProcessPool:  # the process was killed (out of memory, say): the next batch starts another
+        pitch_process.cache_clear()
+        raise
+    return [replace(note, pitch=pitch) for note, pitch in zip(encoded, found)]
 
 
 def prepared_notes(explorer: Explorer, wavenet: LoadedModel | None, notes: list[Note]) -> list[Note]:

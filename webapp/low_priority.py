@@ -41,6 +41,11 @@ def lower_this_thread(nice: int | None = None) -> int | None:
     return nice
 
 
+def lower_this_process() -> None:
+    """Raises a worker process's nice value to compute_nice()."""
+    os.nice(max(compute_nice() - os.nice(0), 0))
+
+
 def thread_nice() -> int | None:
     """The calling thread's nice value (Linux), to check that the niced threads are."""
     if not PER_THREAD:

@@ -95,7 +95,11 @@ def read_note(path, name: str | None = None, source: str = "upload") -> Note:
 
 
 def with_pitches(notes: list[Note]) -> list[Note]:
-    return [replace(note, pitch=estimate_pitch(note.audio)) for note in notes]
+    return [replace(note, pitch=pitch) for note, pitch in zip(notes, estimated_pitches([n.audio for n in notes]))]
+
+
+def estimated_pitches(audios: list[np.ndarray]) -> list[int | None]:
+    return [estimate_pitch(audio) for audio in audios]
 
 
 def note_from_file(path, name: str | None = None, source: str = "upload") -> Note:

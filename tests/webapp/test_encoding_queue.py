@@ -2,8 +2,11 @@
 where a request stands, and unharmed by one request's failure. A gate holds the worker in its first batch, so
 what waits behind it is known exactly (no timing)."""
 
+import os
+import signal
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import replace
 from functools import partial
 
@@ -19,6 +22,7 @@ from nsynth_core.explorer.loaded_models import ENCODE_CACHE_SIZE, encode_notes, 
 from nsynth_core.explorer.lru_cache import LRUCache
 from nsynth_core.explorer.notes import EncodedNote, estimate_pitch, read_note, read_uploads
 from nsynth_core.exports.session_archive import load_notes, save_notes
+from webapp import encoding_queue
 from webapp.encoding_queue import FairBatchQueue, Position, pitch_and_encode, prepared_notes
 from webapp.low_priority import compute_nice, thread_nice
 from tests.app_helpers import write_tiny_checkpoints
@@ -144,6 +148,20 @@ def test_the_worker_runs_below_the_callers_priority():
     queue.wait(first)
     if thread_nice() is not None:
         assert recorder.nice >= max(thread_nice(), compute_nice()) > thread_nice()
+
+
+def test_the_pitch_search_runs_in_a_niced_process_of_its_own_that_a_kill_replaces(write_tone):
+    notes = [read_note(write_tone(frequency=440.0, seconds=1.0))]
+    assert [note.pitch for note in pitch_and_encode(None, notes)] == [69]
+    worker = encoding_queue.pitch_process().submit(os.getpid).result()
+    assert worker != os.getpid()
+    if thread_nice() is not None:
+        assert os.getpriority(os.PRIO_PROCESS, worker) >= max(compute_nice(), thread_nice())
+    os.kill(worker, signal.SIGKILL)
+    with pytest.raises(BrokenProcessPool):
+        for _ in range(50):  # until the pool has seen its process die
+            pitch_and_encode(None, notes)
+    assert [note.pitch for note in pitch_and_encode(None, notes)] == [69]
 
 
 def test_queued_notes_get_the_pitch_and_code_they_get_directly(tmp_path, write_tone):
