@@ -208,7 +208,7 @@ def output_logits(wavenet: LoadedModel, note: Note, step: int) -> torch.Tensor:
         return cached
     hop = config.hop_length
     first_frame = max(0, step - drawn_receptive_field(model)) // hop
-    audio = torch.from_numpy(note.audio)[None]
+    audio = torch.tensor(note.audio)[None]  # a copy: the note's own array is read-only
     z = torch.from_numpy(stacked_z(encode_notes(wavenet, [note])))[:, first_frame: step // hop + 1]
     pitch = pitch_tensor(wavenet, [note.pitch], [note.name])
     window = slice(first_frame * hop, step + 1)

@@ -9,6 +9,8 @@ import hashlib
 import json
 import math
 import os
+import threading
+import weakref
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Callable
@@ -72,6 +74,21 @@ def audio_digest(array: np.ndarray) -> str:
     return hashlib.sha1(np.ascontiguousarray(array).tobytes()).hexdigest()[:16]
 
 
+_held = weakref.WeakValueDictionary()  # audio digest -> the array the visitors' notes with those samples share
+_holding = threading.Lock()
+
+
+def held_once(audio: np.ndarray, digest: str) -> np.ndarray:
+    """The one read-only array that every note with these samples (`digest`: audio_digest) shares while any of
+    them lives: a class adding the same upload, or restoring the same saved file, keeps its 4 s once."""
+    with _holding:
+        held = _held.get(digest)
+        if held is None:
+            audio.flags.writeable = False
+            _held[digest] = held = audio
+        return held
+
+
 def estimate_pitch(audio: np.ndarray) -> int | None:
     f0 = quick_median_f0(audio)
     return None if np.isnan(f0) else int(round(librosa.hz_to_midi(f0)))
@@ -91,7 +108,8 @@ def read_note(path, name: str | None = None, source: str = "upload") -> Note:
     name = name or Path(path).stem
     audio = load_audio(path)
     refuse_silence(audio, f"'{name}'")
-    return Note(id=f"{source}-{audio_digest(audio)}", name=name, audio=audio, source=source)
+    digest = audio_digest(audio)
+    return Note(id=f"{source}-{digest}", name=name, audio=held_once(audio, digest), source=source)
 
 
 def with_pitches(notes: list[Note]) -> list[Note]:

@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from nsynth_core.audio.core import NOTE_LENGTH
-from nsynth_core.explorer.notes import MAX_SESSION_NOTES, ExplorerError, Note, audio_digest, refuse_silence
+from nsynth_core.explorer.notes import (MAX_SESSION_NOTES, ExplorerError, Note, audio_digest, held_once,
+                                        refuse_silence)
 from nsynth_core.exports.files import write_errors_explained
 
 FIELDS = ("audio", "names", "pitches", "families", "sources")
@@ -263,6 +264,8 @@ def checked_notes(arrays: dict[str, np.ndarray], shown: str) -> list[Note]:
                            f"{expected('sources', notes)}.")
     for number, (name, note_audio) in enumerate(zip(names, audio), 1):
         refuse_silence(note_audio, f"The audio of note {number} ('{briefly(name)}') in '{shown}'")
-    return [Note(id=f"{source}-{audio_digest(audio_i)}", name=str(name), audio=audio_i, family=str(family),
-                 pitch=None if pitch == NO_PITCH else int(pitch), source=str(source))
-            for audio_i, name, pitch, family, source in zip(audio, names, pitches, families, sources)]
+    digests = [audio_digest(audio_i) for audio_i in audio]
+    # Each note's own array (a row would keep the whole archive's alive), shared with any note of the same samples.
+    return [Note(id=f"{source}-{digest}", name=str(name), audio=held_once(audio_i.copy(), digest),
+                 family=str(family), pitch=None if pitch == NO_PITCH else int(pitch), source=str(source))
+            for audio_i, digest, name, pitch, family, source in zip(audio, digests, names, pitches, families, sources)]

@@ -66,6 +66,13 @@ def test_saved_notes_come_back_as_they_were_also_when_compressed(saved, tmp_path
     assert [n.id for n in load_notes(tmp_path / "compressed.npz")] == [n.id for n in notes]
 
 
+def test_a_file_restored_twice_keeps_each_notes_audio_once(saved):
+    """Each note's own array, not a row that keeps the whole archive's alive; a second restore (another visitor's)
+    shares it."""
+    first, again = load_notes(saved), load_notes(saved)
+    assert all(a.audio is b.audio and a.audio.base is None for a, b in zip(first, again))
+
+
 def test_the_budget_is_the_largest_archive_save_notes_writes(tmp_path):
     loud = tone(seconds=4.0, amplitude=0.9)
     notes = [replace(note("x" * 198 + f"{i:02d}", loud * (1 - i / 100), pitch=60), family="f" * 200,
