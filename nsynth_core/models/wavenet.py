@@ -219,7 +219,7 @@ class TemporalEncoder(nn.Module):
         """Rows between pieces run together: the widest tap, so no piece's taps reach the next one's rows."""
         return max(layer.dilated.dilation[0] for layer in self.layers)
 
-    def _infer_together(self, pieces: list[torch.Tensor], dtype: torch.dtype) -> torch.Tensor:
+    def _infer_together(self, pieces: list[torch.Tensor], dtype: torch.dtype) -> list[torch.Tensor]:
         """The pieces one after another, `_gap` zero rows apart: every layer's rectified input is zeroed there, so
         each piece sees the zero padding a note of its own would."""
         k, hop, gap = self.start.kernel_size[0], self.hop_length, self._gap
@@ -229,12 +229,11 @@ class TemporalEncoder(nn.Module):
         for piece in pieces:
             offsets.append(offsets[-1] + len(piece) + gap)
         x = torch.zeros(offsets[-1] - gap, dtype=pieces[0].dtype)
-        outside = torch.ones(len(x), 1, dtype=dtype) if len(pieces) > 1 else None
+        inside = torch.zeros(len(x), 1, dtype=dtype) if len(pieces) > 1 else None  # 1 on the pieces' rows
         for piece, offset in zip(pieces, offsets):
             x[offset:offset + len(piece)] = piece
-            if outside is not None:
-                outside[offset:offset + len(piece)] = 0
-        inside = None if outside is None else 1 - outside
+            if inside is not None:
+                inside[offset:offset + len(piece)] = 1
         start_taps = F.pad(x, (1, 1)).unfold(0, 3, 1)  # [T, 3]: x[t-1], x[t], x[t+1]
         h = torch.addmm(self.start.bias, start_taps, self.start.weight[:, 0, :].T).to(dtype)
         rectified, gated = torch.empty_like(h), torch.empty_like(h)
