@@ -4,19 +4,19 @@
                        from one address: the answers, and the MiB Gradio's folder holds afterwards
     shared upload      one 12 MB recording uploaded once, its path on the server then sent as the note of 20
                        other sessions: how many took it, and how much the server's memory grew
-    heavy + light      30 visitors clicking a map point (DDSP, 1 s) at once with nothing else running; the same
-                       while one more visitor's WaveNet 9 x 9 grid of 4 s decodes; and with that grid, each of the
-                       30 clicking once at a random moment of 6 s (a class at its own pace): the light clicks'
-                       seconds (median, p95, max) and the heavy one's answer
+    heavy + light      30 page visitors (benchmarks/page_visitor.py) clicking a map point (DDSP, 1 s) at once
+                       with nothing else running; the same while one more visitor's WaveNet 9 x 9 grid of 4 s
+                       decodes; and with that grid, each of the 30 clicking once at a random moment of 6 s (a class
+                       at its own pace): the light clicks' seconds (median, p95, max) and the heavy one's answer
     cancel storm       six WaveNet 9 x 9 grids of 4 s, each cancelled 1 s after the first starts: seconds until the
                        server's CPU falls under a tenth of a core, then one map click's seconds
     leftovers          a partial upload of a killed run (written a moment before the start) and an empty one:
                        whether they are gone once the app answers
 """
 
+import asyncio
 import statistics
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -26,6 +26,7 @@ from gradio_client import Client
 from gradio_client.utils import Status
 
 from benchmarks.load_test import PRESETS, memory_mb, server_pid
+from benchmarks.page_visitor import Page, Visitor, http_client
 from nsynth_core.models.checkpoint import save_checkpoint, weights_fingerprint
 from nsynth_core.models.ddsp import DDSPDecoder
 from nsynth_core.models.spectral import SpectralAutoencoder, SpectralConfig
@@ -62,15 +63,27 @@ def wavenet_grid(client: Client, corners: list[str], temperature: float):
     return client.submit(*corners, "grid (4 notes)", 9, "bilinear", "WaveNet", temperature, 4.0, api_name="/grid")
 
 
-def map_click(client: Client) -> tuple[float, str | None]:
-    """Seconds a visitor waits for a map point's sound, and the error they saw, if any."""
-    started = time.perf_counter()
-    try:
-        client.predict(0.5, 0.5, "DDSP", "each note's own", 1.0, 0.25, api_name="/play_point")
-        error = None
-    except Exception as failure:  # what that visitor saw: counted, not fatal to the benchmark
-        error = f"{type(failure).__name__}: {failure}"[:80]
-    return time.perf_counter() - started, error
+async def map_clicks(url: str, delays, before_the_clicks) -> list[tuple[float, str | None]]:
+    """Visitors clicking a map point each, `delays` seconds after the start (as the page sends a click): the
+    seconds each waited for the point's sound, and the error it saw, if any. Each has the page open first, as a
+    visitor who clicks the map has (not timed); `before_the_clicks` is awaited after that."""
+    page = Page(url)
+    async with http_client(900) as http:
+        visitors = [Visitor(page, http) for _ in delays]
+        await asyncio.gather(*(visitor.call("map", "family", None, False) for visitor in visitors))
+        await before_the_clicks()
+
+        async def click(visitor: Visitor, delay: float) -> tuple[float, str | None]:
+            await asyncio.sleep(delay)
+            started = time.perf_counter()
+            try:
+                await visitor.call("play_point", 0.5, 0.5, "DDSP", "each note's own", 1.0, 0.25)
+                error = None
+            except Exception as failure:  # what that visitor saw: counted, not fatal to the benchmark
+                error = f"{type(failure).__name__}: {failure}"[:80]
+            return time.perf_counter() - started, error
+
+        return await asyncio.gather(*(click(visitor, delay) for visitor, delay in zip(visitors, delays)))
 
 
 def cpu_seconds(pid: int) -> float:
@@ -142,19 +155,16 @@ def light_clicks(url: str, spread: float, heavy_corners: list[str] | None = None
     `spread` seconds, while one more visitor's WaveNet grid decodes when `heavy_corners` are given: (the clicks'
     waits sorted, their errors, the heavy grid's answer or None, the seconds until it came)."""
     delays = np.random.default_rng(0).uniform(0, spread, LIGHT_VISITORS)
+    heavy, heavy_started = None, time.perf_counter()
 
-    def click_after(visitor):
-        client, delay = visitor
-        time.sleep(delay)
-        return map_click(client)
+    async def start_the_heavy_grid():  # once the light visitors have the page open
+        nonlocal heavy, heavy_started
+        if heavy_corners:
+            heavy_started = time.perf_counter()
+            heavy = wavenet_grid(Client(url, verbose=False), heavy_corners, temperature)
+            await asyncio.sleep(2)  # the heavy grid is decoding
 
-    with ThreadPoolExecutor(LIGHT_VISITORS) as pool:
-        light = [Client(url, verbose=False) for _ in range(LIGHT_VISITORS)]  # one by one, as visitors arrive
-        heavy_started = time.perf_counter()
-        heavy = wavenet_grid(Client(url, verbose=False), heavy_corners, temperature) if heavy_corners else None
-        if heavy:
-            time.sleep(2)  # the heavy grid is decoding
-        clicks = list(pool.map(click_after, zip(light, delays)))
+    clicks = asyncio.run(map_clicks(url, delays, start_the_heavy_grid))
     heavy_seen = None
     if heavy:
         try:
@@ -191,7 +201,7 @@ def cancel_storm(table, url, pid, corners, work, kept_serving, log: Path):
     for job in jobs:
         job.cancel()
     idle = seconds_until_idle(pid)
-    click, error = map_click(Client(url, verbose=False))
+    (click, error), = asyncio.run(map_clicks(url, [0.0], lambda: asyncio.sleep(0)))
     stopped = [line.rsplit("after ", 1)[1] for line in log.read_text().splitlines()
                if line.startswith("Stopped a cancelled decode")]
     table.add(f"cancel storm: {CANCELLED_GRIDS} WaveNet grids cancelled after {CANCEL_AFTER} s",
