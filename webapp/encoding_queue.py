@@ -10,6 +10,7 @@ it and, once a few batches have been timed, about how long until its own are don
 import functools
 import math
 import multiprocessing
+import multiprocessing.connection
 import os
 import statistics
 import threading
@@ -224,7 +225,15 @@ def encoding_pool() -> ThreadPoolExecutor:
 def pitch_process() -> ProcessPoolExecutor:
     """A niced process of its own for the pitch search, started by the first batch (spawned: never a fork of a
     process whose threads hold locks)."""
-    return ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"), initializer=lower_this_process)
+    return ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"), initializer=_pitch_process_start)
+
+
+def _pitch_process_start() -> None:
+    """In the pitch process: niced, and gone as soon as the server is (a worker holds both ends of its task queue,
+    so a server killed by a signal would leave it waiting for work for ever)."""
+    lower_this_process()
+    server = multiprocessing.parent_process().sentinel
+    threading.Thread(target=lambda: (multiprocessing.connection.wait([server]), os._exit(0)), daemon=True).start()
 
 
 def pitch_and_encode(wavenet: LoadedModel | None, notes: list[Note]) -> list[Note]:

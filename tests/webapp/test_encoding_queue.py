@@ -4,11 +4,15 @@ what waits behind it is known exactly (no timing)."""
 
 import os
 import signal
+import subprocess
+import sys
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import replace
 from functools import partial
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -25,7 +29,7 @@ from nsynth_core.exports.session_archive import load_notes, save_notes
 from webapp import encoding_queue
 from webapp.encoding_queue import FairBatchQueue, Position, pitch_and_encode, prepared_notes
 from webapp.low_priority import compute_nice, thread_nice
-from tests.app_helpers import write_tiny_checkpoints
+from tests.app_helpers import REPO, write_tiny_checkpoints
 
 
 class Recorder:
@@ -162,6 +166,28 @@ def test_the_pitch_search_runs_in_a_niced_process_of_its_own_that_a_kill_replace
         for _ in range(50):  # until the pool has seen its process die
             pitch_and_encode(None, notes)
     assert [note.pitch for note in pitch_and_encode(None, notes)] == [69]
+
+
+SERVER = """
+import os, sys
+from webapp import encoding_queue
+print(encoding_queue.pitch_process().submit(os.getpid).result(), flush=True)
+sys.stdin.read()
+"""
+
+
+def test_the_pitch_process_ends_with_a_server_killed_by_a_signal():
+    """A server stopped by SIGTERM or SIGKILL runs no clean-up; its pitch process must not live on."""
+    for stop in (signal.SIGTERM, signal.SIGKILL):
+        server = subprocess.Popen([sys.executable, "-c", SERVER], cwd=REPO, stdin=subprocess.PIPE,
+                                  stdout=subprocess.PIPE, text=True)
+        worker = int(server.stdout.readline())
+        server.send_signal(stop)
+        server.wait()
+        deadline = time.monotonic() + 60
+        while Path(f"/proc/{worker}").exists() and "Z" not in Path(f"/proc/{worker}/stat").read_text().split()[2]:
+            assert time.monotonic() < deadline, f"the pitch process outlived a server stopped by {stop.name}"
+            time.sleep(0.1)
 
 
 def test_queued_notes_get_the_pitch_and_code_they_get_directly(tmp_path, write_tone):
