@@ -22,9 +22,6 @@ import torch.nn.functional as F
 from nsynth_core.audio.core import midi_to_hz, mu_law_encode
 
 
-INFER_ROWS = 1 << 18  # samples the encoder's inference runs in one pass: four notes, 32 MiB a bfloat16 buffer
-
-
 @dataclass
 class WaveNetConfig:
     # temporal encoder
@@ -148,18 +145,14 @@ class TemporalEncoder(nn.Module):
     def infer(self, x_scaled: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
         """`forward` for inference, the same weights laid out for speed: Z [B, latent, T // hop].
 
-        Time-major ([T, C] rows), each dilated convolution as three in-place matrix products on row-shifted views
-        (one per tap), so no padded or stacked copy of the activations is made; on two CPU cores this runs at about
-        half the matmul peak, where the batched convolutions of `forward` reach a fifth. The residual stack runs in
-        `dtype` (bfloat16 is twice as fast where the CPU has it in hardware: precision.encoder_dtype); the
-        bottleneck and Z are float32. Frames that hear only digital silence are not computed again (_stretch),
-        and the notes' sounding stretches run through the stack together (_infer_pieces).
+        One note at a time, time-major ([T, C] rows), each dilated convolution as three in-place matrix products
+        on row-shifted views (one per tap), so no padded or stacked copy of the activations is made. Memory stays
+        at a few [T, C] buffers whatever the batch; on two CPU cores this runs at about half the matmul peak,
+        where the batched convolutions of `forward` reach a fifth. The residual stack runs in `dtype` (bfloat16
+        is twice as fast where the CPU has it in hardware: precision.encoder_dtype); the bottleneck and Z are
+        float32. Frames that hear only digital silence are not computed again (_infer_sounding).
         """
-        notes = [x[0] for x in x_scaled]
-        stretches = [self._stretch(x) for x in notes]
-        heard = iter(self._infer_pieces([x[s[0]:s[1]] for x, s in zip(notes, stretches) if s is not None], dtype))
-        return torch.stack([self._note_z(x, stretch, heard, dtype)
-                            for x, stretch in zip(notes, stretches)]).transpose(1, 2)
+        return torch.stack([self._infer_sounding(x[0], dtype) for x in x_scaled]).transpose(1, 2)
 
     @property
     def reach(self) -> int:
@@ -167,73 +160,40 @@ class TemporalEncoder(nn.Module):
         every dilated layer's)."""
         return 1 + sum(layer.dilated.dilation[0] for layer in self.layers)
 
-    def _stretch(self, x: torch.Tensor) -> tuple[int, int, int, int] | None:
-        """(start, end, first frame, last frame): the frames that hear a non-zero input, and the stretch of x that
-        holds each of their windows [f hop - reach, (f + 1) hop - 1 + reach] whole, so that its own ends (padded as
-        a note's) change none of them; None for a silent note. Every other frame is the same as in a wholly silent
-        note of the same length (kept per length and precision), so a short sound padded to 4 s, or a note that
-        ends in digital silence, costs its sounding part."""
+    def _infer_sounding(self, x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+        """_infer_note, run only over the frames that hear a non-zero input: a frame whose window holds nothing
+        but zeros is the same as in a wholly silent note of the same length (kept per length and precision), so
+        a short sound padded to 4 s, or a note that ends in digital silence, costs its sounding part."""
         length, hop, reach = x.shape[0], self.hop_length, self.reach
+        frames = length // hop
         sounding = torch.nonzero(x).flatten()
         if not len(sounding):
-            return None
+            return self._silent_z(length, dtype)
         first, last = int(sounding[0]), int(sounding[-1])
+        # Frames whose window [f hop - reach, (f + 1) hop - 1 + reach] meets a sounding sample, computed from a
+        # stretch that holds each of their windows whole, so that its own ends (padded as a note's) change none.
         first_frame = max(0, (first - reach + 1) // hop - 1)
-        last_frame = min(length // hop - 1, (last + reach) // hop)
+        last_frame = min(frames - 1, (last + reach) // hop)
         start = max(0, (first_frame * hop - reach) // hop * hop)
         end = min(length, (last_frame + 1) * hop + reach)
-        return start, end, first_frame, last_frame
-
-    def _note_z(self, x: torch.Tensor, stretch, heard, dtype: torch.dtype) -> torch.Tensor:
-        """A note's Z from its stretch's (the next of `heard`) and the silent note's."""
-        if stretch is None:
-            return self._silent_z(x.shape[0], dtype)
-        (start, end, first_frame, last_frame), z_heard = stretch, next(heard)
-        if start == 0 and end == x.shape[0]:
-            return z_heard
-        z, offset = self._silent_z(x.shape[0], dtype).clone(), start // self.hop_length
-        z[first_frame:last_frame + 1] = z_heard[first_frame - offset:last_frame + 1 - offset]
+        if start == 0 and end == length:
+            return self._infer_note(x, dtype)
+        z = self._silent_z(length, dtype).clone()
+        heard = self._infer_note(x[start:end], dtype)
+        offset = start // hop
+        z[first_frame:last_frame + 1] = heard[first_frame - offset:last_frame + 1 - offset]
         return z
 
     def _silent_z(self, length: int, dtype: torch.dtype) -> torch.Tensor:
         silent = self.__dict__.setdefault("_silent", {})  # not a buffer: never saved, rebuilt with the weights
         if (length, dtype) not in silent:
-            silent[(length, dtype)], = self._infer_pieces([torch.zeros(length, dtype=self.start.weight.dtype)], dtype)
+            silent[(length, dtype)] = self._infer_note(torch.zeros(length, dtype=self.start.weight.dtype), dtype)
         return silent[(length, dtype)]
 
-    def _infer_pieces(self, pieces: list[torch.Tensor], dtype: torch.dtype) -> list[torch.Tensor]:
-        """Z [frames, latent] of each piece of audio, as if each were a note of its own, up to INFER_ROWS samples
-        in one pass: fewer and larger products than one pass per piece, and a thread that waits for Python's
-        lock between operations (beside a pitch search or a web request) waits once per pass, not per note."""
-        groups, rows = [[]], 0
-        for piece in pieces:
-            if groups[-1] and rows + len(piece) > INFER_ROWS:
-                groups.append([])
-                rows = 0
-            groups[-1].append(piece)
-            rows += len(piece) + self._gap
-        return [z for group in groups if group for z in self._infer_together(group, dtype)]
-
-    @property
-    def _gap(self) -> int:
-        """Rows between pieces run together: the widest tap, so no piece's taps reach the next one's rows."""
-        return max(layer.dilated.dilation[0] for layer in self.layers)
-
-    def _infer_together(self, pieces: list[torch.Tensor], dtype: torch.dtype) -> list[torch.Tensor]:
-        """The pieces one after another, `_gap` zero rows apart: every layer's rectified input is zeroed there, so
-        each piece sees the zero padding a note of its own would."""
-        k, hop, gap = self.start.kernel_size[0], self.hop_length, self._gap
+    def _infer_note(self, x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+        length, (k, hop) = x.shape[0], (self.start.kernel_size[0], self.hop_length)
         if k != 3:
             raise ValueError("The inference path is written for kernel size 3, as in the paper.")
-        offsets = [0]
-        for piece in pieces:
-            offsets.append(offsets[-1] + len(piece) + gap)
-        x = torch.zeros(offsets[-1] - gap, dtype=pieces[0].dtype)
-        inside = torch.zeros(len(x), 1, dtype=dtype) if len(pieces) > 1 else None  # 1 on the pieces' rows
-        for piece, offset in zip(pieces, offsets):
-            x[offset:offset + len(piece)] = piece
-            if inside is not None:
-                inside[offset:offset + len(piece)] = 1
         start_taps = F.pad(x, (1, 1)).unfold(0, 3, 1)  # [T, 3]: x[t-1], x[t], x[t+1]
         h = torch.addmm(self.start.bias, start_taps, self.start.weight[:, 0, :].T).to(dtype)
         rectified, gated = torch.empty_like(h), torch.empty_like(h)
@@ -241,15 +201,13 @@ class TemporalEncoder(nn.Module):
             d = layer.dilated.dilation[0]
             weight, bias = layer.dilated.weight.to(dtype), layer.dilated.bias.to(dtype)  # [out, in, 3]
             torch.clamp(h, min=0, out=rectified)
-            if inside is not None:
-                rectified.mul_(inside)
             torch.addmm(bias, rectified, weight[:, :, 1].T, out=gated)
             gated[d:].addmm_(rectified[:-d], weight[:, :, 0].T)  # the tap at t - d
             gated[:-d].addmm_(rectified[d:], weight[:, :, 2].T)  # the tap at t + d
             h.addmm_(gated.relu_(), layer.residual.weight[:, :, 0].T.to(dtype)).add_(layer.residual.bias.to(dtype))
         z = torch.addmm(self.bottleneck.bias, h.float(), self.bottleneck.weight[:, :, 0].T)
-        frames = [len(piece) // hop for piece in pieces]
-        return [z[offset:offset + n * hop].view(n, hop, -1).mean(dim=1) for offset, n in zip(offsets, frames)]
+        frames = length // hop
+        return z[: frames * hop].view(frames, hop, -1).mean(dim=1)
 
 
 class DecoderLayer(nn.Module):

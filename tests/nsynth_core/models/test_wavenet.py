@@ -8,7 +8,6 @@ import torch
 from nsynth_core.audio.core import midi_to_hz
 from nsynth_core.engine import precision
 from nsynth_core.engine.generate import generate
-from nsynth_core.models import wavenet
 from nsynth_core.models.wavenet import (
     WaveNetAutoencoder,
     WaveNetConfig,
@@ -69,25 +68,9 @@ def test_a_note_silent_but_for_a_stretch_encodes_as_the_full_pass_does(sounding)
     with torch.no_grad():
         reference = model.encoder(model.scale_input(audio)).transpose(1, 2)
         for dtype in (torch.float32, torch.bfloat16):
-            whole = torch.stack([model.encoder._infer_together([x[0]], dtype)[0] for x in model.scale_input(audio)])
+            whole = torch.stack([model.encoder._infer_note(x[0], dtype) for x in model.scale_input(audio)])
             torch.testing.assert_close(model.encode(audio, dtype), whole, rtol=0, atol=1e-6)
     torch.testing.assert_close(model.encode(audio, torch.float32), reference, rtol=1e-4, atol=1e-4)
-
-
-def test_notes_encoded_together_are_each_encoded_as_alone(monkeypatch):
-    """The notes' sounding stretches run through the stack in one pass, a gap apart, and in passes of at most
-    INFER_ROWS samples: each note's Z is the one it has encoded on its own, whatever it shares a pass with."""
-    torch.manual_seed(0)
-    model = WaveNetAutoencoder(WaveNetConfig.preset("cpu-small")).eval()
-    audio = torch.zeros(5, 64000)
-    for row, (start, stop) in enumerate([(0, 64000), (20000, 31000), (0, 0), (62000, 64000), (0, 16000)]):
-        audio[row, start:stop] = torch.rand(stop - start) - 0.5
-    for dtype in (torch.float32, torch.bfloat16):
-        alone = torch.cat([model.encode(note[None], dtype) for note in audio])
-        torch.testing.assert_close(model.encode(audio, dtype), alone, rtol=0, atol=1e-6)
-        monkeypatch.setattr(wavenet, "INFER_ROWS", 70000)  # a pass per note or two
-        torch.testing.assert_close(model.encode(audio, dtype), alone, rtol=0, atol=1e-6)
-        monkeypatch.undo()
 
 
 def test_no_frame_hears_beyond_the_encoders_reach():
