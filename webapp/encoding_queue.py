@@ -3,8 +3,9 @@
 Every visitor's upload hands its notes to the same queue and waits only for its own. The worker serves the
 visitors round-robin, one note each in turn, so one note is not stuck behind somebody's 16 files, and encodes
 the notes that wait together in one batch (split over the cores) while a process of its own searches their
-pitches. It runs at low priority (low_priority.py), so the web server stays responsive while it works. A waiting request can ask where it stands: the notes ahead of
-it and, once a few batches have been timed, about how long until its own are done.
+pitches. It runs at low priority (low_priority.py), so the web server stays responsive while it works. A waiting
+request can ask where it stands: the notes ahead of it and, once a few batches have been timed, about how long
+until its own are done.
 """
 
 import functools

@@ -21,7 +21,7 @@ from nsynth_core.audio.rainbowgram import rainbowgram
 from nsynth_core.engine import fastgen
 from nsynth_core.explorer.explorer import Explorer
 from nsynth_core.explorer.loaded_models import broken_checkpoints, encode_notes, load_model
-from nsynth_core.explorer.notes import ASSETS_DIR, MAX_REQUEST_UPLOAD_MB, MAX_SESSION_NOTES, with_pitches
+from nsynth_core.explorer.notes import ASSETS_DIR, MAX_REQUEST_UPLOAD_MB, MAX_SESSION_NOTES, estimated_pitches
 from webapp.texts import WARM_UP_DONE
 from webapp import disk_space, encoding_queue, low_priority
 from webapp.shared import DECODERS, MAX_UPLOAD_FILE_MB, default_checkpoint
@@ -67,11 +67,11 @@ def warm_up(explorer: Explorer, notes_queue: encoding_queue.FairBatchQueue):
     a decode is a measured one. Then a batch of notes no visitor has (examples played upside down) goes through the
     notes' queue, pitched and encoded as uploads are (in bfloat16 where the CPU has it, where the examples' own
     codes stay float32, as the shipped map was made), so an upload's first estimate is measured too, on a machine
-    no longer busy warming up (pYIN's tracker compiles on one note first)."""
+    no longer busy warming up (the pitch process starts, and pYIN's tracker compiles there, on one note first)."""
     low_priority.lower_this_thread()
     started = time.monotonic()
     examples = list(explorer.bundled.values())
-    with_pitches(examples[:1])
+    encoding_queue.pitch_process().submit(estimated_pitches, [examples[0].audio]).result()
     wavenet = default_checkpoint(explorer, "wavenet")
     if wavenet:
         explorer.map_for(load_model(wavenet))
